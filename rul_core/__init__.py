@@ -1,0 +1,3 @@
+"""Bearing RUL workbench core: data, signal pipeline, labels, models and explanations."""
+
+__version__ = "0.1.0"

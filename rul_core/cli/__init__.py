@@ -1,0 +1,50 @@
+"""Command-line interface: ``python -m rul_core <subcommand> --help``.
+
+Each module in ``SUBCOMMAND_MODULES`` exposes ``register(subparsers)``, which adds its
+subcommands and sets ``func`` (taking the parsed args, returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rul_core.errors import RulError
+
+SUBCOMMAND_MODULES = (
+    "rul_core.cli.data_cmds",  # inspect, synth
+    "rul_core.cli.features_cmd",  # features
+    "rul_core.cli.model_cmds",  # train, evaluate, predict, models
+    "rul_core.cli.explain_cmd",  # explain
+    "rul_core.cli.demo_cmd",  # demo-assets
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rul_core",
+        description="Bearing RUL workbench: read runs, extract ImR/TF features, train, explain.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line on stderr and return 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except RulError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130

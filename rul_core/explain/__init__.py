@@ -1,0 +1,1 @@
+"""Explanations: multimodal LRP, LIME, SHAP and their comparison."""

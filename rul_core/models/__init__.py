@@ -1,0 +1,1 @@
+"""The three published models (Multimodal-RUL, CARLE, RC-LSTM), their layers and heads."""

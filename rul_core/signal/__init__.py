@@ -1,0 +1,1 @@
+"""Signal pipeline: filters, normaliser, windows, ImR raster, CWT, TF features, noise."""
