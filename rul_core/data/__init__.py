@@ -1,6 +1,16 @@
 """Reading bearing runs: XJTU-SY, PRONOSTIA/FEMTO, generic layouts and archives of them."""
 
+from rul_core.data.loader import LAYOUTS, detect_layout, is_problem, load_dataset
 from rul_core.data.run import Condition, Dataset, LoadReport, Run, SkippedFile
 
-__all__ = ["Condition", "Dataset", "LoadReport", "Run", "SkippedFile"]
-# `load_dataset` (rul_core.data.loader) is re-exported here once the loader exists.
+__all__ = [
+    "LAYOUTS",
+    "Condition",
+    "Dataset",
+    "LoadReport",
+    "Run",
+    "SkippedFile",
+    "detect_layout",
+    "is_problem",
+    "load_dataset",
+]

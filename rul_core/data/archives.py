@@ -1,0 +1,241 @@
+"""Safe extraction of uploaded ``.zip`` / ``.tar.gz`` / ``.tgz`` / ``.tar`` archives.
+
+Every member is checked before a byte is written, and sizes are counted again while
+streaming (headers can lie):
+
+- names: no absolute paths, drive letters or ``..`` components (zip-slip), no empty names;
+- kinds: regular files and folders only (no symlinks, hard links, devices, FIFOs);
+  encrypted zip members are refused;
+- limits (:class:`rul_core.config.ArchiveLimits`): member count, per-file size, total
+  unpacked size, and the compression ratio (unpacked / packed) of the whole archive and of
+  each member larger than 1 MiB, against zip bombs;
+- duplicates: a member that would overwrite an earlier one is refused.
+
+Any violation or damage raises :class:`ArchiveError` naming the archive and the member.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from rul_core.config import ArchiveLimits
+from rul_core.errors import ArchiveError
+
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+RATIO_MIN_MEMBER_BYTES = 1024**2
+CHUNK = 1024**2
+
+
+def is_archive(path: str | Path) -> bool:
+    """True when ``path`` is a file whose name ends like a supported archive."""
+    p = Path(path)
+    return p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def archive_stem(path: str | Path) -> str:
+    """The archive's name without its archive suffix (``runs.tar.gz`` -> ``runs``)."""
+    name = Path(path).name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def safe_member_path(archive: Path, name: str) -> PurePosixPath:
+    """The member's relative path, or ArchiveError if it could land outside the target."""
+    normalised = name.replace("\\", "/")
+    if not normalised or normalised.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ArchiveError(f"{archive}: member {name!r}: expected a relative path, found an "
+                           f"absolute one")
+    parts = [p for p in normalised.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ArchiveError(f"{archive}: member {name!r}: expected a path inside the archive, "
+                           f"found '..' (path traversal)")
+    if not parts:
+        raise ArchiveError(f"{archive}: member {name!r}: expected a file name, found none")
+    return PurePosixPath(*parts)
+
+
+class _Budget:
+    """Running totals checked against the limits."""
+
+    def __init__(self, archive: Path, limits: ArchiveLimits) -> None:
+        self.archive = archive
+        self.limits = limits
+        self.members = 0
+        self.total = 0
+        self.packed = max(archive.stat().st_size, 1)
+
+    def add_member(self, name: str) -> None:
+        self.members += 1
+        if self.members > self.limits.max_files:
+            raise ArchiveError(f"{self.archive}: member {name!r}: expected at most "
+                               f"{self.limits.max_files} members, found more")
+
+    def check_declared(self, name: str, size: int, packed: int | None) -> None:
+        lim = self.limits
+        if size > lim.max_file_bytes:
+            raise ArchiveError(f"{self.archive}: member {name!r}: expected at most "
+                               f"{lim.max_file_bytes} bytes per file, found {size}")
+        if packed is not None and size >= RATIO_MIN_MEMBER_BYTES and size > lim.max_ratio * max(
+            packed, 1
+        ):
+            raise ArchiveError(f"{self.archive}: member {name!r}: expected a compression ratio "
+                               f"of at most {lim.max_ratio:g}, found {size / max(packed, 1):.0f} "
+                               f"(zip bomb?)")
+
+    def add_bytes(self, name: str, n: int, written: int) -> None:
+        lim = self.limits
+        self.total += n
+        if written > lim.max_file_bytes:
+            raise ArchiveError(f"{self.archive}: member {name!r}: expected at most "
+                               f"{lim.max_file_bytes} bytes per file, found more")
+        if self.total > lim.max_total_bytes:
+            raise ArchiveError(f"{self.archive}: member {name!r}: expected at most "
+                               f"{lim.max_total_bytes} bytes unpacked in total, found more")
+        if self.total >= RATIO_MIN_MEMBER_BYTES and self.total > lim.max_ratio * self.packed:
+            raise ArchiveError(f"{self.archive}: member {name!r}: expected a compression ratio "
+                               f"of at most {lim.max_ratio:g} for the archive, found more "
+                               f"(zip bomb?)")
+
+
+def _write_member(
+    source: BinaryIO, target: Path, name: str, declared: int | None, budget: _Budget
+) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out = open(target, "xb")  # noqa: SIM115 - closed below
+    except FileExistsError:
+        raise ArchiveError(f"{budget.archive}: member {name!r}: expected unique member names, "
+                           f"found a duplicate") from None
+    written = 0
+    with out:
+        while True:
+            block = source.read(CHUNK)
+            if not block:
+                break
+            written += len(block)
+            budget.add_bytes(name, len(block), written)
+            out.write(block)
+    if declared is not None and written != declared:
+        raise ArchiveError(f"{budget.archive}: member {name!r}: expected {declared} bytes as "
+                           f"its header says, found {written}")
+
+
+def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
+    budget = _Budget(archive, limits)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ArchiveError(f"{archive}: expected a valid zip archive, found a corrupt one "
+                           f"({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        for info in infos:  # check every header before writing anything
+            budget.add_member(info.filename)
+            safe_member_path(archive, info.filename)
+            mode = info.external_attr >> 16
+            kind = stat.S_IFMT(mode)
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+                what = "a symbolic link" if kind == stat.S_IFLNK else "a special file"
+                raise ArchiveError(f"{archive}: member {info.filename!r}: expected a regular "
+                                   f"file or folder, found {what}")
+            if info.flag_bits & 0x1:
+                raise ArchiveError(f"{archive}: member {info.filename!r}: expected an "
+                                   f"unencrypted member, found an encrypted one")
+            if not info.is_dir():
+                budget.check_declared(info.filename, info.file_size, info.compress_size)
+        declared_total = sum(i.file_size for i in infos)
+        if declared_total > limits.max_total_bytes:
+            raise ArchiveError(f"{archive}: expected at most {limits.max_total_bytes} bytes "
+                               f"unpacked in total, found {declared_total} declared")
+        for info in infos:
+            rel = safe_member_path(archive, info.filename)
+            target = dest.joinpath(*rel.parts)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            try:
+                with zf.open(info) as source:
+                    _write_member(source, target, info.filename, info.file_size, budget)
+            except ArchiveError:
+                raise
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
+                    NotImplementedError) as exc:
+                raise ArchiveError(f"{archive}: member {info.filename!r}: expected readable "
+                                   f"data, found a corrupt member ({exc})") from None
+
+
+def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
+    budget = _Budget(archive, limits)
+    try:
+        tf = tarfile.open(archive, mode="r|*")  # noqa: SIM115 - streaming: one pass, headers checked first
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ArchiveError(f"{archive}: expected a valid tar archive, found a corrupt one "
+                           f"({exc})") from None
+    try:
+        with tf:
+            for member in tf:
+                budget.add_member(member.name)
+                rel = safe_member_path(archive, member.name)
+                if member.issym() or member.islnk():
+                    kind = "a symbolic link" if member.issym() else "a hard link"
+                    raise ArchiveError(f"{archive}: member {member.name!r}: expected a regular "
+                                       f"file or folder, found {kind}")
+                if not (member.isfile() or member.isdir()):
+                    raise ArchiveError(f"{archive}: member {member.name!r}: expected a regular "
+                                       f"file or folder, found a device or special file")
+                target = dest.joinpath(*rel.parts)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                budget.check_declared(member.name, member.size, None)
+                source = tf.extractfile(member)
+                if source is None:
+                    raise ArchiveError(f"{archive}: member {member.name!r}: expected file data, "
+                                       f"found none")
+                _write_member(source, target, member.name, member.size, budget)
+        if budget.members == 0:
+            raise ArchiveError(f"{archive}: expected at least one member, found an empty or "
+                               f"truncated (corrupt) archive")
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
+        raise ArchiveError(f"{archive}: expected a valid tar archive, found a corrupt one "
+                           f"({exc})") from None
+
+
+def extract_archive(archive: str | Path, dest: str | Path, limits: ArchiveLimits | None = None)\
+        -> Path:
+    """Extract ``archive`` into the existing folder ``dest`` with every check; returns dest."""
+    archive = Path(archive)
+    dest = Path(dest)
+    limits = limits or ArchiveLimits()
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        _extract_zip(archive, dest, limits)
+    elif name.endswith((".tar.gz", ".tgz", ".tar")):
+        _extract_tar(archive, dest, limits)
+    else:
+        raise ArchiveError(f"{archive}: expected a .zip, .tar.gz, .tgz or .tar archive")
+    return dest
+
+
+@contextmanager
+def extracted(archive: str | Path, limits: ArchiveLimits | None = None) -> Iterator[Path]:
+    """Extract into a fresh temporary folder, yield it, and remove it afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="rul_archive_"))
+    try:
+        extract_archive(archive, tmp, limits)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,271 @@
+"""Generic reader: any machine, any rate, any channel count (SPEC §1).
+
+A run folder holds ``run.json`` and one file per snapshot (``.csv``, ``.parquet`` or ``.npy``),
+ordered naturally by name. ``run.json``::
+
+    {"fs": 25600, "rpm": 1800, "load_n": 4000, "channels": ["x", "y"],
+     "name": "pump_3", "interval_s": 10}
+
+``fs`` (Hz, > 0), ``rpm`` (>= 0) and ``channels`` (non-empty list of distinct names) are
+required; ``load_n`` defaults to 0, ``name`` to the folder name, ``interval_s`` (seconds
+between snapshot starts) to the snapshot duration (samples / fs). Timestamps are
+``interval_s`` times the file number counted from the first file (the position in natural
+order when names carry no distinct increasing numbers).
+
+CSV: ``,``, ``;`` or tab separated; an optional header row of column names (columns are then
+picked by the channel names, in ``channels`` order); without a header there must be exactly one
+column per channel. Parquet: columns named like the channels, or exactly one per channel.
+NPY: (samples,) for one channel or (samples, channels); numeric, no pickles.
+A dataset is one run folder or a folder of run folders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rul_core.data.csvparse import (
+    CsvItem,
+    detect_separator,
+    first_line,
+    is_numeric_cell,
+    split_header,
+)
+from rul_core.data.natural import file_number, natural_sorted
+from rul_core.data.reader import FileSelection, RunReader
+from rul_core.data.run import Condition, LoadReport, Run
+from rul_core.data.snapshots import ParsedSnapshot, assemble, read_csv_files
+from rul_core.errors import Cancelled, DataFormatError
+from rul_core.progress import CancelToken, check
+
+META_NAME = "run.json"
+SNAPSHOT_SUFFIXES = (".csv", ".parquet", ".npy")
+
+
+def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
+    """Validated run.json content; DataFormatError naming the field otherwise."""
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, "UTF-8 JSON text", f"byte 0x{data[exc.start]:02x}") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(
+            path, "valid JSON", exc.msg, line=exc.lineno, column=exc.colno
+        ) from None
+    if not isinstance(meta, dict):
+        raise DataFormatError(path, "a JSON object with fs, rpm and channels", type(meta).__name__)
+
+    def number(key: str, default: float | None, minimum: float, strict: bool) -> float:
+        value = meta.get(key, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+        if not ok:
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+            raise DataFormatError(
+                path, f"field {key!r}: a number {bound}",
+                "nothing" if key not in meta else repr(meta.get(key)),
+            )
+        return float(value)
+
+    fs = number("fs", None, 0.0, strict=True)
+    rpm = number("rpm", None, 0.0, strict=False)
+    load_n = number("load_n", 0.0, 0.0, strict=False)
+    channels = meta.get("channels")
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(c, str) and c.strip() for c in channels)
+        or len(set(channels)) != len(channels)
+    ):
+        raise DataFormatError(
+            path, "field 'channels': a non-empty list of distinct channel names", repr(channels)
+        )
+    name = meta.get("name")
+    if name is not None and not (isinstance(name, str) and name.strip()):
+        raise DataFormatError(path, "field 'name': a non-empty string", repr(name))
+    interval = None
+    if "interval_s" in meta:
+        interval = number("interval_s", None, 0.0, strict=True)
+    return {
+        "fs": fs, "rpm": rpm, "load_n": load_n, "channels": [c.strip() for c in channels],
+        "name": name.strip() if isinstance(name, str) else None, "interval_s": interval,
+    }
+
+
+def _pick_columns(path: str, available: list[str], channels: list[str]) -> list[int]:
+    if all(c in available for c in channels):
+        return [available.index(c) for c in channels]
+    if len(available) == len(channels):
+        return list(range(len(channels)))
+    raise DataFormatError(
+        path, f"columns {channels} (or exactly {len(channels)} columns)",
+        f"columns {available[:10]}", line=1,
+    )
+
+
+def read_parquet(path: str, channels: list[str]) -> np.ndarray:
+    """(samples, channels) float64 from a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on damaged files
+        raise DataFormatError(path, "a readable Parquet file", str(exc)[:120]) from None
+    names = [str(n) for n in table.column_names]
+    idx = _pick_columns(path, names, channels)
+    out = np.empty((table.num_rows, len(idx)), dtype=np.float64)
+    for j, k in enumerate(idx):
+        column = table.column(k)
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            raise DataFormatError(path, "a numeric column", str(column.type), column=names[k])
+        if column.null_count:
+            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataFormatError(path, "a finite number", "null", line=row + 1, column=names[k])
+        out[:, j] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def read_npy(path: str, n_channels: int) -> np.ndarray:
+    """(samples, channels) float64 from an .npy file (no pickles)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:  # ValueError, OSError, EOFError, ... on damaged or pickled files
+        raise DataFormatError(path, "a numeric .npy array (no pickles)", str(exc)[:120]) from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise DataFormatError(path, "a numeric array", f"dtype {getattr(array, 'dtype', '?')}")
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] != n_channels or array.shape[0] == 0:
+        raise DataFormatError(
+            path, f"an array of shape (samples, {n_channels})", f"shape {array.shape}"
+        )
+    return array.astype(np.float64)
+
+
+class GenericReader(RunReader):
+    """Reader for generic run folders (run.json + snapshot files)."""
+
+    layout = "generic"
+    description = "generic (a folder with run.json and per-snapshot .csv/.parquet/.npy files)"
+
+    def claims(self, names: list[str]) -> bool:
+        """A folder holding run.json."""
+        return META_NAME in names
+
+    def select(self, run_dir: Path, names: list[str], options: dict[str, Any]) -> FileSelection:
+        """run.json first, then snapshot files in natural order."""
+        selection = FileSelection(data_files=[META_NAME])
+        for name in natural_sorted(names):
+            if name == META_NAME:
+                continue
+            if name.lower().endswith(SNAPSHOT_SUFFIXES):
+                selection.data_files.append(name)
+            else:
+                selection.left_out[name] = (
+                    f"{run_dir / name}: expected a snapshot file (.csv, .parquet or .npy) "
+                    f"next to run.json, found {name!r}"
+                )
+        return selection
+
+    def read(
+        self,
+        run_dir: Path,
+        selection: FileSelection,
+        report: LoadReport,
+        options: dict[str, Any],
+        tick: Callable[[int], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Run | None:
+        """Validate run.json, parse every snapshot file, assemble the run."""
+        meta_path = run_dir / META_NAME
+        files = [str(run_dir / n) for n in selection.data_files if n != META_NAME]
+        try:
+            meta = parse_meta(meta_path, meta_path.read_bytes())
+        except (DataFormatError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, DataFormatError) else (
+                f"{meta_path}: expected a readable file, found {exc.strerror}"
+            )
+            report.skip(meta_path, reason)
+            for path in files:
+                report.skip(path, f"{path}: not read because {META_NAME} is invalid ({reason})")
+            return None
+        report.used.append(str(meta_path))
+        channels: list[str] = meta["channels"]
+        columns: dict[str, list[int]] = {}
+
+        def make_item(path: str, data: bytes) -> CsvItem:
+            line = first_line(data)
+            sep = detect_separator(line)
+            cells = line.split(sep.encode())
+            if line and not all(is_numeric_cell(c) for c in cells):
+                header = [c.strip().strip(b'"').decode("utf-8", "replace") for c in cells]
+                columns[path] = _pick_columns(path, header, channels)
+                return CsvItem(path, split_header(data, 1), sep, len(header), skip_lines=1)
+            columns[path] = list(range(len(channels)))
+            return CsvItem(path, data, sep, len(channels))
+
+        parsed: list[ParsedSnapshot] = []
+        csv_files = [p for p in files if p.lower().endswith(".csv")]
+        csv_values = dict(read_csv_files(csv_files, make_item, report, tick, cancel))
+        for path in files:
+            if path in csv_values:
+                values = csv_values[path][:, columns[path]]
+            elif path.lower().endswith(".csv"):
+                continue  # already skipped with its reason
+            else:
+                check(cancel)
+                try:
+                    if path.lower().endswith(".npy"):
+                        values = read_npy(path, len(channels))
+                    else:
+                        values = read_parquet(path, channels)
+                    if values.shape[0] == 0:
+                        raise DataFormatError(path, "at least one row", "no rows")
+                    bad = np.argwhere(~np.isfinite(values))
+                    if bad.size:
+                        r, c = bad[0]
+                        raise DataFormatError(
+                            path, "a finite number", f"{values[r, c]}", line=int(r) + 1,
+                            column=channels[c],
+                        )
+                except Cancelled:
+                    raise
+                except DataFormatError as exc:
+                    report.skip(path, str(exc))
+                    continue
+                finally:
+                    if tick is not None:
+                        tick(1)
+            parsed.append(ParsedSnapshot(path, values, file_number(path)))
+        stack, kept = assemble(run_dir.name, parsed, report, channels, list(channels))
+        if not kept:
+            return None
+        interval = meta["interval_s"] or stack.shape[1] / meta["fs"]
+        numbers = [p.number for p in kept]
+        if all(n is not None for n in numbers) and all(
+            b > a for a, b in itertools.pairwise(numbers)  # type: ignore[operator]
+        ):
+            steps = np.array(numbers, dtype=np.float64) - float(numbers[0])
+        else:
+            steps = np.arange(len(kept), dtype=np.float64)
+        name = meta["name"] or run_dir.name
+        return Run(
+            name=name,
+            snapshots=stack,
+            fs=meta["fs"],
+            channel_names=list(channels),
+            condition=Condition(meta["rpm"], meta["load_n"], ""),
+            timestamps=steps * interval,
+            source_paths=[p.path for p in kept],
+            dataset=run_dir.parent.name,
+            layout=self.layout,
+        )

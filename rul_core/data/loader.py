@@ -1,0 +1,258 @@
+"""One entry point: :func:`load_dataset` reads a folder or archive in any supported layout.
+
+Every regular file under the given path is accounted for in ``dataset.report``: *used*, or
+*skipped* with a reason. Reasons that start with ``"not read: "`` (:data:`NOT_READ`) are files
+left out by choice (temperature files not asked for, files outside run folders, stray files in a
+run folder); all other reasons are faults in the data (a :class:`DataFormatError` message naming
+the file, line/column, what was expected and what was found).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rul_core.config import ArchiveLimits
+from rul_core.data.archives import archive_stem, extracted, is_archive
+from rul_core.data.cache import CachedRun, RunCache
+from rul_core.data.femto import FemtoReader
+from rul_core.data.generic import GenericReader
+from rul_core.data.natural import natural_key, natural_sorted
+from rul_core.data.reader import RunReader
+from rul_core.data.run import Dataset, LoadReport, Run, SkippedFile
+from rul_core.data.snapshots import NOT_READ
+from rul_core.data.xjtu import XjtuReader
+from rul_core.errors import LayoutError
+from rul_core.progress import CancelToken, ProgressFn, check, emit
+
+READERS: dict[str, RunReader] = {
+    "xjtu": XjtuReader(),
+    "femto": FemtoReader(),
+    "generic": GenericReader(),
+}
+LAYOUTS = tuple(READERS)
+_PRIORITY = ("generic", "femto", "xjtu")  # a folder claimed by several layouts goes to the first
+STAGE = "loading runs"
+
+
+def is_problem(skipped: SkippedFile) -> bool:
+    """True for files skipped because of a fault (not left out by choice)."""
+    return not skipped.reason.startswith(NOT_READ)
+
+
+def _tried() -> str:
+    return "; ".join(READERS[name].description for name in LAYOUTS)
+
+
+def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
+    """Regular files per folder (symlinks are reported and not followed)."""
+    found: dict[Path, list[str]] = {}
+    for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        dirnames.sort(key=natural_key)
+        folder = Path(dirpath)
+        names: list[str] = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    report.skip(
+                        entry.path,
+                        f"{NOT_READ}{entry.path}: expected a regular file, found a symbolic "
+                        f"link (not followed)",
+                    )
+                elif entry.is_file(follow_symlinks=False):
+                    names.append(entry.name)
+                elif not entry.is_dir(follow_symlinks=False):
+                    report.skip(
+                        entry.path,
+                        f"{NOT_READ}{entry.path}: expected a regular file, found a special file",
+                    )
+        if names:
+            found[folder] = natural_sorted(names)
+    return found
+
+
+def detect_layout(path: str | Path) -> str:
+    """The layout :func:`load_dataset` would choose for a folder (LayoutError if none)."""
+    root = Path(path)
+    claimed = _classify(_scan(root, LoadReport()), None)
+    return _choose(root, claimed, None)
+
+
+def _classify(folders: dict[Path, list[str]], layout: str | None) -> dict[Path, str]:
+    names = (layout,) if layout else _PRIORITY
+    claimed: dict[Path, str] = {}
+    for folder, files in folders.items():
+        for name in names:
+            if READERS[name].claims(files):
+                claimed[folder] = name
+                break
+    return claimed
+
+
+def _choose(display: Path | str, claimed: dict[Path, str], layout: str | None) -> str:
+    if layout is not None:
+        if not claimed:
+            raise LayoutError(
+                f"{display}: no {layout} run folder found; tried {READERS[layout].description}"
+            )
+        return layout
+    if not claimed:
+        raise LayoutError(f"{display}: no known dataset layout found; tried {_tried()}")
+    counts = Counter(claimed.values())
+    return max(_PRIORITY, key=lambda name: (counts.get(name, 0), -_PRIORITY.index(name)))
+
+
+def load_dataset(
+    path: str | Path,
+    layout: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    limits: ArchiveLimits | None = None,
+    read_temperature: bool = False,
+) -> Dataset:
+    """Read every run under ``path`` (a folder, one run folder, or a .zip/.tar.gz archive).
+
+    ``layout``: None (detect), "xjtu", "femto" or "generic". ``cache_dir``: where parsed runs
+    are cached (None: no cache). ``read_temperature``: FEMTO temperature files into
+    ``run.extra_channels["temperature"]``. Raises LayoutError when no run folder of the
+    layout(s) tried is found, ArchiveError for an unsafe or corrupt archive.
+    """
+    if layout is not None and layout not in READERS:
+        raise LayoutError(
+            f"{path}: unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}"
+        )
+    source = Path(path)
+    options = {"read_temperature": bool(read_temperature)}
+    if source.is_dir():
+        return _load_folder(source, source, layout, options, cache_dir, progress, cancel)
+    if is_archive(source):
+        with extracted(source, limits) as tmp:
+            dataset = _load_folder(
+                tmp, source, layout, options, cache_dir, progress, cancel, archive_stem(source)
+            )
+            _rebase(dataset, str(tmp), f"{source}!")
+        return dataset
+    if source.exists():
+        raise LayoutError(
+            f"{source}: expected a folder or a .zip/.tar.gz/.tgz/.tar archive, found a file; "
+            f"tried {_tried()}"
+        )
+    raise LayoutError(f"{source}: expected a folder or an archive, found nothing at this path")
+
+
+def _rebase(dataset: Dataset, old: str, new: str) -> None:
+    """Rewrite temporary extraction paths as ``archive!member`` in runs and report."""
+
+    def fix(text: str) -> str:
+        return text.replace(old, new.rstrip("!") + "!")
+
+    report = dataset.report
+    report.used = [fix(p) for p in report.used]
+    report.skipped = [SkippedFile(fix(s.path), fix(s.reason)) for s in report.skipped]
+    report.warnings = [fix(w) for w in report.warnings]
+    for run in dataset.runs:
+        run.source_paths = [fix(p) for p in run.source_paths]
+
+
+def _load_folder(
+    root: Path,
+    display: Path,
+    layout: str | None,
+    options: dict[str, Any],
+    cache_dir: Path | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+    name: str | None = None,
+) -> Dataset:
+    report = LoadReport()
+    folders = _scan(root, report)
+    claimed = _classify(folders, layout)
+    chosen = _choose(display, claimed, layout)
+    reader = READERS[chosen]
+    run_dirs = [f for f in natural_sorted(claimed, key=lambda p: str(p.relative_to(root))) if
+                claimed[f] == chosen]
+    for folder, files in folders.items():
+        if folder in claimed and claimed[folder] == chosen:
+            continue
+        if folder in claimed:
+            why = (f"the folder looks like a {claimed[folder]} run but the dataset was read as "
+                   f"{chosen} (pass layout={claimed[folder]!r} to read it)")
+        else:
+            why = f"expected files inside {chosen} run folders, found a file outside any"
+        for file_name in files:
+            report.skip(folder / file_name, f"{NOT_READ}{folder / file_name}: {why}")
+    run_options = {k: options[k] for k in reader.option_names}
+    selections = {d: reader.select(d, folders[d], run_options) for d in run_dirs}
+    total = sum(len(s.data_files) for s in selections.values())
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        emit(progress, STAGE, done, total)
+
+    emit(progress, STAGE, 0, total)
+    cache = RunCache(cache_dir) if cache_dir is not None else None
+    runs: list[Run] = []
+    for run_dir in run_dirs:
+        check(cancel)
+        selection = selections[run_dir]
+        for file_name, reason in selection.left_out.items():
+            report.skip(run_dir / file_name, reason if reason.startswith(NOT_READ) else
+                        f"{NOT_READ}{reason}")
+        entry = _read_run(reader, run_dir, selection, run_options, cache, tick, cancel)
+        report.merge(entry.report)
+        if entry.run is not None:
+            runs.append(entry.run)
+        else:
+            report.warnings.append(f"{run_dir}: no usable snapshot; run left out")
+    emit(progress, STAGE, total, total)
+    counts = Counter(r.name for r in runs)
+    for run_name, count in counts.items():
+        if count > 1:
+            report.warnings.append(
+                f"{count} runs are named {run_name!r} (in different folders); tell them apart "
+                f"by run.dataset"
+            )
+    return Dataset(
+        name=name or display.name, runs=runs, layout=chosen, report=report, root=str(display)
+    )
+
+
+def _read_run(
+    reader: RunReader,
+    run_dir: Path,
+    selection: Any,
+    options: dict[str, Any],
+    cache: RunCache | None,
+    tick: Any,
+    cancel: CancelToken | None,
+) -> CachedRun:
+    """One run folder, from the cache when its files are unchanged."""
+    names = selection.data_files
+    if cache is None:
+        sub = LoadReport()
+        return CachedRun(reader.read(run_dir, selection, sub, options, tick, cancel), sub)
+    args = (reader.layout, reader.version, options, reader.context(run_dir), run_dir, names)
+    stat_key = cache.stat_key(*args)
+    content_key = cache.read_index(stat_key) if stat_key else None
+    entry = cache.load(content_key, run_dir) if content_key else None
+    if entry is None:
+        content_key = cache.content_key(*args, cancel=cancel)
+        entry = cache.load(content_key, run_dir) if content_key else None
+        if entry is not None and stat_key and content_key:
+            cache.write_index(stat_key, content_key)
+    if entry is not None:
+        tick(len(names))
+        return entry
+    sub = LoadReport()
+    entry = CachedRun(reader.read(run_dir, selection, sub, options, tick, cancel), sub)
+    if content_key:
+        cache.save(content_key, run_dir, entry)
+        if stat_key:
+            cache.write_index(stat_key, content_key)
+    return entry

@@ -1,0 +1,39 @@
+"""``python -m rul_core synth`` and ``inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rul_core.cli import main
+
+
+def test_synth_then_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUL_WORKSPACE", str(tmp_path / "ws"))
+    out = tmp_path / "femto"
+    assert main(["synth", "--layout", "femto", "--out", str(out), "--bearings", "1",
+                 "--snapshots", "3", "--samples", "256"]) == 0
+    assert len(list((out / "Learning_set" / "Bearing1_1").glob("acc_*.csv"))) == 3
+    (out / "Learning_set" / "Bearing1_1" / "acc_00004.csv").write_text("oops\n")
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "layout: femto" in text and "Bearing1_1" in text and "1800 rpm" in text
+    assert "acc_00004.csv, line 1: expected 6 columns separated by ','" in text
+    assert "3 used, 1 skipped with a problem" in text
+    assert list((tmp_path / "ws" / "cache" / "runs").glob("*.npz"))  # cached in the workspace
+
+
+def test_inspect_nothing_loadable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.txt").write_text("hi")
+    assert main(["inspect", str(tmp_path), "--no-cache"]) == 1
+    assert "no known dataset layout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["inspect", "synth"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and "usage" in capsys.readouterr().out

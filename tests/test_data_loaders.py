@@ -1,0 +1,201 @@
+"""Loading synthetic XJTU-SY, FEMTO and generic datasets, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rul_core.data import is_problem, load_dataset
+from rul_core.data.synthetic import synth_run
+from rul_core.data.xjtu import parse_condition
+from rul_core.errors import LayoutError
+
+
+def _files(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file())
+
+
+def _accounted(ds, root: Path) -> None:  # type: ignore[no-untyped-def]
+    assert len(ds.report.used) + len(ds.report.skipped) == _files(root)
+
+
+def test_condition_parsing() -> None:
+    assert parse_condition("35Hz12kN").rpm == 2100 and parse_condition("35Hz12kN").load_n == 12000
+    c = parse_condition("37.5Hz11kN")
+    assert (c.rpm, c.load_n) == (2250, 11000)
+    assert (parse_condition("40Hz10kN").rpm, parse_condition("40Hz10kN").load_n) == (2400, 10000)
+    assert parse_condition("Bearing1_1") is None
+
+
+def test_xjtu_round_trip(synth_xjtu: Path) -> None:
+    ds = load_dataset(synth_xjtu)
+    assert ds.layout == "xjtu" and ds.run_names == ["Bearing1_1", "Bearing1_2"]
+    run = ds.runs[0]
+    assert run.snapshots.shape == (6, 512, 2) and run.fs == 25600
+    assert run.channel_names == ["horizontal", "vertical"]
+    assert (run.condition.rpm, run.condition.load_n) == (2100, 12000)
+    assert run.dataset == "35Hz12kN" and run.layout == "xjtu"
+    np.testing.assert_array_equal(run.timestamps, np.arange(6) * 60.0)
+    assert Path(run.source_paths[1]).name == "2.csv"
+    expected = synth_run("Bearing1_1", n_snapshots=6, samples=512, rpm=2100, load_n=12000,
+                         seed=101, interval_s=60.0)
+    np.testing.assert_allclose(run.snapshots, expected.snapshots, rtol=1e-5, atol=1e-6)
+    _accounted(ds, synth_xjtu)
+    # A single bearing folder and a forced layout give the same run.
+    single = load_dataset(synth_xjtu / "35Hz12kN" / "Bearing1_1", "xjtu")
+    np.testing.assert_array_equal(single.runs[0].snapshots, run.snapshots)
+
+
+def test_femto_round_trip_and_temperature(synth_femto: Path) -> None:
+    ds = load_dataset(synth_femto)
+    run = ds.run("Bearing1_2")
+    assert ds.layout == "femto" and run.snapshots.shape == (6, 512, 2)
+    assert (run.condition.rpm, run.condition.load_n) == (1800, 4000)
+    np.testing.assert_allclose(run.timestamps, np.arange(6) * 10.0, atol=1e-6)
+    expected = synth_run("Bearing1_2", n_snapshots=6, samples=512, seed=102)
+    np.testing.assert_allclose(run.snapshots, expected.snapshots, atol=5e-4 + 1e-6)
+    assert "temperature" not in run.extra_channels
+    temps = [s for s in ds.report.skipped if "temp_" in s.path]
+    assert temps and all(not is_problem(s) for s in temps)
+    _accounted(ds, synth_femto)
+    with_temp = load_dataset(synth_femto, read_temperature=True)
+    times, celsius = with_temp.run("Bearing1_2").extra_channels["temperature"]
+    assert len(times) == 600 and np.all(np.diff(times) > 0)
+    assert abs(times[1] - times[0] - 0.1) < 1e-9 and 39.9 < celsius[0] < 40.1
+
+
+def test_generic_run_folder_and_parent(synth_generic: Path) -> None:
+    ds = load_dataset(synth_generic)
+    assert ds.layout == "generic" and ds.run_names == ["Bearing1_1", "Bearing1_2"]
+    run = ds.runs[1]
+    assert run.fs == 25600 and (run.condition.rpm, run.condition.load_n) == (2100, 12000)
+    np.testing.assert_array_equal(run.timestamps, np.arange(6) * 60.0)
+    _accounted(ds, synth_generic)
+    one = load_dataset(synth_generic / "Bearing1_2")
+    np.testing.assert_array_equal(one.runs[0].snapshots, run.snapshots)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet"])
+def test_generic_binary_formats(make_synth, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("generic", generic_format=fmt, n_bearings=1)
+    run = load_dataset(root).runs[0]
+    expected = synth_run("Bearing1_1", n_snapshots=6, samples=512, rpm=2100, seed=101)
+    np.testing.assert_array_equal(run.snapshots, expected.snapshots)
+
+
+def test_natural_order_of_snapshots(make_synth) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("xjtu", n_bearings=1, n_snapshots=12)
+    run = load_dataset(root).runs[0]
+    names = [Path(p).name for p in run.source_paths]
+    assert names == [f"{k}.csv" for k in range(1, 13)]
+    assert names != sorted(names)  # plain string sort would put 10.csv before 2.csv
+
+
+def _bearing(root: Path) -> Path:
+    return root / "Learning_set" / "Bearing1_1"
+
+
+def test_bad_files_are_skipped_with_reasons(make_synth) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("femto", n_bearings=1, n_snapshots=10)
+    folder = _bearing(root)
+    lines = (folder / "acc_00003.csv").read_text().splitlines()
+    (folder / "acc_00001.csv").write_text("")  # empty
+    bad_cols = lines.copy()
+    bad_cols[4] += ",7"
+    (folder / "acc_00002.csv").write_text("\n".join(bad_cols) + "\n")  # wrong column count
+    text = lines.copy()
+    text[9] = text[9].replace(text[9].split(",")[4], "abc", 1)
+    (folder / "acc_00003.csv").write_text("\n".join(text) + "\n")  # non-numeric
+    nan = (folder / "acc_00004.csv").read_text().splitlines()
+    nan[2] = ",".join([*nan[2].split(",")[:5], "nan"])
+    (folder / "acc_00004.csv").write_text("\n".join(nan) + "\n")  # NaN
+    short = (folder / "acc_00005.csv").read_text().splitlines()[:100]
+    (folder / "acc_00005.csv").write_text("\n".join(short) + "\n")  # different length
+    const = [",".join([*r.split(",")[:4], "0.250", r.split(",")[5]])
+             for r in (folder / "acc_00006.csv").read_text().splitlines()]
+    (folder / "acc_00006.csv").write_text("\n".join(const) + "\n")  # dropout in one snapshot
+    (folder / "notes.txt").write_text("hello")
+    ds = load_dataset(root)
+    reasons = {Path(s.path).name: s.reason for s in ds.report.skipped}
+    assert "an empty file" in reasons["acc_00001.csv"]
+    assert "line 5: expected 6 columns separated by ','" in reasons["acc_00002.csv"]
+    assert "line 10, column 5: expected a number, found 'abc'" in reasons["acc_00003.csv"]
+    assert "line 3, column 6: expected a finite number, found 'nan'" in reasons["acc_00004.csv"]
+    assert "expected 512 rows" in reasons["acc_00005.csv"] and "found 100 rows" in reasons[
+        "acc_00005.csv"]
+    assert "column 5: expected a varying signal" in reasons["acc_00006.csv"]
+    assert "0.25" in reasons["acc_00006.csv"]
+    assert "notes.txt" in reasons and reasons["notes.txt"].startswith("not read: ")
+    run = ds.runs[0]
+    assert run.n_snapshots == 4  # files 7..10 are good
+    assert [Path(p).name for p in run.source_paths] == [f"acc_{k:05d}.csv" for k in range(7, 11)]
+    np.testing.assert_allclose(run.timestamps, [0, 10, 20, 30], atol=1e-6)
+    _accounted(ds, root)
+    assert sum(is_problem(s) for s in ds.report.skipped) == 6
+
+
+def test_channel_constant_everywhere_is_kept_with_warning(make_synth) -> None:  # type: ignore
+    root = make_synth("xjtu", n_bearings=1, n_snapshots=3)
+    folder = root / "35Hz12kN" / "Bearing1_1"
+    for f in folder.glob("*.csv"):
+        rows = f.read_text().splitlines()
+        f.write_text("\n".join([rows[0]] + [r.split(",")[0] + ",0" for r in rows[1:]]) + "\n")
+    ds = load_dataset(root)
+    assert ds.runs[0].n_snapshots == 3
+    assert any("'vertical'" in w and "constant in 3 of 3" in w for w in ds.report.warnings)
+
+
+def test_xjtu_header_checked(make_synth) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("xjtu", n_bearings=1, n_snapshots=3)
+    f = root / "35Hz12kN" / "Bearing1_1" / "2.csv"
+    f.write_text("a,b\n" + "\n".join(f.read_text().splitlines()[1:]) + "\n")
+    ds = load_dataset(root)
+    [skip] = [s for s in ds.report.skipped if is_problem(s)]
+    assert skip.reason.endswith("line 1: expected the header "
+                                "'Horizontal_vibration_signals,Vertical_vibration_signals', "
+                                "found 'a,b'")
+
+
+def test_semicolon_femto(make_synth) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("femto", n_bearings=1, femto_sep=";")
+    assert ";" in (_bearing(root) / "acc_00001.csv").read_text()[:20]
+    assert load_dataset(root).runs[0].n_snapshots == 6
+
+
+def test_unknown_layout(tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("nothing here")
+    with pytest.raises(LayoutError) as err:
+        load_dataset(tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path) in msg and all(x in msg for x in ("xjtu", "femto", "generic"))
+    with pytest.raises(LayoutError, match="unknown layout 'ims'"):
+        load_dataset(tmp_path, "ims")
+    with pytest.raises(LayoutError, match="no femto run folder"):
+        load_dataset(tmp_path, "femto")
+
+
+def test_invalid_run_json_skips_the_run(make_synth) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("generic", n_bearings=2)
+    meta = root / "Bearing1_1" / "run.json"
+    data = json.loads(meta.read_text())
+    data["fs"] = -1
+    meta.write_text(json.dumps(data))
+    ds = load_dataset(root)
+    assert ds.run_names == ["Bearing1_2"]
+    reasons = [s.reason for s in ds.report.skipped if "Bearing1_1" in s.path]
+    assert len(reasons) == 7 and "field 'fs': a number > 0, found -1" in reasons[0]
+    _accounted(ds, root)
+
+
+def test_mixed_tree_accounts_for_stray_files(tmp_path: Path, synth_femto: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synth_femto, root)
+    (root / "IEEEPHM2012-Challenge-Details.pdf").write_bytes(b"%PDF")
+    ds = load_dataset(root)
+    stray = [s for s in ds.report.skipped if s.path.endswith(".pdf")]
+    assert len(stray) == 1 and not is_problem(stray[0])
+    _accounted(ds, root)
