@@ -1,0 +1,132 @@
+"""Random-forest head on a network's penultimate layer (CARLE's ML block, Multimodal's option).
+
+The forest is stored in skops format and loaded with an explicit allow-list: skops trusts
+scikit-learn's estimator classes itself, and :data:`TRUSTED_TYPES` adds only the tree
+structure. A file naming any other type is refused with :class:`BundleError` before anything in
+it is constructed; pickles are never loaded.
+
+Interval from a forest: the per-tree predictions are an empirical predictive distribution;
+:func:`rul_core.models.intervals.predict_point_and_interval` takes their quantiles.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import RandomForestRegressor
+
+from rul_core.errors import BundleError
+from rul_core.progress import CancelToken, ProgressFn, check, emit
+
+TRUSTED_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
+
+
+class ForestHead:
+    """A fitted RandomForestRegressor mapping embeddings (n, d) to RUL (n,)."""
+
+    def __init__(self, forest: RandomForestRegressor) -> None:
+        if not isinstance(forest, RandomForestRegressor):
+            raise BundleError(f"forest head: expected a RandomForestRegressor, got {type(forest)}")
+        self.forest = forest
+
+    @classmethod
+    def fit(
+        cls,
+        embeddings: np.ndarray,
+        y: np.ndarray,
+        n_trees: int = 800,
+        seed: int = 0,
+        n_jobs: int | None = -1,
+    ) -> ForestHead:
+        """Fit ``n_trees`` trees (deterministic for a given seed, whatever ``n_jobs``)."""
+        x = np.asarray(embeddings, dtype=np.float32)
+        target = np.asarray(y, dtype=np.float64).reshape(-1)
+        if x.ndim != 2 or x.shape[0] != target.size:
+            raise ValueError(f"forest head: embeddings {x.shape} and labels {target.shape} differ")
+        rf = RandomForestRegressor(n_estimators=int(n_trees), random_state=int(seed), n_jobs=n_jobs)
+        rf.fit(x, target)
+        rf.n_jobs = 1  # threaded prediction sums trees in varying order: last-ulp differences
+        return cls(rf)
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees."""
+        return len(self.forest.estimators_)
+
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        """Mean over trees, (n,)."""
+        return self.forest.predict(np.asarray(embeddings, dtype=np.float32))
+
+    def predict_trees(self, embeddings: np.ndarray) -> np.ndarray:
+        """Every tree's prediction, (n_trees, n)."""
+        x = np.asarray(embeddings, dtype=np.float32)
+        return np.stack([t.predict(x) for t in self.forest.estimators_])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the forest to ``path`` in skops format, atomically."""
+        import skops.io as sio
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".forest-", suffix=".skops", dir=target.parent)
+        os.close(fd)
+        try:
+            sio.dump(self.forest, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> ForestHead:
+        """Load a skops forest, refusing any type outside the allow-list."""
+        import skops.io as sio
+
+        p = Path(path)
+        if not p.is_file():
+            raise BundleError(f"{p}: forest file not found")
+        try:
+            untrusted = sio.get_untrusted_types(file=p)
+        except Exception as exc:  # corrupt zip or schema
+            raise BundleError(f"{p}: not a readable skops file ({exc})") from exc
+        refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if refused:
+            raise BundleError(
+                f"{p}: refusing to load a forest naming untrusted types {refused}; "
+                f"allowed beyond scikit-learn's own: {list(TRUSTED_TYPES)}"
+            )
+        try:
+            obj = sio.load(p, trusted=list(untrusted))
+        except Exception as exc:
+            raise BundleError(f"{p}: could not load the forest ({exc})") from exc
+        if not isinstance(obj, RandomForestRegressor):
+            raise BundleError(f"{p}: expected a RandomForestRegressor, found {type(obj).__name__}")
+        return cls(obj)
+
+
+def fit_forest_head(
+    model: Any,
+    inputs: list[np.ndarray],
+    y: np.ndarray,
+    n_trees: int,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ForestHead:
+    """Fit a forest on ``embedding_model(model)`` outputs of ``inputs`` against labels ``y``."""
+    from rul_core.models.build import embedding_model
+
+    check(cancel)
+    emit(progress, "forest", 0, 2, "embedding the training windows")
+    emb = embedding_model(model).predict(inputs, batch_size=batch_size, verbose=0)
+    check(cancel)
+    emit(progress, "forest", 1, 2, f"fitting {n_trees} trees")
+    head = ForestHead.fit(emb, y, n_trees=n_trees, seed=seed)
+    emit(progress, "forest", 2, 2, "done")
+    return head

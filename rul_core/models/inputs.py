@@ -1,0 +1,118 @@
+"""WindowSet -> model input arrays, one sample per window, in window order.
+
+- multimodal: ``[image (n, H, W, 1) in [0, 1], tf (n, 7 * len(tf_channels), 1)]``. The WindowSet
+  raster is 64 x 500 pair counts (``images / 2``); a model built with a narrower image
+  (``image_shape`` override, e.g. 64 x 100 in tests) gets column groups averaged.
+- carle: ``[tf (n, 7 * len(tf_channels), 1)]`` — channel blocks in the order of ``tf_channels``.
+- rc_lstm: ``[signal (n, T, L // pool, 1, C)]`` from ``signals`` = ``window_signals(...)``
+  (n, L, C), each window average-pooled by ``pool`` (numpy). Sample j holds windows j-T+1..j of
+  the same run; the start of a run is padded by repeating its first window. A WindowSet is one
+  run; if windows of several runs were concatenated, a new run starts wherever
+  ``snapshot_index`` decreases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rul_core.errors import DataFormatError
+from rul_core.models.presets import ModelConfig
+
+
+def _image_input(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    imgs = np.asarray(images)
+    if imgs.ndim != 3:
+        raise DataFormatError("WindowSet.images", "an array (n, 64, 500)", str(imgs.shape))
+    x = imgs.astype(np.float32) / 2.0
+    h, w = shape
+    if x.shape[1:] == (h, w):
+        return x[..., None]
+    if x.shape[1] != h or x.shape[2] % w != 0:
+        raise DataFormatError(
+            "WindowSet.images",
+            f"rows {h} and a column count divisible by the model's {w}",
+            str(x.shape[1:]),
+        )
+    f = x.shape[2] // w
+    return x.reshape(x.shape[0], h, w, f).mean(axis=3, dtype=np.float32)[..., None]
+
+
+def _tf_input(tf: np.ndarray, channels: list[int]) -> np.ndarray:
+    arr = np.asarray(tf, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[2] != 7:
+        raise DataFormatError("WindowSet.tf", "an array (n, channels, 7)", str(arr.shape))
+    bad = [c for c in channels if not 0 <= int(c) < arr.shape[1]]
+    if bad:
+        raise DataFormatError(
+            "WindowSet.tf",
+            f"channels {list(channels)} (the model's tf_channels)",
+            f"{arr.shape[1]} channel(s)",
+        )
+    sel = arr[:, [int(c) for c in channels], :]
+    return sel.reshape(arr.shape[0], 7 * len(channels), 1)
+
+
+def run_starts(snapshot_index: np.ndarray) -> np.ndarray:
+    """Index of the first window of the run each window belongs to."""
+    snap = np.asarray(snapshot_index).reshape(-1)
+    n = snap.size
+    new_run = np.zeros(n, dtype=bool)
+    if n:
+        new_run[0] = True
+        new_run[1:] = snap[1:] < snap[:-1]
+    idx = np.where(new_run, np.arange(n), 0)
+    return np.maximum.accumulate(idx) if n else idx
+
+
+def sequence_indices(snapshot_index: np.ndarray, timesteps: int) -> np.ndarray:
+    """(n, T) window indices j-T+1..j clipped to the run start (start padded by repetition)."""
+    starts = run_starts(snapshot_index)
+    j = np.arange(starts.size)[:, None]
+    offs = np.arange(-(timesteps - 1), 1)[None, :]
+    return np.maximum(j + offs, starts[:, None])
+
+
+def pool_signals(signals: np.ndarray, pool: int) -> np.ndarray:
+    """Average-pool (n, L, C) along L by ``pool`` (an incomplete trailing group is dropped)."""
+    sig = np.asarray(signals, dtype=np.float32)
+    if pool <= 1:
+        return sig
+    n, length, c = sig.shape
+    m = length // pool
+    return sig[:, : m * pool].reshape(n, m, pool, c).mean(axis=2, dtype=np.float32)
+
+
+def _signal_input(
+    hp: dict[str, Any], snapshot_index: np.ndarray, signals: np.ndarray | None
+) -> np.ndarray:
+    if signals is None:
+        raise DataFormatError(
+            "signals", "window_signals(run, normaliser, config) (n, L, channels) for rc_lstm"
+        )
+    sig = np.asarray(signals)
+    n = len(np.asarray(snapshot_index).reshape(-1))
+    expected = (n, int(hp["window_length"]), int(hp["n_channels"]))
+    if sig.ndim != 3 or sig.shape != expected:
+        raise DataFormatError(
+            "signals", f"shape {expected} (windows, window_length, channels)", str(sig.shape)
+        )
+    pooled = pool_signals(sig, int(hp["pool"]))
+    idx = sequence_indices(snapshot_index, int(hp["timesteps"]))
+    return pooled[idx][:, :, :, None, :]
+
+
+def make_inputs(
+    config: ModelConfig, windows: Any, signals: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Model input arrays (in the model's input order) for every window of ``windows``."""
+    hp = config.resolved()
+    if config.name == "multimodal":
+        return [
+            _image_input(windows.images, tuple(hp["image_shape"])),
+            _tf_input(windows.tf, hp["tf_channels"]),
+        ]
+    if config.name == "carle":
+        return [_tf_input(windows.tf, hp["tf_channels"])]
+    return [_signal_input(hp, windows.snapshot_index, signals)]
