@@ -16,4 +16,366 @@ CONTRACT (implemented by the signal pipeline; models, explanations and pages con
 - ``extract_windows(run, normaliser, config, progress=None, cancel=None) -> WindowSet``.
 - ``window_signals(run, normaliser, config, snapshot_idx=None)`` -> float32
   (n, window_length, channels): the normalised raw windows, for RC-LSTM and display.
+
+Processing order per snapshot: optional Gaussian filter (``gaussian_sigma`` samples, within
+the snapshot) -> normaliser (clipped to [0, 1]) -> optional noise hook (Noise lab) ->
+rectangular windows -> ImR of ``imr_channel`` and TF features of every channel. The
+normaliser is fitted (``fit_normaliser``) on the *filtered* training signal so the same
+constants apply at inference. ``window_signals`` returns the filtered, normalised windows.
+Images have ``ceil(((L - 1) * spacing + 1) / 2)`` columns: 500 for the defaults.
 """
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rul_core.config import (
+    CWT_BANDWIDTH,
+    CWT_CENTER_FREQUENCY,
+    CWT_NUM_SCALES,
+    ENTROPY_BINS,
+    IMR_ROWS,
+    WINDOW_LENGTH,
+    WINDOW_STRIDE,
+)
+from rul_core.data.run import Run
+from rul_core.progress import CancelToken, ProgressFn, check, emit
+from rul_core.signal.cwt import band_frequencies, warn_if_band_exceeds_window
+from rul_core.signal.features import FEATURE_NAMES, tf_features
+from rul_core.signal.filters import gaussian_filter
+from rul_core.signal.normalise import Normaliser
+from rul_core.signal.raster import imr_pair_counts, raster_width
+from rul_core.signal.windows import window_positions, window_view, windows_per_snapshot
+
+__all__ = [
+    "FEATURE_NAMES",
+    "NoiseHook",
+    "Normaliser",
+    "PipelineConfig",
+    "WindowSet",
+    "extract_windows",
+    "fit_normaliser",
+    "window_signals",
+]
+
+NoiseHook = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``noise(signal, snapshot_index) -> noisy``: signal is normalised (k, samples, channels)."""
+
+_TARGET_WINDOWS_PER_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every choice that changes the features (hashed to name cached outputs)."""
+
+    window_length: int = WINDOW_LENGTH
+    stride: int = WINDOW_STRIDE
+    gaussian_sigma: float | None = None
+    imr_channel: int = 0
+    imr_spacing: int = 1
+    imr_rows: int = IMR_ROWS
+    n_scales: int = CWT_NUM_SCALES
+    band_low_factor: float = 1.0 / 3.0
+    band_high_factor: float = 3.0
+    f_min: float | None = None
+    f_max: float | None = None
+    center_frequency: float = CWT_CENTER_FREQUENCY
+    bandwidth: float = CWT_BANDWIDTH
+    entropy_bins: int = ENTROPY_BINS
+
+    def __post_init__(self) -> None:
+        for name in ("window_length", "stride", "imr_spacing", "n_scales", "entropy_bins"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if self.window_length < 2:
+            raise ValueError(f"window_length: expected >= 2 samples, got {self.window_length}")
+        if self.imr_channel < 0:
+            raise ValueError(f"imr_channel: expected an index >= 0, got {self.imr_channel}")
+        if self.gaussian_sigma is not None and not self.gaussian_sigma >= 0:
+            raise ValueError(f"gaussian_sigma: expected None or >= 0, got {self.gaussian_sigma}")
+
+    def frequencies(self, rpm: float) -> np.ndarray:
+        """CWT frequencies (Hz, ascending) for a shaft speed."""
+        return band_frequencies(rpm, self.n_scales, self.band_low_factor,
+                                self.band_high_factor, self.f_min, self.f_max)
+
+    @property
+    def image_columns(self) -> int:
+        """Columns of the pair-averaged ImR (500 by default)."""
+        return math.ceil(raster_width(self.window_length, self.imr_spacing) / 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"pipeline config: unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+    def hash(self) -> str:
+        """Short stable hash of the configuration."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class WindowSet:
+    """Per-window model inputs of one run (see the module contract)."""
+
+    images: np.ndarray
+    tf: np.ndarray
+    snapshot_index: np.ndarray
+    offset: np.ndarray
+    channel_names: tuple[str, ...] = ()
+    run_name: str = ""
+    frequencies: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.snapshot_index.shape[0])
+
+    def _idx(self, idx: Sequence[int] | np.ndarray | slice | None) -> Any:
+        return slice(None) if idx is None else idx
+
+    def image_input(self, idx: Sequence[int] | np.ndarray | slice | None = None) -> np.ndarray:
+        """Averaged ImR as float32 (k, 64, 500, 1) in [0, 1]."""
+        img = self.images[self._idx(idx)].astype(np.float32) * np.float32(0.5)
+        return img[..., None]
+
+    def channel_indices(self, channels: Sequence[int | str] | None) -> list[int]:
+        """Resolve channel names or indices (None = all) to indices."""
+        if channels is None:
+            return list(range(self.tf.shape[1]))
+        out = []
+        for ch in channels:
+            if isinstance(ch, str):
+                if ch not in self.channel_names:
+                    raise ValueError(f"channels: unknown channel {ch!r}; have "
+                                     f"{list(self.channel_names)}")
+                out.append(self.channel_names.index(ch))
+            elif 0 <= int(ch) < self.tf.shape[1]:
+                out.append(int(ch))
+            else:
+                raise ValueError(f"channels: index {ch!r} outside 0..{self.tf.shape[1] - 1}")
+        return out
+
+    def tf_input(
+        self,
+        channels: Sequence[int | str] | None = None,
+        idx: Sequence[int] | np.ndarray | slice | None = None,
+    ) -> np.ndarray:
+        """TF features float32 (k, 7 * len(channels), 1), channel blocks in the order given."""
+        chans = self.channel_indices(channels)
+        block = self.tf[self._idx(idx)][:, chans, :]
+        return block.reshape(block.shape[0], -1, 1).astype(np.float32)
+
+    def save(self, path: str | Path, **meta: Any) -> None:
+        """Write an ``.npz`` atomically (temporary file + rename); ``meta`` goes to JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = {"channel_names": list(self.channel_names), "run_name": self.run_name, **meta}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh, images=self.images, tf=self.tf, snapshot_index=self.snapshot_index,
+                    offset=self.offset,
+                    frequencies=np.asarray(
+                        self.frequencies if self.frequencies is not None else [], np.float64
+                    ),
+                    meta=np.asarray(json.dumps(info)),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[WindowSet, dict[str, Any]]:
+        """Read a file written by :meth:`save`; returns the set and its metadata."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            freqs = data["frequencies"]
+            ws = cls(
+                images=data["images"], tf=data["tf"], snapshot_index=data["snapshot_index"],
+                offset=data["offset"], channel_names=tuple(meta.get("channel_names", ())),
+                run_name=meta.get("run_name", ""), frequencies=freqs if freqs.size else None,
+            )
+        return ws, meta
+
+
+def _prepare(
+    snapshots: np.ndarray, normaliser: Normaliser, config: PipelineConfig
+) -> np.ndarray:
+    """Filter (optional) and normalise a block of snapshots -> float32 in [0, 1]."""
+    x = snapshots
+    if config.gaussian_sigma:
+        x = gaussian_filter(x, config.gaussian_sigma, axis=1)
+    return normaliser.transform(x)
+
+
+def _check_run(run: Run, normaliser: Normaliser, config: PipelineConfig) -> int:
+    if normaliser.n_channels != run.n_channels:
+        raise ValueError(
+            f"normaliser: fitted on {normaliser.n_channels} channels, run {run.name} has "
+            f"{run.n_channels}"
+        )
+    if config.imr_channel >= run.n_channels:
+        raise ValueError(
+            f"imr_channel: {config.imr_channel} but run {run.name} has {run.n_channels} channels"
+        )
+    per_snap = windows_per_snapshot(run.n_samples, config.window_length, config.stride)
+    if per_snap == 0:
+        raise ValueError(
+            f"window_length: {config.window_length} samples is longer than the "
+            f"{run.n_samples}-sample snapshots of run {run.name}"
+        )
+    return per_snap
+
+
+def _snapshot_chunks(n_snapshots: int, per_snap: int) -> Iterable[tuple[int, int]]:
+    step = max(1, _TARGET_WINDOWS_PER_CHUNK // per_snap)
+    for start in range(0, n_snapshots, step):
+        yield start, min(start + step, n_snapshots)
+
+
+def fit_normaliser(
+    runs: Iterable[Run], config: PipelineConfig | None = None
+) -> Normaliser:
+    """Min/max per channel over the (filtered) training runs, never concatenating them."""
+    config = config or PipelineConfig()
+    runs = list(runs)
+    if not runs:
+        raise ValueError("runs: expected at least one training run")
+    names = tuple(runs[0].channel_names)
+
+    def blocks() -> Iterable[np.ndarray]:
+        for run in runs:
+            if run.n_channels != len(names):
+                raise ValueError(
+                    f"run {run.name}: {run.n_channels} channels, expected {len(names)}"
+                )
+            for start in range(0, run.n_snapshots, 256):
+                block = run.snapshots[start : start + 256]
+                yield gaussian_filter(block, config.gaussian_sigma, axis=1) if (
+                    config.gaussian_sigma
+                ) else block
+
+    return Normaliser.fit(blocks(), names)
+
+
+def extract_windows(
+    run: Run,
+    normaliser: Normaliser,
+    config: PipelineConfig | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    noise: NoiseHook | None = None,
+) -> WindowSet:
+    """ImR pair counts and TF features of every window of ``run``.
+
+    Works through the run a few hundred windows at a time (memory stays bounded), emits
+    ``features`` progress events in windows and checks ``cancel`` between chunks. ``noise``
+    (e.g. :class:`rul_core.signal.noise.NoiseModel`) is applied to the normalised snapshots
+    before windowing.
+    """
+    config = config or PipelineConfig()
+    per_snap = _check_run(run, normaliser, config)
+    freqs = config.frequencies(run.condition.rpm)
+    warn_if_band_exceeds_window(config.window_length, run.fs, float(freqs.min()),
+                                config.center_frequency)
+    snap_idx, offset = window_positions(run.n_snapshots, run.n_samples, config.window_length,
+                                        config.stride)
+    n = snap_idx.size
+    images = np.empty((n, config.imr_rows, config.image_columns), dtype=np.uint8)
+    tf = np.empty((n, run.n_channels, len(FEATURE_NAMES)), dtype=np.float32)
+    emit(progress, "features", 0, n, run.name)
+    with ThreadPoolExecutor(max_workers=_threads(run.n_channels)) as pool:
+        _extract_chunks(run, normaliser, config, per_snap, freqs, images, tf, pool, progress,
+                        cancel, noise)
+    return WindowSet(images, tf, snap_idx, offset, tuple(run.channel_names), run.name, freqs)
+
+
+def _threads(n_channels: int) -> int:
+    """One thread per channel, at most the cores available (numpy/scipy release the GIL)."""
+    return max(1, min(n_channels, os.cpu_count() or 1))
+
+
+def _extract_chunks(
+    run: Run,
+    normaliser: Normaliser,
+    config: PipelineConfig,
+    per_snap: int,
+    freqs: np.ndarray,
+    images: np.ndarray,
+    tf: np.ndarray,
+    pool: ThreadPoolExecutor,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+    noise: NoiseHook | None,
+) -> None:
+    """Fill ``images`` and ``tf`` chunk by chunk (channels' TF features in parallel)."""
+    n = images.shape[0]
+    for start, stop in _snapshot_chunks(run.n_snapshots, per_snap):
+        check(cancel)
+        x = _prepare(run.snapshots[start:stop], normaliser, config)
+        if noise is not None:
+            x = np.asarray(noise(x, np.arange(start, stop)), dtype=np.float32)
+            if x.shape != (stop - start, run.n_samples, run.n_channels):
+                raise ValueError(f"noise: returned shape {x.shape}, expected the input's")
+        view = window_view(x, config.window_length, config.stride)
+        wins = np.ascontiguousarray(view).reshape(-1, config.window_length, run.n_channels)
+        lo, hi = start * per_snap, stop * per_snap
+        jobs = [
+            pool.submit(
+                tf_features, wins[:, :, ch], run.fs, freqs, bins=config.entropy_bins,
+                bandwidth=config.bandwidth, center=config.center_frequency, cancel=cancel,
+                workers=1,
+            )
+            for ch in range(run.n_channels)
+        ]
+        images[lo:hi] = imr_pair_counts(wins[:, :, config.imr_channel], config.imr_spacing,
+                                        config.imr_rows)
+        for ch, job in enumerate(jobs):
+            tf[lo:hi, ch] = job.result()
+        emit(progress, "features", hi, n, run.name)
+
+
+def window_signals(
+    run: Run,
+    normaliser: Normaliser,
+    config: PipelineConfig | None = None,
+    snapshot_idx: Sequence[int] | np.ndarray | None = None,
+    noise: NoiseHook | None = None,
+) -> np.ndarray:
+    """Filtered, normalised windows float32 (n, window_length, channels).
+
+    ``snapshot_idx`` selects snapshots (default all); windows come snapshot by snapshot in
+    the order given, matching :func:`rul_core.signal.windows.window_positions` for all.
+    """
+    config = config or PipelineConfig()
+    _check_run(run, normaliser, config)
+    idx = np.arange(run.n_snapshots) if snapshot_idx is None else np.asarray(snapshot_idx)
+    if idx.size and (idx.min() < -run.n_snapshots or idx.max() >= run.n_snapshots):
+        raise ValueError(f"snapshot_idx: expected indices in [0, {run.n_snapshots - 1}]")
+    x = _prepare(run.snapshots[idx], normaliser, config)
+    if noise is not None:
+        x = np.asarray(noise(x, idx), dtype=np.float32)
+    view = window_view(x, config.window_length, config.stride)
+    return np.ascontiguousarray(view).reshape(-1, config.window_length, run.n_channels)
