@@ -1,9 +1,173 @@
-"""Subcommands (placeholder until implemented)."""
+"""``python -m rul_core explain``: LRP, LIME and SHAP for one window of a run, side by side.
+
+Writes into ``--out``: one ``.npz`` (attributions) and one ``.png`` (figure) per method, named
+after it (``lrp.npz``/``lrp.png``, ``lime.*``, ``shap.*``), plus ``compare.json`` with the
+normalised attributions, modality shares, rank agreement, faithfulness AUCs and seconds.
+The background for LIME/SHAP (and the TF baseline of the faithfulness curves) is the other
+windows of ``--background`` (a dataset path; default: the explained run itself).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rul_core.errors import RulError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add the ``explain`` subcommand."""
+    p = sub.add_parser("explain", help="LRP/LIME/SHAP attributions of one window, compared")
+    p.add_argument("--model", required=True, help="model bundle directory")
+    p.add_argument("--run", required=True, help="dataset path (folder/archive) with the run")
+    p.add_argument("--run-name", default=None, help="which run of the dataset (default: first)")
+    p.add_argument("--window", type=int, default=0, help="window index in the run")
+    p.add_argument("--methods", default="lrp,lime,shap", help="comma list of lrp,lime,shap")
+    p.add_argument("--rules", choices=("paper", "conservative"), default="paper")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--background", default=None, help="dataset path for background windows")
+    p.add_argument("--n-bands", type=int, default=25)
+    p.add_argument("--lime-samples", type=int, default=1000)
+    p.add_argument("--shap-samples", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_explain)
+
+
+def _load_run(path: str, name: str | None) -> Any:
+    from rul_core.data import load_dataset
+
+    ds = load_dataset(path)
+    if not ds.runs:
+        raise RulError(f"{path}: expected at least one run, found none")
+    if name is None:
+        return ds.runs[0]
+    try:
+        return ds.run(name)
+    except KeyError as exc:
+        raise RulError(f"{path}: {exc.args[0]}") from None
+
+
+def _prepared_inputs(trained: Any, run: Any) -> list[np.ndarray]:
+    from rul_core.training import prepare_run
+
+    return prepare_run(trained.config, run, trained.normaliser, trained.pipeline_config).inputs
+
+
+def _figure(path: Path, method: str, cmp: Any, maps: dict[str, np.ndarray]) -> None:
+    """Per-method PNG: the image map (if any) and the per-feature bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_img = "image" in maps
+    fig, axes = plt.subplots(1 + has_img, 1, figsize=(10, 3.2 * (1 + has_img)))
+    axes = np.atleast_1d(axes)
+    if has_img:
+        img = np.asarray(maps["image"])[0, ..., 0]
+        lim = float(np.abs(img).max()) or 1.0
+        im = axes[0].imshow(img, origin="lower", aspect="auto", cmap="bwr", vmin=-lim, vmax=lim)
+        axes[0].set_title(f"{method}: ImR attribution")
+        fig.colorbar(im, ax=axes[0])
+    v = cmp.normalised[method]
+    ax = axes[-1]
+    colors = ["tab:blue" if m == "tf" else "tab:gray" for m in cmp.modality]
+    ax.bar(range(len(v)), v, color=colors)
+    ax.set_xticks(range(len(v)))
+    ax.set_xticklabels(cmp.feature_names, rotation=90, fontsize=6)
+    ax.set_title(f"{method}: normalised attribution (TF features blue, image bands grey)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _method_maps(method: str, detail: Any) -> dict[str, np.ndarray]:
+    """Arrays to store in ``<method>.npz``."""
+    if method == "lrp":
+        out = {f"relevance_{k}": v for k, v in detail.relevance.items()}
+        out["prediction"] = detail.prediction
+        out["layer_names"] = np.array([r.name for r in detail.layers])
+        out["layer_relevance_in"] = np.array([float(np.mean(r.relevance_in))
+                                              for r in detail.layers])
+        out["layer_relevance_out"] = np.array([float(np.mean(r.relevance_out))
+                                               for r in detail.layers])
+        return out
+    if method == "lime":
+        out = {}
+        for k, res in detail.items():
+            out[f"weights_{k}"] = res.weights
+            out[f"mean_{k}"] = res.mean
+            out[f"std_{k}"] = res.std
+        return out
+    out = {f"shap_{k}": v for k, v in detail.values.items()}
+    out["expected_value"] = np.array(detail.expected_value)
+    out["additivity_gap"] = detail.additivity_gap
+    return out
+
+
+def _image_map(method: str, detail: Any, cmp: Any) -> dict[str, np.ndarray]:
+    if method == "lrp" and "image" in detail.relevance:
+        return {"image": detail.relevance["image"]}
+    if method == "shap" and "image" in detail.values:
+        return {"image": detail.values["image"]}
+    if method == "lime" and "image" in detail:
+        return {}
+    return {}
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Explain window ``--window`` of the run with the chosen methods; write files to --out."""
+    from rul_core.bundle import load_bundle
+    from rul_core.explain.compare import METHODS, CompareSettings, compare_window
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise RulError(f"--methods: expected a comma list of {list(METHODS)}, found {bad}")
+    trained = load_bundle(args.model)
+    model = trained.models[0]
+    run = _load_run(args.run, args.run_name)
+    inputs = _prepared_inputs(trained, run)
+    n = inputs[0].shape[0]
+    if not 0 <= args.window < n:
+        raise RulError(f"--window: expected 0..{n - 1} for run '{run.name}', found {args.window}")
+    background = inputs
+    if args.background:
+        background = _prepared_inputs(trained, _load_run(args.background, None))
+    settings = CompareSettings(methods=methods, rules=args.rules, n_bands=args.n_bands,
+                               lime_samples=args.lime_samples, shap_samples=args.shap_samples,
+                               seed=args.seed)
+    cmp = compare_window(model, inputs, args.window, background, settings)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".explain-", dir=out.parent))
+    try:
+        for m in methods:
+            detail = cmp.details[m]
+            np.savez(tmp / f"{m}.npz", normalised=cmp.normalised[m],
+                     features=np.array(cmp.feature_names), **_method_maps(m, detail))
+            _figure(tmp / f"{m}.png", m, cmp, _image_map(m, detail, cmp))
+        summary = cmp.to_json()
+        summary.update({"model": str(args.model), "run": run.name, "rules": args.rules})
+        (tmp / "compare.json").write_text(json.dumps(summary, indent=2))
+        if out.exists():
+            old = out.with_name(out.name + ".old")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    faith = cmp.faithfulness_frame()
+    print(faith.to_string(index=False))
+    print(f"wrote {', '.join(f'{m}.npz/{m}.png' for m in methods)}, compare.json to {out}")
+    return 0

@@ -1,1 +1,6 @@
-"""Explanations: multimodal LRP, LIME, SHAP and their comparison."""
+"""Explanations: multimodal LRP, LIME, SHAP and their side-by-side comparison.
+
+Modules: ``lrp`` (graph-walking engine + rule sets), ``lime_explain``, ``shap_explain``,
+``compare`` (same window, same scale, rank agreement, deletion/insertion faithfulness, cost),
+``common`` (inputs by modality, batched prediction, ImR column bands).
+"""

@@ -1,0 +1,406 @@
+"""LRP, LIME and SHAP side by side on the same window(s), on the same scale.
+
+Granularity: every TF feature and every image column band (default 25 bands of 20 columns) is
+one *feature*; LRP relevance and gradient-SHAP values are summed over each band's pixels, LIME
+weights come per feature/band directly. Each method's vector is divided by its sum of
+|attribution| (so the |values| sum to 1) before anything is compared.
+
+* Per modality: the share of |attribution| on the image and on the TF features.
+* Rank agreement: Spearman and Kendall (scipy) between every pair of methods, over all
+  features and over the TF features alone.
+* Faithfulness: deletion and insertion curves. A removed TF feature takes its training mean,
+  a removed band is blanked (0). Features are ranked by attribution in the direction of
+  f(x) − f(baseline) (most relevant first). The curve is (f(x_k) − f(base)) / (f(x) − f(base))
+  after k removals (deletion, starts at 1; lower area = more faithful) or k insertions into the
+  baseline (insertion, starts at 0; higher area = more faithful); the area is the trapezoid
+  over the removed fraction in [0, 1]. A random ranking (seeded, averaged over permutations)
+  is the reference.
+* Cost: seconds per method.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rul_core.errors import RulError
+from rul_core.explain.common import (
+    WindowInputs,
+    band_segments,
+    band_sums,
+    input_names,
+    modalities,
+    predict,
+    tf_feature_names,
+)
+from rul_core.progress import CancelToken, ProgressFn, check, emit
+
+METHODS = ("lrp", "lime", "shap")
+
+
+@dataclass
+class FeatureSpace:
+    """The comparison's features: TF features then image bands (whichever the model takes)."""
+
+    names: list[str]
+    modality: list[str]  # "tf" | "image" per feature
+    n_tf: int
+    n_bands: int
+    tf_baseline: np.ndarray | None  # per-feature replacement value (training mean)
+
+    @classmethod
+    def for_model(cls, model: Any, background: list[np.ndarray] | None,
+                  n_bands: int = 25) -> FeatureSpace:
+        """Features of ``model`` (inputs 'image' and/or 'tf')."""
+        mods = modalities(model)
+        names: list[str] = []
+        modality: list[str] = []
+        n_tf = 0
+        tf_base = None
+        shapes = {kt.name: tuple(kt.shape[1:]) for kt in model.inputs}
+        if "tf" in mods:
+            n_tf = int(np.prod(shapes["tf"]))
+            names += tf_feature_names(n_tf)
+            modality += ["tf"] * n_tf
+            if background is not None:
+                bg = background[input_names(model).index("tf")]
+                tf_base = np.asarray(bg, dtype=np.float64).reshape(len(bg), -1).mean(axis=0)
+            else:
+                tf_base = np.zeros(n_tf)
+        nb = 0
+        if "image" in mods:
+            nb = n_bands
+            names += [f"band{b}" for b in range(nb)]
+            modality += ["image"] * nb
+        return cls(names, modality, n_tf, nb, tf_base)
+
+    def vector(self, tf_part: np.ndarray | None, band_part: np.ndarray | None) -> np.ndarray:
+        """Concatenate per-feature attributions in this space's order."""
+        parts = []
+        if self.n_tf:
+            parts.append(np.asarray(tf_part, dtype=np.float64).reshape(-1))
+        if self.n_bands:
+            parts.append(np.asarray(band_part, dtype=np.float64).reshape(-1))
+        return np.concatenate(parts)
+
+    def masked_inputs(self, model: Any, window: WindowInputs, keep: np.ndarray) -> list[np.ndarray]:
+        """Model inputs for k keep-masks (k, n_features): dropped features take the baseline."""
+        keep = np.asarray(keep, dtype=bool)
+        k = keep.shape[0]
+        out = []
+        for name in input_names(model):
+            x = window.arrays[name]
+            if name == "tf":
+                rows = np.repeat(x.reshape(1, -1), k, axis=0)
+                m = keep[:, : self.n_tf]
+                rows = np.where(m, rows, self.tf_baseline[None, :])
+                out.append(rows.reshape(k, *x.shape[1:]).astype(np.float32))
+            else:
+                m = keep[:, self.n_tf:]
+                seg = band_segments(x.shape[2], self.n_bands)
+                cols = m[:, seg]  # (k, W)
+                out.append(np.where(cols[:, None, :, None], x, np.float32(0.0)))
+        return out
+
+
+def normalise(a: np.ndarray) -> np.ndarray:
+    """a / Σ|a| (zeros stay zeros)."""
+    a = np.asarray(a, dtype=np.float64)
+    s = np.abs(a).sum()
+    return a / s if s > 0 else a
+
+
+def auc(curve: np.ndarray) -> float:
+    """Trapezoid area of a curve sampled at equally spaced fractions of [0, 1]."""
+    c = np.asarray(curve, dtype=np.float64)
+    if len(c) < 2:
+        return float(c[0]) if len(c) else float("nan")
+    return float(np.sum((c[1:] + c[:-1]) / 2.0) / (len(c) - 1))
+
+
+def faithfulness_curves(
+    model: Any, space: FeatureSpace, window: WindowInputs, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Deletion and insertion curves for one feature ranking (most relevant first).
+
+    Returns (deletion, insertion, f(x), f(baseline)); curves normalised as in the module doc.
+    """
+    n = len(space.names)
+    steps = np.arange(n + 1)
+    rank = np.empty(n, dtype=int)
+    rank[np.asarray(order)] = np.arange(n)
+    removed = rank[None, :] < steps[:, None]  # (n+1, n): True where removed after k steps
+    keep_del = ~removed
+    keep_ins = removed
+    preds = predict(model, space.masked_inputs(model, window, np.vstack([keep_del, keep_ins])))
+    f_x, f_base = preds[0], preds[n + 1]
+    d = f_x - f_base
+    den = d if abs(d) > 1e-12 else (1e-12 if d >= 0 else -1e-12)
+    dele = (preds[: n + 1] - f_base) / den
+    ins = (preds[n + 1:] - f_base) / den
+    return dele, ins, float(f_x), float(f_base)
+
+
+def ranking(attribution: np.ndarray, direction: float) -> np.ndarray:
+    """Feature order, most relevant first: by attribution times sign(f(x) − f(base))."""
+    s = 1.0 if direction >= 0 else -1.0
+    return np.argsort(-s * np.asarray(attribution), kind="stable")
+
+
+@dataclass
+class WindowComparison:
+    """The three methods on one window (see the module doc for definitions)."""
+
+    window: int
+    feature_names: list[str]
+    modality: list[str]
+    prediction: float
+    baseline_prediction: float
+    raw: dict[str, np.ndarray]
+    normalised: dict[str, np.ndarray]
+    spread: dict[str, np.ndarray]  # per-feature std over seeds (LIME), normalised scale
+    seconds: dict[str, float]
+    curves: dict[str, dict[str, np.ndarray]]  # method|'random' -> {'deletion','insertion'}
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def attribution_frame(self) -> pd.DataFrame:
+        """feature, modality and one normalised column per method."""
+        df = pd.DataFrame({"feature": self.feature_names, "modality": self.modality})
+        for m, v in self.normalised.items():
+            df[m] = v
+        return df
+
+    def modality_frame(self) -> pd.DataFrame:
+        """Per method: share of |attribution| and signed sum per modality."""
+        rows = []
+        mods = np.asarray(self.modality)
+        for m, v in self.normalised.items():
+            for mod in sorted(set(self.modality)):
+                sel = mods == mod
+                rows.append({"method": m, "modality": mod,
+                             "abs_share": float(np.abs(v[sel]).sum()),
+                             "signed_sum": float(v[sel].sum())})
+        return pd.DataFrame(rows, columns=["method", "modality", "abs_share", "signed_sum"])
+
+    def agreement_frame(self) -> pd.DataFrame:
+        """Spearman/Kendall between every pair of methods (all features; TF features only)."""
+        rows = []
+        mods = np.asarray(self.modality)
+        for a, b in itertools.combinations(sorted(self.normalised), 2):
+            for scope in ("all", "tf", "image"):
+                sel = np.ones(len(mods), bool) if scope == "all" else mods == scope
+                if sel.sum() < 3:
+                    continue
+                va, vb = self.normalised[a][sel], self.normalised[b][sel]
+                rows.append({"method_a": a, "method_b": b, "scope": scope,
+                             "spearman": _corr(stats.spearmanr, va, vb),
+                             "kendall": _corr(stats.kendalltau, va, vb)})
+        return pd.DataFrame(rows, columns=["method_a", "method_b", "scope", "spearman",
+                                           "kendall"])
+
+    def faithfulness_frame(self) -> pd.DataFrame:
+        """Per method (and 'random'): deletion AUC (lower better), insertion AUC (higher)."""
+        rows = [{"method": m, "deletion_auc": auc(c["deletion"]),
+                 "insertion_auc": auc(c["insertion"]),
+                 "seconds": self.seconds.get(m, float("nan"))}
+                for m, c in self.curves.items()]
+        df = pd.DataFrame(rows, columns=["method", "deletion_auc", "insertion_auc", "seconds"])
+        df["insertion_minus_deletion"] = df["insertion_auc"] - df["deletion_auc"]
+        return df
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able summary (for compare.json and pages)."""
+        return {
+            "window": self.window,
+            "prediction": self.prediction,
+            "baseline_prediction": self.baseline_prediction,
+            "features": self.feature_names,
+            "modality": self.modality,
+            "normalised": {m: v.tolist() for m, v in self.normalised.items()},
+            "spread": {m: v.tolist() for m, v in self.spread.items()},
+            "seconds": self.seconds,
+            "modality_share": self.modality_frame().to_dict(orient="records"),
+            "agreement": self.agreement_frame().to_dict(orient="records"),
+            "faithfulness": self.faithfulness_frame().to_dict(orient="records"),
+            "curves": {m: {k: v.tolist() for k, v in c.items()} for m, c in self.curves.items()},
+        }
+
+
+def _corr(fn: Any, a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(fn(a, b)[0])
+
+
+@dataclass
+class CompareSettings:
+    """Knobs of a comparison."""
+
+    methods: tuple[str, ...] = METHODS
+    rules: str = "paper"
+    n_bands: int = 25
+    lime_samples: int = 1000
+    lime_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    shap_samples: int = 200
+    shap_background: int = 50
+    n_random: int = 10
+    seed: int = 0
+
+
+def method_attribution(
+    method: str,
+    model: Any,
+    window: WindowInputs,
+    space: FeatureSpace,
+    background: list[np.ndarray] | None,
+    settings: CompareSettings,
+) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """(raw attribution vector, per-feature seed spread or None, method's own result)."""
+    from rul_core.explain.lime_explain import lime_explain
+    from rul_core.explain.lrp import explain_lrp
+    from rul_core.explain.shap_explain import choose_background, gradient_shap
+
+    names = input_names(model)
+    if method == "lrp":
+        exp = explain_lrp(model, window.ordered(model), rules=settings.rules)
+        tf_part = exp.relevance["tf"][0] if "tf" in names else None
+        bands = band_sums(exp.relevance["image"], space.n_bands)[0] if "image" in names else None
+        return space.vector(tf_part, bands), None, exp
+    if method == "lime":
+        bg_tf = None
+        if "tf" in names:
+            if background is None:
+                raise RulError("background: LIME needs training windows")
+            bg_tf = background[names.index("tf")]
+            bg_tf = bg_tf.reshape(len(bg_tf), -1)
+        res = lime_explain(model, window, bg_tf, settings.lime_samples, settings.lime_seeds,
+                           settings.n_bands)
+        vec = space.vector(res["tf"].mean if "tf" in res else None,
+                           res["image"].mean if "image" in res else None)
+        std = space.vector(res["tf"].std if "tf" in res else None,
+                           res["image"].std if "image" in res else None)
+        return vec, std, res
+    if method == "shap":
+        if background is None:
+            raise RulError("background: SHAP needs training windows")
+        bg = choose_background(background, settings.shap_background, "random", settings.seed)
+        res = gradient_shap(model, window.ordered(model), bg, nsamples=settings.shap_samples,
+                            seed=settings.seed)
+        tf_part = res.values["tf"][0] if "tf" in names else None
+        bands = band_sums(res.values["image"], space.n_bands)[0] if "image" in names else None
+        return space.vector(tf_part, bands), None, res
+    raise RulError(f"methods: expected some of {list(METHODS)}, found {method!r}")
+
+
+def compare_window(
+    model: Any,
+    inputs: Sequence[np.ndarray],
+    index: int,
+    background: list[np.ndarray] | None,
+    settings: CompareSettings | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> WindowComparison:
+    """Compare the methods on window ``index`` of ``inputs`` (model order).
+
+    ``background``: training-window inputs (model order) for LIME/SHAP and the TF baseline.
+    """
+    settings = settings or CompareSettings()
+    window = WindowInputs.from_list(model, list(inputs), index)
+    space = FeatureSpace.for_model(model, background, settings.n_bands)
+    n = len(space.names)
+    full = predict(model, space.masked_inputs(model, window, np.ones((1, n)))).item()
+    base = predict(model, space.masked_inputs(model, window, np.zeros((1, n)))).item()
+    direction = full - base
+    raw, norm, spread, seconds, curves, details = {}, {}, {}, {}, {}, {}
+    for i, method in enumerate(settings.methods):
+        check(cancel)
+        t0 = time.perf_counter()
+        vec, std, res = method_attribution(method, model, window, space, background, settings)
+        seconds[method] = time.perf_counter() - t0
+        raw[method] = vec
+        total = np.abs(vec).sum()
+        norm[method] = normalise(vec)
+        if std is not None:
+            spread[method] = std / total if total > 0 else std
+        details[method] = res
+        dele, ins, _, _ = faithfulness_curves(model, space, window, ranking(vec, direction))
+        curves[method] = {"deletion": dele, "insertion": ins}
+        emit(progress, "compare", i + 1, len(settings.methods) + 1, method)
+    rng = np.random.default_rng(settings.seed)
+    dels, inss = [], []
+    for _ in range(max(1, settings.n_random)):
+        dele, ins, _, _ = faithfulness_curves(model, space, window, rng.permutation(n))
+        dels.append(dele)
+        inss.append(ins)
+    curves["random"] = {"deletion": np.mean(dels, axis=0), "insertion": np.mean(inss, axis=0)}
+    emit(progress, "compare", len(settings.methods) + 1, len(settings.methods) + 1, "random")
+    return WindowComparison(
+        window=int(index), feature_names=space.names, modality=space.modality,
+        prediction=float(full), baseline_prediction=float(base), raw=raw, normalised=norm,
+        spread=spread, seconds=seconds, curves=curves, details=details,
+    )
+
+
+@dataclass
+class SetComparison:
+    """The comparison over a set of windows."""
+
+    windows: list[WindowComparison]
+
+    def faithfulness_frame(self) -> pd.DataFrame:
+        """Mean and std over windows of the AUCs and seconds, per method."""
+        df = pd.concat([w.faithfulness_frame().assign(window=w.window) for w in self.windows])
+        return (df.groupby("method", sort=False)
+                .agg(deletion_auc=("deletion_auc", "mean"),
+                     deletion_std=("deletion_auc", "std"),
+                     insertion_auc=("insertion_auc", "mean"),
+                     insertion_std=("insertion_auc", "std"),
+                     insertion_minus_deletion=("insertion_minus_deletion", "mean"),
+                     seconds=("seconds", "mean"))
+                .reset_index())
+
+    def agreement_frame(self) -> pd.DataFrame:
+        """Mean rank correlations over windows per method pair and scope."""
+        df = pd.concat([w.agreement_frame() for w in self.windows])
+        return (df.groupby(["method_a", "method_b", "scope"], sort=False)
+                [["spearman", "kendall"]].mean().reset_index())
+
+    def global_importance(self) -> pd.DataFrame:
+        """Mean |normalised attribution| per feature and method over the windows."""
+        first = self.windows[0]
+        df = pd.DataFrame({"feature": first.feature_names, "modality": first.modality})
+        for m in first.normalised:
+            df[m] = np.mean([np.abs(w.normalised[m]) for w in self.windows], axis=0)
+        return df
+
+    def most_faithful(self) -> str:
+        """The method with the largest mean insertion − deletion AUC (random excluded)."""
+        df = self.faithfulness_frame()
+        df = df[df["method"] != "random"]
+        return str(df.sort_values("insertion_minus_deletion", ascending=False)["method"].iloc[0])
+
+
+def compare_windows(
+    model: Any,
+    inputs: Sequence[np.ndarray],
+    indices: Sequence[int],
+    background: list[np.ndarray] | None,
+    settings: CompareSettings | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> SetComparison:
+    """:func:`compare_window` over several windows."""
+    out = []
+    for i, idx in enumerate(indices):
+        check(cancel)
+        out.append(compare_window(model, inputs, int(idx), background, settings, None, cancel))
+        emit(progress, "compare windows", i + 1, len(indices))
+    return SetComparison(out)

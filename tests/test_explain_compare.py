@@ -1,0 +1,152 @@
+"""Side-by-side comparison: normalisation, AUC, faithfulness curves, agreement, frames."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers as L  # noqa: N812
+
+from rul_core.explain.common import WindowInputs
+from rul_core.explain.compare import (
+    CompareSettings,
+    FeatureSpace,
+    auc,
+    compare_window,
+    compare_windows,
+    faithfulness_curves,
+    normalise,
+    ranking,
+)
+
+H, W, F = 4, 20, 7
+
+
+def _linear_tf_model(w: np.ndarray) -> keras.Model:
+    tf_in = keras.Input((F, 1), name="tf")
+    dense = L.Dense(1, use_bias=False)
+    model = keras.Model(tf_in, dense(L.Flatten()(tf_in)))
+    dense.set_weights([w.reshape(-1, 1).astype(np.float32)])
+    return model
+
+
+def _tiny_multimodal() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    img = keras.Input((H, W, 1), name="image")
+    tf_in = keras.Input((F, 1), name="tf")
+    a = L.MaxPooling2D(2)(L.Conv2D(2, 3, padding="same", activation="relu")(img))
+    a = L.Reshape((-1, 4))(L.Conv2D(4, 1)(a))
+    t = L.Conv1D(4, 2, padding="same", activation="relu")(tf_in)
+    h = L.LSTM(4, return_sequences=True)(L.Concatenate(axis=1)([a, t]))
+    return keras.Model([img, tf_in], L.Dense(1)(L.GlobalMaxPooling1D()(h)))
+
+
+def test_normalise_and_auc_known_values() -> None:
+    np.testing.assert_allclose(normalise(np.array([1.0, -3.0])), [0.25, -0.75])
+    np.testing.assert_array_equal(normalise(np.zeros(3)), np.zeros(3))
+    assert auc(np.array([1.0, 0.0])) == pytest.approx(0.5)
+    assert auc(np.array([1.0, 0.5, 0.0])) == pytest.approx(0.5)
+    assert auc(np.array([1.0, 0.0, 0.0])) == pytest.approx(0.25)
+
+
+def test_true_attribution_beats_random_on_deletion_and_insertion() -> None:
+    w = np.array([5.0, 0.1, 0.0, 2.0, -0.5, 0.0, 1.0])
+    model = _linear_tf_model(w)
+    x = np.ones((1, F, 1), dtype=np.float32)
+    bg = [np.zeros((4, F, 1), dtype=np.float32)]
+    space = FeatureSpace.for_model(model, bg)
+    window = WindowInputs.from_list(model, [x])
+    truth = w * 1.0  # exact contributions w_f (x_f − 0)
+    dele, ins, fx, fb = faithfulness_curves(model, space, window, ranking(truth, 1.0))
+    assert fx == pytest.approx(w.sum(), rel=1e-6) and fb == pytest.approx(0.0, abs=1e-6)
+    # hand-computed deletion after removing 5, 2, 1, 0.1, 0, 0, -0.5 (sum 7.6)
+    want = np.array([7.6, 2.6, 0.6, -0.4, -0.5, -0.5, -0.5, 0.0]) / 7.6
+    np.testing.assert_allclose(dele, want, atol=1e-6)
+    np.testing.assert_allclose(ins, 1.0 - want, atol=1e-6)
+    rng = np.random.default_rng(0)
+    rand = np.mean([auc(faithfulness_curves(model, space, window, rng.permutation(F))[0])
+                    for _ in range(20)])
+    assert auc(dele) < rand
+    worst = auc(faithfulness_curves(model, space, window, ranking(-truth, 1.0))[0])
+    assert worst > rand
+
+
+def test_compare_window_on_a_tiny_multimodal_model() -> None:
+    model = _tiny_multimodal()
+    rng = np.random.default_rng(1)
+    xs = [rng.random((12, H, W, 1), dtype=np.float32),
+          rng.standard_normal((12, F, 1)).astype(np.float32)]
+    settings = CompareSettings(n_bands=5, lime_samples=60, lime_seeds=(0, 1), shap_samples=10,
+                               shap_background=4, n_random=3)
+    cmp = compare_window(model, xs, 2, xs, settings)
+    assert cmp.feature_names[:F] == ["ch0:log_E", "ch0:f_d", "ch0:h", "ch0:K", "ch0:sk",
+                                     "ch0:mean", "ch0:std"]
+    assert cmp.modality.count("image") == 5
+    for m in ("lrp", "lime", "shap"):
+        assert np.abs(cmp.normalised[m]).sum() == pytest.approx(1.0)
+        assert cmp.seconds[m] > 0
+    shares = cmp.modality_frame()
+    for _, grp in shares.groupby("method"):
+        assert grp["abs_share"].sum() == pytest.approx(1.0)
+    agree = cmp.agreement_frame()
+    assert set(agree["scope"]) == {"all", "tf", "image"}
+    assert agree[["spearman", "kendall"]].abs().max().max() <= 1.0 + 1e-9
+    faith = cmp.faithfulness_frame()
+    assert list(faith["method"]) == ["lrp", "lime", "shap", "random"]
+    for c in cmp.curves.values():
+        assert c["deletion"][0] == pytest.approx(1.0) and c["deletion"][-1] == pytest.approx(0.0)
+        assert c["insertion"][0] == pytest.approx(0.0)
+    assert "lime" in cmp.spread and cmp.spread["lime"].shape == (F + 5,)
+    json.dumps(cmp.to_json())
+    both = compare_windows(model, xs, [0, 1], xs, settings)
+    assert len(both.faithfulness_frame()) == 4
+    assert both.most_faithful() in ("lrp", "lime", "shap")
+    assert both.global_importance().shape == (F + 5, 5)
+
+
+def test_identical_methods_agree_perfectly() -> None:
+    from rul_core.explain.compare import WindowComparison
+
+    v = np.array([0.1, -0.4, 0.3, 0.2])
+    cmp = WindowComparison(0, list("abcd"), ["tf"] * 4, 1.0, 0.0, {}, {"x": v, "y": 2 * v},
+                           {}, {}, {})
+    row = cmp.agreement_frame().iloc[0]
+    assert row["spearman"] == pytest.approx(1.0) and row["kendall"] == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_cli_explain_writes_one_file_per_method(tmp_path) -> None:
+    from rul_core.bundle import save_bundle
+    from rul_core.cli import main
+    from rul_core.data import load_dataset
+    from rul_core.data.synthetic import write_dataset
+    from rul_core.models import ModelConfig
+    from rul_core.training import train
+
+    data = write_dataset(tmp_path / "data", "femto", n_bearings=1, n_snapshots=4, seed=0)
+    runs = load_dataset(data).runs
+    cfg = ModelConfig("multimodal", preset="quick", hparams={"image_filters": [2, 2, 4, 4],
+                      "tf_filters": [2, 2, 4, 4], "lstm_units": [4, 4, 4],
+                      "attention_heads": 1, "attention_key_dim": 4, "dense_units": [4, 4]})
+    trained = train(cfg, runs, epochs=1, batch_size=16)
+    bundle = save_bundle(trained, tmp_path / "bundle")
+    out = tmp_path / "out"
+    rc = main(["explain", "--model", str(bundle), "--run", str(data), "--window", "1",
+               "--methods", "lrp,lime,shap", "--out", str(out), "--n-bands", "5",
+               "--lime-samples", "40", "--shap-samples", "8", "--rules", "conservative"])
+    assert rc == 0
+    for m in ("lrp", "lime", "shap"):
+        assert (out / f"{m}.npz").stat().st_size > 0 and (out / f"{m}.png").stat().st_size > 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert summary["rules"] == "conservative" and len(summary["features"]) == 7 + 5
+    with np.load(out / "lrp.npz") as z:
+        assert z["relevance_image"].shape == (1, 64, 500, 1)
+        assert z["relevance_tf"].shape == (1, 7, 1)
+        # the per-layer table starts with the prediction at the output layer
+        assert z["layer_relevance_in"][0] == pytest.approx(float(z["prediction"][0]), abs=1e-6)
+        assert np.isfinite(z["relevance_image"]).all()
+    rc = main(["explain", "--model", str(bundle), "--run", str(data), "--window", "10000",
+               "--methods", "lrp", "--out", str(out)])
+    assert rc == 2  # bad window index: one-line error, exit code 2

@@ -1,0 +1,233 @@
+"""LRP engine and rules: known answers, conservation on the three models, error messages."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers as L  # noqa: N812
+
+from rul_core.explain.lrp import (
+    CONSERVATIVE,
+    PAPER,
+    UnsupportedLayerError,
+    explain_lrp,
+)
+
+# Conservation tolerance of the conservative set: |Σ R_input − f(x)| ≤ ATOL + RTOL·|f(x)|
+# (the stabiliser is 1e-9; the rest is float32 round-off over ~50 layers).
+ATOL, RTOL = 1e-5, 1e-3
+
+
+def _grad_x_input(model: keras.Model, xs: list[np.ndarray]) -> list[np.ndarray]:
+    ts = [tf.convert_to_tensor(x) for x in xs]
+    with tf.GradientTape() as tape:
+        for t in ts:
+            tape.watch(t)
+        y = model(ts if len(ts) > 1 else ts[0])
+    grads = tape.gradient(y, ts)
+    return [np.asarray(g * t) for g, t in zip(grads, ts, strict=True)]
+
+
+def test_lrp0_equals_gradient_times_input_on_bias_free_relu_conv_net() -> None:
+    keras.utils.set_random_seed(1)
+    img = keras.Input((12, 10, 1), name="image")
+    seq = keras.Input((9, 2), name="tf")
+    a = L.Conv2D(4, 3, padding="same", use_bias=False, activation="relu")(img)
+    a = L.MaxPooling2D(2)(a)
+    a = L.Conv2D(3, 2, padding="valid", use_bias=False)(a)
+    a = L.ReLU()(a)
+    a = L.Flatten()(a)
+    b = L.Conv1D(3, 2, dilation_rate=2, padding="same", use_bias=False, activation="relu")(seq)
+    b = L.Flatten()(b)
+    h = L.Concatenate()([a, b])
+    h = L.Dense(6, use_bias=False, activation="relu")(h)
+    out = L.Dense(1, use_bias=False)(h)
+    model = keras.Model([img, seq], out)
+    rng = np.random.default_rng(0)
+    xs = [rng.random((3, 12, 10, 1), dtype=np.float32),
+          rng.standard_normal((3, 9, 2)).astype(np.float32)]
+    exp = explain_lrp(model, xs, rules="lrp0")
+    gxi = _grad_x_input(model, xs)
+    np.testing.assert_allclose(exp.relevance["image"], gxi[0], atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(exp.relevance["tf"], gxi[1], atol=1e-5, rtol=1e-4)
+    assert np.abs(gxi[0]).sum() > 0  # the comparison is not trivially zero
+
+
+def test_lrp0_equals_gradient_times_input_on_dense_net() -> None:
+    keras.utils.set_random_seed(2)
+    x_in = keras.Input((5,))
+    h = L.Dense(7, use_bias=False, activation="relu")(x_in)
+    h = L.Dense(4, use_bias=False)(h)
+    h = L.Activation("relu")(h)
+    out = L.Dense(1, use_bias=False)(h)
+    model = keras.Model(x_in, out)
+    x = np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32)
+    exp = explain_lrp(model, x, rules="lrp0")
+    np.testing.assert_allclose(exp.relevance[model.inputs[0].name], _grad_x_input(model, [x])[0],
+                               atol=1e-6, rtol=1e-4)
+
+
+def _ones_head(x):
+    return L.Dense(1, use_bias=False, kernel_initializer="ones")(x)
+
+
+def test_maxpool_ties_are_split_equally_1d_and_2d_same_padding() -> None:
+    x_in = keras.Input((4, 1))
+    out = _ones_head(L.Flatten()(L.MaxPooling1D(2)(x_in)))
+    model = keras.Model(x_in, out)
+    x = np.array([[[2.0], [2.0], [1.0], [3.0]]], dtype=np.float32)
+    exp = explain_lrp(model, x, rules="lrp0")
+    np.testing.assert_allclose(exp.relevance[model.inputs[0].name][0, :, 0], [1, 1, 0, 3],
+                               atol=1e-6)
+
+    x_in = keras.Input((3, 3, 1))
+    out = _ones_head(L.Flatten()(L.MaxPooling2D(2, padding="same")(x_in)))
+    model = keras.Model(x_in, out)
+    x = np.array([[1, 1, 0], [0, 1, 0], [2, 0, 0]], dtype=np.float32)[None, :, :, None]
+    exp = explain_lrp(model, x, rules="lrp0")
+    third = 1.0 / 3.0
+    want = [[third, third, 0], [0, third, 0], [2, 0, 0]]
+    np.testing.assert_allclose(exp.relevance[model.inputs[0].name][0, :, :, 0], want, atol=1e-6)
+
+
+def test_concatenate_splits_relevance_by_position() -> None:
+    a_in = keras.Input((3, 1), name="a")
+    b_in = keras.Input((2, 1), name="b")
+    cat = L.Concatenate(axis=1)([a_in, b_in])
+    dense = L.Dense(1, use_bias=False)
+    model = keras.Model([a_in, b_in], dense(L.Flatten()(cat)))
+    w = np.array([[1.0], [-2.0], [0.5], [3.0], [4.0]], dtype=np.float32)
+    dense.set_weights([w])
+    a = np.array([[[1.0], [2.0], [3.0]]], dtype=np.float32)
+    b = np.array([[[-1.0], [0.5]]], dtype=np.float32)
+    exp = explain_lrp(model, [a, b], rules="lrp0")
+    np.testing.assert_allclose(exp.relevance["a"][0, :, 0], [1.0, -4.0, 1.5], atol=1e-6)
+    np.testing.assert_allclose(exp.relevance["b"][0, :, 0], [-3.0, 2.0], atol=1e-6)
+
+
+def test_add_rule_paper_splits_equally_conservative_by_share() -> None:
+    a_in = keras.Input((2,), name="a")
+    b_in = keras.Input((2,), name="b")
+    model = keras.Model([a_in, b_in], _ones_head(L.Add()([a_in, b_in])))
+    a = np.array([[1.0, 3.0]], dtype=np.float32)
+    b = np.array([[3.0, 1.0]], dtype=np.float32)
+    paper = explain_lrp(model, [a, b], rules=replace(PAPER, dense_epsilon=0.0))
+    np.testing.assert_allclose(paper.relevance["a"], [[2.0, 2.0]], atol=1e-6)  # eq. 32: R/2
+    np.testing.assert_allclose(paper.relevance["b"], [[2.0, 2.0]], atol=1e-6)
+    cons = explain_lrp(model, [a, b], rules="conservative")
+    np.testing.assert_allclose(cons.relevance["a"], a, atol=1e-6)  # z-rule: R·x_i/Σx
+    np.testing.assert_allclose(cons.relevance["b"], b, atol=1e-6)
+
+
+def test_lstm_paper_rule_is_eq33() -> None:
+    keras.utils.set_random_seed(3)
+    x_in = keras.Input((1, 3))
+    lstm = L.LSTM(2)
+    dense = L.Dense(1, use_bias=False)
+    model = keras.Model(x_in, dense(lstm(x_in)))
+    x = np.random.default_rng(2).standard_normal((2, 1, 3)).astype(np.float32)
+    exp = explain_lrp(model, x, rules=replace(PAPER, dense_epsilon=0.0))
+    h = lstm(x).numpy()
+    r_h = h * dense.get_weights()[0][:, 0]  # LRP-0 through the bias-free dense layer
+    k = np.abs(lstm.cell.kernel.numpy())
+    w = sum(k[:, g * 2:(g + 1) * 2] for g in range(4))  # |W| summed over the four gates
+    want = r_h @ (w / w.sum(axis=0, keepdims=True)).T
+    np.testing.assert_allclose(exp.relevance[model.inputs[0].name][:, 0, :], want, atol=1e-5)
+
+
+def test_batchnorm_is_folded_into_the_preceding_conv() -> None:
+    keras.utils.set_random_seed(4)
+    x_in = keras.Input((6, 2))
+    conv = L.Conv1D(3, 2, padding="same")
+    bn = L.BatchNormalization()
+    head = L.Dense(1)
+    out = head(L.Flatten()(L.ReLU()(bn(conv(x_in)))))
+    model = keras.Model(x_in, out)
+    rng = np.random.default_rng(3)
+    bn.set_weights([rng.random(3) + 0.5, rng.standard_normal(3), rng.standard_normal(3),
+                    rng.random(3) + 0.5])
+    # the same network with the BN folded by hand
+    gamma, beta, mean, var = bn.get_weights()
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    k, b = conv.get_weights()
+    x2 = keras.Input((6, 2))
+    conv2 = L.Conv1D(3, 2, padding="same")
+    head2 = L.Dense(1)
+    model2 = keras.Model(x2, head2(L.Flatten()(L.ReLU()(conv2(x2)))))
+    conv2.set_weights([k * scale, (b - mean) * scale + beta])
+    head2.set_weights(head.get_weights())
+    x = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(model(x), model2(x), atol=1e-5)
+    for rules in ("paper", "conservative"):
+        e1 = explain_lrp(model, x, rules=rules)
+        e2 = explain_lrp(model2, x, rules=rules)
+        np.testing.assert_allclose(e1.relevance[model.inputs[0].name],
+                                   e2.relevance[model2.inputs[0].name], atol=1e-5, rtol=1e-4)
+        assert any("folded" in row.class_name for row in e1.layers)
+
+
+def test_unsupported_layer_raises_naming_layer_and_class() -> None:
+    class Weird(keras.layers.Layer):
+        def call(self, x):
+            return x * x
+
+    x_in = keras.Input((3,))
+    model = keras.Model(x_in, L.Dense(1)(Weird(name="oddball")(x_in)))
+    with pytest.raises(UnsupportedLayerError, match=r"oddball.*Weird"):
+        explain_lrp(model, np.ones((1, 3), dtype=np.float32))
+
+
+def _build(name: str, **hparams):
+    try:
+        from rul_core.models import ModelConfig, build_model
+    except ImportError:  # package __init__ not re-exporting yet
+        from rul_core.models.build import build_model
+        from rul_core.models.presets import ModelConfig
+    return build_model(ModelConfig(name, preset="quick", hparams=hparams))
+
+
+MODELS = {
+    "multimodal": {"image_shape": [16, 60]},
+    "carle": {},
+    "rc_lstm": {"window_length": 64, "res_units": 1},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_conservative_rules_conserve_relevance_on_all_three_models(name: str) -> None:
+    keras.utils.set_random_seed(0)
+    model = _build(name, **MODELS[name])
+    rng = np.random.default_rng(0)
+    xs = [rng.random((2, *kt.shape[1:]), dtype=np.float32) for kt in model.inputs]
+    exp = explain_lrp(model, xs, rules=CONSERVATIVE)
+    pred = np.asarray(model(xs if len(xs) > 1 else xs[0]))[:, 0]
+    np.testing.assert_allclose(exp.prediction, pred, atol=1e-5)
+    total = exp.input_sums()
+    assert np.all(np.abs(total - pred) <= ATOL + RTOL * np.abs(pred)), (total, pred)
+    # every layer conserves on its own as well
+    table = exp.layer_table()
+    assert np.allclose(table["relevance_in"], table["relevance_out"], atol=1e-5, rtol=1e-3)
+    # relevance maps have the inputs' shapes
+    for kt, x in zip(model.inputs, xs, strict=True):
+        assert exp.relevance[kt.name].shape == x.shape
+    # the paper rules run too and report where relevance changes
+    paper = explain_lrp(model, xs, rules="paper")
+    assert paper.layer_table()["layer"].tolist() == table["layer"].tolist()
+    assert np.abs(paper.layer_table()["change"]).max() > 1e-6
+
+
+def test_multimodal_maps_have_input_shapes_and_paper_layernorm_is_eq29() -> None:
+    keras.utils.set_random_seed(0)
+    model = _build("multimodal", image_shape=[16, 60])
+    rng = np.random.default_rng(5)
+    xs = [rng.random((1, 16, 60, 1), dtype=np.float32), rng.random((1, 7, 1), dtype=np.float32)]
+    exp = explain_lrp(model, xs, rules="paper")
+    assert exp.relevance["image"].shape == (1, 16, 60, 1)
+    assert exp.relevance["tf"].shape == (1, 7, 1)
+    rows = {r.name: r for r in exp.layers}
+    assert rows["fusion_concat"].class_name == "Concatenate"
+    assert rows["layer_norm"].relevance_out[0] != pytest.approx(rows["layer_norm"].relevance_in[0])
