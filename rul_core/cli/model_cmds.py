@@ -1,9 +1,327 @@
-"""Subcommands (placeholder until implemented)."""
+"""Subcommands ``train``, ``evaluate``, ``predict`` and ``models``.
+
+``train`` defaults: every run of ``--data`` that is not named by ``--test`` is a training run;
+the validation run (early stopping, learning-rate reduction, reported ``val_*`` metrics) is
+given by ``--val``, or else the *last* training run is held out as validation (one fold of
+leave-one-bearing-out) when there are at least two; ``--no-val`` trains on every run without
+validation. The bundle is registered in the workspace catalog (``--workspace``, default
+``$RUL_WORKSPACE`` or ``./workspace``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rul_core.errors import RulError
+from rul_core.labels import SCHEMES as LABEL_SCHEMES
+
+
+def _workspace(args: argparse.Namespace) -> Any:
+    from rul_core.workspace import Workspace
+
+    return Workspace(args.workspace) if args.workspace else Workspace()
+
+
+def _load(path: str, layout: str | None, ws: Any, progress: Any = None) -> Any:
+    """Load a dataset (or a single run folder) through the data layer's loader."""
+    try:
+        from rul_core.data import load_dataset
+    except ImportError as exc:  # pragma: no cover - the loader is part of the package
+        raise RulError("the dataset loader (rul_core.data.load_dataset) is not available") from exc
+    p = Path(path)
+    if not p.exists():
+        raise RulError(f"{p}: no such file or directory")
+    return load_dataset(p, layout=layout, cache_dir=ws.path / "cache", progress=progress)
+
+
+def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
+    if not names:
+        return list(dataset.runs)
+    out = []
+    for n in names:
+        try:
+            out.append(dataset.run(n))
+        except KeyError as exc:
+            raise RulError(f"--{what}: {exc.args[0]}") from exc
+    return out
+
+
+def _write_csv_atomic(df: Any, path: str | Path) -> Path:
+    target = Path(path).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; VALUE is parsed as JSON when it can be (numbers, lists), else text."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RulError(f"{flag}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from rul_core.progress import TqdmProgress
+
+    return None if args.quiet else TqdmProgress(leave=False, file=sys.stderr)
+
+
+def _print_table(title: str, df: Any) -> None:
+    from rul_core.evaluation import to_markdown
+
+    print(f"\n## {title}\n")
+    print(to_markdown(df))
+
+
+# --------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model and write its bundle."""
+    from rul_core.bundle import save_bundle
+    from rul_core.evaluation import evaluate
+    from rul_core.models.presets import ModelConfig
+    from rul_core.training import train
+
+    ws = _workspace(args)
+    progress = _progress(args)
+    try:
+        ds = _load(args.data, args.layout, ws, progress)
+        test_names = set(args.test or [])
+        train_runs = _select(ds, args.train, "train")
+        train_runs = [r for r in train_runs if r.name not in test_names]
+        val_runs = _select(ds, args.val, "val") if args.val else []
+        val_names = {r.name for r in val_runs}
+        train_runs = [r for r in train_runs if r.name not in val_names]
+        if not args.val and not args.no_val and len(train_runs) >= 2:
+            val_runs = [train_runs.pop()]
+        if not train_runs:
+            raise RulError("train: no training runs left after removing --test/--val runs")
+        kind = args.dataset_kind or ("xjtu" if ds.layout == "xjtu" else "femto")
+        hparams = _key_values(args.hparam, "--hparam")
+        config = ModelConfig(
+            name=args.model,
+            ablation=args.ablation,
+            preset=args.preset,
+            dataset_kind=kind,
+            seed=args.seed,
+            interval=args.interval if args.model != "rc_lstm" else "gaussian",
+            n_members=args.n_members,
+            hparams=hparams,
+        )
+        print(
+            f"training {config.name}/{config.ablation} ({config.preset}) on "
+            f"{[r.name for r in train_runs]}, validation {[r.name for r in val_runs]}",
+            file=sys.stderr,
+        )
+        trained = train(
+            config,
+            train_runs,
+            val_runs=val_runs or None,
+            label_scheme=args.labels,
+            label_params=_key_values(args.label_param, "--label-param"),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=args.patience,
+            progress=progress,
+            seed=args.seed,
+        )
+        out = save_bundle(trained, args.out)
+        ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
+        ws.add_bundle(
+            out,
+            model=config.name,
+            ablation=config.ablation,
+            preset=config.preset,
+            metrics=trained.metrics,
+            dataset=ds.name,
+        )
+        print(f"bundle written to {out}")
+        for k, v in sorted(trained.metrics.items()):
+            print(f"  {k}: {v:.6g}")
+        if args.test:
+            result = evaluate(trained, _select(ds, args.test, "test"), progress=progress)
+            _print_table("test runs", result.table)
+            ws.add_evaluation(out, dataset=ds.name, runs=list(args.test), metrics=result.summary())
+    finally:
+        if progress is not None:
+            progress.close()
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a bundle on runs and print the tables."""
+    from rul_core.bundle import load_bundle
+    from rul_core.evaluation import evaluate
+
+    ws = _workspace(args)
+    progress = _progress(args)
+    try:
+        trained = load_bundle(args.model)
+        ds = _load(args.data, args.layout, ws, progress)
+        runs = _select(ds, args.runs, "runs")
+        result = evaluate(trained, runs, on=args.on, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    _print_table(f"per bearing x condition ({args.on}s)", result.table)
+    _print_table("seen vs unseen conditions", result.seen_unseen)
+    table_path = ""
+    if args.out:
+        table_path = str(_write_csv_atomic(result.table, args.out))
+        print(f"\ntable written to {table_path}")
+    ws.add_evaluation(
+        args.model,
+        dataset=ds.name,
+        runs=[r.name for r in runs],
+        metrics=result.summary(),
+        table_path=table_path,
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Per-snapshot RUL and interval of one (partial) run."""
+    from rul_core.bundle import load_bundle
+    from rul_core.training import predict_run
+
+    ws = _workspace(args)
+    trained = load_bundle(args.model)
+    ds = _load(args.run, args.layout, ws)
+    if args.run_name:
+        run = _select(ds, [args.run_name], "run-name")[0]
+    elif len(ds.runs) == 1:
+        run = ds.runs[0]
+    else:
+        raise RulError(
+            f"{args.run}: holds {len(ds.runs)} runs ({', '.join(ds.run_names)}); "
+            "name one with --run-name"
+        )
+    df = predict_run(trained, run, upto=args.upto, level=args.level)
+    if args.out:
+        print(f"written to {_write_csv_atomic(df, args.out)}", file=sys.stderr)
+    else:
+        df.to_csv(sys.stdout, index=False, float_format="%.6g")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the bundles in the workspace catalog."""
+    ws = _workspace(args)
+    rows = ws.list_bundles(args.model_filter)
+    if not rows:
+        print(f"no model bundles in {ws.db_path}")
+        return 0
+    print("id\tmodel\tablation\tpreset\tdataset\tval_rmse\tcreated\tpath")
+    for r in rows:
+        rmse = r["metrics"].get("val_rmse")
+        rmse_s = f"{rmse:.4g}" if isinstance(rmse, int | float) else ""
+        exists = "" if Path(r["path"]).is_dir() else " (missing)"
+        print(
+            f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
+            f"{rmse_s}\t{r['created']}\t{r['path']}{exists}"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workspace",
+        default=None,
+        help="workspace folder holding catalog.sqlite (default: $RUL_WORKSPACE or ./workspace)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add train, evaluate, predict and models."""
+    from rul_core.models.presets import ABLATIONS, INTERVALS, MODEL_NAMES, PRESETS
+
+    ablations = sorted({a for v in ABLATIONS.values() for a in v})
+
+    p = sub.add_parser(
+        "train",
+        help="train a model and write a bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, choices=MODEL_NAMES)
+    p.add_argument("--ablation", default="full", choices=ablations, help="default: full")
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="default: quick")
+    p.add_argument("--data", required=True, help="dataset folder or archive")
+    p.add_argument("--layout", default=None, help="force a layout (default: detected)")
+    p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
+    p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
+    p.add_argument("--no-val", action="store_true", help="train without a validation run")
+    p.add_argument("--test", nargs="+", metavar="RUN", help="runs held out and evaluated")
+    p.add_argument("--labels", default="piecewise", choices=LABEL_SCHEMES)
+    p.add_argument(
+        "--label-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="label scheme parameter, e.g. max_rul=100 for capped (repeatable)",
+    )
+    p.add_argument(
+        "--hparam",
+        action="append",
+        metavar="KEY=JSON",
+        help="override a preset hyperparameter, e.g. lstm_units=[8,8] (repeatable)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    p.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--interval", default="mc_dropout", choices=INTERVALS)
+    p.add_argument("--n-members", type=int, default=5, help="deep-ensemble size")
+    p.add_argument("--dataset-kind", choices=("femto", "xjtu"), default=None)
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a bundle on runs and print the tables")
+    p.add_argument("--model", required=True, help="bundle directory")
+    p.add_argument("--data", required=True, help="dataset folder or archive")
+    p.add_argument("--layout", default=None)
+    p.add_argument("--runs", nargs="+", metavar="RUN", help="runs to evaluate (default: all)")
+    p.add_argument("--on", choices=("window", "snapshot"), default="window")
+    p.add_argument("--out", default=None, help="write the per-bearing table as CSV")
+    _common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="RUL and interval at every snapshot of a (partial) run, as CSV",
+    )
+    p.add_argument("--model", required=True, help="bundle directory")
+    p.add_argument("--run", required=True, help="run folder (or a dataset with --run-name)")
+    p.add_argument("--run-name", default=None, help="which run when --run holds several")
+    p.add_argument("--layout", default=None)
+    p.add_argument("--upto", type=int, default=None, help="use only the first N snapshots")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--out", default=None, help="CSV file (default: stdout)")
+    _common(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list the model bundles in the workspace catalog")
+    p.add_argument("--model", dest="model_filter", default=None, choices=MODEL_NAMES)
+    _common(p)
+    p.set_defaults(func=cmd_models)

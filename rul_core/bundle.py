@@ -1,0 +1,413 @@
+"""Model bundles: a directory holding a trained model, its forest head and its card.
+
+Layout of a bundle directory::
+
+    card.json          model config, preset, hyperparameters, pipeline and normaliser
+                       parameters, label scheme, training runs + content hashes, metrics,
+                       package versions, seed, creation time, input shapes, file checksums
+    card.md            the same, human readable (hyperparameter table)
+    model.keras        the Keras model (or member_0.keras, member_1.keras, ... for an ensemble)
+    forest.skops       the optional random-forest head (skops, never pickle)
+
+Saving writes a temporary directory beside the target and renames it into place; an existing
+bundle is replaced only after the new one is complete. Loading refuses any file it does not
+expect (pickles, HDF5, ...), checks every file's SHA-256 against the card, refuses Keras
+``Lambda`` layers before deserialising anything, loads Keras with ``safe_mode=True`` and the
+forest through skops with an explicit trusted-types list, and checks versions and input shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import uuid
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import rul_core
+from rul_core.errors import BundleError, RulError
+from rul_core.training import RunInfo, TrainedModel
+
+CARD_NAME = "card.json"
+CARD_MD_NAME = "card.md"
+FOREST_NAME = "forest.skops"
+BUNDLE_FORMAT = 1
+_MEMBER_RE = re.compile(r"^member_(\d+)\.keras$")
+_ALLOWED_FIXED = {CARD_NAME, CARD_MD_NAME, "model.keras", FOREST_NAME}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a bundle depends on."""
+    import keras
+    import sklearn
+
+    out = {
+        "rul_core": rul_core.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "python": sys.version.split()[0],
+    }
+    try:
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:  # pragma: no cover - TF is a dependency
+        out["tensorflow"] = ""
+    try:
+        import skops
+
+        out["skops"] = skops.__version__
+    except ImportError:  # pragma: no cover
+        out["skops"] = ""
+    return out
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    raise BundleError(f"cannot store {type(obj).__name__} in a model card (no to_dict())")
+
+
+def _pipeline_from_dict(d: dict[str, Any]) -> Any:
+    from rul_core.signal import pipeline as pl
+
+    cls = pl.PipelineConfig
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(d)
+    return cls(**d)
+
+
+def _model_files(trained: TrainedModel) -> list[str]:
+    if len(trained.models) == 1:
+        return ["model.keras"]
+    return [f"member_{i}.keras" for i in range(len(trained.models))]
+
+
+def make_card(trained: TrainedModel) -> dict[str, Any]:
+    """The card dict of a trained model (without file checksums)."""
+    cfg = trained.config
+    return {
+        "format": BUNDLE_FORMAT,
+        "model": cfg.name,
+        "ablation": cfg.ablation,
+        "preset": cfg.preset,
+        "config": cfg.to_dict(),
+        "hyperparameters": cfg.resolved(),
+        "uses_forest": bool(cfg.uses_forest),
+        "pipeline_config": _to_jsonable(trained.pipeline_config),
+        "normaliser": _to_jsonable(trained.normaliser),
+        "label_scheme": trained.label_scheme,
+        "label_params": trained.label_params,
+        "train_runs": [r.to_dict() for r in trained.train_runs],
+        "val_runs": [r.to_dict() for r in trained.val_runs],
+        "metrics": trained.metrics,
+        "history": trained.history,
+        "seed": int(trained.seed),
+        "level": float(trained.level),
+        "created": trained.created,
+        "versions": package_versions(),
+        "input_shapes": trained.input_shapes,
+        "model_files": _model_files(trained),
+        "forest_file": FOREST_NAME if trained.forest is not None else None,
+    }
+
+
+def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
+    from rul_core.models.presets import describe
+
+    lines = [
+        f"# Model card: {card['model']} ({card['ablation']}, preset {card['preset']})",
+        "",
+        f"Created {card['created']}, seed {card['seed']}, labels {card['label_scheme']}.",
+        "",
+        "Training runs: " + ", ".join(r["name"] for r in card["train_runs"]),
+        "",
+        describe(trained.config),
+        "",
+        "## Metrics",
+        "",
+        *[f"- {k}: {v:.6g}" for k, v in sorted(card["metrics"].items())],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, allow_nan=True)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_contents(trained: TrainedModel, tmp: Path) -> None:
+    """Write every file of the bundle into the (empty) directory ``tmp``."""
+    card = make_card(trained)
+    for name, model in zip(card["model_files"], trained.models, strict=True):
+        model.save(tmp / name)
+    if trained.forest is not None:
+        trained.forest.save(tmp / FOREST_NAME)
+    (tmp / CARD_MD_NAME).write_text(_card_markdown(trained, card), encoding="utf-8")
+    card["files"] = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.name != CARD_NAME}
+    _write_json(tmp / CARD_NAME, card)
+
+
+def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
+    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle).
+
+    An existing directory that is not a bundle (no card.json) is never replaced.
+    """
+    target = Path(path).resolve()
+    if target.exists() and (
+        not target.is_dir() or (any(target.iterdir()) and not (target / CARD_NAME).is_file())
+    ):
+        raise BundleError(f"{target}: exists and is not a model bundle; refusing to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    tmp = target.parent / f".{target.name}.tmp-{token}"
+    old = target.parent / f".{target.name}.old-{token}"
+    tmp.mkdir()
+    try:
+        _write_contents(trained, tmp)
+        if target.exists():
+            os.replace(target, old)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# --------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The parsed card.json of a bundle directory (BundleError when missing or malformed)."""
+    bundle = Path(path)
+    card_path = bundle / CARD_NAME
+    if not bundle.is_dir():
+        raise BundleError(f"{bundle}: expected a model bundle directory")
+    if not card_path.is_file():
+        raise BundleError(f"{card_path}: missing; expected the bundle's model card")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{card_path}: expected JSON, could not parse it ({exc})") from exc
+    if not isinstance(card, dict):
+        raise BundleError(f"{card_path}: expected a JSON object")
+    required = (
+        "format",
+        "config",
+        "model_files",
+        "files",
+        "versions",
+        "input_shapes",
+        "normaliser",
+        "pipeline_config",
+    )
+    missing = [k for k in required if k not in card]
+    if missing:
+        raise BundleError(f"{card_path}: missing field(s) {missing}")
+    if card["format"] != BUNDLE_FORMAT:
+        raise BundleError(
+            f"{card_path}: field 'format' is {card['format']!r}; this program reads "
+            f"bundle format {BUNDLE_FORMAT}"
+        )
+    return card
+
+
+def _check_files(bundle: Path, card: dict[str, Any]) -> None:
+    """Refuse unexpected files; verify every expected file's checksum."""
+    for p in sorted(bundle.iterdir()):
+        if p.name in _ALLOWED_FIXED or _MEMBER_RE.match(p.name):
+            if not p.is_file() or p.is_symlink():
+                raise BundleError(f"{p}: expected a regular file")
+            continue
+        raise BundleError(
+            f"{p}: unexpected file in a model bundle (only card.json, card.md, *.keras and "
+            "forest.skops are allowed; pickles and other executable formats are refused)"
+        )
+    files = card["files"]
+    if not isinstance(files, dict):
+        raise BundleError(f"{bundle / CARD_NAME}: field 'files' must map file names to SHA-256")
+    expected = list(card["model_files"]) + (
+        [card["forest_file"]] if card.get("forest_file") else []
+    )
+    for name in expected:
+        if not (name in _ALLOWED_FIXED or _MEMBER_RE.match(str(name))):
+            raise BundleError(f"{bundle / CARD_NAME}: names an unexpected file {name!r}")
+        if not (bundle / name).is_file():
+            raise BundleError(f"{bundle / name}: missing; the card lists it")
+    for name, digest in files.items():
+        p = bundle / name
+        if not p.is_file():
+            raise BundleError(f"{p}: missing; the card lists it")
+        if _sha256(p) != digest:
+            raise BundleError(
+                f"{p}: SHA-256 differs from the card (file modified or card tampered with)"
+            )
+    for name in expected:
+        if name not in files:
+            raise BundleError(f"{bundle / CARD_NAME}: no checksum for {name}")
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    parts = re.findall(r"\d+", str(version))
+    return (int(parts[0]) if parts else 0, int(parts[1]) if len(parts) > 1 else 0)
+
+
+def _check_versions(bundle: Path, card: dict[str, Any]) -> None:
+    saved = card["versions"]
+    now = package_versions()
+    for pkg in ("keras", "tensorflow", "sklearn", "numpy"):
+        a, b = saved.get(pkg), now.get(pkg)
+        if not a or not b:
+            continue
+        (ma, mi), (mb, mj) = _major_minor(a), _major_minor(b)
+        if ma != mb:
+            if pkg == "keras":
+                raise BundleError(
+                    f"{bundle / CARD_NAME}: saved with keras {a}, this program has keras {b}; "
+                    "a different major version cannot load it"
+                )
+            warnings.warn(
+                f"{bundle}: saved with {pkg} {a}, running {b} (major version differs)",
+                stacklevel=3,
+            )
+        elif mi != mj:
+            warnings.warn(
+                f"{bundle}: saved with {pkg} {a}, running {b} (minor version differs)",
+                stacklevel=3,
+            )
+
+
+def _walk_layers(cfg: Any) -> list[str]:
+    """Every ``class_name`` in a Keras config tree."""
+    names: list[str] = []
+    if isinstance(cfg, dict):
+        if "class_name" in cfg:
+            names.append(str(cfg["class_name"]))
+        for v in cfg.values():
+            names.extend(_walk_layers(v))
+    elif isinstance(cfg, list):
+        for v in cfg:
+            names.extend(_walk_layers(v))
+    return names
+
+
+def _check_keras_archive(path: Path) -> None:
+    """Refuse a .keras archive with Lambda layers or unexpected members, before loading."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.namelist()
+            bad = [
+                m
+                for m in members
+                if m not in ("config.json", "metadata.json", "model.weights.h5")
+                and not m.startswith("assets/")
+            ]
+            if bad:
+                raise BundleError(f"{path}: unexpected member(s) in the Keras archive: {bad}")
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: expected a Keras v3 archive ({exc})") from exc
+    lambdas = [n for n in _walk_layers(config) if n == "Lambda"]
+    if lambdas:
+        raise BundleError(f"{path}: contains a Lambda layer (arbitrary code); refusing to load")
+
+
+def load_bundle(path: str | Path) -> TrainedModel:
+    """Load a bundle directory written by :func:`save_bundle` (safely; see module doc)."""
+    import keras
+
+    from rul_core.models import custom_objects
+    from rul_core.models.presets import ModelConfig
+    from rul_core.signal.pipeline import Normaliser
+
+    bundle = Path(path).resolve()
+    card = read_card(bundle)
+    card_path = bundle / CARD_NAME
+    _check_files(bundle, card)
+    _check_versions(bundle, card)
+    try:
+        config = ModelConfig.from_dict(card["config"])
+        normaliser = Normaliser.from_dict(card["normaliser"])
+        pipeline_config = _pipeline_from_dict(card["pipeline_config"])
+        train_runs = [RunInfo.from_dict(r) for r in card.get("train_runs", [])]
+        val_runs = [RunInfo.from_dict(r) for r in card.get("val_runs", [])]
+    except (RulError, ValueError, TypeError, KeyError) as exc:
+        raise BundleError(f"{card_path}: invalid card content: {exc}") from exc
+
+    models = []
+    for name in card["model_files"]:
+        p = bundle / name
+        _check_keras_archive(p)
+        try:
+            model = keras.saving.load_model(
+                p, custom_objects=custom_objects(), safe_mode=True, compile=False
+            )
+        except Exception as exc:
+            raise BundleError(f"{p}: could not load the Keras model: {exc}") from exc
+        shapes = [[int(d) for d in t.shape[1:]] for t in model.inputs]
+        if shapes != card["input_shapes"]:
+            raise BundleError(
+                f"{card_path}: field 'input_shapes' is {card['input_shapes']}, but {name} "
+                f"takes {shapes}"
+            )
+        models.append(model)
+
+    forest = None
+    if card.get("forest_file"):
+        from rul_core.models.heads import ForestHead
+
+        try:
+            forest = ForestHead.load(bundle / card["forest_file"])
+        except RulError:
+            raise
+        except Exception as exc:
+            raise BundleError(f"{bundle / card['forest_file']}: could not load: {exc}") from exc
+    elif config.uses_forest:
+        raise BundleError(f"{card_path}: the model uses a forest head but no forest file is listed")
+
+    return TrainedModel(
+        config=config,
+        models=models,
+        normaliser=normaliser,
+        pipeline_config=pipeline_config,
+        label_scheme=str(card.get("label_scheme", "piecewise")),
+        label_params=dict(card.get("label_params", {})),
+        forest=forest,
+        history=list(card.get("history", [])),
+        train_runs=train_runs,
+        val_runs=val_runs,
+        metrics=dict(card.get("metrics", {})),
+        seed=int(card.get("seed", config.seed)),
+        level=float(card.get("level", 0.9)),
+        created=str(card.get("created", "")),
+    )

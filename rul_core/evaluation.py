@@ -1,0 +1,180 @@
+"""Evaluation tables as in the papers: per bearing x condition, seen vs unseen, ablations.
+
+All RUL values are the normalised RUL of the model's own label scheme. ``score`` is CARLE
+eq. 16 with d in percent of life (:func:`rul_core.metrics.score`, ``unit="percent"``), summed
+over the predictions of the row; interval columns (PICP, PIAW, AIS at the model's level) and
+the alpha-lambda accuracy (fraction of predictions after half-life inside +-30 %) are given
+for every model, since every model in the product carries an interval.
+
+A condition is *seen* when some training run has the same rpm and load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rul_core import metrics as mt
+from rul_core.data.run import Run
+from rul_core.progress import CancelToken, ProgressFn, check, emit
+from rul_core.training import TrainedModel, aggregate_snapshots, predict_windows
+
+METRIC_COLUMNS = ("rmse", "mae", "score", "alpha_lambda", "picp", "piaw", "ais")
+
+
+@dataclass
+class EvaluationResult:
+    """Predictions and tables of one model on some runs.
+
+    ``windows``: one row per window (run, condition, rpm, load_n, seen, snapshot, window,
+    y_true, rul, lower, upper, std); ``snapshots``: the same averaged per snapshot (+ time_s);
+    ``table``: one row per run, then one per condition ("all runs" rows), then "all";
+    ``seen_unseen``: metrics over seen and over unseen conditions.
+    """
+
+    windows: pd.DataFrame
+    snapshots: pd.DataFrame
+    table: pd.DataFrame
+    seen_unseen: pd.DataFrame
+    level: float
+    on: str
+
+    def summary(self) -> dict[str, float]:
+        """Metrics over every evaluated prediction (the "all" row), as a plain dict."""
+        row = self.table[self.table["run"] == "all"].iloc[0]
+        return {k: float(row[k]) for k in METRIC_COLUMNS if pd.notna(row[k])}
+
+
+def _metrics(df: pd.DataFrame, level: float) -> dict[str, Any]:
+    y, p = df["y_true"].to_numpy(float), df["rul"].to_numpy(float)
+    out: dict[str, Any] = {"n": len(df)}
+    out.update(mt.point_metrics(y, p))
+    # alpha-lambda is defined along one bearing's time axis: average over runs
+    al = [
+        mt.alpha_lambda_accuracy(g["y_true"].to_numpy(float), g["rul"].to_numpy(float))
+        for _, g in df.groupby("run", sort=False)
+    ]
+    out["alpha_lambda"] = float(np.mean(al)) if al else np.nan
+    if {"lower", "upper"} <= set(df.columns) and df["lower"].notna().all():
+        out.update(
+            mt.interval_metrics(y, df["lower"].to_numpy(float), df["upper"].to_numpy(float), level)
+        )
+    return out
+
+
+def _condition_key(rpm: float, load_n: float) -> tuple[float, float]:
+    return (round(float(rpm), 6), round(float(load_n), 6))
+
+
+def evaluate(
+    trained: TrainedModel,
+    runs: list[Run],
+    train_conditions: Iterable[tuple[float, float]] | None = None,
+    *,
+    level: float | None = None,
+    on: str = "window",
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> EvaluationResult:
+    """Predict every run and build the tables.
+
+    ``train_conditions``: (rpm, load_n) pairs counted as seen (default: the conditions of
+    the model's training runs). ``on="window"`` computes metrics over window predictions
+    (the papers' protocol); ``on="snapshot"`` over the per-snapshot means.
+    """
+    if on not in ("window", "snapshot"):
+        raise ValueError(f"on must be 'window' or 'snapshot', got {on!r}")
+    level = trained.level if level is None else float(level)
+    seen_set = {
+        _condition_key(*c)
+        for c in (train_conditions if train_conditions is not None else trained.train_conditions)
+    }
+    win_frames, snap_frames = [], []
+    for i, run in enumerate(runs):
+        check(cancel)
+        emit(progress, "evaluate", i, len(runs), f"predicting {run.name}")
+        w = predict_windows(trained, run, level=level, with_labels=True)
+        s = aggregate_snapshots(w, run)
+        seen = _condition_key(run.condition.rpm, run.condition.load_n) in seen_set
+        for df in (w, s):
+            df.insert(0, "run", run.name)
+            df.insert(1, "condition", run.condition.label)
+            df.insert(2, "rpm", float(run.condition.rpm))
+            df.insert(3, "load_n", float(run.condition.load_n))
+            df.insert(4, "seen", seen)
+        win_frames.append(w)
+        snap_frames.append(s)
+    emit(progress, "evaluate", len(runs), len(runs), "done")
+    windows = pd.concat(win_frames, ignore_index=True)
+    snapshots = pd.concat(snap_frames, ignore_index=True)
+    base = windows if on == "window" else snapshots
+
+    rows = []
+    for (run, cond), g in base.groupby(["run", "condition"], sort=False):
+        rows.append(
+            {"run": run, "condition": cond, "seen": bool(g["seen"].iloc[0]), **_metrics(g, level)}
+        )
+    for cond, g in base.groupby("condition", sort=False):
+        rows.append(
+            {
+                "run": "all runs",
+                "condition": cond,
+                "seen": bool(g["seen"].iloc[0]),
+                **_metrics(g, level),
+            }
+        )
+    rows.append({"run": "all", "condition": "all", "seen": None, **_metrics(base, level)})
+    table = pd.DataFrame(rows)
+
+    su = []
+    for flag, g in base.groupby("seen", sort=True):
+        su.append(
+            {
+                "conditions": "seen" if flag else "unseen",
+                "runs": int(g["run"].nunique()),
+                **_metrics(g, level),
+            }
+        )
+    seen_unseen = pd.DataFrame(su)
+    return EvaluationResult(windows, snapshots, table, seen_unseen, level, on)
+
+
+def ablation_table(
+    results: dict[str, EvaluationResult], metrics: tuple[str, ...] = ("rmse", "mae", "score")
+) -> pd.DataFrame:
+    """One row per (condition, run) and per-condition/overall rows; columns (variant, metric).
+
+    ``results`` maps a variant name (e.g. "CARLE", "CARL", "CRLE", "CALE") to its evaluation on
+    the same runs, as in the papers' ablation tables.
+    """
+    if not results:
+        raise ValueError("ablation_table: no results given")
+    frames = []
+    for variant, res in results.items():
+        t = res.table.set_index(["condition", "run"])[list(metrics)]
+        t.columns = pd.MultiIndex.from_product([[variant], list(metrics)])
+        frames.append(t)
+    return pd.concat(frames, axis=1)
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A DataFrame as a GitHub markdown table (no tabulate dependency)."""
+    flat = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+    cols = [
+        " / ".join(str(c) for c in col if str(c)) if isinstance(col, tuple) else str(col)
+        for col in flat.columns
+    ]
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else format(float(v), floatfmt)
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in flat.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines)

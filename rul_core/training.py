@@ -1,0 +1,542 @@
+"""One training API for every model, bearing-grouped splits, and inference on a partial run.
+
+``train(config, train_runs, ...)`` does, in order: fit the min-max :class:`Normaliser` on the
+training runs only; extract windows (and, for RC-LSTM, the raw normalised windows); label them
+with a scheme of :mod:`rul_core.labels`; build the model (``n_members`` seeded copies for a
+deep ensemble); fit with early stopping (best weights restored), learning-rate reduction on
+plateau, progress events and cancellation; then fit the random-forest head on the penultimate
+layer when the configuration uses one. The result, :class:`TrainedModel`, carries everything a
+bundle needs to reproduce the predictions.
+
+Splits are always by bearing (one run = one bearing): overlapping windows of one bearing on
+both sides of a split leak the answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rul_core import metrics as mt
+from rul_core.data.run import Run
+from rul_core.errors import Cancelled, RulError
+from rul_core.progress import CancelToken, ProgressFn, check, emit
+
+DEFAULT_PATIENCE = 10
+DEFAULT_LEVEL = 0.9
+
+
+@dataclass
+class RunInfo:
+    """What the model card records about one training/validation run."""
+
+    name: str
+    content_hash: str
+    rpm: float
+    load_n: float
+    n_snapshots: int
+
+    @classmethod
+    def of(cls, run: Run) -> RunInfo:
+        """Describe ``run`` (hashes its samples)."""
+        return cls(
+            name=run.name,
+            content_hash=run.content_hash(),
+            rpm=float(run.condition.rpm),
+            load_n=float(run.condition.load_n),
+            n_snapshots=run.n_snapshots,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunInfo:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=str(d["name"]),
+            content_hash=str(d["content_hash"]),
+            rpm=float(d["rpm"]),
+            load_n=float(d["load_n"]),
+            n_snapshots=int(d["n_snapshots"]),
+        )
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with everything needed to apply it to new runs.
+
+    ``models`` holds one Keras model, or ``n_members`` for a deep ensemble; ``forest`` the
+    optional random-forest head fitted on ``embedding_model(models[0])``; ``history`` one
+    Keras history dict per member; ``metrics`` validation (and training) metrics.
+    """
+
+    config: Any  # rul_core.models.ModelConfig
+    models: list[Any]
+    normaliser: Any  # rul_core.signal.pipeline.Normaliser
+    pipeline_config: Any  # rul_core.signal.pipeline.PipelineConfig
+    label_scheme: str = "piecewise"
+    label_params: dict[str, Any] = field(default_factory=dict)
+    forest: Any | None = None
+    history: list[dict[str, list[float]]] = field(default_factory=list)
+    train_runs: list[RunInfo] = field(default_factory=list)
+    val_runs: list[RunInfo] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    level: float = DEFAULT_LEVEL
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def train_conditions(self) -> set[tuple[float, float]]:
+        """(rpm, load) of every training run: the conditions this model has seen."""
+        return {(r.rpm, r.load_n) for r in self.train_runs}
+
+    @property
+    def input_shapes(self) -> list[list[int]]:
+        """Shapes (without the batch axis) of the first model's inputs."""
+        return [[int(d) for d in t.shape[1:]] for t in self.models[0].inputs]
+
+
+# --------------------------------------------------------------------------------------
+# splits
+# --------------------------------------------------------------------------------------
+def _unique_names(run_names: Sequence[str]) -> list[str]:
+    names = [str(n) for n in run_names]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RulError(f"split: run names must be unique (one run per bearing), repeated: {dup}")
+    if not names:
+        raise RulError("split: no runs given")
+    return names
+
+
+def leave_one_bearing_out(run_names: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+    """One fold per bearing: (every other run, [that run]), in the order given."""
+    names = _unique_names(run_names)
+    if len(names) < 2:
+        raise RulError("leave-one-bearing-out needs at least two runs")
+    return [([n for n in names if n != held], [held]) for held in names]
+
+
+def grouped_kfold(
+    run_names: Sequence[str], k: int, seed: int = 0
+) -> list[tuple[list[str], list[str]]]:
+    """``k`` folds over bearings (seeded shuffle, sizes differ by at most one).
+
+    Each fold is (training run names, held-out run names); every run is held out exactly once.
+    """
+    names = _unique_names(run_names)
+    if not 2 <= k <= len(names):
+        raise RulError(f"grouped k-fold: k must lie in [2, {len(names)}] (runs), got {k}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    groups = [sorted(int(i) for i in chunk) for chunk in np.array_split(order, k)]
+    folds = []
+    for g in groups:
+        held = [names[i] for i in g]
+        folds.append(([n for n in names if n not in held], held))
+    return folds
+
+
+# --------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------
+@dataclass
+class PreparedRun:
+    """Model inputs, window bookkeeping and labels of one run."""
+
+    run: Run
+    inputs: list[np.ndarray]
+    snapshot_index: np.ndarray
+    labels: np.ndarray | None
+
+
+def default_pipeline_config(config: Any) -> Any:
+    """The pipeline defaults (SPEC §2; no Gaussian filter unless the caller asks for one)."""
+    from rul_core.signal import pipeline as pl
+
+    return pl.PipelineConfig()
+
+
+def prepare_run(
+    config: Any,
+    run: Run,
+    normaliser: Any,
+    pipeline_config: Any,
+    label_scheme: str | None = None,
+    label_params: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> PreparedRun:
+    """Windows of ``run`` as model inputs (+ window labels when ``label_scheme`` is given)."""
+    from rul_core.models import make_inputs
+    from rul_core.signal import pipeline as pl
+
+    check(cancel)
+    windows = pl.extract_windows(run, normaliser, pipeline_config, progress=progress, cancel=cancel)
+    signals = None
+    if config.name == "rc_lstm":
+        signals = pl.window_signals(run, normaliser, pipeline_config)
+    inputs = [np.asarray(a) for a in make_inputs(config, windows, signals)]
+    snap = np.asarray(windows.snapshot_index, dtype=np.int64)
+    labels = None
+    if label_scheme is not None:
+        from rul_core import labels as lb
+
+        try:
+            per_snapshot = lb.label_run(run, label_scheme, **(label_params or {}))
+        except (ValueError, TypeError) as exc:
+            raise RulError(f"labels of run {run.name} ({label_scheme}): {exc}") from exc
+        labels = np.asarray(lb.window_labels(per_snapshot, snap), dtype=np.float32)
+    return PreparedRun(run=run, inputs=inputs, snapshot_index=snap, labels=labels)
+
+
+def model_x(inputs: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """Keras input: the array itself for a one-input model, else the list."""
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+def _concat(prepared: list[PreparedRun]) -> tuple[list[np.ndarray], np.ndarray]:
+    n_inputs = len(prepared[0].inputs)
+    xs = [np.concatenate([p.inputs[i] for p in prepared], axis=0) for i in range(n_inputs)]
+    ys = np.concatenate([p.labels for p in prepared if p.labels is not None], axis=0)
+    return xs, ys.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# Keras callbacks
+# --------------------------------------------------------------------------------------
+def _progress_callback(
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+    epochs: int,
+    steps: int,
+    member: int,
+    n_members: int,
+) -> Any:
+    import keras
+
+    class ProgressAndCancel(keras.callbacks.Callback):
+        """Emit a ProgressEvent after every batch; stop and raise Cancelled when cancelled."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.t0 = time.perf_counter()
+            self.total = epochs * steps * n_members
+            self.offset = member * epochs * steps
+            self.val_loss: float | None = None
+            self.done = self.offset
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.done = self.offset + self.epoch * steps + batch + 1
+            elapsed = time.perf_counter() - self.t0
+            done_here = self.done - self.offset
+            eta = elapsed / done_here * (self.total - self.done) if done_here else math.nan
+            loss = float((logs or {}).get("loss", math.nan))
+            emit(
+                progress,
+                "train",
+                self.done,
+                self.total,
+                f"member {member + 1}/{n_members} epoch {self.epoch + 1}/{epochs} loss {loss:.4g}",
+                epoch=self.epoch + 1,
+                batch=batch + 1,
+                member=member,
+                loss=loss,
+                val_loss=self.val_loss,
+                eta_s=eta,
+            )
+            if cancel is not None and cancel.cancelled:
+                self.model.stop_training = True
+                raise Cancelled("training cancelled by the user")
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            self.val_loss = float(logs["val_loss"]) if "val_loss" in logs else None
+            emit(
+                progress,
+                "train",
+                self.done,
+                self.total,
+                f"epoch {epoch + 1}/{epochs} done",
+                epoch=epoch + 1,
+                batch=steps,
+                member=member,
+                loss=float(logs.get("loss", math.nan)),
+                val_loss=self.val_loss,
+                eta_s=None,
+                epoch_end=True,
+            )
+
+    return ProgressAndCancel()
+
+
+def _schedule_callback(config: Any, epochs: int) -> Any | None:
+    """RC-LSTM's loss-weight schedule (paper Table III, scaled to ``epochs``)."""
+    if config.name != "rc_lstm":
+        return None
+    from rul_core.models.rc_lstm import LossScheduleCallback
+
+    return LossScheduleCallback(total_epochs=epochs)
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow; ask TensorFlow for deterministic kernels."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    try:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+def train(
+    config: Any,
+    train_runs: list[Run],
+    *,
+    val_runs: list[Run] | None = None,
+    label_scheme: str = "piecewise",
+    label_params: dict[str, Any] | None = None,
+    pipeline_config: Any | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    patience: int = DEFAULT_PATIENCE,
+    level: float = DEFAULT_LEVEL,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    seed: int | None = None,
+) -> TrainedModel:
+    """Train ``config`` on ``train_runs`` (optionally validated on ``val_runs``).
+
+    ``epochs``/``batch_size`` default to the preset's values. Early stopping and the
+    learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``;
+    the best epoch's weights are restored. ``seed`` (default ``config.seed``) makes the whole
+    run reproducible on one machine. Raises :class:`Cancelled` when ``cancel`` fires (after
+    the current batch) and :class:`RulError` on unusable input.
+    """
+    import keras
+
+    from rul_core.models import build_model, predict_point_and_interval
+    from rul_core.models.presets import ModelConfig
+    from rul_core.signal import pipeline as pl
+
+    if not train_runs:
+        raise RulError("train: no training runs given")
+    names = [r.name for r in train_runs] + [r.name for r in (val_runs or [])]
+    _unique_names(names)  # a bearing on both sides of the split leaks
+    if seed is not None and int(seed) != int(config.seed):
+        d = config.to_dict()
+        d["seed"] = int(seed)
+        config = ModelConfig.from_dict(d)
+    seed = int(config.seed)
+    hp = config.resolved()
+    epochs = int(epochs if epochs is not None else hp.get("epochs", 20))
+    batch_size = int(batch_size if batch_size is not None else hp.get("batch_size", 32))
+    label_params = dict(label_params or {})
+    pipeline_config = pipeline_config or default_pipeline_config(config)
+
+    set_determinism(seed)
+    emit(progress, "prepare", 0, len(train_runs) + len(val_runs or []), "fitting normaliser")
+    normaliser = pl.fit_normaliser(train_runs, pipeline_config)
+    prepared = []
+    all_runs = list(train_runs) + list(val_runs or [])
+    for i, run in enumerate(all_runs):
+        check(cancel)
+        prepared.append(
+            prepare_run(
+                config, run, normaliser, pipeline_config, label_scheme, label_params, cancel=cancel
+            )
+        )
+        emit(progress, "prepare", i + 1, len(all_runs), f"windows of {run.name}")
+    tr, va = prepared[: len(train_runs)], prepared[len(train_runs) :]
+    x_train, y_train = _concat(tr)
+    if len(y_train) == 0:
+        raise RulError(
+            "train: the training runs yield no windows (snapshots shorter than a window?)"
+        )
+    validation = _concat(va) if va else None
+
+    n_members = int(config.n_members) if config.interval == "ensemble" else 1
+    steps = math.ceil(len(y_train) / batch_size)
+    monitor = "val_loss" if validation is not None else "loss"
+    models, histories = [], []
+    for m in range(n_members):
+        member_cfg = config.member(m) if n_members > 1 else config
+        set_determinism(int(member_cfg.seed))
+        model = build_model(member_cfg)
+        callbacks: list[Any] = [
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=patience, restore_best_weights=True
+            ),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.5, patience=max(1, patience // 2), min_lr=1e-6
+            ),
+        ]
+        sched = _schedule_callback(config, epochs)
+        if sched is not None:
+            callbacks.append(sched)
+        callbacks.append(_progress_callback(progress, cancel, epochs, steps, m, n_members))
+        hist = model.fit(
+            model_x(x_train),
+            y_train,
+            validation_data=(model_x(validation[0]), validation[1]) if validation else None,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        check(cancel)
+        models.append(model)
+        histories.append({k: [float(v) for v in vals] for k, vals in hist.history.items()})
+
+    forest = None
+    if config.uses_forest:
+        from rul_core.models.heads import fit_forest_head
+
+        forest = fit_forest_head(
+            models[0],
+            model_x(x_train),
+            y_train,
+            n_trees=int(hp.get("forest_trees", 800)),
+            seed=seed,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    trained = TrainedModel(
+        config=config,
+        models=models,
+        normaliser=normaliser,
+        pipeline_config=pipeline_config,
+        label_scheme=label_scheme,
+        label_params=label_params,
+        forest=forest,
+        history=histories,
+        train_runs=[RunInfo.of(r) for r in train_runs],
+        val_runs=[RunInfo.of(r) for r in (val_runs or [])],
+        seed=seed,
+        level=level,
+    )
+    trained.metrics["train_windows"] = float(len(y_train))
+    trained.metrics["epochs_run"] = float(len(histories[0].get("loss", [])))
+    if validation is not None:
+        pred = predict_point_and_interval(
+            models, config, model_x(validation[0]), forest=forest, level=level, seed=seed
+        )
+        y_val = validation[1]
+        trained.metrics.update(
+            {f"val_{k}": v for k, v in mt.point_metrics(y_val, pred["mean"]).items()}
+        )
+        trained.metrics.update(
+            {
+                f"val_{k}": v
+                for k, v in mt.interval_metrics(y_val, pred["lower"], pred["upper"], level).items()
+            }
+        )
+    return trained
+
+
+# --------------------------------------------------------------------------------------
+# inference
+# --------------------------------------------------------------------------------------
+def predict_windows(
+    trained: TrainedModel,
+    run: Run,
+    upto: int | None = None,
+    level: float | None = None,
+    with_labels: bool = False,
+) -> pd.DataFrame:
+    """Per-window predictions of ``run`` (its first ``upto`` snapshots when given).
+
+    Columns: snapshot, window, rul, lower, upper, std (and ``y_true`` with ``with_labels``,
+    labelled with the model's own scheme over the *whole* run).
+    """
+    from rul_core.models import predict_point_and_interval
+
+    level = trained.level if level is None else float(level)
+    part = run
+    if upto is not None:
+        if upto < 1:
+            raise RulError(f"predict: upto must be >= 1 snapshot, got {upto}")
+        part = run.head(min(int(upto), run.n_snapshots))
+    prep = prepare_run(
+        trained.config,
+        part,
+        trained.normaliser,
+        trained.pipeline_config,
+    )
+    if len(prep.snapshot_index) == 0:
+        raise RulError(f"predict: run {run.name} yields no windows")
+    out = predict_point_and_interval(
+        trained.models,
+        trained.config,
+        model_x(prep.inputs),
+        forest=trained.forest,
+        level=level,
+        seed=trained.seed,
+    )
+    df = pd.DataFrame(
+        {
+            "snapshot": prep.snapshot_index,
+            "window": np.arange(len(prep.snapshot_index)),
+            "rul": np.asarray(out["mean"], dtype=np.float64),
+            "lower": np.asarray(out["lower"], dtype=np.float64),
+            "upper": np.asarray(out["upper"], dtype=np.float64),
+            "std": np.asarray(out["std"], dtype=np.float64),
+        }
+    )
+    if with_labels:
+        from rul_core import labels as lb
+
+        per_snapshot = lb.label_run(run, trained.label_scheme, **trained.label_params)
+        df["y_true"] = np.asarray(lb.window_labels(per_snapshot, prep.snapshot_index), float)
+    return df
+
+
+def aggregate_snapshots(windows: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """Mean over each snapshot's windows; adds ``time_s`` from the run's timestamps."""
+    cols = [c for c in ("rul", "lower", "upper", "std", "y_true") if c in windows.columns]
+    agg = windows.groupby("snapshot", sort=True)[cols].mean().reset_index()
+    ts = np.asarray(run.timestamps, dtype=np.float64)
+    agg.insert(1, "time_s", ts[agg["snapshot"].to_numpy()])
+    return agg
+
+
+def predict_run(
+    trained: TrainedModel, run: Run, upto: int | None = None, level: float = DEFAULT_LEVEL
+) -> pd.DataFrame:
+    """RUL estimate and interval at every snapshot recorded so far (the first ``upto``).
+
+    One row per snapshot: snapshot, time_s, rul, lower, upper, std — the mean over the
+    snapshot's windows. Only the snapshots up to ``upto`` are read, so no future data leaks.
+    """
+    win = predict_windows(trained, run, upto=upto, level=level)
+    return aggregate_snapshots(win, run)[["snapshot", "time_s", "rul", "lower", "upper", "std"]]
+
+
+def copy_config(config: Any, **changes: Any) -> Any:
+    """A ModelConfig with some fields changed (deep copy)."""
+    from rul_core.models.presets import ModelConfig
+
+    d = copy.deepcopy(config.to_dict())
+    d.update(changes)
+    return ModelConfig.from_dict(d)

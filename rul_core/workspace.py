@@ -1,0 +1,311 @@
+"""The workspace catalog: a SQLite file listing datasets, feature caches, bundles, evaluations.
+
+The file is ``<workspace>/catalog.sqlite`` (default workspace: ``rul_core.config.workspace_dir()``).
+It is safe for several processes at once: WAL journal, a busy timeout, one short
+``BEGIN IMMEDIATE`` transaction per write, and a connection per call. The schema version is
+kept in ``PRAGMA user_version``; a catalog written by a newer program is refused.
+
+Rows come back as plain dicts; ``*_json`` columns are decoded into ``metrics``/``config``/...
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rul_core.config import workspace_dir
+from rul_core.errors import RulError
+
+SCHEMA_VERSION = 1
+CATALOG_NAME = "catalog.sqlite"
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    layout TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL DEFAULT '',
+    runs_json TEXT NOT NULL DEFAULT '[]',
+    added TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feature_caches (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    dataset TEXT NOT NULL DEFAULT '',
+    config_hash TEXT NOT NULL DEFAULT '',
+    config_json TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bundles (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    model TEXT NOT NULL,
+    ablation TEXT NOT NULL DEFAULT 'full',
+    preset TEXT NOT NULL DEFAULT '',
+    dataset TEXT NOT NULL DEFAULT '',
+    metrics_json TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY,
+    bundle_path TEXT NOT NULL,
+    dataset TEXT NOT NULL DEFAULT '',
+    runs_json TEXT NOT NULL DEFAULT '[]',
+    metrics_json TEXT NOT NULL DEFAULT '{}',
+    table_path TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_bundle ON evaluations(bundle_path);
+"""
+
+_JSON_COLUMNS = {
+    "runs_json": "runs",
+    "config_json": "config",
+    "metrics_json": "metrics",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in row.keys():  # noqa: SIM118 (sqlite3.Row has no __iter__ over keys)
+        if key in _JSON_COLUMNS:
+            out[_JSON_COLUMNS[key]] = json.loads(row[key])
+        else:
+            out[key] = row[key]
+    return out
+
+
+class Workspace:
+    """A workspace folder and its SQLite catalog (created on first use)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path).resolve() if path is not None else workspace_dir()
+        self.db_path = self.path / CATALOG_NAME
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._init_schema()
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return con
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One immediate (write-locked) transaction, committed or rolled back."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        con = self._connect()
+        try:
+            return [_row(r) for r in con.execute(sql, params).fetchall()]
+        finally:
+            con.close()
+
+    def _init_schema(self) -> None:
+        con = self._connect()
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+        finally:
+            con.close()
+        with self._write() as con:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RulError(
+                    f"{self.db_path}: catalog schema version {version} is newer than this "
+                    f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
+                )
+            if version < 1:
+                for stmt in _SCHEMA_V1.split(";"):
+                    if stmt.strip():
+                        con.execute(stmt)
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        """The catalog's ``user_version``."""
+        con = self._connect()
+        try:
+            return int(con.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            con.close()
+
+    # -- datasets ---------------------------------------------------------------------
+    def add_dataset(
+        self,
+        name: str,
+        path: str | Path,
+        layout: str = "",
+        content_hash: str = "",
+        runs: list[str] | None = None,
+    ) -> int:
+        """Add or update (by name) a dataset; returns its id."""
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO datasets (name, path, layout, content_hash, runs_json, added) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET path=excluded.path, "
+                "layout=excluded.layout, content_hash=excluded.content_hash, "
+                "runs_json=excluded.runs_json, added=excluded.added",
+                (name, str(path), layout, content_hash, json.dumps(runs or []), _now()),
+            )
+            return int(con.execute("SELECT id FROM datasets WHERE name=?", (name,)).fetchone()[0])
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """Every dataset, oldest first."""
+        return self._read("SELECT * FROM datasets ORDER BY id")
+
+    def get_dataset(self, name: str) -> dict[str, Any] | None:
+        """The dataset called ``name`` or None."""
+        rows = self._read("SELECT * FROM datasets WHERE name=?", (name,))
+        return rows[0] if rows else None
+
+    def remove_dataset(self, name: str) -> bool:
+        """Delete a dataset's row (not its files); True if one was removed."""
+        with self._write() as con:
+            return con.execute("DELETE FROM datasets WHERE name=?", (name,)).rowcount > 0
+
+    # -- feature caches ---------------------------------------------------------------
+    def add_feature_cache(
+        self,
+        path: str | Path,
+        dataset: str = "",
+        config_hash: str = "",
+        config: dict[str, Any] | None = None,
+    ) -> int:
+        """Add or update (by path) a feature cache; returns its id."""
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO feature_caches (path, dataset, config_hash, config_json, created) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+                "dataset=excluded.dataset, config_hash=excluded.config_hash, "
+                "config_json=excluded.config_json, created=excluded.created",
+                (str(path), dataset, config_hash, json.dumps(config or {}), _now()),
+            )
+            row = con.execute("SELECT id FROM feature_caches WHERE path=?", (str(path),))
+            return int(row.fetchone()[0])
+
+    def list_feature_caches(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """Every feature cache (of one dataset when given), oldest first."""
+        if dataset is None:
+            return self._read("SELECT * FROM feature_caches ORDER BY id")
+        return self._read("SELECT * FROM feature_caches WHERE dataset=? ORDER BY id", (dataset,))
+
+    def get_feature_cache(self, path: str | Path) -> dict[str, Any] | None:
+        """The feature cache at ``path`` or None."""
+        rows = self._read("SELECT * FROM feature_caches WHERE path=?", (str(path),))
+        return rows[0] if rows else None
+
+    def remove_feature_cache(self, path: str | Path) -> bool:
+        """Delete a feature cache's row; True if one was removed."""
+        with self._write() as con:
+            return con.execute("DELETE FROM feature_caches WHERE path=?", (str(path),)).rowcount > 0
+
+    # -- bundles ----------------------------------------------------------------------
+    def add_bundle(
+        self,
+        path: str | Path,
+        model: str,
+        ablation: str = "full",
+        preset: str = "",
+        metrics: dict[str, Any] | None = None,
+        dataset: str = "",
+    ) -> int:
+        """Add or update (by path) a model bundle; returns its id."""
+        path = str(Path(path).resolve())
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO bundles (path, model, ablation, preset, dataset, metrics_json, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+                "model=excluded.model, ablation=excluded.ablation, preset=excluded.preset, "
+                "dataset=excluded.dataset, metrics_json=excluded.metrics_json, "
+                "created=excluded.created",
+                (path, model, ablation, preset, dataset, json.dumps(metrics or {}), _now()),
+            )
+            return int(con.execute("SELECT id FROM bundles WHERE path=?", (path,)).fetchone()[0])
+
+    def list_bundles(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Every bundle (of one model when given), oldest first."""
+        if model is None:
+            return self._read("SELECT * FROM bundles ORDER BY id")
+        return self._read("SELECT * FROM bundles WHERE model=? ORDER BY id", (model,))
+
+    def get_bundle(self, path: str | Path) -> dict[str, Any] | None:
+        """The bundle at ``path`` or None."""
+        rows = self._read("SELECT * FROM bundles WHERE path=?", (str(Path(path).resolve()),))
+        return rows[0] if rows else None
+
+    def remove_bundle(self, path: str | Path) -> bool:
+        """Delete a bundle's row and its evaluations' rows (not the files)."""
+        p = str(Path(path).resolve())
+        with self._write() as con:
+            con.execute("DELETE FROM evaluations WHERE bundle_path=?", (p,))
+            return con.execute("DELETE FROM bundles WHERE path=?", (p,)).rowcount > 0
+
+    # -- evaluations ------------------------------------------------------------------
+    def add_evaluation(
+        self,
+        bundle_path: str | Path,
+        dataset: str = "",
+        runs: list[str] | None = None,
+        metrics: dict[str, Any] | None = None,
+        table_path: str | Path = "",
+    ) -> int:
+        """Record one evaluation of a bundle; returns its id."""
+        with self._write() as con:
+            cur = con.execute(
+                "INSERT INTO evaluations (bundle_path, dataset, runs_json, metrics_json, "
+                "table_path, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    str(Path(bundle_path).resolve()),
+                    dataset,
+                    json.dumps(runs or []),
+                    json.dumps(metrics or {}),
+                    str(table_path),
+                    _now(),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_evaluations(self, bundle_path: str | Path | None = None) -> list[dict[str, Any]]:
+        """Every evaluation (of one bundle when given), oldest first."""
+        if bundle_path is None:
+            return self._read("SELECT * FROM evaluations ORDER BY id")
+        return self._read(
+            "SELECT * FROM evaluations WHERE bundle_path=? ORDER BY id",
+            (str(Path(bundle_path).resolve()),),
+        )
+
+    def get_evaluation(self, evaluation_id: int) -> dict[str, Any] | None:
+        """One evaluation by id or None."""
+        rows = self._read("SELECT * FROM evaluations WHERE id=?", (int(evaluation_id),))
+        return rows[0] if rows else None
+
+    def remove_evaluation(self, evaluation_id: int) -> bool:
+        """Delete one evaluation's row; True if one was removed."""
+        with self._write() as con:
+            return (
+                con.execute("DELETE FROM evaluations WHERE id=?", (int(evaluation_id),)).rowcount
+                > 0
+            )

@@ -1,0 +1,246 @@
+"""Model bundles: round trip for every model, tamper/pickle/Lambda refusal, atomic replace."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import pandas as pd
+import pytest
+
+from rul_core import bundle as bd
+from rul_core.data.synthetic import synth_run
+from rul_core.errors import BundleError
+from rul_core.models import ModelConfig, build_model
+from rul_core.training import TrainedModel, predict_run, train
+
+TINY = {
+    "carle": {
+        "cnn_filters": [4, 4, 4, 4],
+        "lstm_units": [4, 4],
+        "attention_heads": 1,
+        "attention_key_dim": 4,
+        "dense_units": [8, 6, 4],
+        "forest_trees": 5,
+    },
+    "multimodal": {
+        "image_shape": [64, 50],
+        "image_filters": [4, 4, 4, 4],
+        "tf_filters": [4, 4, 4, 4],
+        "lstm_units": [4, 4, 4],
+        "attention_heads": 1,
+        "attention_key_dim": 4,
+        "dense_units": [4, 4],
+    },
+    "rc_lstm": {
+        "pool": 20,
+        "timesteps": 3,
+        "res_units": 1,
+        "res_filters": 2,
+        "convlstm_filters": 2,
+        "tower_units": 4,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def runs() -> list:
+    return [synth_run(f"Bearing1_{i}", n_snapshots=6, seed=i) for i in (1, 2)]
+
+
+def _train(name: str, runs: list, **kw: object) -> TrainedModel:
+    keras.utils.set_random_seed(0)
+    cfg = ModelConfig(name, hparams=dict(TINY[name]), mc_samples=3, **kw)  # type: ignore[arg-type]
+    return train(cfg, runs[:1], epochs=1, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def carle_bundle(runs: list, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainedModel]:
+    tm = _train("carle", runs)
+    path = bd.save_bundle(tm, tmp_path_factory.mktemp("b") / "carle")
+    return path, tm
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_card(path: Path, **changes: object) -> None:
+    card = json.loads((path / "card.json").read_text())
+    card.update(changes)
+    (path / "card.json").write_text(json.dumps(card))
+
+
+# --- round trips -------------------------------------------------------------------------
+def test_carle_round_trip_predicts_the_same(
+    carle_bundle: tuple[Path, TrainedModel], runs: list
+) -> None:
+    path, tm = carle_bundle
+    assert sorted(p.name for p in path.iterdir()) == [
+        "card.json",
+        "card.md",
+        "forest.skops",
+        "model.keras",
+    ]
+    card = json.loads((path / "card.json").read_text())
+    assert card["model"] == "carle" and card["preset"] == "quick"
+    assert card["hyperparameters"]["cnn_filters"] == [4, 4, 4, 4]
+    assert card["train_runs"][0]["content_hash"] == runs[0].content_hash()
+    assert card["input_shapes"] == [[14, 1]]
+    assert set(card["versions"]) >= {"rul_core", "keras", "tensorflow", "numpy", "sklearn"}
+    assert card["normaliser"]["minimum"] == list(tm.normaliser.minimum)
+    assert card["label_scheme"] == "piecewise"
+    loaded = bd.load_bundle(path)
+    assert loaded.forest is not None and loaded.forest.n_trees == 5
+    pd.testing.assert_frame_equal(predict_run(tm, runs[1]), predict_run(loaded, runs[1]))
+
+
+@pytest.mark.parametrize("name", ["multimodal", "rc_lstm"])
+def test_network_round_trip_predicts_the_same(name: str, runs: list, tmp_path: Path) -> None:
+    tm = _train(name, runs)
+    path = bd.save_bundle(tm, tmp_path / name)
+    loaded = bd.load_bundle(path)
+    a, b = predict_run(tm, runs[1]), predict_run(loaded, runs[1])
+    pd.testing.assert_frame_equal(a, b, atol=1e-6, rtol=1e-5)
+    assert loaded.config.to_dict() == tm.config.to_dict()
+
+
+def test_ensemble_round_trip(
+    carle_bundle: tuple[Path, TrainedModel], runs: list, tmp_path: Path
+) -> None:
+    """Two seeded members (built, not trained: the training loop is tested elsewhere)."""
+    _, base = carle_bundle
+    cfg = ModelConfig(
+        "carle", ablation="carl", interval="ensemble", n_members=2, hparams=dict(TINY["carle"])
+    )
+    tm = dataclasses.replace(
+        base, config=cfg, models=[build_model(cfg.member(i)) for i in range(2)], forest=None
+    )
+    path = bd.save_bundle(tm, tmp_path / "ens")
+    assert {p.name for p in path.iterdir()} == {
+        "card.json",
+        "card.md",
+        "member_0.keras",
+        "member_1.keras",
+    }
+    loaded = bd.load_bundle(path)
+    assert len(loaded.models) == 2
+    a, b = predict_run(tm, runs[1], upto=3), predict_run(loaded, runs[1], upto=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["std"] > 0).all()
+
+
+# --- refusals ----------------------------------------------------------------------------
+def test_tampered_card_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_path: Path) -> None:
+    src, _ = carle_bundle
+    p = _copy(src, tmp_path)
+    _edit_card(p, input_shapes=[[28, 1]])
+    with pytest.raises(BundleError, match="input_shapes"):
+        bd.load_bundle(p)
+
+    p2 = tmp_path / "c2"
+    shutil.copytree(src, p2)
+    card = json.loads((p2 / "card.json").read_text())
+    card["config"]["name"] = "nonsense"
+    (p2 / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="invalid card content"):
+        bd.load_bundle(p2)
+
+    p3 = tmp_path / "c3"
+    shutil.copytree(src, p3)
+    (p3 / "card.json").write_text("{not json")
+    with pytest.raises(BundleError, match="expected JSON"):
+        bd.load_bundle(p3)
+
+
+def test_modified_model_file_is_refused(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    with open(p / "forest.skops", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match=r"forest\.skops: SHA-256 differs"):
+        bd.load_bundle(p)
+
+
+@pytest.mark.parametrize("name", ["evil.pkl", "model.h5", "extra.json"])
+def test_unexpected_files_are_refused(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, name: str
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    (p / name).write_bytes(b"\x80\x04K\x01.")  # a tiny pickle stream
+    with pytest.raises(BundleError, match=name.replace(".", r"\.")):
+        bd.load_bundle(p)
+
+
+def test_version_checks(carle_bundle: tuple[Path, TrainedModel], tmp_path: Path) -> None:
+    src, _ = carle_bundle
+    p = _copy(src, tmp_path)
+    card = json.loads((p / "card.json").read_text())
+    major, minor = (int(v) for v in keras.__version__.split(".")[:2])
+    card["versions"]["keras"] = f"{major}.{minor + 1}.0"
+    (p / "card.json").write_text(json.dumps(card))
+    with pytest.warns(UserWarning, match="minor version differs"):
+        bd.load_bundle(p)
+    card["versions"]["keras"] = f"{major - 1}.15.0"
+    (p / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="major version"):
+        bd.load_bundle(p)
+
+
+def test_lambda_layer_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_path: Path) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    inp = keras.Input((14, 1))
+    out = keras.layers.Lambda(lambda t: t * 2.0)(inp)
+    out = keras.layers.Dense(1)(keras.layers.Flatten()(out))
+    keras.Model(inp, out).save(p / "model.keras")
+    card = json.loads((p / "card.json").read_text())
+    card["files"]["model.keras"] = bd._sha256(p / "model.keras")  # a consistent forgery
+    (p / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match="Lambda"):
+        bd.load_bundle(p)
+
+
+# --- atomic writes -----------------------------------------------------------------------
+def test_failed_save_leaves_the_old_bundle(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, tm = carle_bundle
+    target = _copy(src, tmp_path)
+    before = {f.name: f.read_bytes() for f in target.iterdir()}
+    real = bd._write_contents
+
+    def half_then_fail(trained: TrainedModel, tmp: Path) -> None:
+        trained.models[0].save(tmp / "model.keras")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bd, "_write_contents", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        bd.save_bundle(tm, target)
+    assert {f.name: f.read_bytes() for f in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no temp dirs left
+
+    monkeypatch.setattr(bd, "_write_contents", real)
+    tm.metrics["note"] = 1.0
+    bd.save_bundle(tm, target)  # a successful save replaces it
+    assert json.loads((target / "card.json").read_text())["metrics"]["note"] == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+    del tm.metrics["note"]
+
+
+def test_never_replaces_a_folder_that_is_not_a_bundle(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path
+) -> None:
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    (folder / "precious.csv").write_text("1,2\n")
+    with pytest.raises(BundleError, match="not a model bundle"):
+        bd.save_bundle(carle_bundle[1], folder)
+    assert (folder / "precious.csv").read_text() == "1,2\n"
+    with pytest.raises(BundleError, match="missing"):
+        bd.load_bundle(folder)

@@ -1,0 +1,98 @@
+"""Metric functions against values computed by hand (the arithmetic is written out)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rul_core import metrics as m
+
+
+def test_rmse_mae_by_hand() -> None:
+    y = [1.0, 0.5, 0.0]
+    p = [0.8, 0.5, 0.3]
+    # errors 0.2, 0, 0.3 -> squares 0.04, 0, 0.09 -> mean 0.13/3
+    assert m.rmse(y, p) == pytest.approx(math.sqrt(0.13 / 3))
+    assert m.rmse(y, p) == pytest.approx(0.2081666, abs=1e-6)
+    # |errors| 0.2 + 0 + 0.3 = 0.5 -> /3
+    assert m.mae(y, p) == pytest.approx(0.5 / 3)
+
+
+def test_score_percent_unit_by_hand() -> None:
+    y = [0.5, 0.5]
+    p = [0.4, 0.7]
+    # d = 100*(p - y) = -10, +20
+    # early: exp(10/13) - 1 = 2.1581 - 1 = 1.15811; late: exp(20/10) - 1 = 7.38906 - 1 = 6.38906
+    expected = (math.exp(10 / 13) - 1) + (math.exp(2.0) - 1)
+    assert m.score(y, p) == pytest.approx(expected)
+    assert m.score(y, p) == pytest.approx(7.547167, abs=1e-5)
+
+
+def test_score_units_differ() -> None:
+    y = [10.0]
+    p = [13.0]
+    # native with minutes: d = 3 -> exp(0.3) - 1 = 0.349859
+    assert m.score(y, p, unit="native") == pytest.approx(math.exp(0.3) - 1)
+    # native with scale 10 (e.g. snapshots -> seconds): d = 30 -> exp(3) - 1
+    assert m.score(y, p, unit="native", scale=10.0) == pytest.approx(math.exp(3.0) - 1)
+    # fraction on normalised values: d = -0.1 -> exp(0.1/13) - 1
+    assert m.score([0.3], [0.2], unit="fraction") == pytest.approx(math.exp(0.1 / 13) - 1)
+    # exact prediction scores 0 (d = 0 uses the late branch: exp(0) - 1 = 0)
+    assert m.score([0.3, 0.6], [0.3, 0.6]) == 0.0
+    with pytest.raises(ValueError, match="unit"):
+        m.score(y, p, unit="hours")  # type: ignore[arg-type]
+
+
+def test_phm2012_score_by_hand() -> None:
+    act = [100.0, 100.0, 50.0]
+    pred = [110.0, 80.0, 50.0]
+    # Er = 100*(act - pred)/act = -10, +20, 0
+    # A1 = exp(-ln0.5 * -10 / 5) = exp(2 ln 0.5) = 0.25
+    # A2 = exp(+ln0.5 * 20 / 20) = 0.5
+    # A3 = exp(0) = 1
+    acc = m.phm2012_accuracy(act, pred)
+    np.testing.assert_allclose(acc, [0.25, 0.5, 1.0])
+    assert m.phm2012_score(act, pred) == pytest.approx((0.25 + 0.5 + 1.0) / 3)
+    with pytest.raises(ValueError, match="actual RUL"):
+        m.phm2012_score([0.0], [1.0])
+
+
+def test_alpha_lambda_by_hand() -> None:
+    y = [1.0, 0.8, 0.6, 0.4, 0.2]
+    p = [1.0, 0.9, 0.5, 0.6, 0.25]
+    # t_lambda index = ceil(0.5 * 4) = 2
+    # i=2: bounds [0.42, 0.78], 0.5 inside; i=3: [0.28, 0.52], 0.6 outside;
+    # i=4: [0.14, 0.26], 0.25 inside -> fraction 2/3, point (i=2) -> 1
+    assert m.alpha_lambda_accuracy(y, p) == pytest.approx(2 / 3)
+    assert m.alpha_lambda_accuracy(y, p, mode="point") == 1.0
+    # lam = 0.75 -> index ceil(3) = 3 -> outside
+    assert m.alpha_lambda_accuracy(y, p, lam=0.75, mode="point") == 0.0
+    # alpha 0.6: i=3 bounds [0.16, 0.64] -> now inside: 3/3
+    assert m.alpha_lambda_accuracy(y, p, alpha=0.6) == 1.0
+
+
+def test_interval_metrics_by_hand() -> None:
+    y = [0.5, 0.2, 0.9]
+    lo = [0.4, 0.3, 0.6]
+    up = [0.6, 0.5, 0.8]
+    # widths 0.2 each -> -2*0.1*0.2 = -0.04; point 2 below L by 0.1 -> -0.04 - 0.4 = -0.44;
+    # point 3 above U by 0.1 -> -0.44
+    np.testing.assert_allclose(m.interval_score(y, lo, up, alpha=0.1), [-0.04, -0.44, -0.44])
+    assert m.ais(y, lo, up, alpha=0.1) == pytest.approx(-0.92 / 3)
+    # same as -2 alpha times Gneiting-Raftery: point 2: 0.2 + (2/0.1)*0.1 = 2.2 -> -0.2*2.2
+    assert m.interval_score(y, lo, up)[1] == pytest.approx(-0.2 * 2.2)
+    assert m.picp(y, lo, up) == pytest.approx(1 / 3)
+    assert m.piaw(lo, up) == pytest.approx(0.2)
+    d = m.interval_metrics(y, lo, up, level=0.9)
+    assert d["ais"] == pytest.approx(-0.92 / 3)
+    with pytest.raises(ValueError, match="upper limit"):
+        m.picp(y, up, lo)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="equal"):
+        m.rmse([1, 2], [1])
+    with pytest.raises(ValueError, match="at least one"):
+        m.mae([], [])

@@ -1,0 +1,216 @@
+"""Training API: bearing-grouped splits, reproducibility, progress, cancel, partial-run inference,
+evaluation tables."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from rul_core import metrics as mt
+from rul_core.data.synthetic import synth_run
+from rul_core.errors import Cancelled, RulError
+from rul_core.evaluation import ablation_table, evaluate, to_markdown
+from rul_core.models import ModelConfig
+from rul_core.progress import CancelToken, ProgressEvent
+from rul_core.training import (
+    TrainedModel,
+    grouped_kfold,
+    leave_one_bearing_out,
+    predict_run,
+    train,
+)
+
+# A CARLE small enough to train in a second or two on 2 cores.
+TINY_CARLE = {
+    "cnn_filters": [4, 4, 4, 4],
+    "lstm_units": [4, 4],
+    "attention_heads": 1,
+    "attention_key_dim": 4,
+    "dense_units": [8, 6, 4],
+    "forest_trees": 5,
+}
+
+
+def tiny_carle(**kw: object) -> ModelConfig:
+    """CARLE quick preset shrunk by hparams overrides (forest head of 5 trees)."""
+    return ModelConfig("carle", hparams=dict(TINY_CARLE), mc_samples=3, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def runs() -> list:
+    """Three short synthetic bearings at condition 1, one at condition 2."""
+    out = [synth_run(f"Bearing1_{i}", n_snapshots=8, seed=i) for i in (1, 2, 3)]
+    out.append(synth_run("Bearing2_1", n_snapshots=8, rpm=1650.0, load_n=4200.0, seed=9))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(runs: list) -> TrainedModel:
+    keras.utils.set_random_seed(0)
+    return train(tiny_carle(), runs[:2], val_runs=[runs[2]], epochs=2, batch_size=16)
+
+
+# --- splits ------------------------------------------------------------------------------
+def test_leave_one_bearing_out_never_mixes_bearings() -> None:
+    names = ["B1_1", "B1_2", "B2_1"]
+    folds = leave_one_bearing_out(names)
+    assert folds == [
+        (["B1_2", "B2_1"], ["B1_1"]),
+        (["B1_1", "B2_1"], ["B1_2"]),
+        (["B1_1", "B1_2"], ["B2_1"]),
+    ]
+    for tr, te in folds:
+        assert not set(tr) & set(te)
+    with pytest.raises(RulError, match="unique"):
+        leave_one_bearing_out(["a", "a", "b"])
+    with pytest.raises(RulError, match="two runs"):
+        leave_one_bearing_out(["a"])
+
+
+def test_grouped_kfold_partitions_bearings() -> None:
+    names = [f"B{i}" for i in range(7)]
+    folds = grouped_kfold(names, 3, seed=4)
+    assert len(folds) == 3
+    held = [n for _, te in folds for n in te]
+    assert sorted(held) == sorted(names)  # every bearing held out exactly once
+    assert sorted(len(te) for _, te in folds) == [2, 2, 3]
+    for tr, te in folds:
+        assert not set(tr) & set(te)
+        assert sorted(tr + te) == sorted(names)
+    assert grouped_kfold(names, 3, seed=4) == folds  # seeded
+    assert grouped_kfold(names, 3, seed=5) != folds
+    with pytest.raises(RulError, match="k must"):
+        grouped_kfold(names, 8)
+
+
+def test_train_refuses_a_bearing_on_both_sides(runs: list) -> None:
+    with pytest.raises(RulError, match="unique"):
+        train(tiny_carle(), runs[:2], val_runs=[runs[0]], epochs=1)
+
+
+# --- training ----------------------------------------------------------------------------
+def test_trained_model_records_its_provenance(trained: TrainedModel, runs: list) -> None:
+    assert [r.name for r in trained.train_runs] == ["Bearing1_1", "Bearing1_2"]
+    assert trained.train_runs[0].content_hash == runs[0].content_hash()
+    assert trained.val_runs[0].name == "Bearing1_3"
+    assert trained.forest is not None and trained.forest.n_trees == 5
+    assert len(trained.models) == 1
+    assert trained.history[0]["loss"] and "val_loss" in trained.history[0]
+    # 8 snapshots of 2560 samples -> 4 windows each (stride 500) -> 2 runs * 32 windows
+    assert trained.metrics["train_windows"] == 64
+    assert 0 <= trained.metrics["val_picp"] <= 1
+    assert trained.train_conditions == {(1800.0, 4000.0)}
+    # the normaliser was fitted on the two training runs only
+    lo = np.minimum(runs[0].snapshots.min(axis=(0, 1)), runs[1].snapshots.min(axis=(0, 1)))
+    np.testing.assert_allclose(trained.normaliser.minimum, lo, rtol=1e-6)
+
+
+def test_training_is_reproducible_and_reports_progress(runs: list) -> None:
+    events: list[ProgressEvent] = []
+    cfg = tiny_carle(ablation="carl")  # no forest: the network alone
+    a = train(
+        cfg, runs[:1], val_runs=[runs[1]], epochs=2, batch_size=16, seed=3, progress=events.append
+    )
+    b = train(cfg, runs[:1], val_runs=[runs[1]], epochs=2, batch_size=16, seed=3)
+    for wa, wb in zip(a.models[0].get_weights(), b.models[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    pd.testing.assert_frame_equal(predict_run(a, runs[2]), predict_run(b, runs[2]))
+    assert a.seed == 3 and a.config.seed == 3
+
+    train_ev = [e for e in events if e.stage == "train"]
+    batch_ev = [e for e in train_ev if not e.extra.get("epoch_end")]
+    # 32 windows / batch 16 = 2 steps per epoch, 2 epochs -> 4 batch events
+    assert [(e.extra["epoch"], e.extra["batch"]) for e in batch_ev] == [
+        (1, 1),
+        (1, 2),
+        (2, 1),
+        (2, 2),
+    ]
+    assert [e.done for e in batch_ev] == [1, 2, 3, 4]
+    assert all(e.total == 4 for e in batch_ev)
+    assert all(np.isfinite(e.extra["loss"]) for e in batch_ev)
+    # val_loss is known from the end of the first epoch on
+    assert batch_ev[0].extra["val_loss"] is None
+    assert batch_ev[2].extra["val_loss"] == pytest.approx(a.history[0]["val_loss"][0])
+    assert batch_ev[-1].extra["eta_s"] == pytest.approx(0.0)
+    assert {e.stage for e in events} >= {"prepare", "train"}
+
+
+def test_cancel_from_progress_callback_raises_cancelled(runs: list) -> None:
+    """An ensemble of two: member 0 trains fully, member 1 is cancelled after its first batch."""
+    token = CancelToken()
+    seen: list[ProgressEvent] = []
+
+    def progress(event: ProgressEvent) -> None:
+        seen.append(event)
+        if event.stage == "train" and event.extra.get("member") == 1:
+            token.cancel()
+
+    cfg = ModelConfig(
+        "carle", ablation="carl", interval="ensemble", n_members=2, hparams=dict(TINY_CARLE)
+    )
+    with pytest.raises(Cancelled):
+        train(cfg, runs[:1], epochs=1, batch_size=16, progress=progress, cancel=token)
+    batches = [e for e in seen if e.stage == "train" and not e.extra.get("epoch_end")]
+    # member 0: 2 batches (32 windows / 16); member 1: stopped after its first batch
+    assert [(e.extra["member"], e.done, e.total) for e in batches] == [
+        (0, 1, 4),
+        (0, 2, 4),
+        (1, 3, 4),
+    ]
+
+
+# --- inference on a partial run ----------------------------------------------------------
+def test_predict_run_on_partial_run(trained: TrainedModel, runs: list) -> None:
+    run = runs[2]
+    full = predict_run(trained, run)
+    part = predict_run(trained, run, upto=3)
+    assert list(full.columns) == ["snapshot", "time_s", "rul", "lower", "upper", "std"]
+    assert list(full["snapshot"]) == list(range(8))
+    assert list(part["snapshot"]) == [0, 1, 2]
+    np.testing.assert_allclose(part["time_s"], [0.0, 10.0, 20.0])
+    # CARLE windows are independent: the estimate at a snapshot does not depend on the future
+    pd.testing.assert_frame_equal(part, full.iloc[:3].reset_index(drop=True))
+    assert (full["lower"] <= full["rul"] + 1e-9).all() and (
+        full["rul"] <= full["upper"] + 1e-9
+    ).all()
+    with pytest.raises(RulError, match="upto"):
+        predict_run(trained, run, upto=0)
+
+
+# --- evaluation --------------------------------------------------------------------------
+def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
+    res = evaluate(trained, [runs[2], runs[3]])
+    w = res.windows
+    assert set(w["run"]) == {"Bearing1_3", "Bearing2_1"}
+    seen = dict(zip(res.table["run"], res.table["seen"], strict=False))
+    assert bool(seen["Bearing1_3"]) is True
+    assert bool(seen["Bearing2_1"]) is False
+    # the table's numbers are the metric functions applied to the window predictions
+    g = w[w["run"] == "Bearing2_1"]
+    row = res.table[res.table["run"] == "Bearing2_1"].iloc[0]
+    assert row["rmse"] == pytest.approx(mt.rmse(g["y_true"], g["rul"]))
+    assert row["score"] == pytest.approx(mt.score(g["y_true"], g["rul"]))
+    assert row["picp"] == pytest.approx(mt.picp(g["y_true"], g["lower"], g["upper"]))
+    assert row["n"] == 32
+    # piecewise labels: 1 for the first 30 % of the snapshots
+    assert (w[w["snapshot"] == 0]["y_true"] == 1.0).all()
+    assert (w[w["snapshot"] == 7]["y_true"] == 0.0).all()
+    su = res.seen_unseen.set_index("conditions")
+    assert su.loc["unseen", "rmse"] == pytest.approx(row["rmse"])
+    assert res.summary()["rmse"] == pytest.approx(mt.rmse(w["y_true"], w["rul"]))
+    # per snapshot: 8 rows per run
+    assert len(res.snapshots) == 16
+    # seen/unseen can be overridden
+    res2 = evaluate(trained, [runs[3]], train_conditions=[(1650.0, 4200.0)], on="snapshot")
+    assert bool(res2.table.iloc[0]["seen"]) is True
+
+    abl = ablation_table({"CARLE": res, "again": res})
+    assert ("CARLE", "rmse") in abl.columns and ("again", "score") in abl.columns
+    assert abl.loc[("1650 rpm / 4200 N", "Bearing2_1"), ("CARLE", "rmse")] == pytest.approx(
+        row["rmse"]
+    )
+    md = to_markdown(abl)
+    assert md.splitlines()[0].startswith("| condition | run | CARLE / rmse")

@@ -1,0 +1,93 @@
+"""SQLite workspace catalog: CRUD, schema version, two processes writing at once."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rul_core.errors import RulError
+from rul_core.workspace import CATALOG_NAME, SCHEMA_VERSION, Workspace
+
+
+def test_crud_round_trip(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    assert ws.db_path == (tmp_path / "ws" / CATALOG_NAME).resolve()
+    assert ws.schema_version == SCHEMA_VERSION
+
+    ws.add_dataset("femto", "/data/femto", layout="femto", content_hash="abc", runs=["B1", "B2"])
+    ws.add_dataset("xjtu", "/data/xjtu", layout="xjtu")
+    ws.add_dataset("femto", "/data/femto2", layout="femto", runs=["B1"])  # update by name
+    names = [d["name"] for d in ws.list_datasets()]
+    assert names == ["femto", "xjtu"]
+    femto = ws.get_dataset("femto")
+    assert femto is not None
+    assert femto["path"] == "/data/femto2"
+    assert femto["runs"] == ["B1"]
+    assert ws.remove_dataset("xjtu") is True
+    assert ws.remove_dataset("xjtu") is False
+    assert ws.get_dataset("xjtu") is None
+
+    ws.add_feature_cache(tmp_path / "cache1", dataset="femto", config_hash="h", config={"a": 1})
+    assert ws.get_feature_cache(tmp_path / "cache1")["config"] == {"a": 1}
+    assert len(ws.list_feature_caches("femto")) == 1
+    assert ws.list_feature_caches("other") == []
+    assert ws.remove_feature_cache(tmp_path / "cache1")
+
+    b = tmp_path / "bundle"
+    ws.add_bundle(b, model="carle", ablation="CARL", preset="quick", metrics={"rmse": 0.1})
+    row = ws.get_bundle(b)
+    assert row is not None
+    assert (row["model"], row["ablation"], row["metrics"]) == ("carle", "CARL", {"rmse": 0.1})
+    eid = ws.add_evaluation(b, dataset="femto", runs=["B1"], metrics={"rmse": 0.2})
+    assert ws.get_evaluation(eid)["metrics"] == {"rmse": 0.2}
+    assert len(ws.list_evaluations(b)) == 1
+    assert ws.list_bundles("mm") == []
+    assert ws.remove_bundle(b) is True
+    assert ws.list_evaluations() == []  # removed with its bundle
+
+    # the catalog is WAL
+    con = sqlite3.connect(ws.db_path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    con = sqlite3.connect(ws.db_path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(RulError, match="newer"):
+        Workspace(tmp_path)
+
+
+def test_failed_write_rolls_back(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    with pytest.raises(RuntimeError), ws._write() as con:
+        con.execute("INSERT INTO datasets (name, path, added) VALUES ('half', '/x', 'now')")
+        raise RuntimeError("boom")
+    assert ws.get_dataset("half") is None
+
+
+def _writer(path: str, tag: str, n: int) -> None:
+    ws = Workspace(path)
+    for i in range(n):
+        ws.add_bundle(f"{path}/{tag}_{i}", model=tag, metrics={"i": i})
+        ws.add_evaluation(f"{path}/{tag}_{i}", dataset=tag)
+
+
+def test_two_processes_write_concurrently(tmp_path: Path) -> None:
+    n = 40
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), t, n)) for t in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    ws = Workspace(tmp_path)
+    assert len(ws.list_bundles("a")) == n
+    assert len(ws.list_bundles("b")) == n
+    assert len(ws.list_evaluations()) == 2 * n
