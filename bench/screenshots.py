@@ -1,0 +1,83 @@
+"""Screenshots of every app page into docs/screenshots/ (headless Debian Chromium).
+
+    python bench/screenshots.py [--demo assets/demo] [--out docs/screenshots]
+
+Uses the demo assets (built into a temporary folder when --demo has none) and a temporary
+workspace, visits every page through the sidebar, triggers the main action of the pages that
+need one (Explain, the noise sweep), and saves one PNG per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from app_support import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    goto_page,
+    streamlit_server,
+    wait_for_app,
+)
+
+PAGES = ("Data", "Representations", "Train", "Evaluate", "Noise lab", "Explain", "Report")
+ACTIONS = {"Explain": "Explain this window", "Noise lab": "Run sweep"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Take the screenshots; returns 0 on success."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demo", default=str(ROOT / "assets" / "demo"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--width", type=int, default=1400)
+    ap.add_argument("--height", type=int, default=2400)
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    demo = Path(args.demo)
+    tmp = Path(tempfile.mkdtemp(prefix="rul_screens_"))
+    if not (demo / "MANIFEST.json").is_file():
+        from rul_core.cli.demo_cmd import build_demo
+
+        demo = tmp / "demo"
+        build_demo(demo)
+    env = {"RUL_WORKSPACE": str(tmp / "workspace"), "RUL_DEMO_DIR": str(demo.resolve())}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(env) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": args.width, "height": args.height})
+        page.goto(url, wait_until="domcontentloaded")
+        wait_for_app(page)
+        page.screenshot(path=str(out / "0_home.png"))
+        for n, title in enumerate(PAGES, 1):
+            goto_page(page, title)
+            if title == "Explain" and page.get_by_text("demo multimodal").count() == 0:
+                try:  # show the image overlays: pick the multimodal demo model
+                    page.locator('[data-testid="stSelectbox"]').first.click()
+                    page.get_by_role("option", name="demo multimodal").click(timeout=5000)
+                    wait_for_app(page)
+                except Exception as exc:  # keep going with the default model
+                    print(f"could not select the multimodal model: {exc}")
+            if title in ACTIONS:
+                page.get_by_role("button", name=ACTIONS[title]).click()
+                wait_for_app(page, timeout_ms=300_000)
+            page.mouse.move(700, 5)
+            page.evaluate("() => { const m = document.querySelector("
+                          "'[data-testid=\"stMain\"]'); if (m) m.scrollTo(0, 0); "
+                          "window.scrollTo(0, 0); }")
+            page.wait_for_timeout(1500)  # let plotly finish drawing
+            name = f"{n}_{title.lower().replace(' ', '_')}.png"
+            page.screenshot(path=str(out / name))
+            print(f"saved {out / name}")
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

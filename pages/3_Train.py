@@ -1,0 +1,181 @@
+"""Train: pick a model and bearings, train in the background with live curves, or load a bundle."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rul_core import app_ui, plots, ui_state
+
+PAGE = "Train"
+app_ui.header(PAGE)
+
+presets = app_ui.optional("rul_core.models.presets")
+training = app_ui.optional("rul_core.training")
+if presets is None or training is None:
+    app_ui.not_available("Model training (rul_core.models / rul_core.training)")
+    st.stop()
+
+tab_train, tab_load = st.tabs(["Train a model", "Load a bundle"])
+
+# ----------------------------------------------------------------------------- train
+with tab_train:
+    dataset = app_ui.current_dataset()
+    if dataset is None:
+        st.info("Load a dataset on the Data page first.")
+    else:
+        c1, c2, c3 = st.columns(3)
+        model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",
+                                  format_func={"multimodal": "Multimodal-RUL", "carle": "CARLE",
+                                               "rc_lstm": "RC-LSTM"}.get)
+        ablation = c2.selectbox("Ablation", presets.ABLATIONS[model_name], key="train_ablation")
+        preset = c3.selectbox("Preset", tuple(presets.PRESETS), key="train_preset",
+                              index=list(presets.PRESETS).index("quick"))
+        c4, c5, c6 = st.columns(3)
+        schemes = app_ui.label_schemes() or ["piecewise"]
+        scheme = c4.selectbox("Label scheme", schemes, key="train_scheme",
+                              index=schemes.index("piecewise") if "piecewise" in schemes else 0)
+        intervals = ["gaussian"] if model_name == "rc_lstm" else ["mc_dropout", "ensemble"]
+        interval = c5.selectbox("Uncertainty", intervals, key="train_interval")
+        hp = presets.PRESETS[preset][model_name]
+        epochs = c6.number_input("Epochs", 1, 500, int(hp.get("epochs", 20)), key="train_epochs")
+        names = dataset.run_names
+        default_train = names[: max(1, len(names) - 1)]
+        train_names = st.multiselect("Training bearings", names, default=default_train,
+                                     key="train_runs")
+        rest = [n for n in names if n not in train_names]
+        val_names = st.multiselect("Validation/test bearings (never mixed with training)", rest,
+                                   default=rest, key="val_runs")
+        seed = st.number_input("Seed", 0, 10_000, 0, key="train_seed")
+        kind = "xjtu" if "xjtu" in (dataset.layout or "").lower() else "femto"
+
+        job = st.session_state.get("train_job")
+        running = job is not None and job.running
+        if st.button("Start training", type="primary", disabled=running or not train_names,
+                     key="train_start"):
+            try:
+                config = presets.ModelConfig(name=model_name, ablation=ablation, preset=preset,
+                                             dataset_kind=kind, seed=int(seed), interval=interval,
+                                             n_members=3)
+            except Exception as exc:
+                app_ui.show_error(exc, "model configuration")
+            else:
+                train_runs = [dataset.run(n) for n in train_names]
+                val_runs = [dataset.run(n) for n in val_names] or None
+
+                def target(progress, cancel, config=config, train_runs=train_runs,
+                           val_runs=val_runs, scheme=scheme, epochs=int(epochs)):
+                    return training.train(config, train_runs, val_runs=val_runs,
+                                          label_scheme=scheme, epochs=epochs,
+                                          progress=progress, cancel=cancel)
+
+                st.session_state["train_job"] = ui_state.start_job(
+                    f"{model_name}-{ablation}", target)
+                st.session_state.pop("train_job_collected", None)
+                st.rerun()
+
+        @st.fragment(run_every=1.0 if running else None)
+        def job_panel() -> None:
+            """Live progress of the training job (re-runs itself every second while it runs)."""
+            job = st.session_state.get("train_job")
+            if job is None:
+                return
+            last = job.last
+            frac = last.fraction if last is not None else 0.0
+            text = f"{job.status} · {job.elapsed:.0f} s"
+            if last is not None:
+                text += f" · {last.stage}: {last.message}"
+                eta = last.extra.get("eta_s")
+                if isinstance(eta, float) and eta == eta and job.running:
+                    text += f" · ETA {eta:.0f} s"
+            st.progress(frac, text=text)
+            hist = job.epoch_history()
+            if hist:
+                app_ui.show_figure(plots.loss_figure(hist, "Training loss"), "loss", PAGE)
+            if job.running:
+                if st.button("Cancel training", key="train_cancel"):
+                    job.cancel()
+                    st.toast("Cancelling after the current batch…")
+            elif job.status == "done" and not st.session_state.get("train_job_collected"):
+                trained = job.result
+                label = ui_state.model_label(trained)
+                app_ui.session_models()[label] = trained
+                st.session_state["model_label"] = label
+                st.session_state["train_job_collected"] = True
+                st.rerun(scope="app")
+            elif job.status in ("failed", "cancelled"):
+                st.error(f"Training {job.status}: {job.error}")
+                if not st.session_state.get("train_job_collected"):
+                    st.session_state["train_job_collected"] = True
+                    st.rerun(scope="app")  # stop polling
+
+        job_panel()
+
+        job = st.session_state.get("train_job")
+        if job is not None and job.status == "done" and job.result is not None:
+            trained = job.result
+            st.success(f"Trained {ui_state.model_label(trained)} in {job.elapsed:.1f} s "
+                       "— now available on Evaluate, Noise lab and Explain.")
+            st.dataframe({k: [v] for k, v in trained.metrics.items()})
+            name = st.text_input("Bundle name", value=f"{trained.config.name}-"
+                                 f"{trained.config.ablation}-{trained.config.preset}",
+                                 key="bundle_name")
+            if st.button("Save as bundle in the workspace", key="save_bundle"):
+                path = app_ui.guarded(ui_state.save_model, trained, name, context="save bundle")
+                if path is not None:
+                    st.success(f"Saved to {path}")
+
+# ----------------------------------------------------------------------------- load
+with tab_load:
+    if app_ui.optional("rul_core.bundle", "load_bundle") is None:
+        app_ui.not_available("Model bundles (rul_core.bundle)")
+    else:
+        choices: dict[str, str] = {}
+        for demo_label, demo_path in ui_state.demo_models().items():
+            choices[demo_label] = str(demo_path)
+        ws = app_ui.optional("rul_core.workspace", "Workspace")
+        if ws is not None:
+            try:
+                for row in ws().list_bundles():
+                    choices[f"{row['model']}/{row['ablation']} {row['preset']} — {row['path']}"] = (
+                        row["path"])
+            except Exception as exc:
+                app_ui.show_error(exc, "workspace catalog")
+        if choices:
+            pick = st.selectbox("From the catalog", list(choices), key="bundle_pick")
+            if st.button("Load", key="bundle_load"):
+                trained = app_ui.guarded(app_ui.load_model, choices[pick], context="load bundle")
+                if trained is not None:
+                    app_ui.session_models()[pick] = trained
+                    st.session_state["model_label"] = pick
+                    st.success(f"Loaded {pick}")
+        path_text = st.text_input("…or a bundle folder on the server", key="bundle_path")
+        if path_text and st.button("Load from path", key="bundle_load_path"):
+            trained = app_ui.guarded(app_ui.load_model, path_text, context="load bundle")
+            if trained is not None:
+                app_ui.session_models()[path_text] = trained
+                st.session_state["model_label"] = path_text
+                st.success(f"Loaded {path_text}")
+        files = st.file_uploader("…or upload a bundle (its folder, or a .zip of it)",
+                                 accept_multiple_files=True, key="bundle_upload")
+        if files and st.button("Load upload", key="bundle_load_upload"):
+            path = app_ui.guarded(ui_state.bundle_from_upload,
+                                  [(f.name, f.getvalue()) for f in files], context="upload")
+            trained = None
+            if path is not None:
+                trained = app_ui.guarded(app_ui.load_model, path, context="load bundle")
+            if trained is not None:
+                label = f"upload {path.parent.name}"
+                app_ui.session_models()[label] = trained
+                st.session_state["model_label"] = label
+                st.success(f"Loaded {label}")
+
+    models = app_ui.session_models()
+    if models:
+        st.subheader("Models in this session")
+        pres = app_ui.optional("rul_core.models.presets", "describe")
+        for label, m in models.items():
+            with st.expander(label):
+                if pres is not None:
+                    st.markdown(pres(m.config))
+                st.json({"train_runs": [r.name for r in m.train_runs],
+                         "label_scheme": m.label_scheme, "metrics": m.metrics})

@@ -1,0 +1,95 @@
+"""Evaluate: RUL over life with its band, metrics per bearing x condition, comparison."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from rul_core import app_ui, plots
+
+PAGE = "Evaluate"
+app_ui.header(PAGE)
+
+evaluation = app_ui.optional("rul_core.evaluation")
+if evaluation is None:
+    app_ui.not_available("Evaluation (rul_core.evaluation)")
+    st.stop()
+
+dataset = app_ui.current_dataset()
+if dataset is None:
+    st.info("Load a dataset on the Data page first.")
+    st.stop()
+models = app_ui.session_models()
+if not models:
+    st.info("No model yet: train one on the Train page or load a bundle there.")
+    st.stop()
+
+chosen = st.multiselect("Models to compare", list(models),
+                        default=[st.session_state.get("model_label", next(iter(models)))]
+                        if st.session_state.get("model_label") in models else list(models)[:1],
+                        key="eval_models")
+first = models[chosen[0]] if chosen else None
+trained_names = {r.name for r in first.train_runs} if first is not None else set()
+default_runs = [n for n in dataset.run_names if n not in trained_names] or dataset.run_names
+run_names = st.multiselect("Bearings to evaluate", dataset.run_names, default=default_runs,
+                           key="eval_runs")
+on = st.radio("Metrics over", ("window", "snapshot"), horizontal=True, key="eval_on",
+              help="Windows: the papers' protocol. Snapshots: the mean of each snapshot's "
+                   "windows, as a monitoring system would report.")
+
+if not chosen or not run_names:
+    st.info("Pick at least one model and one bearing.")
+    st.stop()
+
+results: dict[str, object] = st.session_state.setdefault("eval_results", {})
+runs = [dataset.run(n) for n in run_names]
+key_runs = tuple(app_ui.run_key(r)[:16] for r in runs)
+todo = [m for m in chosen if (m, key_runs, on) not in results]
+if todo:
+    bar = st.progress(0.0, text="Evaluating…")
+    for i, label in enumerate(todo):
+        def progress(ev, i=i, label=label):
+            bar.progress(min(1.0, (i + ev.fraction) / len(todo)), text=f"{label}: {ev.message}")
+
+        res = app_ui.guarded(evaluation.evaluate, models[label], runs, on=on, progress=progress,
+                             context=f"evaluate {label}")
+        if res is not None:
+            results[(label, key_runs, on)] = res
+    bar.empty()
+
+current = {m: results[(m, key_runs, on)] for m in chosen if (m, key_runs, on) in results}
+if not current:
+    st.stop()
+
+# ----------------------------------------------------------------------------- RUL over life
+st.subheader("RUL over life")
+run_pick = st.selectbox("Bearing", run_names, key="eval_run_pick")
+curves = []
+for label, res in current.items():
+    s = res.snapshots[res.snapshots["run"] == run_pick]
+    curves.append({"x": s["snapshot"].to_numpy(), "pred": s["rul"].to_numpy(),
+                   "lower": s["lower"].to_numpy(), "upper": s["upper"].to_numpy(),
+                   "true": s["y_true"].to_numpy(), "name": label})
+seen = bool(next(iter(current.values())).snapshots.query("run == @run_pick")["seen"].iloc[0])
+fig = plots.rul_figure(curves, f"{run_pick}: predicted vs true RUL "
+                               f"({'seen' if seen else 'unseen'} condition)")
+app_ui.show_figure(fig, f"rul-{run_pick}", PAGE,
+                   caption=f"Band: {int(100 * next(iter(current.values())).level)} % interval.")
+
+# ----------------------------------------------------------------------------- tables
+st.subheader("Metrics per bearing × condition")
+cols = ["run", "condition", "seen", "n", "rmse", "mae", "score", "alpha_lambda", "picp", "piaw",
+        "ais"]
+for label, res in current.items():
+    st.markdown(f"**{label}**")
+    table = res.table[[c for c in cols if c in res.table.columns]]
+    app_ui.show_table(table, f"table-{label}", f"Metrics of {label}", PAGE)
+    app_ui.show_table(res.seen_unseen, f"seen-{label}", f"Seen vs unseen conditions: {label}",
+                      PAGE)
+
+if len(current) > 1:
+    st.subheader("Comparison")
+    summary = pd.DataFrame({label: res.summary() for label, res in current.items()}).T
+    app_ui.show_table(summary, "compare", "Model comparison (all evaluated windows)", PAGE)
+st.caption("Score: CARLE eq. 16 on the normalised RUL in percent of life; RMSE/MAE on the "
+           "normalised RUL.")

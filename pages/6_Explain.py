@@ -1,0 +1,169 @@
+"""Explain: LRP, LIME and SHAP side by side on one window, agreement, faithfulness, global view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from rul_core import app_ui, plots
+
+PAGE = "Explain"
+app_ui.header(PAGE)
+
+views = app_ui.optional("rul_core.views")
+compare = app_ui.optional("rul_core.explain.compare")
+if views is None or compare is None:
+    app_ui.not_available("Explanations (rul_core.explain)")
+    st.stop()
+
+dataset = app_ui.current_dataset()
+if dataset is None:
+    st.info("Load a dataset on the Data page first.")
+    st.stop()
+label, trained = app_ui.pick_model("explain_model")
+if trained is None:
+    st.stop()
+if trained.forest is not None:
+    st.caption("This model's final RUL comes from a random forest on the network's embedding; "
+               "the explanations here are of the network's own output.")
+
+run = app_ui.pick_run(dataset, key="explain_run")
+settings, _, _ = app_ui.view_context(run)
+per_snapshot = views.n_windows(run, settings)
+if per_snapshot == 0:
+    st.error(f"{run.name}: snapshots are shorter than one window.")
+    st.stop()
+idx = app_ui.index_slider("Window over life", run.n_snapshots * per_snapshot,
+                          key="explain_window", default=st.session_state.get("repr_window", 0))
+snap, win = divmod(int(idx), per_snapshot)
+
+with st.expander("Settings", expanded=False):
+    c1, c2, c3, c4 = st.columns(4)
+    rules = c1.selectbox("LRP rules", ("paper", "conservative"), key="explain_rules")
+    methods = c2.multiselect("Methods", compare.METHODS, default=list(compare.METHODS),
+                             key="explain_methods")
+    lime_samples = c3.number_input("LIME samples", 50, 5000, 300, 50, key="explain_lime_n")
+    lime_seeds = c4.number_input("LIME seeds", 1, 10, 3, key="explain_lime_seeds")
+    shap_samples = c1.number_input("SHAP samples", 10, 2000, 100, 10, key="explain_shap_n")
+    n_bands = c2.number_input("Image bands", 5, 100, 25, 5, key="explain_bands")
+cmp_settings = compare.CompareSettings(
+    methods=tuple(methods), rules=rules, n_bands=int(n_bands), lime_samples=int(lime_samples),
+    lime_seeds=tuple(range(int(lime_seeds))), shap_samples=int(shap_samples),
+    shap_background=30, n_random=5)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Choosing background windows…")
+def _background(model_key: str, run_keys: tuple[str, ...], _trained, _runs):
+    return views.explain_background(_trained, _runs, max_windows=60)
+
+
+train_names = [r.name for r in trained.train_runs if r.name in dataset.run_names]
+bg_runs = [dataset.run(n) for n in train_names] or [run]
+if not train_names:
+    st.caption(f"The model's training bearings are not in this dataset; background windows "
+               f"come from {run.name}.")
+model_key = f"{label}|{trained.created}"
+state_key = (model_key, app_ui.run_key(run)[:16], int(idx), repr(cmp_settings))
+
+if st.button("Explain this window", type="primary", key="explain_go", disabled=not methods):
+    bar = st.progress(0.0, text="Explaining…")
+    background = app_ui.guarded(_background, model_key, tuple(app_ui.run_key(r)[:16]
+                                                              for r in bg_runs),
+                                trained, bg_runs, context="background")
+    if background is not None:
+        result = app_ui.guarded(views.explain_window, trained, run, snap, win, background,
+                                cmp_settings,
+                                progress=lambda ev: bar.progress(ev.fraction, text=ev.message),
+                                context="explain")
+        if result is not None:
+            st.session_state["explain_result"] = (state_key, result)
+    bar.empty()
+
+stored = st.session_state.get("explain_result")
+if stored is None:
+    st.info("Pick a window and press **Explain this window**.")
+    st.stop()
+if stored[0] != state_key:
+    st.caption("Showing the last explanation (settings or window changed since).")
+res = stored[1]
+comp = res.comparison
+st.markdown(f"**Prediction** {comp.prediction:.3f} (baseline input: "
+            f"{comp.baseline_prediction:.3f}) · cost: "
+            + ", ".join(f"{m.upper()} {s:.2f} s" for m, s in comp.seconds.items()))
+
+if res.image is not None and res.image_maps:
+    maps = plots.normalise_attributions(res.image_maps, quantile=0.98)
+    fig = plots.attribution_overlay_figure(res.image, maps, "ImR attributions (each scaled to "
+                                           "its 98th percentile |value| = 1, one colour scale)")
+    app_ui.show_figure(fig, "image-maps", PAGE)
+
+frame = comp.attribution_frame()
+tf_rows = frame[frame["modality"] == "tf"]
+if len(tf_rows):
+    attr = {m: tf_rows[m].to_numpy() for m in comp.normalised}
+    spread = {m: np.asarray(v)[frame["modality"].to_numpy() == "tf"]
+              for m, v in comp.spread.items()}
+    fig = plots.feature_attribution_figure(attr, tf_rows["feature"].tolist(),
+                                           "TF-feature attributions (shares of |attribution|)",
+                                           errors=spread or None)
+    app_ui.show_figure(fig, "tf-attr", PAGE,
+                       caption="Error bars: LIME's spread across seeds.")
+
+col_a, col_b = st.columns(2)
+with col_a:
+    lrp = comp.details.get("lrp")
+    if lrp is not None:
+        table = lrp.layer_table()
+        fig = plots.layer_relevance_figure(table["layer"].tolist(),
+                                           table["relevance_out"].tolist(),
+                                           float(np.mean(lrp.prediction)),
+                                           f"LRP relevance sum per layer ({lrp.rules} rules)")
+        app_ui.show_figure(fig, "layers", PAGE)
+with col_b:
+    curves = {m: (np.linspace(0, 1, len(c["deletion"])), c["deletion"])
+              for m, c in comp.curves.items()}
+    faith = comp.faithfulness_frame()
+    aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
+    app_ui.show_figure(plots.deletion_curves_figure(curves, aucs), "deletion", PAGE)
+
+agree = comp.agreement_frame()
+if len(agree):
+    ms = sorted(comp.normalised)
+    mat = pd.DataFrame(np.eye(len(ms)), index=ms, columns=ms)
+    for _, r in agree[agree["scope"] == "all"].iterrows():
+        mat.loc[r["method_a"], r["method_b"]] = mat.loc[r["method_b"], r["method_a"]] = (
+            r["spearman"])
+    col_c, col_d = st.columns(2)
+    with col_c:
+        app_ui.show_figure(plots.rank_agreement_figure(mat, "Rank agreement (Spearman, all "
+                                                       "features)"), "agreement", PAGE)
+    with col_d:
+        app_ui.show_table(agree, "agreement-table", "Rank agreement between methods", PAGE)
+app_ui.show_table(faith, "faithfulness", "Faithfulness (deletion: lower is better; insertion: "
+                  "higher is better)", PAGE)
+
+st.subheader("Global importance over the run")
+n_glob = st.number_input("Windows (spread over the run)", 2, 50, 4, key="explain_global_n")
+if st.button("Compute global importance", key="explain_global"):
+    bar = st.progress(0.0, text="Explaining windows…")
+    background = app_ui.guarded(_background, model_key, tuple(app_ui.run_key(r)[:16]
+                                                              for r in bg_runs),
+                                trained, bg_runs, context="background")
+    if background is not None:
+        glob = app_ui.guarded(views.explain_run, trained, run, background, int(n_glob),
+                              cmp_settings,
+                              progress=lambda ev: bar.progress(ev.fraction, text=ev.message),
+                              context="global importance")
+        if glob is not None:
+            st.session_state["explain_global_result"] = glob
+    bar.empty()
+glob = st.session_state.get("explain_global_result")
+if glob is not None:
+    gi = glob.global_importance()
+    methods_g = [c for c in gi.columns if c not in ("feature", "modality")]
+    fig = plots.feature_attribution_figure({m: gi[m].to_numpy() for m in methods_g},
+                                           gi["feature"].tolist(),
+                                           "Global importance: mean |attribution| over windows")
+    app_ui.show_figure(fig, "global", PAGE)
+    st.caption(f"Most faithful over these windows: **{glob.most_faithful().upper()}**.")

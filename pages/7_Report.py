@@ -1,0 +1,77 @@
+"""Report: pick figures and tables of this session, export PNG/SVG and a self-contained HTML."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rul_core import app_ui, report, ui_state
+
+PAGE = "Report"
+app_ui.header(PAGE)
+
+reg = app_ui.registry()
+items = reg.items()
+if not items:
+    st.info("No figures yet: every chart you view on the other pages is collected here.")
+    st.stop()
+
+labels = {f"{i.page} · {i.title} ({i.kind})": i.key for i in items}
+chosen = st.multiselect("Figures and tables to include", list(labels), default=list(labels),
+                        key="report_items")
+selected = [reg.get(labels[c]) for c in chosen]
+title = st.text_input("Report title", "Bearing RUL workbench report", key="report_title")
+
+c1, c2 = st.columns(2)
+engine_choice = c1.selectbox(
+    "Static renderer", ("auto", "kaleido", "matplotlib"), key="report_engine",
+    help="Kaleido draws exactly what you see, using the local Chromium "
+         f"({report.browser_path() or 'not found'}); matplotlib needs no browser.")
+formats = c2.multiselect("Static formats", report.FORMATS, default=["png"], key="report_formats")
+
+st.subheader("One figure")
+figs = [i for i in selected if i.figure is not None]
+if figs:
+    one = st.selectbox("Figure", [i.title for i in figs], key="report_one")
+    item = next(i for i in figs if i.title == one)
+    fmt = st.radio("Format", report.FORMATS, horizontal=True, key="report_one_fmt")
+    if st.button("Render", key="report_render"):
+        with st.spinner("Rendering…"):
+            try:
+                data, used = report.export_figure(item.figure, fmt, engine_choice)
+            except Exception as exc:
+                app_ui.show_error(exc, "export")
+            else:
+                st.session_state["report_rendered"] = (item.key, fmt, data, used)
+    rendered = st.session_state.get("report_rendered")
+    if rendered and rendered[0] == item.key and rendered[1] == fmt:
+        _, fmt_r, data, used = rendered
+        st.success(f"Rendered {len(data) / 1024:.0f} KiB with {used}.")
+        if fmt_r == "png":
+            st.image(data)
+        st.download_button(f"Download {fmt_r.upper()}", data, file_name=f"{item.key}.{fmt_r}"
+                           .replace("/", "_"), mime="image/png" if fmt_r == "png"
+                           else "image/svg+xml", key="report_dl_one")
+
+st.subheader("Whole report")
+html_doc = report.html_report(selected, title)
+st.download_button("Download HTML report (self-contained, works offline)", html_doc,
+                   file_name="rul_report.html", mime="text/html", key="report_dl_html")
+if st.button("Build ZIP (figures in the chosen formats, tables as CSV, HTML)", key="report_zip"):
+    with st.spinner("Exporting…"):
+        try:
+            blob, used = report.export_zip(selected, formats, engine_choice, title=title)
+        except Exception as exc:
+            app_ui.show_error(exc, "export")
+        else:
+            st.session_state["report_zip_blob"] = (blob, used)
+if st.session_state.get("report_zip_blob"):
+    blob, used = st.session_state["report_zip_blob"]
+    st.caption(f"ZIP ready: {len(blob) / 1e6:.2f} MB, static figures by {used}.")
+    st.download_button("Download ZIP", blob, file_name="rul_report.zip",
+                       mime="application/zip", key="report_dl_zip")
+    if st.button("Also save it in the workspace", key="report_save"):
+        path = app_ui.guarded(report.write_atomic,
+                              ui_state.uploads_dir().parent / "reports" / "rul_report.zip", blob,
+                              context="save report")
+        if path is not None:
+            st.success(f"Saved {path}")

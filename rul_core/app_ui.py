@@ -1,0 +1,320 @@
+"""Streamlit glue shared by the app's pages: navigation, the session's dataset and model,
+caches, figure registration for the report, and readable errors.
+
+Pages stay thin: they lay out widgets and call these helpers plus ``rul_core`` functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from rul_core import ui_state
+from rul_core.report import FigureRegistry
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app: script path, title, icon and one-line purpose."""
+
+    path: str
+    title: str
+    icon: str
+    description: str
+
+
+HOME = PageInfo("app.py", "Home", ":material/home:", "What the workbench is and where to start.")
+PAGES = (
+    PageInfo("pages/1_Data.py", "Data", ":material/database:",
+             "Load bearing runs (upload, server path or demo); inspect signals, trends, labels."),
+    PageInfo("pages/2_Representations.py", "Representations", ":material/image:",
+             "ImR raster, scalogram with cone of influence, TF features of any window."),
+    PageInfo("pages/3_Train.py", "Train", ":material/model_training:",
+             "Train a model in the background with live loss curves, or load a bundle."),
+    PageInfo("pages/4_Evaluate.py", "Evaluate", ":material/monitoring:",
+             "Predicted vs true RUL with bands, metric tables, seen vs unseen, compare models."),
+    PageInfo("pages/5_Noise_lab.py", "Noise lab", ":material/graphic_eq:",
+             "Add noise to a window and watch features and predictions change; severity sweeps."),
+    PageInfo("pages/6_Explain.py", "Explain", ":material/lightbulb:",
+             "LRP, LIME and SHAP side by side on one window; faithfulness and agreement."),
+    PageInfo("pages/7_Report.py", "Report", ":material/description:",
+             "Pick session figures and export PNG/SVG or a self-contained HTML report."),
+)
+
+
+def page_info(title: str) -> PageInfo:
+    """The PageInfo with this title."""
+    for p in PAGES:
+        if p.title == title:
+            return p
+    raise KeyError(title)
+
+
+def header(title: str) -> None:
+    """Page title plus its one-line description, and the shared sidebar status."""
+    info = page_info(title)
+    st.title(title)
+    st.caption(info.description)
+    sidebar_status()
+
+
+def sidebar_status() -> None:
+    """Sidebar: the active dataset and model of this session."""
+    with st.sidebar:
+        src = st.session_state.get("dataset_source")
+        model = st.session_state.get("model_label")
+        st.caption(f"**Dataset:** {src['label'] if src else 'none loaded'}")
+        st.caption(f"**Model:** {model or 'none loaded'}")
+
+
+def optional(module: str, attr: str | None = None) -> Any:
+    """Import ``module`` (and get ``attr``) or return None when that part of the core does not
+    exist yet, so pages can show a notice instead of crashing."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    if attr is None:
+        return mod
+    return getattr(mod, attr, None)
+
+
+def not_available(what: str) -> None:
+    """Notice for a part of the core that is not installed/implemented yet."""
+    st.info(f"{what} is not available yet in this build of rul_core.")
+
+
+def show_error(exc: BaseException, context: str = "") -> None:
+    """A readable error message (never a traceback)."""
+    msg = ui_state.friendly_error(exc)
+    st.error(f"{context}: {msg}" if context else msg)
+
+
+def guarded(fn: Callable[..., Any], *args: Any, context: str = "", **kwargs: Any) -> Any:
+    """Call ``fn``; on failure show the error and return None."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # every failure is shown, none crashes the page
+        show_error(exc, context)
+        return None
+
+
+# --------------------------------------------------------------------------- figures / report
+
+
+def registry() -> FigureRegistry:
+    """This session's figure registry (for the Report page)."""
+    if "figure_registry" not in st.session_state:
+        st.session_state["figure_registry"] = FigureRegistry()
+    return st.session_state["figure_registry"]
+
+
+def show_figure(fig: go.Figure, key: str, page: str, caption: str = "") -> None:
+    """Render a plotly figure and register it for the report under ``page/key``."""
+    st.plotly_chart(fig, key=f"chart-{key}", config={"displaylogo": False})
+    registry().add_figure(f"{page}/{key}", fig, page=page, caption=caption)
+
+
+def show_table(df: Any, key: str, title: str, page: str) -> None:
+    """Render a table and register it for the report."""
+    st.dataframe(df)
+    registry().add_table(f"{page}/{key}", df, title, page=page)
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading dataset…")
+def _load_dataset(path: str, layout: str | None, fingerprint: str) -> Any:
+    """Load once per (path, layout, content fingerprint); shared read-only across sessions."""
+    from rul_core.data import load_dataset
+
+    cache = ui_state.uploads_dir().parent / "cache"
+    try:
+        return load_dataset(path, layout=layout, cache_dir=cache)
+    except TypeError:  # older loader without cache_dir
+        return load_dataset(path, layout=layout)
+
+
+def set_dataset(path: str | Path, label: str, layout: str | None = None) -> None:
+    """Make ``path`` the session's dataset (loaded lazily by :func:`current_dataset`)."""
+    st.session_state["dataset_source"] = {"path": str(path), "layout": layout, "label": label}
+
+
+def current_dataset(default_to_demo: bool = True) -> Any:
+    """The session's Dataset (the demo when nothing was chosen and it exists), or None.
+
+    Errors are shown on the page; the previous choice is forgotten so the page recovers.
+    """
+    if optional("rul_core.data", "load_dataset") is None:
+        not_available("Reading datasets")
+        return None
+    src = st.session_state.get("dataset_source")
+    if src is None and default_to_demo:
+        demo = ui_state.demo_data_path()
+        if demo is not None:
+            set_dataset(demo, "demo (synthetic FEMTO layout)")
+            src = st.session_state["dataset_source"]
+    if src is None:
+        return None
+    try:
+        return _load_dataset(src["path"], src.get("layout"), ui_state.path_fingerprint(src["path"]))
+    except Exception as exc:
+        show_error(exc, f"could not load {src['label']}")
+        return None
+
+
+def pick_run(dataset: Any, key: str, label: str = "Run (bearing)") -> Any:
+    """A run selector shared by pages (remembers the choice across pages)."""
+    names = dataset.run_names
+    state_key = "selected_run"
+    default = st.session_state.get(state_key)
+    index = names.index(default) if default in names else 0
+    name = st.selectbox(label, names, index=index, key=key)
+    st.session_state[state_key] = name
+    return dataset.run(name)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading model…")
+def _load_bundle(path: str, fingerprint: str) -> Any:
+    from rul_core.bundle import load_bundle
+
+    return load_bundle(path)
+
+
+def load_model(path: str | Path) -> Any:
+    """A bundle loaded once per content fingerprint (shared across sessions)."""
+    return _load_bundle(str(path), ui_state.path_fingerprint(path))
+
+
+def session_models() -> dict[str, Any]:
+    """Models available in this session: label -> TrainedModel (trained here or loaded)."""
+    if "models" not in st.session_state:
+        st.session_state["models"] = {}
+    models = st.session_state["models"]
+    if not st.session_state.get("demo_models_loaded") and optional(
+        "rul_core.bundle", "load_bundle"
+    ) is not None:
+        st.session_state["demo_models_loaded"] = True
+        for label, path in ui_state.demo_models().items():
+            try:
+                models[label] = load_model(path)
+                st.session_state.setdefault("model_label", label)
+            except Exception as exc:
+                show_error(exc, f"could not load {label}")
+    return models
+
+
+def pick_model(key: str, label: str = "Model") -> tuple[str, Any] | tuple[None, None]:
+    """Select one of the session's models; (None, None) when there is none."""
+    models = session_models()
+    if not models:
+        st.info("No model yet: train one on the Train page or load a bundle there.")
+        return None, None
+    names = list(models)
+    default = st.session_state.get("model_label")
+    index = names.index(default) if default in names else 0
+    name = st.selectbox(label, names, index=index, key=key)
+    st.session_state["model_label"] = name
+    return name, models[name]
+
+
+# --------------------------------------------------------------------------- cached computations
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_stats(run_hash: str, _run: Any) -> dict[str, Any]:
+    """Per-snapshot RMS/peak/kurtosis of a run, cached on its content hash."""
+    return ui_state.snapshot_stats(_run.snapshots)
+
+
+def label_schemes() -> list[str]:
+    """Label schemes offered by rul_core.labels (empty when the module is missing)."""
+    labels = optional("rul_core.labels")
+    if labels is None:
+        return []
+    schemes = getattr(labels, "SCHEMES", None)
+    if schemes:
+        return list(schemes)
+    return [s for s in ("linear", "piecewise", "capped", "fpt") if hasattr(labels, s)]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def run_labels(run_hash: str, scheme: str, _run: Any) -> Any:
+    """Per-snapshot labels of a run under ``scheme`` (cached on content hash + scheme)."""
+    from rul_core.labels import label_run
+
+    params = {"max_rul": max(1, _run.n_snapshots // 2)} if scheme == "capped" else {}
+    return label_run(_run, scheme, **params)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def display_normaliser(run_hash: str, _run: Any, _settings: Any, settings_key: str) -> Any:
+    """The display normaliser of one run (fitted on the run itself), cached on its hash."""
+    from rul_core import views
+
+    return views.fit_display_normaliser([_run], _settings)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing TF features of the run…")
+def tf_trend(run_hash: str, settings_key: str, _run: Any, _normaliser: Any,
+             _settings: Any) -> tuple[Any, Any]:
+    """TF features of every window of a run (cached on run hash + settings)."""
+    from rul_core import views
+
+    return views.run_tf_trend(_run, _normaliser, _settings)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def window_view(run_hash: str, snapshot: int, window: int, settings_key: str, _run: Any,
+                _normaliser: Any, _settings: Any) -> Any:
+    """One window's ImR, scalogram and TF features (cached)."""
+    from rul_core import views
+
+    return views.window_view(_run, snapshot, window, _normaliser, _settings)
+
+
+def view_context(run: Any) -> tuple[Any, Any, str]:
+    """(settings, normaliser, settings_key) for displaying ``run``."""
+    from rul_core import views
+
+    settings = views.ViewSettings.for_run(run)
+    key = repr(settings)
+    return settings, display_normaliser(run_key(run), run, settings, key), key
+
+
+_RUN_KEYS: dict[int, tuple[Any, str]] = {}
+
+
+def run_key(run: Any) -> str:
+    """The run's content hash, computed once per Run object (runs are shared read-only)."""
+    import weakref
+
+    hit = _RUN_KEYS.get(id(run))
+    if hit is not None and hit[0]() is run:
+        return hit[1]
+    key = run.content_hash()
+    if len(_RUN_KEYS) > 256:
+        _RUN_KEYS.clear()
+    _RUN_KEYS[id(run)] = (weakref.ref(run), key)
+    return key
+
+
+def index_slider(label: str, count: int, key: str, default: int = 0, **kwargs: Any) -> int:
+    """A 0..count-1 slider; a caption instead when there is only one position."""
+    if count <= 1:
+        st.caption(f"{label}: 0 (only one)")
+        return 0
+    if key in st.session_state and not 0 <= int(st.session_state[key]) < count:
+        st.session_state[key] = count - 1  # another run with fewer positions was picked
+    return int(st.slider(label, 0, count - 1, min(max(default, 0), count - 1), key=key,
+                         **kwargs))

@@ -1,0 +1,404 @@
+"""Plotly figure builders for the workbench app and reports.
+
+Every function takes plain numpy arrays (or a :class:`~rul_core.data.run.Run`) and returns a
+``plotly.graph_objects.Figure``; nothing here computes features or runs models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TF_FEATURE_NAMES = ("log E", "f_d", "h", "K", "sk", "mean", "std")
+METHOD_COLOURS = {"lrp": "#d62728", "lime": "#2ca02c", "shap": "#1f77b4", "random": "#7f7f7f"}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
+
+
+def _style(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    fig.update_layout(title={"text": title, "x": 0.01}, height=height, **_LAYOUT)
+    return fig
+
+
+def minmax_downsample(
+    x: np.ndarray, y: np.ndarray, max_points: int = 4000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a long trace to at most ``max_points`` points keeping each bucket's min and max.
+
+    The envelope of the signal (every peak) survives, unlike plain decimation. Returns the
+    input unchanged when it is already short enough.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    n = y.shape[0]
+    if n <= max_points or max_points < 4:
+        return x, y
+    n_buckets = max_points // 2
+    edges = np.linspace(0, n, n_buckets + 1).astype(np.int64)
+    starts = edges[:-1]
+    keep = starts < edges[1:]
+    starts = starts[keep]
+    mins = np.minimum.reduceat(y, starts)
+    maxs = np.maximum.reduceat(y, starts)
+    bucket_of = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+    is_min = y == mins[bucket_of]
+    is_max = y == maxs[bucket_of]
+    first_min = np.full(starts.size, n, dtype=np.int64)
+    first_max = np.full(starts.size, n, dtype=np.int64)
+    idx = np.arange(n)
+    np.minimum.at(first_min, bucket_of[is_min], idx[is_min])
+    np.minimum.at(first_max, bucket_of[is_max], idx[is_max])
+    both = np.sort(np.stack([first_min, first_max], axis=1), axis=1).ravel()
+    return x[both], y[both]
+
+
+def raw_signal_figure(
+    snapshot: np.ndarray,
+    fs: float,
+    channel_names: Sequence[str],
+    title: str = "Raw signal",
+    max_points: int | None = 4000,
+    unit: str = "g",
+) -> go.Figure:
+    """One snapshot (samples, channels) over time in ms; min/max downsampled unless
+    ``max_points`` is None (full resolution)."""
+    snapshot = np.asarray(snapshot)
+    if snapshot.ndim == 1:
+        snapshot = snapshot[:, None]
+    n_ch = snapshot.shape[1]
+    fig = make_subplots(rows=n_ch, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=list(channel_names)[:n_ch])
+    t_ms = np.arange(snapshot.shape[0]) / float(fs) * 1000.0
+    for c in range(n_ch):
+        x, y = t_ms, snapshot[:, c]
+        if max_points:
+            x, y = minmax_downsample(x, y, max_points)
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=str(channel_names[c]),
+                                   line={"width": 1, "color": PALETTE[c % len(PALETTE)]}),
+                      row=c + 1, col=1)
+        fig.update_yaxes(title_text=unit, row=c + 1, col=1)
+    fig.update_xaxes(title_text="time (ms)", row=n_ch, col=1)
+    fig.update_layout(showlegend=False)
+    return _style(fig, title, height=220 + 160 * n_ch)
+
+
+def trends_figure(
+    x: np.ndarray,
+    series: Mapping[str, np.ndarray],
+    title: str,
+    y_title: str,
+    x_title: str = "snapshot",
+    marker_x: float | None = None,
+) -> go.Figure:
+    """Several named curves over life (e.g. RMS per channel), with an optional vertical marker."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=np.asarray(x), y=np.asarray(values), mode="lines", name=name,
+                                 line={"color": PALETTE[i % len(PALETTE)]}))
+    if marker_x is not None:
+        fig.add_vline(x=float(marker_x), line={"dash": "dash", "color": "black"})
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title)
+    return _style(fig, title, height=320)
+
+
+def label_figure(
+    x: np.ndarray, labels: Mapping[str, np.ndarray], title: str = "RUL labels"
+) -> go.Figure:
+    """Label curves (normalised RUL per snapshot) of one or more schemes."""
+    fig = trends_figure(x, labels, title, "normalised RUL")
+    fig.update_yaxes(range=[-0.05, 1.05])
+    return fig
+
+
+def imr_figure(
+    image: np.ndarray, title: str = "ImR raster", colorscale: str = "Greys"
+) -> go.Figure:
+    """An ImR raster (64 x columns); uint8 pair counts are shown as /2. Array row 0 is the top
+    amplitude level (as produced by rul_core.signal.raster), so the y axis is reversed."""
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 2.0
+    img = np.squeeze(img)
+    fig = go.Figure(go.Heatmap(z=img, colorscale=colorscale, zmin=0, zmax=1, showscale=False))
+    fig.update_xaxes(title_text="column (sample pair)")
+    fig.update_yaxes(title_text="amplitude row (0 = top level)", autorange="reversed")
+    return _style(fig, title, height=300)
+
+
+def scalogram_figure(
+    power: np.ndarray,
+    freqs: np.ndarray,
+    fs: float,
+    coi_hz: np.ndarray | None = None,
+    title: str = "Scalogram |CWT|",
+    notice: str | None = None,
+) -> go.Figure:
+    """|CWT| (scales x time) against frequency (log axis) and time in ms.
+
+    ``coi_hz`` gives, per time sample, the frequency below which edge effects dominate (the
+    cone of influence); that region is hatched grey.
+    """
+    power = np.asarray(power)
+    freqs = np.asarray(freqs, dtype=float)
+    order = np.argsort(freqs)
+    t_ms = np.arange(power.shape[1]) / float(fs) * 1000.0
+    fig = go.Figure(go.Heatmap(x=t_ms, y=freqs[order], z=power[order], colorscale="Viridis",
+                               colorbar={"title": {"text": "|W|"}}))
+    if coi_hz is not None:
+        coi = np.clip(np.asarray(coi_hz, dtype=float), freqs.min(), freqs.max())
+        fig.add_trace(go.Scatter(x=t_ms, y=coi, mode="lines", name="cone of influence",
+                                 line={"color": "white", "dash": "dash", "width": 2}))
+        fig.add_trace(go.Scatter(x=np.concatenate([t_ms, t_ms[::-1]]),
+                                 y=np.concatenate([coi, np.full_like(coi, freqs.min())]),
+                                 fill="toself", fillcolor="rgba(200,200,200,0.45)",
+                                 line={"width": 0}, hoverinfo="skip",
+                                 name="edge-affected (inside COI)"))
+    fig.update_yaxes(type="log", title_text="frequency (Hz)")
+    fig.update_xaxes(title_text="time (ms)")
+    fig.update_layout(legend={"orientation": "h", "y": -0.25})
+    if notice:
+        fig.add_annotation(text=notice, xref="paper", yref="paper", x=0, y=1.0, showarrow=False,
+                           xanchor="left", yanchor="bottom", font={"size": 11})
+    return _style(fig, title, height=380)
+
+
+def tf_bars_figure(
+    tf: np.ndarray, channel_names: Sequence[str], title: str = "TF features of the window"
+) -> go.Figure:
+    """Seven TF features per channel as grouped bars; ``tf`` is (channels, 7)."""
+    tf = np.atleast_2d(np.asarray(tf, dtype=float))
+    fig = make_subplots(rows=1, cols=len(TF_FEATURE_NAMES), subplot_titles=TF_FEATURE_NAMES)
+    for c in range(tf.shape[0]):
+        for j in range(tf.shape[1]):
+            fig.add_trace(go.Bar(x=[str(channel_names[c])], y=[tf[c, j]],
+                                 marker_color=PALETTE[c % len(PALETTE)],
+                                 name=str(channel_names[c]), showlegend=j == 0),
+                          row=1, col=j + 1)
+    return _style(fig, title, height=300)
+
+
+def tf_trends_figure(
+    x: np.ndarray,
+    tf: np.ndarray,
+    channel_names: Sequence[str],
+    marker_x: float | None = None,
+    title: str = "TF features over the run",
+) -> go.Figure:
+    """Each TF feature over the run (one panel per feature), ``tf`` is (windows, channels, 7)."""
+    tf = np.asarray(tf, dtype=float)
+    x = np.asarray(x)
+    fig = make_subplots(rows=len(TF_FEATURE_NAMES), cols=1, shared_xaxes=True,
+                        vertical_spacing=0.02, subplot_titles=TF_FEATURE_NAMES)
+    for j in range(tf.shape[2]):
+        for c in range(tf.shape[1]):
+            fig.add_trace(go.Scattergl(x=x, y=tf[:, c, j], mode="lines",
+                                       name=str(channel_names[c]), showlegend=j == 0,
+                                       line={"width": 1, "color": PALETTE[c % len(PALETTE)]}),
+                          row=j + 1, col=1)
+        if marker_x is not None:
+            fig.add_vline(x=float(marker_x), line={"dash": "dash", "color": "black"},
+                          row=j + 1, col=1)
+    fig.update_xaxes(title_text="window", row=tf.shape[2], col=1)
+    return _style(fig, title, height=900)
+
+
+def rul_figure(
+    curves: Sequence[Mapping[str, object]],
+    title: str = "Predicted vs true RUL",
+    x_title: str = "snapshot",
+) -> go.Figure:
+    """RUL over life for one or more models on one chart.
+
+    Each curve is a mapping with ``x``, ``pred`` and optional ``true``, ``lower``, ``upper`` and
+    ``name``. The true RUL is drawn once (black) per distinct curve; bands are translucent.
+    """
+    fig = go.Figure()
+    drawn_true = False
+    for i, c in enumerate(curves):
+        colour = PALETTE[i % len(PALETTE)]
+        x = np.asarray(c["x"])
+        name = str(c.get("name", f"model {i + 1}"))
+        lower, upper = c.get("lower"), c.get("upper")
+        if lower is not None and upper is not None:
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([x, x[::-1]]),
+                y=np.concatenate([np.asarray(upper), np.asarray(lower)[::-1]]),
+                fill="toself", fillcolor=_rgba(colour, 0.2), line={"width": 0},
+                hoverinfo="skip", name=f"{name} interval"))
+        fig.add_trace(go.Scatter(x=x, y=np.asarray(c["pred"]), mode="lines", name=name,
+                                 line={"color": colour}))
+        if c.get("true") is not None and not drawn_true:
+            fig.add_trace(go.Scatter(x=x, y=np.asarray(c["true"]), mode="lines", name="true RUL",
+                                     line={"color": "black", "dash": "dash"}))
+            drawn_true = True
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text="normalised RUL")
+    return _style(fig, title, height=380)
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def table_figure(df: pd.DataFrame, title: str = "", digits: int = 4) -> go.Figure:
+    """A DataFrame as a plotly table (for reports); floats rounded to ``digits``."""
+    shown = df.reset_index() if df.index.name or isinstance(df.index, pd.MultiIndex) else df
+    cells = []
+    for col in shown.columns:
+        values = shown[col]
+        if pd.api.types.is_float_dtype(values):
+            values = values.round(digits)
+        cells.append(values.astype(str).tolist())
+    fig = go.Figure(go.Table(header={"values": [str(c) for c in shown.columns],
+                                     "fill_color": "#e8eef7", "align": "left"},
+                             cells={"values": cells, "align": "left"}))
+    return _style(fig, title, height=60 + 28 * (len(shown) + 2))
+
+
+def loss_figure(history: Mapping[str, Sequence[float]], title: str = "Loss") -> go.Figure:
+    """Training curves: one line per history key (``loss``, ``val_loss`` ...) per epoch."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(history.items()):
+        v = np.asarray(values, dtype=float)
+        if v.size == 0:
+            continue
+        fig.add_trace(go.Scatter(x=np.arange(1, v.size + 1), y=v, mode="lines+markers",
+                                 name=name, line={"color": PALETTE[i % len(PALETTE)]}))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", type="log")
+    return _style(fig, title, height=320)
+
+
+def error_vs_severity_figure(
+    sweep: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    noise: str = "",
+    metric: str = "RMSE",
+) -> go.Figure:
+    """Robustness curves: error against noise severity, one line per model."""
+    fig = go.Figure()
+    for i, (model, (sev, err)) in enumerate(sweep.items()):
+        fig.add_trace(go.Scatter(x=np.asarray(sev), y=np.asarray(err), mode="lines+markers",
+                                 name=model, line={"color": PALETTE[i % len(PALETTE)]}))
+    fig.update_xaxes(title_text="severity")
+    fig.update_yaxes(title_text=metric)
+    return _style(fig, f"{metric} vs {noise} noise severity".replace("  ", " "), height=340)
+
+
+def shared_abs_max(maps: Mapping[str, np.ndarray]) -> float:
+    """The largest |value| over several attribution maps (one colour scale for all)."""
+    vals = [float(np.nanmax(np.abs(m))) for m in maps.values() if np.size(m)]
+    top = max(vals, default=0.0)
+    return top if top > 0 else 1.0
+
+
+def normalise_attributions(
+    maps: Mapping[str, np.ndarray], quantile: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Scale each map to [-1, 1] by its own ``quantile`` of the non-zero |values| (1.0: the
+    max) and clip, so methods compare on one colour scale; a quantile below 1 keeps a few
+    extreme pixels from washing out a pixel map."""
+    out = {}
+    for k, m in maps.items():
+        m = np.asarray(m, dtype=float)
+        nz = np.abs(m[np.isfinite(m) & (m != 0)])
+        top = float(np.quantile(nz, quantile)) if nz.size else 0.0
+        out[k] = np.clip(m / top, -1.0, 1.0) if top > 0 else m
+    return out
+
+
+def attribution_overlay_figure(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    title: str = "Image attributions (same scale)",
+) -> go.Figure:
+    """Side-by-side ImR attribution maps (64 x 500) on one symmetric colour scale, each over
+    the raster drawn as a faint outline."""
+    img = np.squeeze(np.asarray(image, dtype=float))
+    if img.max() > 1.0:
+        img = img / 2.0
+    top = shared_abs_max(maps)
+    names = list(maps)
+    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=[n.upper() for n in names],
+                        horizontal_spacing=0.03)
+    for i, name in enumerate(names):
+        m = np.squeeze(np.asarray(maps[name], dtype=float))
+        fig.add_trace(go.Heatmap(z=m, zmin=-top, zmax=top, colorscale="RdBu_r",
+                                 showscale=i == len(names) - 1, name=name), row=1, col=i + 1)
+        fig.add_trace(go.Contour(z=img, showscale=False, contours={"start": 0.25, "end": 0.25,
+                                 "coloring": "lines"}, line={"width": 0.6},
+                                 colorscale=[[0, "rgba(60,60,60,0.45)"],
+                                             [1, "rgba(60,60,60,0.45)"]], hoverinfo="skip",
+                                 name="raster"), row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, title, height=320)
+
+
+def feature_attribution_figure(
+    attributions: Mapping[str, np.ndarray],
+    feature_names: Sequence[str],
+    title: str = "TF-feature attributions (same scale)",
+    errors: Mapping[str, np.ndarray] | None = None,
+) -> go.Figure:
+    """Grouped bars: one group per feature, one bar per method; optional error bars (e.g. the
+    LIME spread across seeds)."""
+    fig = go.Figure()
+    for i, (method, values) in enumerate(attributions.items()):
+        err = None if errors is None or method not in errors else {
+            "type": "data", "array": np.asarray(errors[method], dtype=float)}
+        fig.add_trace(go.Bar(x=list(feature_names), y=np.asarray(values, dtype=float),
+                             name=method.upper(), error_y=err,
+                             marker_color=METHOD_COLOURS.get(method, PALETTE[i % len(PALETTE)])))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="attribution")
+    return _style(fig, title, height=340)
+
+
+def layer_relevance_figure(
+    layers: Sequence[str], sums: Sequence[float], output_relevance: float | None = None,
+    title: str = "Relevance sum per layer",
+) -> go.Figure:
+    """Relevance sum after each layer (output first); a dashed line marks the output value so
+    gains and losses are visible."""
+    fig = go.Figure(go.Bar(x=list(layers), y=np.asarray(sums, dtype=float),
+                           marker_color=METHOD_COLOURS["lrp"]))
+    if output_relevance is not None:
+        fig.add_hline(y=float(output_relevance), line={"dash": "dash"},
+                      annotation_text="output relevance")
+    fig.update_xaxes(tickangle=-45)
+    fig.update_yaxes(title_text="sum of relevance")
+    return _style(fig, title, height=380)
+
+
+def deletion_curves_figure(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    aucs: Mapping[str, float] | None = None,
+    title: str = "Deletion curves (most relevant removed first)",
+) -> go.Figure:
+    """Prediction against fraction of features removed, one line per method."""
+    fig = go.Figure()
+    for i, (method, (frac, score)) in enumerate(curves.items()):
+        label = method.upper()
+        if aucs and method in aucs:
+            label += f" (AUC {aucs[method]:.3f})"
+        fig.add_trace(go.Scatter(
+            x=np.asarray(frac), y=np.asarray(score), mode="lines", name=label,
+            line={"color": METHOD_COLOURS.get(method, PALETTE[i % len(PALETTE)]),
+                  "dash": "dot" if method == "random" else "solid"}))
+    fig.update_xaxes(title_text="fraction removed")
+    fig.update_yaxes(title_text="prediction")
+    return _style(fig, title, height=340)
+
+
+def rank_agreement_figure(matrix: pd.DataFrame, title: str = "Rank agreement") -> go.Figure:
+    """A square method x method correlation matrix as an annotated heatmap."""
+    z = matrix.to_numpy(dtype=float)
+    fig = go.Figure(go.Heatmap(z=z, x=list(matrix.columns), y=list(matrix.index), zmin=-1, zmax=1,
+                               colorscale="RdBu", text=np.round(z, 2), texttemplate="%{text}"))
+    return _style(fig, title, height=320)

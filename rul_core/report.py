@@ -1,0 +1,515 @@
+"""Session figure registry and export: PNG/SVG (Kaleido on a local Chromium, or matplotlib)
+and a self-contained HTML report that works offline (plotly.js embedded inline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as _dt
+import html
+import io
+import os
+import shutil
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from rul_core.errors import RulError
+
+FORMATS = ("png", "svg")
+DEFAULT_BROWSER = "/usr/bin/chromium"
+DEFAULT_SIZE = (1000, 500)
+
+
+class ExportError(RulError):
+    """A figure could not be exported by the requested renderer."""
+
+
+@dataclass
+class ReportItem:
+    """One figure or table of the session, with where it came from."""
+
+    key: str
+    title: str
+    page: str = ""
+    figure: go.Figure | None = None
+    table: pd.DataFrame | None = None
+    caption: str = ""
+    created: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
+
+    @property
+    def kind(self) -> str:
+        """'figure' or 'table'."""
+        return "figure" if self.figure is not None else "table"
+
+
+class FigureRegistry:
+    """Figures and tables produced during a session, keyed so a re-render replaces its entry."""
+
+    def __init__(self, max_items: int = 200) -> None:
+        self._items: OrderedDict[str, ReportItem] = OrderedDict()
+        self.max_items = max_items
+
+    def add_figure(
+        self, key: str, figure: go.Figure, title: str | None = None, page: str = "",
+        caption: str = "",
+    ) -> ReportItem:
+        """Register (or replace) a figure under ``key``."""
+        title = title or _figure_title(figure) or key
+        return self._put(ReportItem(key, title, page, figure=figure, caption=caption))
+
+    def add_table(
+        self, key: str, table: pd.DataFrame, title: str, page: str = "", caption: str = ""
+    ) -> ReportItem:
+        """Register (or replace) a table under ``key``."""
+        return self._put(ReportItem(key, title, page, table=table.copy(), caption=caption))
+
+    def _put(self, item: ReportItem) -> ReportItem:
+        self._items.pop(item.key, None)
+        self._items[item.key] = item
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+        return item
+
+    def remove(self, key: str) -> None:
+        """Forget one entry (no error if absent)."""
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._items.clear()
+
+    def get(self, key: str) -> ReportItem:
+        """The entry under ``key`` (KeyError naming the available keys otherwise)."""
+        if key not in self._items:
+            raise KeyError(f"no report item {key!r}; available: {', '.join(self._items)}")
+        return self._items[key]
+
+    def items(self) -> list[ReportItem]:
+        """All entries in the order they were (last) registered."""
+        return list(self._items.values())
+
+    def keys(self) -> list[str]:
+        """Keys in order."""
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _figure_title(fig: go.Figure) -> str:
+    title = fig.layout.title.text if fig.layout.title is not None else None
+    return str(title) if title else ""
+
+
+# --------------------------------------------------------------------------- static export
+
+
+def browser_path() -> str | None:
+    """The Chromium Kaleido should drive: $BROWSER_PATH, else Debian's /usr/bin/chromium, else
+    any chrome/chromium on PATH; None when none exists."""
+    env = os.environ.get("BROWSER_PATH")
+    if env and Path(env).is_file():
+        return env
+    if Path(DEFAULT_BROWSER).is_file():
+        return DEFAULT_BROWSER
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def kaleido_available() -> bool:
+    """True when kaleido >= 1 is importable and a browser exists for it."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return False
+    return browser_path() is not None
+
+
+def _fig_size(fig: go.Figure) -> tuple[int, int]:
+    w = fig.layout.width or DEFAULT_SIZE[0]
+    h = fig.layout.height or DEFAULT_SIZE[1]
+    return int(w), int(h)
+
+
+def render_kaleido(
+    figures: Sequence[go.Figure], fmt: str = "png", scale: float = 1.0, timeout_s: float = 120.0
+) -> list[bytes]:
+    """Render figures with Kaleido in one headless Chromium session (offline: the plotly.js of
+    the installed plotly package, MathJax off)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
+    path = browser_path()
+    if path is None:
+        raise ExportError("no Chromium found for Kaleido (set BROWSER_PATH or install chromium)")
+    try:
+        import kaleido
+    except ImportError as exc:
+        raise ExportError("kaleido is not installed") from exc
+
+    async def _batch() -> list[bytes]:
+        async with kaleido.Kaleido(n=1, timeout=timeout_s, mathjax=False, path=path) as k:
+            out = []
+            for fig in figures:
+                w, h = _fig_size(fig)
+                opts = {"format": fmt, "width": w, "height": h, "scale": scale}
+                out.append(await k.calc_fig(fig.to_dict(), opts=opts))
+            return out
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(asyncio.run, _batch())
+        try:
+            result = future.result(timeout=timeout_s * max(1, len(figures)) + 30)
+        except Exception as exc:  # Kaleido/choreographer raise many types
+            raise ExportError(f"Kaleido export failed: {type(exc).__name__}: {exc}") from exc
+    return [bytes(b) for b in result]
+
+
+def export_figures(
+    figures: Sequence[go.Figure], fmt: str = "png", engine: str = "auto", scale: float = 1.0
+) -> tuple[list[bytes], str]:
+    """Export figures to ``fmt`` bytes; ``engine`` is 'kaleido', 'matplotlib' or 'auto'
+    (Kaleido when a browser exists, matplotlib when it is missing or fails). Returns the bytes
+    and the engine actually used."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
+    if engine not in ("auto", "kaleido", "matplotlib"):
+        raise ExportError(f"engine {engine!r} unknown; expected auto, kaleido or matplotlib")
+    if engine in ("auto", "kaleido") and (engine == "kaleido" or kaleido_available()):
+        try:
+            return render_kaleido(figures, fmt, scale), "kaleido"
+        except ExportError:
+            if engine == "kaleido":
+                raise
+    return [render_matplotlib(f, fmt) for f in figures], "matplotlib"
+
+
+def export_figure(fig: go.Figure, fmt: str = "png", engine: str = "auto") -> tuple[bytes, str]:
+    """Export one figure; see :func:`export_figures`."""
+    data, used = export_figures([fig], fmt, engine)
+    return data[0], used
+
+
+# --------------------------------------------------------------------------- matplotlib fallback
+
+
+def _axis_key(ref: str, axis: str) -> str:
+    """'x2' -> 'xaxis2', 'y' -> 'yaxis'."""
+    suffix = ref[1:] if ref and len(ref) > 1 else ""
+    return f"{axis}axis{suffix}"
+
+
+def _colour(value: object, default: str | None = None) -> object:
+    if isinstance(value, str) and value.startswith("rgba("):
+        parts = [float(p) for p in value[5:-1].split(",")]
+        return (parts[0] / 255, parts[1] / 255, parts[2] / 255, parts[3])
+    if isinstance(value, str) and value.startswith("rgb("):
+        parts = [float(p) for p in value[4:-1].split(",")]
+        return (parts[0] / 255, parts[1] / 255, parts[2] / 255)
+    return value if isinstance(value, str) else default
+
+
+_CMAPS = {"Greys": "Greys", "Viridis": "viridis", "RdBu_r": "RdBu_r", "RdBu": "RdBu_r"}
+
+
+def _cmap_name(trace: dict) -> str:
+    cs = trace.get("colorscale")
+    name = "viridis"
+    if isinstance(cs, str):
+        name = _CMAPS.get(cs, "viridis")
+    elif isinstance(cs, (list, tuple)) and cs:
+        first = str(cs[0][1]).lower()
+        last = str(cs[-1][1]).lower()
+        if "5,48,97" in first or "103,0,31" in last:  # plotly RdBu / reversed
+            name = "RdBu_r" if "5,48,97" in first else "RdBu"
+        elif first in ("rgb(0,0,0)", "#000000", "black") or "255,255,255" in first:
+            name = "Greys"
+    if trace.get("reversescale"):
+        name = name[:-2] if name.endswith("_r") else name + "_r"
+    return name
+
+
+def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """Draw a plotly figure with matplotlib (no browser needed). Supports the trace types this
+    package produces: scatter/scattergl (lines, markers, filled bands), bar, heatmap, contour
+    and table, on any subplot grid, with log axes, titles and subplot titles."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
+    spec = fig.to_plotly_json()
+    layout = spec.get("layout", {})
+    w, h = _fig_size(fig)
+    mfig = plt.figure(figsize=(w / dpi, h / dpi), dpi=dpi)
+    axes: dict[tuple[str, str], object] = {}
+    margin = {"l": 0.08, "r": 0.03, "t": 0.12, "b": 0.1}
+
+    def get_ax(xref: str, yref: str):
+        key = (xref or "x", yref or "y")
+        if key not in axes:
+            xa = layout.get(_axis_key(key[0], "x"), {}) or {}
+            ya = layout.get(_axis_key(key[1], "y"), {}) or {}
+            x0, x1 = xa.get("domain", [0, 1])
+            y0, y1 = ya.get("domain", [0, 1])
+            left = margin["l"] + x0 * (1 - margin["l"] - margin["r"])
+            width = (x1 - x0) * (1 - margin["l"] - margin["r"])
+            bottom = margin["b"] + y0 * (1 - margin["b"] - margin["t"])
+            height = (y1 - y0) * (1 - margin["b"] - margin["t"])
+            ax = mfig.add_axes((left, bottom, width * 0.97, height * 0.92))
+            if ya.get("type") == "log":
+                ax.set_yscale("log")
+            if xa.get("type") == "log":
+                ax.set_xscale("log")
+            xt = (xa.get("title") or {}).get("text")
+            yt = (ya.get("title") or {}).get("text")
+            if xt:
+                ax.set_xlabel(xt, fontsize=8)
+            if yt:
+                ax.set_ylabel(yt, fontsize=8)
+            if ya.get("range") and ya.get("type") != "log":
+                ax.set_ylim(*ya["range"])
+            if ya.get("autorange") == "reversed":
+                ax.invert_yaxis()
+            ax.tick_params(labelsize=7)
+            axes[key] = ax
+        return axes[key]
+
+    bar_groups: dict[tuple[str, str], list[dict]] = {}
+    for tr in spec.get("data", []):
+        ttype = tr.get("type", "scatter")
+        if ttype == "table":
+            _mpl_table(mfig, tr)
+            continue
+        ax = get_ax(tr.get("xaxis", "x"), tr.get("yaxis", "y"))
+        if ttype in ("scatter", "scattergl"):
+            _mpl_scatter(ax, tr)
+        elif ttype == "bar":
+            bar_groups.setdefault((tr.get("xaxis", "x"), tr.get("yaxis", "y")), []).append(tr)
+        elif ttype in ("heatmap", "contour"):
+            _mpl_grid(ax, tr, ttype)
+    for key, bars in bar_groups.items():
+        _mpl_bars(axes[key], bars, grouped=layout.get("barmode") == "group")
+    for shape in layout.get("shapes", []) or []:
+        _mpl_shape(axes, shape)
+    title = (layout.get("title") or {}).get("text")
+    if title:
+        mfig.suptitle(str(title), x=0.01, ha="left", fontsize=11)
+    for ann in layout.get("annotations", []) or []:
+        if ann.get("xref") == "paper" and ann.get("yref") == "paper" and ann.get("text"):
+            x = margin["l"] + float(ann.get("x", 0)) * (1 - margin["l"] - margin["r"])
+            y = margin["b"] + float(ann.get("y", 0)) * (1 - margin["b"] - margin["t"])
+            mfig.text(x, y, html.unescape(str(ann["text"])), ha="center" if
+                      ann.get("xanchor", "center") == "center" else "left", va="bottom", fontsize=8)
+    if any(ax.get_legend_handles_labels()[0] for ax in axes.values()) and layout.get(
+        "showlegend", True
+    ):
+        first = next(iter(axes.values()))
+        first.legend(fontsize=7, loc="best")
+    buf = io.BytesIO()
+    mfig.savefig(buf, format=fmt, dpi=dpi)
+    plt.close(mfig)
+    return buf.getvalue()
+
+
+def _arr(v: object) -> np.ndarray | None:
+    if v is None:
+        return None
+    if isinstance(v, dict) and "bdata" in v:  # plotly typed-array JSON
+        import base64
+
+        flat = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        shape = v.get("shape")
+        if isinstance(shape, str):
+            shape = [int(s) for s in shape.split(",") if s.strip()]
+        return flat.reshape(shape) if shape else flat
+    return np.asarray(v)
+
+
+def _mpl_scatter(ax, tr: dict) -> None:
+    x, y = _arr(tr.get("x")), _arr(tr.get("y"))
+    if y is None:
+        return
+    if x is None:
+        x = np.arange(len(y))
+    line = tr.get("line") or {}
+    colour = _colour(line.get("color"))
+    name = tr.get("name") if tr.get("showlegend", True) else None
+    if tr.get("fill") == "toself":
+        fill = _colour(tr.get("fillcolor"), "lightgrey")
+        ax.fill(x, y, color=fill, linewidth=0, label=name)
+        return
+    mode = tr.get("mode", "lines")
+    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
+    marker = "o" if "markers" in mode else None
+    ls = style if "lines" in mode else "none"
+    ax.plot(x, y, color=colour, linestyle=ls, marker=marker, markersize=3,
+            linewidth=line.get("width", 1.2), label=name)
+
+
+def _mpl_bars(ax, bars: list[dict], grouped: bool) -> None:
+    cats: list[str] = []
+    for tr in bars:
+        for c in _arr(tr.get("x")).tolist():
+            if str(c) not in cats:
+                cats.append(str(c))
+    n = len(bars) if grouped else 1
+    width = 0.8 / n
+    for i, tr in enumerate(bars):
+        xs = [cats.index(str(c)) for c in _arr(tr.get("x")).tolist()]
+        off = (i - (n - 1) / 2) * width if grouped else 0.0
+        marker = tr.get("marker") or {}
+        err = (tr.get("error_y") or {}).get("array")
+        ax.bar(np.asarray(xs) + off, _arr(tr.get("y")), width=width,
+               color=_colour(marker.get("color")), label=tr.get("name"),
+               yerr=_arr(err) if err is not None else None)
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels(cats, rotation=45 if len(cats) > 6 else 0, fontsize=7)
+
+
+def _mpl_grid(ax, tr: dict, ttype: str) -> None:
+    z = _arr(tr.get("z"))
+    if z is None:
+        return
+    z = np.asarray(z, dtype=float)
+    x = _arr(tr.get("x"))
+    y = _arr(tr.get("y"))
+    x = np.arange(z.shape[1]) if x is None else np.asarray(x)
+    y = np.arange(z.shape[0]) if y is None else np.asarray(y)
+    if ttype == "contour":
+        level = ((tr.get("contours") or {}).get("start"))
+        if level is not None and np.nanmin(z) < level < np.nanmax(z):
+            ax.contour(x, y, z, levels=[level], colors="black", linewidths=0.4)
+        return
+    kwargs = {"cmap": _cmap_name(tr), "shading": "auto"}
+    if tr.get("zmin") is not None and tr.get("zmax") is not None:
+        kwargs.update(vmin=tr["zmin"], vmax=tr["zmax"])
+    mesh = ax.pcolormesh(x, y, z, rasterized=True, **kwargs)
+    if tr.get("showscale", True):
+        ax.figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+
+
+def _mpl_table(mfig, tr: dict) -> None:
+    header = [str(v) for v in (tr.get("header") or {}).get("values", [])]
+    cols = [[str(v) for v in col] for col in (tr.get("cells") or {}).get("values", [])]
+    rows = list(zip(*cols, strict=False)) if cols else []
+    ax = mfig.add_axes((0.02, 0.02, 0.96, 0.85))
+    ax.axis("off")
+    if rows:
+        table = ax.table(cellText=rows, colLabels=header, loc="upper left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(7)
+
+
+def _mpl_shape(axes: dict, shape: dict) -> None:
+    if shape.get("type") != "line":
+        return
+    xref = str(shape.get("xref", "x")).replace(" domain", "")
+    yref = str(shape.get("yref", "y")).replace(" domain", "")
+    ax = axes.get((xref if xref != "paper" else "x", yref if yref != "paper" else "y"))
+    if ax is None:
+        return
+    style = {"dash": "--", "dot": ":"}.get((shape.get("line") or {}).get("dash", ""), "-")
+    if shape.get("x0") == shape.get("x1") and "domain" in str(shape.get("yref", "")):
+        ax.axvline(float(shape["x0"]), color="black", linestyle=style, linewidth=0.8)
+    elif shape.get("y0") == shape.get("y1") and "domain" in str(shape.get("xref", "")):
+        ax.axhline(float(shape["y0"]), color="black", linestyle=style, linewidth=0.8)
+
+
+# --------------------------------------------------------------------------- HTML report
+
+
+def plotlyjs_source() -> str:
+    """The plotly.js bundle shipped with the plotly package (for offline embedding)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def html_report(
+    items: Iterable[ReportItem], title: str = "Bearing RUL workbench report", notes: str = ""
+) -> str:
+    """A single self-contained HTML page: plotly.js inline (no network), one section per
+    figure (interactive) or table (HTML table)."""
+    items = list(items)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;text-align:right}th{background:#e8eef7}"
+        "section{margin-bottom:2.5em}.cap{color:#555;font-size:13px}</style>",
+        f'<script type="text/javascript">{plotlyjs_source()}</script>',
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='cap'>Generated {_dt.datetime.now().isoformat(timespec='seconds')} "
+        f"— {sum(i.kind == 'figure' for i in items)} figures, "
+        f"{sum(i.kind == 'table' for i in items)} tables.</p>",
+    ]
+    if notes:
+        parts.append(f"<p>{html.escape(notes)}</p>")
+    for n, item in enumerate(items, 1):
+        parts.append(f"<section id='item-{n}'><h2>{n}. {html.escape(item.title)}</h2>")
+        if item.page:
+            parts.append(f"<p class='cap'>From page: {html.escape(item.page)}</p>")
+        if item.figure is not None:
+            parts.append(item.figure.to_html(full_html=False, include_plotlyjs=False,
+                                             div_id=f"fig-{n}"))
+        elif item.table is not None:
+            parts.append(item.table.to_html(float_format=lambda v: f"{v:.4g}", border=0))
+        if item.caption:
+            parts.append(f"<p class='cap'>{html.escape(item.caption)}</p>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _slug(text: str) -> str:
+    keep = [c if c.isalnum() else "_" for c in text.lower()]
+    return "".join(keep).strip("_")[:60] or "figure"
+
+
+def export_zip(
+    items: Sequence[ReportItem], formats: Sequence[str] = FORMATS, engine: str = "auto",
+    include_html: bool = True, title: str = "Bearing RUL workbench report",
+) -> tuple[bytes, str]:
+    """A zip with every figure in each format, every table as CSV and (optionally) the HTML
+    report; returns the zip bytes and the static engine used."""
+    figs = [i for i in items if i.figure is not None]
+    used = "none"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for fmt in formats:
+            if not figs:
+                break
+            blobs, used = export_figures([i.figure for i in figs], fmt, engine)
+            for n, (item, blob) in enumerate(zip(figs, blobs, strict=True), 1):
+                zf.writestr(f"{n:02d}_{_slug(item.title)}.{fmt}", blob)
+        for n, item in enumerate((i for i in items if i.table is not None), 1):
+            zf.writestr(f"table_{n:02d}_{_slug(item.title)}.csv", item.table.to_csv())
+        if include_html:
+            zf.writestr("report.html", html_report(items, title))
+    return buf.getvalue(), used
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write bytes to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

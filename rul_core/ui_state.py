@@ -1,0 +1,386 @@
+"""Non-UI helpers for the app: background jobs with progress and cancellation, storing uploads
+in the workspace, locating the demo assets, per-snapshot summary statistics and readable
+error messages. Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rul_core.config import workspace_dir
+from rul_core.errors import Cancelled, RulError
+from rul_core.progress import CancelToken, ProgressEvent
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+
+
+# --------------------------------------------------------------------------- background jobs
+
+
+@dataclass
+class Job:
+    """A long operation running in a daemon thread.
+
+    ``target(progress, cancel)`` is called in the thread; its return value becomes ``result``.
+    The page polls ``status``, ``last`` (the latest :class:`ProgressEvent`) and ``events``;
+    ``cancel()`` asks the operation to stop at its next ``check``. Nothing blocks the caller.
+    """
+
+    name: str
+    target: Callable[..., Any]
+    status: str = "pending"  # pending | running | done | failed | cancelled
+    result: Any = None
+    error: str = ""
+    detail: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    last: ProgressEvent | None = None
+    events: list[ProgressEvent] = field(default_factory=list)
+    token: CancelToken = field(default_factory=CancelToken)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    max_events: int = 5000
+
+    def start(self) -> Job:
+        """Start the thread (once)."""
+        if self._thread is not None:
+            return self
+        self.status = "running"
+        self.started = time.time()
+        self._thread = threading.Thread(target=self._run, name=f"job-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _progress(self, event: ProgressEvent) -> None:
+        with self._lock:
+            self.last = event
+            self.events.append(event)
+            if len(self.events) > self.max_events:
+                del self.events[: len(self.events) - self.max_events]
+
+    def _run(self) -> None:
+        try:
+            result = self.target(progress=self._progress, cancel=self.token)
+        except Cancelled:
+            self.status = "cancelled"
+            self.error = "cancelled by the user"
+        except RulError as exc:
+            self.status = "failed"
+            self.error = str(exc)
+        except Exception as exc:  # shown to the user as one line; detail kept for the log
+            self.status = "failed"
+            self.error = friendly_error(exc)
+            self.detail = traceback.format_exc()
+        else:
+            self.result = result
+            self.status = "done"
+        finally:
+            self.finished = time.time()
+
+    def cancel(self) -> None:
+        """Ask the job to stop."""
+        self.token.cancel()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread (tests and CLI only; pages poll instead)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is alive."""
+        return self.status in ("pending", "running")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since start (until finish)."""
+        if not self.started:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    def snapshot_events(self, stage: str | None = None) -> list[ProgressEvent]:
+        """A copy of the events so far (optionally of one stage)."""
+        with self._lock:
+            evs = list(self.events)
+        return [e for e in evs if stage is None or e.stage == stage]
+
+    def epoch_history(self) -> dict[str, list[float]]:
+        """Per-epoch losses from the training events (``extra`` with ``epoch_end``):
+        ``loss``/``val_loss``, suffixed with the member for deep ensembles."""
+        hist: dict[str, list[float]] = {}
+        for e in self.snapshot_events():
+            if not e.extra.get("epoch_end"):
+                continue
+            member = int(e.extra.get("member", 0) or 0)
+            for k in ("loss", "val_loss"):
+                v = e.extra.get(k)
+                if isinstance(v, (int, float)) and np.isfinite(v):
+                    key = k if not member else f"{k} (member {member + 1})"
+                    hist.setdefault(key, []).append(float(v))
+        return hist
+
+
+def start_job(name: str, target: Callable[..., Any]) -> Job:
+    """Create and start a :class:`Job`."""
+    return Job(name=name, target=target).start()
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def uploads_dir(root: Path | None = None) -> Path:
+    """Folder holding uploaded datasets: <workspace>/uploads."""
+    return (root or workspace_dir()) / "uploads"
+
+
+def _safe_relpath(name: str) -> Path:
+    """An uploaded file's relative path with no absolute part, drive or '..'."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    if not parts:
+        raise RulError(f"uploaded file name {name!r} is empty after removing unsafe parts")
+    return Path(*parts)
+
+
+def save_uploads(files: Iterable[tuple[str, bytes]], root: Path | None = None) -> Path:
+    """Write uploaded files (relative name, content) into ``uploads/<hash>`` and return the
+    path to load: the single archive when one archive was uploaded, else the folder.
+
+    The folder name is the SHA-256 of names and contents, so uploading the same data twice
+    reuses it. The folder is written to a temporary sibling first and renamed (atomic).
+    """
+    items = [(str(_safe_relpath(n)), bytes(b)) for n, b in files]
+    if not items:
+        raise RulError("no files uploaded")
+    h = hashlib.sha256()
+    for name, data in sorted(items):
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    digest = h.hexdigest()[:16]
+    base = uploads_dir(root)
+    final = base / digest
+    if not final.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=base))
+        try:
+            for name, data in items:
+                dest = tmp / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
+            (tmp / ".upload.json").write_text(json.dumps({"files": [n for n, _ in items]}))
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another session won the race with the same content
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    names = [n for n, _ in items]
+    if len(names) == 1 and names[0].lower().endswith(ARCHIVE_SUFFIXES):
+        return final / names[0]
+    return final
+
+
+# --------------------------------------------------------------------------- demo assets
+
+
+def demo_dir() -> Path:
+    """The demo assets folder: $RUL_DEMO_DIR or <repo>/assets/demo."""
+    env = os.environ.get("RUL_DEMO_DIR")
+    return Path(env).resolve() if env else REPO_ROOT / "assets" / "demo"
+
+
+def demo_manifest(path: Path | None = None) -> dict[str, Any] | None:
+    """The demo's MANIFEST.json as a dict, or None when the demo has not been built."""
+    f = (path or demo_dir()) / "MANIFEST.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def demo_data_path(
+    manifest: dict[str, Any] | None = None, root: Path | None = None
+) -> Path | None:
+    """Path of the demo dataset (None when absent)."""
+    root = root or demo_dir()
+    manifest = manifest if manifest is not None else demo_manifest(root)
+    if not manifest:
+        return None
+    p = root / manifest.get("dataset", "data")
+    return p if p.exists() else None
+
+
+def demo_model_path(
+    manifest: dict[str, Any] | None = None, root: Path | None = None
+) -> Path | None:
+    """Path of the demo model bundle (None when absent)."""
+    root = root or demo_dir()
+    manifest = manifest if manifest is not None else demo_manifest(root)
+    if not manifest or not manifest.get("model"):
+        return None
+    p = root / manifest["model"]
+    return p if p.exists() else None
+
+
+def demo_models(
+    manifest: dict[str, Any] | None = None, root: Path | None = None
+) -> dict[str, Path]:
+    """Every demo model bundle that exists: label -> path (primary first)."""
+    root = root or demo_dir()
+    manifest = manifest if manifest is not None else demo_manifest(root)
+    if not manifest:
+        return {}
+    out = {}
+    for label, info in (manifest.get("models") or {}).items():
+        p = root / str(info.get("path", ""))
+        if info.get("path") and (p / "card.json").is_file():
+            out[label] = p
+    return out
+
+
+REAL_FEMTO = Path("/work/shared/data/real/femto")
+
+
+def catalogued_paths() -> dict[str, Path]:
+    """Known server-side datasets that exist on this machine (label -> path)."""
+    out: dict[str, Path] = {}
+    env = os.environ.get("RUL_DATA_PATHS", "")
+    for item in [p for p in env.split(os.pathsep) if p]:
+        out[Path(item).name] = Path(item)
+    for sub in ("Learning_set/Bearing3_1", "Full_Test_Set/Bearing1_4"):
+        p = REAL_FEMTO / sub
+        if p.is_dir():
+            out[f"FEMTO {sub} (real, read-only)"] = p
+    return out
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def snapshot_stats(snapshots: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-snapshot RMS, peak and Pearson kurtosis per channel: each (snapshots, channels)."""
+    x = np.asarray(snapshots, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    mean = x.mean(axis=1, keepdims=True)
+    centred = x - mean
+    var = (centred**2).mean(axis=1)
+    m4 = (centred**4).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kurt = np.where(var > 0, m4 / np.where(var > 0, var, 1.0) ** 2, 0.0)
+    return {
+        "rms": np.sqrt((x**2).mean(axis=1)),
+        "peak": np.abs(x).max(axis=1),
+        "kurtosis": kurt,
+    }
+
+
+def friendly_error(exc: BaseException) -> str:
+    """One readable sentence for the user (no traceback)."""
+    if isinstance(exc, RulError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"file or folder not found: {exc.filename or exc}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc}"
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this operation; try fewer snapshots or a smaller preset"
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def content_key(*parts: object) -> str:
+    """A short stable hash of strings/bytes/arrays (cache keys for pages)."""
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(np.ascontiguousarray(p).tobytes())
+        elif isinstance(p, bytes):
+            h.update(p)
+        else:
+            h.update(repr(p).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:20]
+
+
+def path_fingerprint(path: str | Path, limit: int = 20000) -> str:
+    """A cheap fingerprint of a file or folder: names, sizes and mtimes (cache key)."""
+    p = Path(path)
+    h = hashlib.sha256(str(p.resolve()).encode())
+    if p.is_file():
+        st = p.stat()
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    elif p.is_dir():
+        for n, f in enumerate(sorted(p.rglob("*"))):
+            if n >= limit:
+                break
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------- models
+
+
+def bundles_dir(root: Path | None = None) -> Path:
+    """Folder for bundles saved from the app: <workspace>/bundles."""
+    return (root or workspace_dir()) / "bundles"
+
+
+def model_label(trained: Any) -> str:
+    """A short human label of a trained model, e.g. 'carle/full (quick) 2024-…'."""
+    cfg = trained.config
+    return f"{cfg.name}/{cfg.ablation} ({cfg.preset}) {getattr(trained, 'created', '')[:19]}"
+
+
+def save_model(trained: Any, name: str, root: Path | None = None) -> Path:
+    """Save ``trained`` as a bundle in the workspace and catalog it; returns its folder."""
+    from rul_core.bundle import save_bundle
+    from rul_core.workspace import Workspace
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
+    path = save_bundle(trained, bundles_dir(root) / safe)
+    cfg = trained.config
+    Workspace().add_bundle(path, cfg.name, cfg.ablation, cfg.preset,
+                           metrics=dict(trained.metrics))
+    return path
+
+
+def bundle_from_upload(files: Iterable[tuple[str, bytes]], root: Path | None = None) -> Path:
+    """Store an uploaded bundle (its files, or one .zip of the folder) and return the bundle
+    directory (the folder holding card.json)."""
+    stored = save_uploads(files, root)
+    if stored.is_file():  # an archive: extract it safely next to itself
+        from rul_core.data.archives import extract_archive
+
+        dest = stored.parent / "extracted"
+        if not dest.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=stored.parent))
+            try:
+                extract_archive(stored, tmp)
+                os.rename(tmp, dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        stored = dest
+    cards = sorted(stored.rglob("card.json"))
+    if not cards:
+        raise RulError(f"uploaded bundle: no card.json found in {len(list(stored.rglob('*')))} "
+                       "uploaded files; expected a model bundle folder")
+    return cards[0].parent

@@ -1,0 +1,356 @@
+"""What the app shows of one window or one run: the normalised window, its ImR raster, its
+scalogram with cone of influence, and the TF features (per window and over a whole run).
+
+Thin compositions of :mod:`rul_core.signal` functions with display defaults; the model
+pipeline (:mod:`rul_core.signal.pipeline`) remains the reference for model inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rul_core.config import GAUSSIAN_SIGMA, WINDOW_LENGTH, WINDOW_STRIDE
+from rul_core.data.run import Run
+from rul_core.progress import CancelToken, ProgressFn
+
+NoiseFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """Display pipeline settings (defaults as SPEC §2; a model's own settings when given)."""
+
+    sigma: float | None = None
+    window_length: int = WINDOW_LENGTH
+    stride: int = WINDOW_STRIDE
+    imr_channel: int = 0
+    tf_channel: int = 1
+    n_scales: int = 100
+
+    @classmethod
+    def for_run(cls, run: Run, pipeline_config: Any | None = None) -> ViewSettings:
+        """Defaults for ``run``'s layout, overridden by a model's pipeline config if given."""
+        sigma = GAUSSIAN_SIGMA.get("xjtu" if "xjtu" in (run.layout or "") else "femto")
+        settings = cls(sigma=sigma, tf_channel=min(1, run.n_channels - 1))
+        if pipeline_config is None:
+            return settings
+        get = lambda *names, default: next(  # noqa: E731
+            (getattr(pipeline_config, n) for n in names if hasattr(pipeline_config, n)), default)
+        return cls(
+            sigma=get("sigma", "gaussian_sigma", default=settings.sigma),
+            window_length=int(get("window_length", "length", default=settings.window_length)),
+            stride=int(get("stride", "window_stride", default=settings.stride)),
+            imr_channel=int(get("imr_channel", default=settings.imr_channel)),
+            tf_channel=settings.tf_channel,
+            n_scales=int(get("n_scales", "cwt_scales", default=settings.n_scales)),
+        )
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """Everything the Representations page shows for one window."""
+
+    snapshot: int
+    offset: int
+    signal: np.ndarray  # (L, channels) normalised [0, 1] (after noise, if any)
+    image: np.ndarray  # uint8 (64, L/2) pair counts of the ImR channel
+    scalogram: Any  # rul_core.signal.cwt.Scalogram of the TF channel
+    tf: np.ndarray  # (channels, 7)
+    frequencies: np.ndarray  # the CWT band (Hz)
+
+
+def fit_display_normaliser(runs: list[Run], settings: ViewSettings) -> Any:
+    """Min–max normaliser fitted on ``runs`` after the Gaussian filter (display default)."""
+    from rul_core.signal.filters import gaussian_filter
+    from rul_core.signal.normalise import Normaliser
+
+    return Normaliser.fit(
+        (gaussian_filter(r.snapshots, settings.sigma) for r in runs),
+        runs[0].channel_names,
+    )
+
+
+def n_windows(run: Run, settings: ViewSettings) -> int:
+    """Windows per snapshot of ``run`` under ``settings``."""
+    from rul_core.signal.windows import windows_per_snapshot
+
+    return windows_per_snapshot(run.n_samples, settings.window_length, settings.stride)
+
+
+def snapshot_windows(
+    run: Run, snapshot: int, normaliser: Any, settings: ViewSettings
+) -> np.ndarray:
+    """Filtered, normalised windows of one snapshot: float32 (windows, L, channels)."""
+    from rul_core.signal.filters import gaussian_filter
+    from rul_core.signal.windows import make_windows
+
+    x = gaussian_filter(run.snapshots[int(snapshot)], settings.sigma)
+    x = normaliser.transform(x)
+    windows, _, _ = make_windows(x, settings.window_length, settings.stride)
+    return np.array(windows, dtype=np.float32)
+
+
+def window_view(
+    run: Run,
+    snapshot: int,
+    window: int,
+    normaliser: Any,
+    settings: ViewSettings,
+    noise: NoiseFn | None = None,
+) -> WindowView:
+    """ImR, scalogram and TF features of window ``window`` of snapshot ``snapshot``.
+
+    ``noise`` (a pure function of the normalised window) is applied before the features,
+    as in SPEC §6; the result is clipped back to [0, 1] for the raster.
+    """
+    from rul_core.signal.cwt import band_frequencies, scalogram
+    from rul_core.signal.features import tf_features
+    from rul_core.signal.raster import imr_pair_counts
+
+    wins = snapshot_windows(run, snapshot, normaliser, settings)
+    if wins.shape[0] == 0:
+        raise ValueError(f"run {run.name}: snapshots of {run.n_samples} samples are shorter "
+                         f"than one window of {settings.window_length}")
+    w = int(np.clip(window, 0, wins.shape[0] - 1))
+    sig = wins[w]
+    if noise is not None:
+        sig = np.asarray(noise(sig), dtype=np.float32)
+    freqs = band_frequencies(run.condition.rpm, settings.n_scales)
+    img = imr_pair_counts(np.clip(sig[:, settings.imr_channel], 0.0, 1.0)[None])[0]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scal = scalogram(sig[:, settings.tf_channel], run.fs, freqs)
+    tf = tf_features(sig.T, run.fs, freqs)  # (channels, 7)
+    return WindowView(int(snapshot), w * settings.stride, sig, img, scal, tf.astype(np.float32),
+                      freqs)
+
+
+def run_tf_trend(
+    run: Run,
+    normaliser: Any,
+    settings: ViewSettings,
+    noise: NoiseFn | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """TF features of every window of the run: ((windows, channels, 7), snapshot_index)."""
+    from rul_core.signal.cwt import band_frequencies
+    from rul_core.signal.features import tf_features
+    from rul_core.signal.filters import gaussian_filter
+    from rul_core.signal.windows import make_windows
+
+    x = normaliser.transform(gaussian_filter(run.snapshots, settings.sigma))
+    windows, snap, _ = make_windows(x, settings.window_length, settings.stride)
+    windows = np.asarray(windows, dtype=np.float32)
+    if noise is not None:
+        windows = np.asarray(noise(windows), dtype=np.float32)
+    freqs = band_frequencies(run.condition.rpm, settings.n_scales)
+    n, length, ch = windows.shape
+    flat = np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(n * ch, length)
+    feats = tf_features(flat, run.fs, freqs, progress=progress, cancel=cancel)
+    return feats.reshape(n, ch, 7).astype(np.float32), np.asarray(snap)
+
+
+def cone_notice(run: Run, settings: ViewSettings) -> str:
+    """The product's statement on the window length vs the lowest wavelet (SPEC §2.5)."""
+    from rul_core.signal.cwt import band_frequencies, band_warning_message
+
+    freqs = band_frequencies(run.condition.rpm, settings.n_scales)
+    length = settings.window_length
+    f_min = float(freqs.min())
+    base = (f"A window of {length} samples lasts {1e3 * length / run.fs:.0f} ms, shorter than one "
+            f"period of the lowest analysed frequency {f_min:.1f} Hz "
+            f"({1e3 / f_min:.0f} ms).")
+    if 1.0 / f_min * run.fs <= length:
+        base = (f"A window of {length} samples lasts {1e3 * length / run.fs:.0f} ms and holds at "
+                f"least one period of the lowest analysed frequency {f_min:.1f} Hz.")
+    msg = band_warning_message(length, run.fs, f_min)
+    extra = (" Read the low-frequency energy and the dominant frequency with care: the shaded "
+             "cone of influence marks coefficients shaped by the window edges.")
+    return base + (f" In detail: {msg}." if msg else "") + extra
+
+
+# --------------------------------------------------------------------------- model inputs
+
+
+def model_inputs(
+    trained: Any, run: Run, noise: Any | None = None,
+    progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+) -> tuple[list[np.ndarray], np.ndarray, Any]:
+    """A trained model's inputs for every window of ``run`` with optional noise (a
+    :class:`rul_core.signal.noise.NoiseModel` applied to the normalised snapshots).
+
+    Returns (inputs, snapshot_index, window_set).
+    """
+    from rul_core.models import make_inputs
+    from rul_core.signal import pipeline as pl
+
+    ws = pl.extract_windows(run, trained.normaliser, trained.pipeline_config, progress=progress,
+                            cancel=cancel, noise=noise)
+    signals = None
+    if trained.config.name == "rc_lstm":
+        signals = pl.window_signals(run, trained.normaliser, trained.pipeline_config, noise=noise)
+    inputs = [np.asarray(a) for a in make_inputs(trained.config, ws, signals)]
+    return inputs, np.asarray(ws.snapshot_index), ws
+
+
+def predict_inputs(trained: Any, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Point prediction and interval of a trained model on prepared inputs."""
+    from rul_core.models import predict_point_and_interval
+
+    return predict_point_and_interval(trained.models, trained.config, inputs,
+                                      forest=trained.forest, level=trained.level,
+                                      seed=trained.seed)
+
+
+def context_run(run: Run, snapshot: int, context: int = 2) -> tuple[Run, int]:
+    """The snapshots ``snapshot - context .. snapshot`` as a short run (sequence models need
+    the preceding windows) and the position of ``snapshot`` in it."""
+    start = max(0, int(snapshot) - context)
+    part = Run(name=run.name, snapshots=run.snapshots[start:snapshot + 1], fs=run.fs,
+               channel_names=list(run.channel_names), condition=run.condition,
+               timestamps=run.timestamps[start:snapshot + 1], layout=run.layout,
+               dataset=run.dataset)
+    return part, int(snapshot) - start
+
+
+def window_prediction(
+    trained: Any, run: Run, snapshot: int, window: int, noise: Any | None = None
+) -> dict[str, float]:
+    """Prediction (mean, lower, upper, std) of one window, optionally under noise."""
+    part, local = context_run(run, snapshot)
+    inputs, snap, _ = model_inputs(trained, part, noise)
+    rows = np.flatnonzero(snap == local)
+    if rows.size == 0:
+        raise ValueError(f"run {run.name}: snapshot {snapshot} has no windows")
+    row = int(rows[min(int(window), rows.size - 1)])
+    out = predict_inputs(trained, [a[row:row + 1] for a in inputs])
+    return {k: float(np.asarray(v)[0]) for k, v in out.items()}
+
+
+def noise_sweep(
+    models: dict[str, Any],
+    runs: list[Run],
+    kind: str,
+    severities: list[float],
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, tuple[list[float], list[float]]]:
+    """RMSE of each model over the windows of ``runs`` at each noise severity."""
+    from rul_core import labels as lb
+    from rul_core.metrics import point_metrics
+    from rul_core.progress import check, emit
+    from rul_core.signal.noise import NoiseModel
+
+    total = len(models) * len(severities) * len(runs)
+    done = 0
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for label, trained in models.items():
+        errs = []
+        for sev in severities:
+            ys, ps = [], []
+            for run in runs:
+                check(cancel)
+                noise = NoiseModel(kind, float(sev), seed) if sev > 0 else None
+                inputs, snap, _ = model_inputs(trained, run, noise)
+                pred = predict_inputs(trained, inputs)["mean"]
+                y = lb.window_labels(lb.label_run(run, trained.label_scheme,
+                                                  **trained.label_params), snap)
+                ys.append(np.asarray(y, float))
+                ps.append(np.asarray(pred, float))
+                done += 1
+                emit(progress, "noise sweep", done, total, f"{label} severity {sev:g}")
+            errs.append(float(point_metrics(np.concatenate(ys), np.concatenate(ps))["rmse"]))
+        out[label] = (list(map(float, severities)), errs)
+    return out
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def explain_background(trained: Any, runs: list[Run], max_windows: int = 100,
+                       seed: int = 0) -> list[np.ndarray]:
+    """Background inputs for LIME/SHAP: up to ``max_windows`` windows of ``runs`` (the
+    model's training runs when the caller has them), sampled evenly with a seed."""
+    parts = [model_inputs(trained, r)[0] for r in runs]
+    merged = [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(parts[0]))]
+    n = merged[0].shape[0]
+    if n > max_windows:
+        idx = np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
+        merged = [a[idx] for a in merged]
+    return merged
+
+
+@dataclass
+class WindowExplanation:
+    """The comparison of one window plus pixel maps for the image overlays."""
+
+    comparison: Any  # rul_core.explain.compare.WindowComparison
+    image: np.ndarray | None  # (64, W) model image input in [0, 1]
+    image_maps: dict[str, np.ndarray]  # method -> (64, W) attribution
+    tf_names: list[str]
+
+
+def explain_window(
+    trained: Any,
+    run: Run,
+    snapshot: int,
+    window: int,
+    background: list[np.ndarray],
+    settings: Any | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> WindowExplanation:
+    """LRP, LIME and SHAP of one window of ``run`` (see :mod:`rul_core.explain.compare`)."""
+    from rul_core.explain.common import band_segments, input_names
+    from rul_core.explain.compare import compare_window
+
+    model = trained.models[0]
+    part, local = context_run(run, snapshot)
+    inputs, snap, _ = model_inputs(trained, part)
+    rows = np.flatnonzero(snap == local)
+    if rows.size == 0:
+        raise ValueError(f"run {run.name}: snapshot {snapshot} has no windows")
+    row = int(rows[min(int(window), rows.size - 1)])
+    comp = compare_window(model, inputs, row, background, settings, progress, cancel)
+    names = input_names(model)
+    image, maps = None, {}
+    if "image" in names:
+        image = np.asarray(inputs[names.index("image")][row, :, :, 0], dtype=np.float32)
+        for method, res in comp.details.items():
+            if method == "lrp":
+                maps[method] = np.asarray(res.relevance["image"][0], dtype=float).squeeze()
+            elif method == "shap":
+                maps[method] = np.asarray(res.values["image"][0], dtype=float).squeeze()
+            elif method == "lime" and "image" in res:
+                seg = band_segments(image.shape[1], len(res["image"].mean))
+                cols = np.asarray(res["image"].mean, dtype=float)[seg]
+                maps[method] = np.repeat(cols[None, :], image.shape[0], axis=0) * (image > 0)
+    tf_names = [n for n, m in zip(comp.feature_names, comp.modality, strict=True) if m == "tf"]
+    return WindowExplanation(comp, image, maps, tf_names)
+
+
+def explain_run(
+    trained: Any,
+    run: Run,
+    background: list[np.ndarray],
+    n_windows: int = 5,
+    settings: Any | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> Any:
+    """The comparison over ``n_windows`` windows spread evenly over the run (global view)."""
+    from rul_core.explain.compare import compare_windows
+
+    inputs, _, _ = model_inputs(trained, run)
+    n = inputs[0].shape[0]
+    idx = np.unique(np.linspace(0, n - 1, min(n_windows, n)).round().astype(int))
+    return compare_windows(trained.models[0], inputs, idx.tolist(), background, settings,
+                           progress, cancel)

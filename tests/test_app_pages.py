@@ -1,0 +1,205 @@
+"""Every page renders on the demo data, and its main interactions produce their elements."""
+
+from __future__ import annotations
+
+import pytest
+from app_support import APP_ROOT, build_assets, use_workspace
+
+st_testing = pytest.importorskip("streamlit.testing.v1")
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="session")
+def demo_assets():
+    """Demo data + a 1-epoch quick model in a temporary workspace."""
+    demo = build_assets(with_model=True)
+    use_workspace(demo)
+    return demo
+
+
+def _app(page: str | None = None):
+    at = st_testing.AppTest.from_file(str(APP_ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def _no_exceptions(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _chart_count(at) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_home_lists_pages_and_demo(demo_assets):
+    at = _app()
+    _no_exceptions(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Bearing RUL workbench" in " ".join(t.value for t in at.title)
+    assert "remaining useful life" in text
+    assert any("Demo dataset: ready" in s.value for s in at.success)
+
+
+def test_data_page_renders_runs_and_trends(demo_assets):
+    at = _app("pages/1_Data.py")
+    _no_exceptions(at)
+    runs_table = at.dataframe[0].value
+    assert list(runs_table["run"]) == ["Bearing1_1", "Bearing1_2", "Bearing1_3", "Bearing2_1"]
+    assert list(runs_table["snapshots"]) == [6, 6, 6, 6]
+    assert _chart_count(at) >= 3  # raw signal, RMS, kurtosis (+ labels when available)
+    at.selectbox(key="data_run").set_value("Bearing2_1").run()
+    _no_exceptions(at)
+    assert at.session_state["selected_run"] == "Bearing2_1"
+    at.slider(key="data_snapshot").set_value(5).run()
+    _no_exceptions(at)
+
+
+def test_data_page_reports_bad_server_path(demo_assets):
+    at = _app("pages/1_Data.py")
+    at.radio(key="data_source").set_value("Server path").run()
+    at.text_input(key="server_path").input("/no/such/folder").run()
+    at.button(key="load_path").click().run()
+    _no_exceptions(at)
+    assert any("no such file or folder" in e.value for e in at.error)
+
+
+@pytest.mark.real
+def test_data_page_reads_real_femto_bearing(demo_assets):
+    from rul_core.ui_state import catalogued_paths
+
+    label = "FEMTO Learning_set/Bearing3_1 (real, read-only)"
+    if label not in catalogued_paths():
+        pytest.skip("real FEMTO data (../shared/data/real/femto) not on this machine")
+    at = _app("pages/1_Data.py")
+    at.radio(key="data_source").set_value("Catalogued").run()
+    at.selectbox(key="catalog_pick").set_value(label).run()
+    at.button(key="load_catalog").click().run()
+    _no_exceptions(at)
+    runs = at.dataframe[0].value
+    assert list(runs["run"]) == ["Bearing3_1"]
+    assert list(runs["snapshots"]) == [515] and list(runs["rpm"]) == [1500.0]
+    assert _chart_count(at) >= 3
+
+
+def test_representations_window_slider(demo_assets):
+    at = _app("pages/2_Representations.py")
+    _no_exceptions(at)
+    assert _chart_count(at) == 5  # ImR, window, scalogram, TF bars, TF trends
+    assert any("cone of influence" in i.value for i in at.info)
+    at.slider(key="repr_window").set_value(7).run()
+    _no_exceptions(at)
+    assert any("Snapshot 1 of 5, window 3" in c.value for c in at.caption)
+
+
+def test_train_quick_model_in_background(demo_assets):
+    at = _app("pages/3_Train.py")
+    _no_exceptions(at)
+    at.selectbox(key="train_model").set_value("carle").run()
+    at.multiselect(key="train_runs").set_value(["Bearing1_1"]).run()
+    at.multiselect(key="val_runs").set_value(["Bearing1_3"]).run()
+    at.number_input(key="train_epochs").set_value(1).run()
+    at.button(key="train_start").click().run()
+    _no_exceptions(at)
+    job = at.session_state["train_job"]
+    job.join(timeout=240)
+    assert job.status == "done", job.error
+    assert [r.name for r in job.result.train_runs] == ["Bearing1_1"]
+    assert len(job.epoch_history()["loss"]) == 1  # one point per epoch
+    at.run()  # the fragment collects the finished job
+    at.run()
+    _no_exceptions(at)
+    assert any("Trained carle/full" in s.value for s in at.success)
+    assert at.session_state["model_label"].startswith("carle/full (quick)")
+    at.button(key="save_bundle").click().run()
+    _no_exceptions(at)
+    assert any("Saved to" in s.value for s in at.success)
+
+
+def test_train_cancel_stops_job(demo_assets):
+    at = _app("pages/3_Train.py")
+    at.selectbox(key="train_model").set_value("carle").run()
+    at.number_input(key="train_epochs").set_value(200).run()
+    at.button(key="train_start").click().run()
+    job = at.session_state["train_job"]
+    job.cancel()
+    job.join(timeout=120)
+    assert job.status == "cancelled"
+    at.run()
+    _no_exceptions(at)
+    assert any("cancelled" in e.value for e in at.error)
+
+
+def test_evaluate_demo_model(demo_assets):
+    at = _app("pages/4_Evaluate.py")
+    _no_exceptions(at)
+    assert _chart_count(at) == 1
+    table = at.dataframe[0].value
+    assert {"Bearing1_3", "Bearing2_1", "all"} <= set(table["run"])
+    assert ((table["rmse"] >= 0) & (table["rmse"] <= 1.5)).all()
+    seen = at.dataframe[1].value
+    assert list(seen["conditions"]) == ["unseen", "seen"]  # Bearing2_1 / Bearing1_3
+    at.selectbox(key="eval_run_pick").set_value("Bearing2_1").run()
+    _no_exceptions(at)
+
+
+def test_noise_lab_window_and_sweep(demo_assets):
+    at = _app("pages/5_Noise_lab.py")
+    _no_exceptions(at)
+    at.selectbox(key="noise_kind").set_value("gaussian").run()
+    at.slider(key="noise_severity").set_value(2.0).run()
+    _no_exceptions(at)
+    assert _chart_count(at) == 5  # 2 ImR, 2 signals, scalogram
+    feats = at.dataframe[0].value
+    assert list(feats.index) == ["clean", "noisy"]
+    assert feats.loc["noisy", "std"] > feats.loc["clean", "std"]  # Gaussian noise adds spread
+    change = at.dataframe[1].value
+    assert "demo multimodal" in change.index
+    at.multiselect(key="sweep_runs").set_value(["Bearing1_3"]).run()
+    at.text_input(key="sweep_levels").input("0, 1").run()
+    at.button(key="sweep_run").click().run()
+    _no_exceptions(at)
+    assert _chart_count(at) == 6
+
+
+def test_explain_one_window(demo_assets):
+    at = _app("pages/6_Explain.py")
+    _no_exceptions(at)
+    at.number_input(key="explain_lime_n").set_value(60).run()
+    at.number_input(key="explain_lime_seeds").set_value(2).run()
+    at.number_input(key="explain_shap_n").set_value(10).run()
+    at.button(key="explain_go").click().run()
+    _no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    # image overlays, TF bars, layer sums, deletion curves, agreement heatmap
+    assert _chart_count(at) == 5
+    faith = at.dataframe[-1].value
+    assert set(faith["method"]) == {"lrp", "lime", "shap", "random"}
+
+
+def test_report_exports_a_figure(demo_assets):
+    at = _app("pages/1_Data.py")  # registers figures in this session
+    at.switch_page("pages/7_Report.py").run()
+    _no_exceptions(at)
+    keys = at.session_state["figure_registry"].keys()
+    assert "Data/raw" in keys
+    at.selectbox(key="report_engine").set_value("matplotlib").run()
+    at.button(key="report_render").click().run()
+    _no_exceptions(at)
+    _, fmt, data, used = at.session_state["report_rendered"]
+    assert (fmt, used) == ("png", "matplotlib")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_window_slider_survives_switching_to_a_shorter_run(demo_assets, tmp_path):
+    from rul_core.data.synthetic import write_dataset
+
+    short = write_dataset(tmp_path / "short", "femto", n_bearings=1, n_snapshots=2, seed=3)
+    at = _app("pages/2_Representations.py")
+    at.slider(key="repr_window").set_value(20).run()
+    at.session_state["dataset_source"] = {"path": str(short), "layout": None, "label": "short"}
+    at.run()
+    _no_exceptions(at)
+    assert at.slider(key="repr_window").value == 7  # clamped to the last of 2 x 4 windows

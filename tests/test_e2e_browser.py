@@ -1,0 +1,92 @@
+"""End to end in a real headless Chromium: upload a FEMTO-layout archive, open
+Representations and Explain, and check the plots render. Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from app_support import (
+    APP_ROOT,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    build_assets,
+    goto_page,
+    streamlit_server,
+    use_workspace,
+    wait_for_app,
+)
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = APP_ROOT / "tests" / "artifacts"
+PLOT = ".js-plotly-plot"
+
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"{CHROMIUM} missing: run `make chromium` (apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _femto_zip(tmp: Path) -> Path:
+    """A small FEMTO-layout archive: Learning_set/Bearing1_1 and Bearing1_2, 4 snapshots."""
+    from rul_core.data.synthetic import write_dataset
+
+    src = write_dataset(tmp / "femto", "femto", n_bearings=2, n_snapshots=4, seed=7)
+    out = tmp / "femto_upload.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(src.rglob("*.csv")):
+            zf.write(f, f.relative_to(src).as_posix())
+    return out
+
+
+def test_upload_archive_then_representations_and_explain(tmp_path):
+    env = use_workspace(build_assets(with_model=True))
+    archive = _femto_zip(tmp_path)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(env) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            wait_for_app(page)
+            assert page.locator("h1", has_text="Bearing RUL workbench").is_visible()
+
+            goto_page(page, "Data")
+            page.get_by_text("Upload", exact=True).click()
+            wait_for_app(page)
+            page.get_by_text("Files or an archive", exact=True).click()
+            wait_for_app(page)
+            page.locator("input[type=file]").first.set_input_files(str(archive))
+            page.get_by_role("button", name="Load the upload").click(timeout=30_000)
+            wait_for_app(page)
+            page.get_by_text("Dataset: upload").wait_for(timeout=60_000)
+            metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
+            assert metrics[:2] == ["femto", "2"]  # layout and run count of the upload
+            page.screenshot(path=str(ARTIFACTS / "e2e_data.png"), full_page=True)
+
+            goto_page(page, "Representations")
+            page.locator(PLOT).nth(4).wait_for(timeout=60_000)
+            assert page.locator(PLOT).count() == 5
+            assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 2  # ImR, scalogram
+            page.screenshot(path=str(ARTIFACTS / "e2e_representations.png"), full_page=True)
+
+            goto_page(page, "Explain")
+            page.get_by_text("Settings", exact=True).click()
+            for label, value in (("LIME samples", "60"), ("LIME seeds", "2"),
+                                 ("SHAP samples", "10")):
+                box = page.get_by_label(label, exact=True)
+                box.fill(value)
+                box.press("Enter")
+                wait_for_app(page)
+            page.get_by_role("button", name="Explain this window").click()
+            wait_for_app(page, timeout_ms=180_000)
+            page.locator(PLOT).nth(3).wait_for(timeout=60_000)
+            assert page.locator(PLOT).count() >= 4
+            assert page.get_by_text("LRP", exact=True).first.is_visible()
+            page.screenshot(path=str(ARTIFACTS / "e2e_explain.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "e2e_explain.png").stat().st_size > 10_000
+    shutil.rmtree(tmp_path / "femto", ignore_errors=True)

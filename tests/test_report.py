@@ -1,0 +1,156 @@
+"""Figure export (Kaleido on Chromium and the matplotlib fallback), the HTML report, and the
+plot helpers' known answers."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rul_core import plots, report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _figures() -> list:
+    x = np.arange(50)
+    return [
+        plots.rul_figure([{"x": x, "pred": 1 - x / 50, "true": 1 - x / 49, "lower": 0.9 - x / 50,
+                           "upper": 1.1 - x / 50, "name": "m"}]),
+        plots.imr_figure(np.eye(64, 500, dtype=np.uint8) * 2),
+        plots.attribution_overlay_figure(np.eye(64, 500), {"lrp": np.eye(64, 500),
+                                                           "shap": -np.eye(64, 500)}),
+        plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"]),
+        plots.table_figure(pd.DataFrame({"run": ["a", "b"], "rmse": [0.123456, 0.2]}), "t"),
+    ]
+
+
+def test_minmax_downsample_keeps_extremes_and_order():
+    y = np.zeros(10_000)
+    y[1234], y[8000] = 5.0, -7.0
+    x = np.arange(y.size)
+    xs, ys = report_ds = plots.minmax_downsample(x, y, 400)
+    assert report_ds[0].size == 400
+    assert ys.max() == 5.0 and xs[np.argmax(ys)] == 1234
+    assert ys.min() == -7.0 and xs[np.argmin(ys)] == 8000
+    assert np.all(np.diff(xs) >= 0)
+    short = plots.minmax_downsample(x[:100], y[:100], 400)
+    assert short[0].size == 100  # short traces unchanged
+
+
+def test_normalise_attributions_same_scale():
+    maps = plots.normalise_attributions({"a": np.array([2.0, -4.0]), "b": np.array([0.5, 0.25])})
+    np.testing.assert_allclose(maps["a"], [0.5, -1.0])
+    np.testing.assert_allclose(maps["b"], [1.0, 0.5])
+    assert plots.shared_abs_max({"a": np.array([2.0, -4.0])}) == 4.0
+    robust = plots.normalise_attributions({"a": np.array([1.0, 1.0, 1.0, 100.0])}, 0.5)
+    np.testing.assert_allclose(robust["a"], [1.0, 1.0, 1.0, 1.0])  # outlier clipped
+
+
+def test_registry_replaces_by_key_and_keeps_order():
+    reg = report.FigureRegistry(max_items=3)
+    figs = _figures()
+    reg.add_figure("p/a", figs[0])
+    reg.add_figure("p/b", figs[1])
+    reg.add_figure("p/a", figs[3])  # re-render replaces and moves to the end
+    assert reg.keys() == ["p/b", "p/a"]
+    assert reg.get("p/a").figure is figs[3]
+    reg.add_table("p/t", pd.DataFrame({"x": [1]}), "T")
+    reg.add_figure("p/c", figs[2])
+    assert reg.keys() == ["p/a", "p/t", "p/c"]  # oldest dropped beyond max_items
+    with pytest.raises(KeyError, match="available"):
+        reg.get("nope")
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_matplotlib_renderer_draws_every_figure(fmt):
+    for fig in _figures():
+        data = report.render_matplotlib(fig, fmt)
+        if fmt == "png":
+            assert data.startswith(PNG_MAGIC)
+        else:
+            assert b"<svg" in data[:500]
+        assert len(data) > 2000
+
+
+def test_matplotlib_png_has_the_figure_size():
+    from PIL import Image
+
+    fig = _figures()[0]
+    fig.update_layout(width=640, height=320)
+    img = Image.open(io.BytesIO(report.render_matplotlib(fig, "png")))
+    assert img.size == (640, 320)
+
+
+def test_auto_falls_back_to_matplotlib_without_browser(monkeypatch):
+    monkeypatch.setattr(report, "browser_path", lambda: None)
+    data, used = report.export_figure(_figures()[0], "png", "auto")
+    assert used == "matplotlib" and data.startswith(PNG_MAGIC)
+    with pytest.raises(report.ExportError, match="no Chromium"):
+        report.export_figure(_figures()[0], "png", "kaleido")
+
+
+def test_auto_falls_back_when_kaleido_fails(monkeypatch):
+    def boom(*a, **k):
+        raise report.ExportError("Kaleido export failed: simulated")
+
+    monkeypatch.setattr(report, "render_kaleido", boom)
+    monkeypatch.setattr(report, "kaleido_available", lambda: True)
+    _, used = report.export_figure(_figures()[1], "svg", "auto")
+    assert used == "matplotlib"
+
+
+def test_bad_format_is_a_clear_error():
+    with pytest.raises(report.ExportError, match="format 'eps'"):
+        report.export_figure(_figures()[0], "eps")
+
+
+@pytest.mark.skipif(not Path(report.DEFAULT_BROWSER).is_file(),
+                    reason="/usr/bin/chromium missing: run `make chromium` (Kaleido path untested)")
+def test_kaleido_renders_png_and_svg_offline():
+    figs = _figures()[:2]
+    pngs = report.render_kaleido(figs, "png")
+    assert [p[:8] for p in pngs] == [PNG_MAGIC, PNG_MAGIC]
+    from PIL import Image
+
+    w, h = report._fig_size(figs[0])
+    assert Image.open(io.BytesIO(pngs[0])).size == (w, h)
+    (svg,), used = report.export_figures(figs[:1], "svg", "kaleido")
+    assert used == "kaleido" and svg.startswith(b"<svg")
+    assert b"true RUL" in svg  # the legend text is in the vector output
+
+
+def test_html_report_is_self_contained():
+    reg = report.FigureRegistry()
+    for i, f in enumerate(_figures()[:2]):
+        reg.add_figure(f"p/{i}", f, page="Data", caption=f"caption {i}")
+    reg.add_table("p/t", pd.DataFrame({"run": ["Bearing1_1"], "rmse": [0.25]}), "Metrics")
+    doc = report.html_report(reg.items(), "My <report>")
+    assert "<title>My &lt;report&gt;</title>" in doc
+    assert len(doc) > 1_000_000  # plotly.js is inline
+    assert not re.search(r"<script[^>]+src=", doc)  # nothing fetched from the network
+    assert doc.count('class="plotly-graph-div"') == 2
+    assert "Bearing1_1" in doc and "caption 1" in doc
+
+
+def test_export_zip_contains_figures_tables_and_html(monkeypatch):
+    monkeypatch.setattr(report, "browser_path", lambda: None)
+    reg = report.FigureRegistry()
+    reg.add_figure("p/a", _figures()[0], title="RUL curve")
+    reg.add_table("p/t", pd.DataFrame({"rmse": [0.1]}), "Metrics")
+    blob, used = report.export_zip(reg.items(), ["png", "svg"])
+    names = sorted(zipfile.ZipFile(io.BytesIO(blob)).namelist())
+    assert used == "matplotlib"
+    assert names == ["01_rul_curve.png", "01_rul_curve.svg", "report.html",
+                     "table_01_metrics.csv"]
+
+
+def test_write_atomic(tmp_path):
+    p = report.write_atomic(tmp_path / "a" / "r.bin", b"xyz")
+    assert p.read_bytes() == b"xyz"
+    assert [f.name for f in p.parent.iterdir()] == ["r.bin"]

@@ -1,0 +1,98 @@
+"""Background jobs, upload storage and summary statistics used by the app."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from rul_core import ui_state
+from rul_core.errors import DataFormatError, RulError
+from rul_core.progress import check, emit
+
+
+def test_job_reports_progress_and_result():
+    def target(progress, cancel):
+        for i in range(3):
+            emit(progress, "train", i + 1, 3, "", epoch_end=True, loss=1.0 / (i + 1), member=0)
+        return 42
+
+    job = ui_state.start_job("t", target)
+    job.join(5)
+    assert (job.status, job.result) == ("done", 42)
+    assert job.last.fraction == 1.0
+    assert job.epoch_history() == {"loss": [1.0, 0.5, 1.0 / 3.0]}
+
+
+def test_job_cancel_and_failure_are_readable():
+    def slow(progress, cancel):
+        for _ in range(500):
+            check(cancel)
+            time.sleep(0.01)
+
+    job = ui_state.start_job("c", slow)
+    job.cancel()
+    job.join(5)
+    assert job.status == "cancelled" and "cancelled" in job.error
+
+    def bad(progress, cancel):
+        raise DataFormatError("x.csv", "6 columns", "5", line=3)
+
+    job = ui_state.start_job("b", bad)
+    job.join(5)
+    assert (job.status, job.error) == ("failed", "x.csv, line 3: expected 6 columns, found 5")
+
+    def crash(progress, cancel):
+        raise ZeroDivisionError("division by zero")
+
+    job = ui_state.start_job("z", crash)
+    job.join(5)
+    assert job.error == "ZeroDivisionError: division by zero" and "Traceback" in job.detail
+
+
+def test_save_uploads_is_content_addressed_and_safe(tmp_path):
+    files = [("Bearing1_1/acc_00001.csv", b"1,2"), ("../../etc/evil.csv", b"3")]
+    p1 = ui_state.save_uploads(files, tmp_path)
+    p2 = ui_state.save_uploads(list(reversed(files)), tmp_path)
+    assert p1 == p2 and p1.parent == tmp_path / "uploads"
+    assert (p1 / "Bearing1_1" / "acc_00001.csv").read_bytes() == b"1,2"
+    assert (p1 / "etc" / "evil.csv").is_file()  # '..' parts dropped, stays inside
+    assert not (tmp_path / "etc").exists()
+    arch = ui_state.save_uploads([("data.zip", b"PK")], tmp_path)
+    assert arch.name == "data.zip" and arch.is_file()
+    with pytest.raises(RulError, match="no files"):
+        ui_state.save_uploads([], tmp_path)
+
+
+def test_snapshot_stats_known_answers():
+    t = np.arange(2560) / 25600.0
+    sine = np.sin(2 * np.pi * 100 * t) * 2.0  # 10 whole periods
+    flat = np.full_like(t, 3.0)
+    stats = ui_state.snapshot_stats(np.stack([np.stack([sine, flat], axis=1)]))
+    np.testing.assert_allclose(stats["rms"][0], [2.0 / np.sqrt(2.0), 3.0], rtol=1e-9)
+    np.testing.assert_allclose(stats["kurtosis"][0], [1.5, 0.0], atol=1e-9)  # sine: 3/2
+    np.testing.assert_allclose(stats["peak"][0], [2.0, 3.0], atol=1e-3)
+
+
+def test_friendly_error_has_no_traceback():
+    assert ui_state.friendly_error(FileNotFoundError(2, "x", "/a/b")) == (
+        "file or folder not found: /a/b")
+    assert ui_state.friendly_error(ValueError("bad\nsecond line")) == "ValueError: bad"
+
+
+def test_demo_dataset_is_deterministic_and_listed(tmp_path):
+    from rul_core.cli.demo_cmd import DEMO_BEARINGS, build_demo
+    from rul_core.data import load_dataset
+
+    a = build_demo(tmp_path / "a", n_snapshots=3, models=())
+    b = build_demo(tmp_path / "b", n_snapshots=3, models=())
+    assert a["files"] == b["files"] and len(a["files"]) == 3 * sum(DEMO_BEARINGS.values())
+    for f in a["files"]:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    ds = load_dataset(tmp_path / "a" / a["dataset"])
+    assert ds.layout == "femto" and ds.run_names == ["Bearing1_1", "Bearing1_2", "Bearing1_3",
+                                                     "Bearing2_1"]
+    assert ui_state.demo_manifest(tmp_path / "a")["total_bytes"] == a["total_bytes"]
+    assert ui_state.demo_models(a, tmp_path / "a") == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp folders left
