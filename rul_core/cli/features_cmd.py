@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rul_core import config
+from rul_core.atomic import write_text
 from rul_core.data.run import Run
 from rul_core.signal.features import FEATURE_NAMES
 from rul_core.signal.normalise import Normaliser
@@ -73,10 +72,7 @@ def _existing_key(path: Path) -> str | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2))
 
 
 def load_normaliser(path: Path) -> Normaliser:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from rul_core.atomic import atomic_path
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
 
@@ -54,15 +53,8 @@ def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
 
 def _write_csv_atomic(df: Any, path: str | Path) -> Path:
     target = Path(path).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         df.to_csv(tmp, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 

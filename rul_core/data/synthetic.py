@@ -18,14 +18,13 @@ real run-to-failure tests. Everything is seeded and deterministic; defaults are 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import fftconvolve
 
+from rul_core.atomic import write_text
 from rul_core.data.run import Condition, Run
 from rul_core.data.xjtu import DEFAULT_CONDITIONS, HEADER, parse_condition
 
@@ -145,11 +144,7 @@ def synth_run(
 
 def _write_text(path: Path, text: str) -> None:
     """Atomic write: temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def _format_rows(columns: list[np.ndarray], formats: list[str], sep: str) -> str:

@@ -11,14 +11,13 @@ Interval from a forest: the per-tree predictions are an empirical predictive dis
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 
+from rul_core.atomic import atomic_path
 from rul_core.errors import BundleError
 from rul_core.progress import CancelToken, ProgressFn, check, emit
 
@@ -71,15 +70,8 @@ class ForestHead:
         import skops.io as sio
 
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".forest-", suffix=".skops", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_path(target) as tmp:
             sio.dump(self.forest, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return target
 
     @classmethod
