@@ -70,21 +70,30 @@ def _normal(mean: np.ndarray, std: np.ndarray, level: float) -> dict[str, np.nda
 def mc_samples(
     model: keras.Model, inputs: Any, n_samples: int, seed: int = 0, batch_size: int = 256
 ) -> np.ndarray:
-    """(n_samples, n) MC-dropout predictions, reproducible for a seed; dropout off afterwards."""
+    """(n_samples, n) MC-dropout predictions, reproducible for a seed; dropout off afterwards.
+
+    Each chunk of windows is tiled ``n_samples`` times into one batch: every row draws its own
+    dropout masks, so each copy is an independent sample, at a fraction of the cost of
+    ``n_samples`` separate ``predict`` calls; memory stays at one batch.
+    """
     if set_mc_dropout(model, True, seed) == 0:
         set_mc_dropout(model, False)
         raise RulError(
             f"model {model.name!r} has no MCDropout layer (dropout 0?): no MC-dropout interval; "
             "use interval='ensemble' or a dropout > 0"
         )
+    arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    n, k = len(arrays[0]), int(n_samples)
+    step = max(1, int(batch_size) // k)
     try:
-        out = [
-            np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0)).reshape(-1)
-            for _ in range(int(n_samples))
-        ]
+        parts = []
+        for i in range(0, n, step):
+            tiled = [np.concatenate([a[i : i + step]] * k, axis=0) for a in arrays]
+            out = np.asarray(model.predict_on_batch(tiled)).reshape(k, -1)
+            parts.append(out)
     finally:
         set_mc_dropout(model, False)
-    return np.stack(out).astype(np.float64)
+    return np.concatenate(parts, axis=1).astype(np.float64)
 
 
 def predict_point_and_interval(
