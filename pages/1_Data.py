@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from rul_core import app_ui, plots, ui_state
+from rul_core.data import is_problem
 
 PAGE = "Data"
 app_ui.header(PAGE)
@@ -100,9 +101,14 @@ app_ui.show_table(runs_df, "runs", "Runs of the dataset", PAGE)
 
 report = dataset.report
 st.caption(f"Loader report: {report.summary()}")
-if report.skipped:
-    with st.expander(f"Skipped files ({len(report.skipped)})", expanded=True):
-        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in report.skipped]))
+problems = [s for s in report.skipped if is_problem(s)]
+left_out = [s for s in report.skipped if not is_problem(s)]
+if problems:
+    with st.expander(f"Skipped: {len(problems)} files with problems", expanded=True):
+        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in problems]))
+if left_out:
+    with st.expander(f"Not read by choice: {len(left_out)} files (e.g. temperature, stray files)"):
+        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in left_out]))
 for w in report.warnings:
     st.warning(w)
 
