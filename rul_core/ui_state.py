@@ -253,7 +253,8 @@ def demo_models(
     return out
 
 
-REAL_FEMTO = Path("/work/shared/data/real/femto")
+# The project's shared real data sits beside the repository (../shared/data/real).
+REAL_FEMTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "femto"
 
 
 def catalogued_paths() -> dict[str, Path]:
