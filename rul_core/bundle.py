@@ -23,9 +23,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
-import uuid
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 
 import rul_core
+from rul_core.atomic import atomic_dir
 from rul_core.errors import BundleError, RulError
 from rul_core.training import RunInfo, TrainedModel
 
@@ -181,26 +180,8 @@ def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
         not target.is_dir() or (any(target.iterdir()) and not (target / CARD_NAME).is_file())
     ):
         raise BundleError(f"{target}: exists and is not a model bundle; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    tmp = target.parent / f".{target.name}.tmp-{token}"
-    old = target.parent / f".{target.name}.old-{token}"
-    tmp.mkdir()
-    try:
+    with atomic_dir(target) as tmp:
         _write_contents(trained, tmp)
-        if target.exists():
-            os.replace(target, old)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from rul_core.atomic import atomic_dir
 from rul_core.progress import ProgressFn, TqdmProgress, emit
 
 DEMO_BEARINGS = {1: 3, 2: 1}  # FEMTO condition -> bearings
@@ -48,12 +47,8 @@ def build_demo(
     from rul_core.data.synthetic import write_dataset
 
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     t0 = time.perf_counter()
-    try:
+    with atomic_dir(out) as tmp:
         emit(progress, "demo", 0, 3, "writing the synthetic dataset")
         for condition, n_bearings in DEMO_BEARINGS.items():
             write_dataset(tmp / "data", "femto", n_bearings=n_bearings,
@@ -88,15 +83,6 @@ def build_demo(
         manifest["total_bytes"] = _tree_size(tmp)
         manifest["build_seconds"] = round(time.perf_counter() - t0, 1)
         (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     emit(progress, "demo", 3, 3, "done")
     return manifest
 

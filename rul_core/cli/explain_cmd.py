@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rul_core.atomic import atomic_dir
 from rul_core.errors import RulError
 
 
@@ -147,8 +145,7 @@ def run_explain(args: argparse.Namespace) -> int:
     cmp = compare_window(model, inputs, args.window, background, settings)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".explain-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         for m in methods:
             detail = cmp.details[m]
             np.savez(tmp / f"{m}.npz", normalised=cmp.normalised[m],
@@ -157,16 +154,6 @@ def run_explain(args: argparse.Namespace) -> int:
         summary = cmp.to_json()
         summary.update({"model": str(args.model), "run": run.name, "rules": args.rules})
         (tmp / "compare.json").write_text(json.dumps(summary, indent=2))
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     faith = cmp.faithfulness_frame()
     print(faith.to_string(index=False))
     print(f"wrote {', '.join(f'{m}.npz/{m}.png' for m in methods)}, compare.json to {out}")
