@@ -4,10 +4,17 @@ of LRP, LIME and SHAP on a trained quick multimodal model over real FEMTO window
 Usage::
 
     python bench/explain.py [--model BUNDLE] [--windows 8] [--epochs 4] [--threads 2]
+        [--figure docs/explain_side_by_side.png] [--save-model DIR]
 
 Without ``--model`` a quick multimodal model is trained for a few epochs on a subsample of
-FEMTO Bearing1_1 (every 8th snapshot) and explained on windows of Bearing1_2 (read-only from
-/work/shared/data/real/femto_npz). Prints tables; returns 1 if the 2 s LRP budget is missed.
+FEMTO Bearing1_1 and Bearing2_1 (every 8th snapshot) and explained on windows of Bearing1_2
+(read-only from ../shared/data/real/femto_npz); ``--save-model`` keeps that bundle for
+``--model``. Prints tables; returns 1 if the 2 s LRP budget is missed.
+
+``--figure`` also explains one late-life window of Bearing1_2 (the last fifth of its windows,
+the one with the lowest predicted RUL) and writes one side-by-side PNG: the LRP | LIME | SHAP
+ImR maps on one colour scale, the TF-feature attributions of the three methods and the
+deletion curves with the random baseline (``--figure ''`` skips it).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-FEMTO = Path("/work/shared/data/real/femto_npz")
+FEMTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "femto_npz"
 COND = {"1": (1800.0, 4000.0), "2": (1650.0, 4200.0), "3": (1500.0, 5000.0)}
 
 
@@ -77,6 +84,125 @@ def trained_model(bundle: str | None, epochs: int):
     return trained
 
 
+def late_low_window(model, inputs: list[np.ndarray], snapshot_index: np.ndarray,
+                    last_fraction: float = 0.2) -> tuple[int, np.ndarray]:
+    """Index of the window with the lowest prediction among the last ``last_fraction`` of the
+    run's snapshots, and the predictions of all windows."""
+    from rul_core.explain.common import predict
+
+    preds = np.asarray(predict(model, inputs), dtype=float).reshape(-1)
+    snap = np.asarray(snapshot_index)
+    late = np.flatnonzero(snap >= snap.min() + (1.0 - last_fraction) * np.ptp(snap))
+    return int(late[np.argmin(preds[late])]), preds
+
+
+def image_maps(comp, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-method ImR attribution maps (64 x columns) of one window comparison; LIME's band
+    weights are spread over the band's lit pixels (as on the app's Explain page)."""
+    from rul_core.explain.common import band_segments
+
+    maps = {}
+    for method, res in comp.details.items():
+        if method == "lrp":
+            maps[method] = np.asarray(res.relevance["image"][0], dtype=float).squeeze()
+        elif method == "shap":
+            maps[method] = np.asarray(res.values["image"][0], dtype=float).squeeze()
+        elif method == "lime" and "image" in res:
+            seg = band_segments(image.shape[1], len(res["image"].mean))
+            cols = np.asarray(res["image"].mean, dtype=float)[seg]
+            maps[method] = np.repeat(cols[None, :], image.shape[0], axis=0) * (image > 0)
+    return maps
+
+
+def side_by_side_figure(comp, image: np.ndarray, title: str):
+    """One figure: ImR maps (row 1), TF-feature bars and deletion curves (row 2), composed
+    from the rul_core.plots builders used by the Explain page."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from rul_core import plots
+
+    maps = plots.normalise_attributions(image_maps(comp, image), quantile=0.98)
+    overlay = plots.attribution_overlay_figure(image, maps)
+    frame = comp.attribution_frame()
+    tf_sel = (frame["modality"] == "tf").to_numpy()
+    bars = plots.feature_attribution_figure(
+        {m: frame[m].to_numpy()[tf_sel] for m in comp.normalised},
+        frame["feature"][tf_sel].tolist(),
+        errors={m: np.asarray(v)[tf_sel] for m, v in comp.spread.items()} or None)
+    faith = comp.faithfulness_frame()
+    aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
+    deletion = plots.deletion_curves_figure(
+        {m: (np.linspace(0, 1, len(c["deletion"])), c["deletion"])
+         for m, c in comp.curves.items()}, aucs)
+
+    names = list(maps)
+    fig = make_subplots(
+        rows=2, cols=6, specs=[[{"colspan": 2}, None, {"colspan": 2}, None, {"colspan": 2}, None],
+                               [{"colspan": 3}, None, None, {"colspan": 3}, None, None]],
+        row_heights=[0.5, 0.5], vertical_spacing=0.16, horizontal_spacing=0.05,
+        subplot_titles=[f"{n.upper()}: ImR attribution" for n in names]
+        + ["TF-feature attributions (share of |attribution|; LIME: ± spread over seeds)",
+           "Deletion curves (most relevant first; AUC lower = more faithful)"])
+    for tr in overlay.data:
+        col = 1 + 2 * (int((tr.xaxis or "x")[1:] or 1) - 1)
+        if isinstance(tr, go.Heatmap) and tr.showscale:
+            tr.update(colorbar={"len": 0.4, "y": 0.8, "thickness": 12,
+                                "title": {"text": "scaled"}})
+        fig.add_trace(tr, row=1, col=col)
+    for tr in bars.data:
+        fig.add_trace(tr.update(legend="legend"), row=2, col=1)
+    for tr in deletion.data:
+        fig.add_trace(tr.update(legend="legend2"), row=2, col=4)
+    lit = np.flatnonzero(np.asarray(image).max(axis=1) > 0)
+    rows = [lit.max() + 3.5, lit.min() - 3.5] if lit.size else [63.5, -0.5]
+    for c in (1, 3, 5):  # zoomed to the rows the raster occupies, top level on top
+        fig.update_yaxes(range=rows, autorange=False, row=1, col=c,
+                         title_text="amplitude row" if c == 1 else None)
+        fig.update_xaxes(title_text="column", row=1, col=c)
+    fig.update_layout(barmode="group", template="plotly_white", width=1400, height=820,
+                      title={"text": title, "x": 0.01, "font": {"size": 15}},
+                      margin={"l": 60, "r": 30, "t": 90, "b": 50},
+                      legend={"orientation": "h", "x": 0.0, "y": -0.08},
+                      legend2={"orientation": "h", "x": 0.53, "y": -0.08})
+    fig.update_yaxes(title_text="normalised attribution", row=2, col=1)
+    fig.update_xaxes(title_text="fraction of features removed", row=2, col=4)
+    fig.update_yaxes(title_text="(f(x_k) - f(base)) / (f(x) - f(base))", row=2, col=4)
+    return fig
+
+
+def write_figure(path: str, model, trained, test, background, settings) -> None:
+    """Explain the late-life low-prediction window of Bearing1_2 and write the PNG."""
+    from rul_core import report
+    from rul_core.explain.common import input_names
+    from rul_core.explain.compare import compare_window
+
+    idx, preds = late_low_window(model, test.inputs, test.snapshot_index)
+    snap = int(test.snapshot_index[idx])
+    n_snap = int(test.snapshot_index.max()) + 1
+    true = float(test.labels[idx]) if test.labels is not None else float("nan")
+    t0 = time.perf_counter()
+    comp = compare_window(model, test.inputs, idx, background, settings)
+    print(f"\nFigure window: Bearing1_2 window {idx} of {len(preds)} (snapshot {snap} of "
+          f"{n_snap} in the every-8th subsample, original snapshot {snap * 8}); prediction "
+          f"{comp.prediction:.3f}, baseline input {comp.baseline_prediction:.3f}, "
+          f"{trained.label_scheme} label {true:.3f}; explained in "
+          f"{time.perf_counter() - t0:.1f} s:")
+    print(comp.faithfulness_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(comp.modality_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    image = np.asarray(test.inputs[input_names(model).index("image")][idx, :, :, 0],
+                       dtype=np.float32)
+    title = (f"LRP vs LIME vs SHAP, quick multimodal model, FEMTO Bearing1_2 late-life window "
+             f"{idx} (orig. snapshot {snap * 8}/{n_snap * 8}): predicted RUL "
+             f"{comp.prediction:.2f}, label {true:.2f}<br><sup>ImR maps: each scaled to its "
+             "98th-percentile |value| = 1, one colour scale (red raises, blue lowers the "
+             "prediction); grey: raster outline</sup>")
+    fig = side_by_side_figure(comp, image, title)
+    data, engine = report.export_figure(fig, "png")
+    out = report.write_atomic(path, data)
+    print(f"figure: {out} ({len(data) / 1024:.0f} KiB, {engine})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None)
@@ -85,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lime-samples", type=int, default=500)
     ap.add_argument("--skip-faithfulness", action="store_true")
+    ap.add_argument("--figure", default="docs/explain_side_by_side.png",
+                    help="side-by-side PNG of one late-life window ('' to skip)")
+    ap.add_argument("--save-model", default=None, metavar="DIR",
+                    help="save the trained quick bundle here (reuse with --model)")
     args = ap.parse_args(argv)
 
     import tensorflow as tf
@@ -105,11 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     from rul_core.training import prepare_run
 
     trained = trained_model(args.model, args.epochs)
+    if args.save_model and not args.model:
+        from rul_core.bundle import save_bundle
+
+        print(f"saved the quick bundle to {save_bundle(trained, args.save_model)}")
     model = trained.models[0]
     bg = prepare_run(trained.config, femto_run("Bearing1_1", 8), trained.normaliser,
                      trained.pipeline_config).inputs
-    test = prepare_run(trained.config, femto_run("Bearing1_2", 8), trained.normaliser,
-                       trained.pipeline_config).inputs
+    test_run = prepare_run(trained.config, femto_run("Bearing1_2", 8), trained.normaliser,
+                           trained.pipeline_config, label_scheme=trained.label_scheme,
+                           label_params=trained.label_params)
+    test = test_run.inputs
     n = test[0].shape[0]
     idx = np.linspace(0, n - 1, args.windows).round().astype(int)
     settings = CompareSettings(lime_samples=args.lime_samples, shap_samples=100,
@@ -129,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     print(mods.groupby(["method", "modality"])["abs_share"].mean().unstack().to_string(
         float_format=lambda v: f"{v:.3f}"))
     print(f"\nmost faithful (largest insertion - deletion AUC): {res.most_faithful()}")
+    if args.figure:
+        write_figure(args.figure, model, trained, test_run, bg, settings)
     return 0 if ok else 1
 
 
