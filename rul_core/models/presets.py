@@ -87,6 +87,7 @@ _RC_LSTM_PAPER: dict[str, Any] = {
     "loss": "L3",
     "level": 0.9,  # interval level used by the PIAW term of L3
     "sigma_epsilon": 1e-3,
+    "input_bn": True,  # ours: standardise the min-max normalised input (see rc_lstm.py)
     "optimizer": "adam",
     "learning_rate": 1e-3,
     "batch_size": 64,
@@ -133,7 +134,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "convlstm_filters": 8,
             "reduce": "pool",
             "tower_units": 16,
-            "epochs": 20,
+            # batch 16 (not the paper's 64): at quick sizes the net needs optimiser steps more
+            # than epochs; FEMTO LOBO (80 snapshots/bearing, 10 epochs, 2 folds): RMSE 0.30
+            # with batch 16 vs 0.49 with batch 64 (constant prediction: 0.34).
+            "batch_size": 16,
+            "epochs": 10,
         },
     },
 }

@@ -19,10 +19,24 @@ CONTRACT (implemented by the signal pipeline; models, explanations and pages con
 
 Processing order per snapshot: optional Gaussian filter (``gaussian_sigma`` samples, within
 the snapshot) -> normaliser (clipped to [0, 1]) -> optional noise hook (Noise lab) ->
-rectangular windows -> ImR of ``imr_channel`` and TF features of every channel. The
+rectangular windows -> ImR of ``imr_channel`` and TF features of every channel -> optional
+per-run healthy-baseline standardisation of the TF features (``baseline_snapshots``). The
 normaliser is fitted (``fit_normaliser``) on the *filtered* training signal so the same
 constants apply at inference. ``window_signals`` returns the filtered, normalised windows.
 Images have ``ceil(((L - 1) * spacing + 1) / 2)`` columns: 500 for the defaults.
+
+Healthy-baseline standardisation (``baseline_snapshots = k``, default None = off): operating
+conditions (speed, load) shift every TF feature of a bearing (e.g. ``log E`` and ``f_d`` of a
+1000-sample window are dominated by the normalised signal's DC level and the rpm-dependent CWT
+band, so they identify the condition rather than the health). With ``k`` set, each TF feature of
+a run is replaced by ``asinh((f - mu) / max(sd, 1e-3 |mu| + 1e-6))``, where ``mu``/``sd`` are that
+feature's mean/std over the windows of the run's first ``k`` snapshots — causally: a window of
+snapshot ``s < k`` uses snapshots ``0..s`` only (an expanding baseline, frozen after ``k``). This
+is exactly what a monitoring system knows at that moment, so predictions on the first ``n``
+snapshots of a run equal the first rows of the whole-run predictions for every ``n``. Images
+and ``window_signals`` are unchanged. The ``asinh`` (linear near 0, logarithmic beyond) keeps
+end-of-life z-scores (kurtosis or std several hundred baseline deviations away on FEMTO) from
+driving a linear output head far outside [0, 1].
 """
 
 from __future__ import annotations
@@ -64,6 +78,7 @@ __all__ = [
     "Normaliser",
     "PipelineConfig",
     "WindowSet",
+    "baseline_standardise",
     "extract_windows",
     "fit_normaliser",
     "window_signals",
@@ -93,6 +108,7 @@ class PipelineConfig:
     center_frequency: float = CWT_CENTER_FREQUENCY
     bandwidth: float = CWT_BANDWIDTH
     entropy_bins: int = ENTROPY_BINS
+    baseline_snapshots: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("window_length", "stride", "imr_spacing", "n_scales", "entropy_bins"):
@@ -105,6 +121,9 @@ class PipelineConfig:
             raise ValueError(f"imr_channel: expected an index >= 0, got {self.imr_channel}")
         if self.gaussian_sigma is not None and not self.gaussian_sigma >= 0:
             raise ValueError(f"gaussian_sigma: expected None or >= 0, got {self.gaussian_sigma}")
+        k = self.baseline_snapshots
+        if k is not None and (isinstance(k, bool) or int(k) != k or k < 1):
+            raise ValueError(f"baseline_snapshots: expected None or an integer >= 1, got {k!r}")
 
     def frequencies(self, rpm: float) -> np.ndarray:
         """CWT frequencies (Hz, ascending) for a shaft speed."""
@@ -309,7 +328,48 @@ def extract_windows(
     with ThreadPoolExecutor(max_workers=_threads(run.n_channels)) as pool:
         _extract_chunks(run, normaliser, config, per_snap, freqs, images, tf, pool, progress,
                         cancel, noise)
+    if config.baseline_snapshots:
+        tf = baseline_standardise(tf, snap_idx, int(config.baseline_snapshots))
     return WindowSet(images, tf, snap_idx, offset, tuple(run.channel_names), run.name, freqs)
+
+
+BASELINE_REL_FLOOR = 1e-3
+BASELINE_ABS_FLOOR = 1e-6
+
+
+def baseline_standardise(tf: np.ndarray, snapshot_index: np.ndarray, k: int) -> np.ndarray:
+    """Standardise TF features (n, channels, 7) by a run's healthy baseline, causally.
+
+    A window of snapshot ``s`` becomes ``asinh((f - mu) / max(sd, 1e-3 |mu| + 1e-6))`` per
+    channel and feature, with ``mu``/``sd`` (ddof 0) over the windows of snapshots
+    ``0 .. min(s, k - 1)``: the baseline grows with the first ``k`` snapshots and is then
+    frozen. Only data recorded up to ``s`` is used, so a prefix of a run gives exactly the
+    prefix of the whole run's output.
+    Windows must come in non-decreasing snapshot order (one run). Returns float32.
+    """
+    x = np.asarray(tf, dtype=np.float64)
+    snap = np.asarray(snapshot_index).reshape(-1)
+    if x.ndim != 3 or x.shape[0] != snap.size:
+        raise ValueError(f"tf: expected (n, channels, 7) matching {snap.size} windows, "
+                         f"got {x.shape}")
+    if k < 1:
+        raise ValueError(f"baseline_snapshots: expected >= 1, got {k}")
+    if snap.size == 0:
+        return x.astype(np.float32)
+    if np.any(np.diff(snap) < 0):
+        raise ValueError("snapshot_index: expected windows of one run in snapshot order")
+    ref = x[0]  # shift for numerically stable running moments
+    d = x - ref
+    c1 = np.cumsum(d, axis=0)
+    c2 = np.cumsum(d * d, axis=0)
+    # last window of the baseline each window may use: that of snapshot min(s, k - 1)
+    last = np.searchsorted(snap, np.minimum(snap, k - 1), side="right") - 1
+    count = (last + 1).astype(np.float64)[:, None, None]
+    m1 = c1[last] / count
+    var = np.maximum(c2[last] / count - m1 * m1, 0.0)
+    mu = m1 + ref
+    scale = np.maximum(np.sqrt(var), BASELINE_REL_FLOOR * np.abs(mu) + BASELINE_ABS_FLOOR)
+    return np.arcsinh((x - mu) / scale).astype(np.float32)
 
 
 def _threads(n_channels: int) -> int:
