@@ -70,7 +70,8 @@ def predict(model: Any, inputs: Sequence[np.ndarray], batch_size: int = 256,
     out = []
     for s in range(0, n, batch_size):
         batch = [np.asarray(x[s: s + batch_size], dtype=np.float32) for x in inputs]
-        y = model(batch if len(batch) > 1 else batch[0], training=False)
+        # a model built with a list of inputs wants a list, even of one tensor
+        y = model(batch if isinstance(model.input, list) else batch[0], training=False)
         out.append(np.asarray(y).reshape(len(batch[0]), -1)[:, output_index])
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
