@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -127,7 +128,17 @@ class Workspace:
     def _init_schema(self) -> None:
         con = self._connect()
         try:
-            con.execute("PRAGMA journal_mode = WAL")
+            # Switching to WAL needs an exclusive lock, and SQLite answers "database is locked"
+            # at once (no busy handler) while another process is creating the catalog: retry.
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    con.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
         finally:
             con.close()
         with self._write() as con:
