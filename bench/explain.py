@@ -96,24 +96,6 @@ def late_low_window(model, inputs: list[np.ndarray], snapshot_index: np.ndarray,
     return int(late[np.argmin(preds[late])]), preds
 
 
-def image_maps(comp, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-method ImR attribution maps (64 x columns) of one window comparison; LIME's band
-    weights are spread over the band's lit pixels (as on the app's Explain page)."""
-    from rul_core.explain.common import band_segments
-
-    maps = {}
-    for method, res in comp.details.items():
-        if method == "lrp":
-            maps[method] = np.asarray(res.relevance["image"][0], dtype=float).squeeze()
-        elif method == "shap":
-            maps[method] = np.asarray(res.values["image"][0], dtype=float).squeeze()
-        elif method == "lime" and "image" in res:
-            seg = band_segments(image.shape[1], len(res["image"].mean))
-            cols = np.asarray(res["image"].mean, dtype=float)[seg]
-            maps[method] = np.repeat(cols[None, :], image.shape[0], axis=0) * (image > 0)
-    return maps
-
-
 def side_by_side_figure(comp, image: np.ndarray, title: str):
     """One figure: ImR maps (row 1), TF-feature bars and deletion curves (row 2), composed
     from the rul_core.plots builders used by the Explain page."""
@@ -121,6 +103,7 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
     from plotly.subplots import make_subplots
 
     from rul_core import plots
+    from rul_core.views import image_maps
 
     maps = plots.normalise_attributions(image_maps(comp, image), quantile=0.98)
     overlay = plots.attribution_overlay_figure(image, maps)

@@ -298,6 +298,24 @@ class WindowExplanation:
     tf_names: list[str]
 
 
+def image_maps(comp: Any, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-method ImR attribution maps (64 x columns) of one window comparison; LIME's band
+    weights are spread over the band's lit pixels."""
+    from rul_core.explain.common import band_segments
+
+    maps: dict[str, np.ndarray] = {}
+    for method, res in comp.details.items():
+        if method == "lrp":
+            maps[method] = np.asarray(res.relevance["image"][0], dtype=float).squeeze()
+        elif method == "shap":
+            maps[method] = np.asarray(res.values["image"][0], dtype=float).squeeze()
+        elif method == "lime" and "image" in res:
+            seg = band_segments(image.shape[1], len(res["image"].mean))
+            cols = np.asarray(res["image"].mean, dtype=float)[seg]
+            maps[method] = np.repeat(cols[None, :], image.shape[0], axis=0) * (image > 0)
+    return maps
+
+
 def explain_window(
     trained: Any,
     run: Run,
@@ -309,7 +327,7 @@ def explain_window(
     cancel: CancelToken | None = None,
 ) -> WindowExplanation:
     """LRP, LIME and SHAP of one window of ``run`` (see :mod:`rul_core.explain.compare`)."""
-    from rul_core.explain.common import band_segments, input_names
+    from rul_core.explain.common import input_names
     from rul_core.explain.compare import compare_window
 
     model = trained.models[0]
@@ -324,15 +342,7 @@ def explain_window(
     image, maps = None, {}
     if "image" in names:
         image = np.asarray(inputs[names.index("image")][row, :, :, 0], dtype=np.float32)
-        for method, res in comp.details.items():
-            if method == "lrp":
-                maps[method] = np.asarray(res.relevance["image"][0], dtype=float).squeeze()
-            elif method == "shap":
-                maps[method] = np.asarray(res.values["image"][0], dtype=float).squeeze()
-            elif method == "lime" and "image" in res:
-                seg = band_segments(image.shape[1], len(res["image"].mean))
-                cols = np.asarray(res["image"].mean, dtype=float)[seg]
-                maps[method] = np.repeat(cols[None, :], image.shape[0], axis=0) * (image > 0)
+        maps = image_maps(comp, image)
     tf_names = [n for n, m in zip(comp.feature_names, comp.modality, strict=True) if m == "tf"]
     return WindowExplanation(comp, image, maps, tf_names)
 
