@@ -14,10 +14,7 @@ if views is None or app_ui.optional("rul_core.signal.features", "tf_features") i
     app_ui.not_available("The signal pipeline (ImR, CWT, TF features)")
     st.stop()
 
-dataset = app_ui.current_dataset()
-if dataset is None:
-    st.info("Load a dataset on the Data page first.")
-    st.stop()
+dataset = app_ui.require_dataset()
 
 run = app_ui.pick_run(dataset, key="repr_run")
 try:

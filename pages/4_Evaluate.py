@@ -15,10 +15,7 @@ if evaluation is None:
     app_ui.not_available("Evaluation (rul_core.evaluation)")
     st.stop()
 
-dataset = app_ui.current_dataset()
-if dataset is None:
-    st.info("Load a dataset on the Data page first.")
-    st.stop()
+dataset = app_ui.require_dataset()
 models = app_ui.session_models()
 if not models:
     st.info("No model yet: train one on the Train page or load a bundle there.")

@@ -16,10 +16,7 @@ if views is None or noise_mod is None:
     app_ui.not_available("Noise models (rul_core.signal.noise)")
     st.stop()
 
-dataset = app_ui.current_dataset()
-if dataset is None:
-    st.info("Load a dataset on the Data page first.")
-    st.stop()
+dataset = app_ui.require_dataset()
 
 run = app_ui.pick_run(dataset, key="noise_run")
 settings, normaliser, skey = app_ui.view_context(run)

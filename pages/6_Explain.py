@@ -17,10 +17,7 @@ if views is None or compare is None:
     app_ui.not_available("Explanations (rul_core.explain)")
     st.stop()
 
-dataset = app_ui.current_dataset()
-if dataset is None:
-    st.info("Load a dataset on the Data page first.")
-    st.stop()
+dataset = app_ui.require_dataset()
 label, trained = app_ui.pick_model("explain_model")
 if trained is None:
     st.stop()

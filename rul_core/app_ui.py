@@ -170,6 +170,15 @@ def current_dataset(default_to_demo: bool = True) -> Any:
         return None
 
 
+
+def require_dataset() -> Any:
+    """The session's Dataset; otherwise a pointer to the Data page and the page stops here."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.info("Load a dataset on the Data page first.")
+        st.stop()
+    return dataset
+
 def pick_run(dataset: Any, key: str, label: str = "Run (bearing)") -> Any:
     """A run selector shared by pages (remembers the choice across pages)."""
     names = dataset.run_names

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import pandas as pd
 import pytest
+from tiny_models import TINY_CARLE
 
 from rul_core import bundle as bd
 from rul_core.data.synthetic import synth_run
@@ -18,14 +19,7 @@ from rul_core.models import ModelConfig, build_model
 from rul_core.training import TrainedModel, predict_run, train
 
 TINY = {
-    "carle": {
-        "cnn_filters": [4, 4, 4, 4],
-        "lstm_units": [4, 4],
-        "attention_heads": 1,
-        "attention_key_dim": 4,
-        "dense_units": [8, 6, 4],
-        "forest_trees": 5,
-    },
+    "carle": TINY_CARLE,
     "multimodal": {
         "image_shape": [64, 50],
         "image_filters": [4, 4, 4, 4],

@@ -7,21 +7,13 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_models import TINY_CARLE
 
 from rul_core.bundle import load_bundle, save_bundle
 from rul_core.data.synthetic import synth_run
 from rul_core.models import ModelConfig, build_model
 from rul_core.signal import pipeline as pl
 from rul_core.training import predict_run, train
-
-TINY_CARLE = {
-    "cnn_filters": [4, 4, 4, 4],
-    "lstm_units": [4, 4],
-    "attention_heads": 1,
-    "attention_key_dim": 4,
-    "dense_units": [8, 6, 4],
-    "forest_trees": 5,
-}
 
 
 # --- baseline_standardise: hand-computed values ----------------------------------------------

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_models import TINY_CARLE
 
 from rul_core import metrics as mt
 from rul_core.data.synthetic import synth_run
@@ -21,16 +22,6 @@ from rul_core.training import (
     predict_run,
     train,
 )
-
-# A CARLE small enough to train in a second or two on 2 cores.
-TINY_CARLE = {
-    "cnn_filters": [4, 4, 4, 4],
-    "lstm_units": [4, 4],
-    "attention_heads": 1,
-    "attention_key_dim": 4,
-    "dense_units": [8, 6, 4],
-    "forest_trees": 5,
-}
 
 
 def tiny_carle(**kw: object) -> ModelConfig:

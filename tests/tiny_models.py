@@ -1,0 +1,11 @@
+"""Hyperparameter overrides that make the models small enough to train in seconds in tests."""
+
+# A CARLE small enough to train in a second or two on 2 cores.
+TINY_CARLE = {
+    "cnn_filters": [4, 4, 4, 4],
+    "lstm_units": [4, 4],
+    "attention_heads": 1,
+    "attention_key_dim": 4,
+    "dense_units": [8, 6, 4],
+    "forest_trees": 5,
+}
