@@ -1,18 +1,26 @@
 """IEEE PHM 2012 protocol on the six FEMTO learning bearings (benchmark, not a test).
 
 For each model and ablation (``quick`` preset): leave-one-bearing-out over the learning
-bearings — train on five, predict the sixth — and report per-bearing RMSE of the normalised RUL
-(piecewise label, window predictions), plus wall time and peak resident memory of training.
-Then the training throughput (windows/s) of each model at the ``paper`` preset on this machine
-(random inputs of the right shape, a few batches after one warm-up batch).
+bearings — train on five (four with ``--inner-val``, the fifth then stops early and calibrates
+the interval), predict the sixth — and report per-bearing RMSE of the normalised RUL, PICP of
+the interval, wall time and peak resident memory of training, and the challenge score replayed
+on the held-out bearing (:func:`rul_core.phm2012.truncation_proxy`): the bearing is cut where
+each of the eleven test bearings was cut (as a fraction of its life), the model's estimate of
+the time left (seconds) is scored with the challenge's accuracy A, and the eleven A are
+averaged ("PHM 2012 proxy"; "grid proxy": cuts at 50 %..98 % of life, which use nothing from
+the challenge's answers). A constant prediction (the training-label mean) is the baseline every
+model must beat. Then the training throughput (windows/s) of each model at the ``paper``
+preset on this machine (random inputs of the right shape, after one warm-up batch).
 
 Real data: ``../shared/data/real/femto_npz/Learning_set__BearingC_Y.npz`` (``acc`` int32
 milli-g -> /1000 for g; 25.6 kHz; a snapshot every 10 s; condition from the bearing number).
-``--max-snapshots`` keeps that many snapshots evenly spaced over each bearing's whole life (the
-normalised label is unchanged by the subsampling), so a run fits in minutes.
+``--stride N`` keeps every N-th snapshot counted back from failure (absolute time kept, which
+``--labels capped`` needs); ``--max-snapshots`` keeps that many evenly spaced (the normalised
+``piecewise``/``linear`` labels are unchanged by it), so a run fits in minutes.
 
+    python bench/phm2012.py --models carle --labels capped --max-rul-s 6000 --stride 3 \
+        --inner-val --constant
     python bench/phm2012.py --models carle --max-snapshots 40 --epochs 3
-    python bench/phm2012.py --models carle multimodal rc_lstm --bearings Bearing1_1 Bearing2_1
 """
 
 from __future__ import annotations
@@ -34,11 +42,16 @@ from rul_core.data.run import Condition, Run
 
 NPZ_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "femto_npz"
 BEARINGS = ("Bearing1_1", "Bearing1_2", "Bearing2_1", "Bearing2_2", "Bearing3_1", "Bearing3_2")
+SNAPSHOT_S = 10.0
 CONDITIONS = {1: (1800.0, 4000.0), 2: (1650.0, 4200.0), 3: (1500.0, 5000.0)}
 
 
-def load_femto_npz(bearing: str, npz_dir: Path = NPZ_DIR, max_snapshots: int | None = None) -> Run:
-    """One learning bearing as a Run (optionally ``max_snapshots`` evenly spaced snapshots)."""
+def load_femto_npz(
+    bearing: str, npz_dir: Path = NPZ_DIR, max_snapshots: int | None = None, stride: int = 1
+) -> Run:
+    """One learning bearing as a Run: optionally ``max_snapshots`` evenly spaced snapshots, or
+    every ``stride``-th snapshot counted back from the last (which keeps absolute time: the
+    failure snapshot is always kept and every bearing has the same spacing)."""
     path = npz_dir / f"Learning_set__{bearing}.npz"
     with np.load(path, allow_pickle=False) as z:
         acc = z["acc"]
@@ -46,6 +59,8 @@ def load_femto_npz(bearing: str, npz_dir: Path = NPZ_DIR, max_snapshots: int | N
         idx = np.arange(n)
         if max_snapshots and max_snapshots < n:
             idx = np.unique(np.linspace(0, n - 1, int(max_snapshots)).round().astype(int))
+        elif stride > 1:
+            idx = np.arange(n - 1, -1, -int(stride))[::-1]
         snaps = acc[idx].astype(np.float32) / 1000.0
     cond_no = int(bearing.removeprefix("Bearing").split("_")[0])
     rpm, load = CONDITIONS[cond_no]
@@ -92,6 +107,16 @@ class PeakRss:
         self.peak = max(self.peak, self._rss())
 
 
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the resident size
+    measured for the next fold is not inflated by the previous folds' fragmented arenas."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def phm_style_score(w: Any) -> float:
     """PHM-2012-style accuracy of one held-out bearing's snapshot-mean predictions.
 
@@ -107,6 +132,23 @@ def phm_style_score(w: Any) -> float:
                                              stage["rul"].to_numpy())))
 
 
+def protocol_proxy(
+    w: Any, run: Run, label_scheme: str, label_params: dict, column: str = "rul",
+    cuts: str = "challenge",
+) -> float:
+    """Mean challenge accuracy over cuts of this held-out run (the eleven test bearings' life
+    fractions, or an answer-free grid): :func:`rul_core.phm2012.truncation_proxy` on the
+    snapshot means."""
+    from rul_core.phm2012 import challenge_cuts, grid_cuts, truncation_proxy
+    from rul_core.training import aggregate_snapshots
+
+    snaps = aggregate_snapshots(w, run)
+    table = truncation_proxy(snaps, label_scheme, label_params, column=column,
+                             interval_s=SNAPSHOT_S,
+                             cuts=challenge_cuts() if cuts == "challenge" else grid_cuts())
+    return float(table["accuracy"].mean())
+
+
 def snapshot_rmse(w: Any) -> float:
     """RMSE of the snapshot means (what ``predict_run`` reports) against the labels."""
     agg = w.groupby("snapshot")[["rul", "y_true"]].mean()
@@ -114,7 +156,7 @@ def snapshot_rmse(w: Any) -> float:
 
 
 def constant_rows(
-    bearings: list[str], max_snapshots: int | None, label_params: dict
+    runs: dict[str, Run], label_scheme: str, label_params: dict
 ) -> list[dict]:
     """Constant-prediction baseline: every window of the held-out bearing gets the mean
     training-window label of the other bearings (what a model that learned nothing does)."""
@@ -124,17 +166,20 @@ def constant_rows(
     from rul_core import metrics as mt
     from rul_core.training import leave_one_bearing_out
 
-    runs = {b: load_femto_npz(b, max_snapshots=max_snapshots) for b in bearings}
-    lab = {b: lb.label_run(r, "piecewise", **label_params) for b, r in runs.items()}
+    bearings = list(runs)
+    lab = {b: lb.label_run(r, label_scheme, **label_params) for b, r in runs.items()}
     rows = []
     for train_names, (held,) in leave_one_bearing_out(bearings):
         mean = float(np.mean(np.concatenate([lab[n] for n in train_names])))
         y = lab[held]
         w = pd.DataFrame({"snapshot": np.arange(y.size), "y_true": y, "rul": np.full(y.size, mean)})
+        proxy = protocol_proxy(w, runs[held], label_scheme, label_params)
         rows.append({
             "model": "constant", "ablation": "train-label mean", "bearing": held,
             "rmse": mt.rmse(y, w["rul"]), "mae": mt.mae(y, w["rul"]), "picp": float("nan"),
             "phm": phm_style_score(w), "rmse_snap": snapshot_rmse(w), "wall_s": 0.0,
+            "proxy": proxy, "proxy_lower": proxy,
+            "proxy_grid": protocol_proxy(w, runs[held], label_scheme, label_params, cuts="grid"),
             "peak_rss_mb": float("nan"), "rss_growth_mb": float("nan"), "epochs": 0,
             "train_windows": 0,
         })
@@ -144,12 +189,14 @@ def constant_rows(
 def lobo(
     models: list[str],
     ablations: list[str] | None,
-    bearings: list[str],
+    runs: dict[str, Run],
     epochs: int | None,
-    max_snapshots: int | None,
     seed: int,
     pipeline_config: object | None = None,
     label_params: dict | None = None,
+    label_scheme: str = "piecewise",
+    inner_val: bool = False,
+    hparams: dict | None = None,
 ) -> list[dict]:
     """Leave-one-bearing-out rows: model, ablation, bearing, rmse, mae, wall_s, peak_rss_mb."""
     import gc
@@ -160,7 +207,7 @@ def lobo(
     from rul_core.models import ABLATIONS, ModelConfig
     from rul_core.training import leave_one_bearing_out, predict_windows, train
 
-    runs = {b: load_femto_npz(b, max_snapshots=max_snapshots) for b in bearings}
+    bearings = list(runs)
     rows = []
     for model in models:
         for ablation in ablations or ABLATIONS[model]:
@@ -174,15 +221,21 @@ def lobo(
                     dataset_kind="femto",
                     seed=seed,
                     mc_samples=10,
+                    hparams=dict(hparams or {}),
                 )
                 keras.backend.clear_session()
                 gc.collect()
+                release_free_memory()
                 rss0 = PeakRss._rss()
                 t0 = time.perf_counter()
                 with PeakRss() as mem:
+                    fit_names, val_names = train_names, []
+                    if inner_val:  # the fold's last training bearing validates and calibrates
+                        fit_names, val_names = train_names[:-1], train_names[-1:]
                     tm = train(
-                        cfg, [runs[n] for n in train_names], epochs=epochs,
-                        label_scheme="piecewise", label_params=label_params,
+                        cfg, [runs[n] for n in fit_names], epochs=epochs,
+                        val_runs=[runs[n] for n in val_names] or None,
+                        label_scheme=label_scheme, label_params=label_params,
                         pipeline_config=pipeline_config,
                     )
                 wall = time.perf_counter() - t0
@@ -195,6 +248,11 @@ def lobo(
                     "mae": mt.mae(w["y_true"], w["rul"]),
                     "picp": mt.picp(w["y_true"], w["lower"], w["upper"]),
                     "phm": phm_style_score(w),
+                    "proxy": protocol_proxy(w, runs[held], label_scheme, label_params or {}),
+                    "proxy_lower": protocol_proxy(w, runs[held], label_scheme, label_params or {},
+                                                  "lower"),
+                    "proxy_grid": protocol_proxy(w, runs[held], label_scheme, label_params or {},
+                                                 cuts="grid"),
                     "rmse_snap": snapshot_rmse(w),
                     "wall_s": wall,
                     "peak_rss_mb": mem.peak / 2**20,
@@ -205,6 +263,8 @@ def lobo(
                 rows.append(row)
                 print(
                     f"  {model}/{ablation} held {held}: rmse {row['rmse']:.4f} "
+                    f"proxy {row['proxy']:.3f}/{row['proxy_lower']:.3f} "
+                    f"grid {row['proxy_grid']:.3f} "
                     f"({wall:.1f} s, {row['peak_rss_mb']:.0f} MB)",
                     file=sys.stderr,
                     flush=True,
@@ -290,12 +350,17 @@ def summary_table(rows: list[dict], bearings: list[str]) -> str:
         d["mean RMSE"] = float(np.mean([r["rmse"] for r in rs]))
         d["mean RMSE (snapshot means)"] = float(np.mean([r["rmse_snap"] for r in rs]))
         d["mean PHM score"] = float(np.mean([r["phm"] for r in rs]))
+        d["mean PICP"] = float(np.mean([r["picp"] for r in rs]))
+        d["PHM 2012 proxy"] = float(np.mean([r["proxy"] for r in rs]))
+        d["proxy (lower bound)"] = float(np.mean([r["proxy_lower"] for r in rs]))
+        d["grid proxy"] = float(np.mean([r["proxy_grid"] for r in rs]))
         d["train wall s"] = float(np.sum([r["wall_s"] for r in rs]))
         peaks = [r["peak_rss_mb"] for r in rs if np.isfinite(r["peak_rss_mb"])]
         d["peak RSS MB"] = float(np.max(peaks)) if peaks else float("nan")
         out.append(d)
     cols = ["model", "ablation", *[b.removeprefix("Bearing") for b in bearings], "mean RMSE",
-            "mean RMSE (snapshot means)", "mean PHM score", "train wall s", "peak RSS MB"]
+            "mean RMSE (snapshot means)", "mean PHM score", "mean PICP", "PHM 2012 proxy",
+            "proxy (lower bound)", "grid proxy", "train wall s", "peak RSS MB"]
     return markdown(out, cols)
 
 
@@ -311,6 +376,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="healthy-baseline TF standardisation (default: the training default; "
                         "0 = off)")
     p.add_argument("--sigma", type=float, default=None, help="Gaussian filter sigma (samples)")
+    p.add_argument("--labels", choices=("piecewise", "linear", "capped"), default="piecewise")
+    p.add_argument("--max-rul-s", type=float, default=6000.0,
+                   help="capped labels: the cap in seconds (default 6000 s = 100 min)")
+    p.add_argument("--hparam", action="append", metavar="KEY=JSON",
+                   help="override a quick-preset hyperparameter (repeatable)")
+    p.add_argument("--inner-val", action="store_true",
+                   help="hold out the last training bearing of each fold for early stopping and "
+                        "interval calibration (trains on four bearings)")
+    p.add_argument("--stride", type=int, default=1,
+                   help="keep every N-th snapshot counted back from failure (absolute time kept)")
     p.add_argument("--knee", type=float, default=0.3, help="piecewise label knee fraction")
     p.add_argument("--constant", action="store_true",
                    help="add the constant (training-label mean) baseline rows")
@@ -340,19 +415,36 @@ def main(argv: list[str] | None = None) -> int:
         pc = replace(pc, baseline_snapshots=args.baseline_snapshots or None)
     if args.sigma is not None:
         pc = replace(pc, gaussian_sigma=args.sigma or None)
-    label_params = {"knee_fraction": args.knee}
+    import json
+
+    hparams = {k: json.loads(v) for k, _, v in (h.partition("=") for h in args.hparam or [])}
+    label_params: dict = {}
+    if args.labels == "piecewise":
+        label_params = {"knee_fraction": args.knee}
+    elif args.labels == "capped":
+        label_params = {"max_rul": max(1, round(args.max_rul_s / (SNAPSHOT_S * args.stride)))}
+    if args.max_snapshots:
+        sampling = f"{args.max_snapshots} evenly spaced"
+    else:
+        sampling = f"every {args.stride}. from the last" if args.stride > 1 else "all"
+    runs = {} if args.skip_lobo else {
+        b: load_femto_npz(b, max_snapshots=args.max_snapshots, stride=args.stride)
+        for b in args.bearings
+    }
     print(
         f"# PHM 2012 leave-one-bearing-out (quick preset)\n\n{machine_line()}\n\n"
-        f"max snapshots per bearing: {args.max_snapshots or 'all'} (evenly spaced); epochs: "
-        f"{args.epochs or 'preset'}; label: piecewise, knee {args.knee:g}; pipeline: "
-        f"baseline_snapshots={pc.baseline_snapshots}, gaussian_sigma={pc.gaussian_sigma}\n"
+        f"snapshots per bearing: {sampling}; epochs: "
+        f"{args.epochs or 'preset'}; label: {args.labels} {label_params}; pipeline: "
+        f"baseline_snapshots={pc.baseline_snapshots}, gaussian_sigma={pc.gaussian_sigma}; "
+        f"validation: {'last training bearing of each fold' if args.inner_val else 'none'}; "
+        f"hyperparameter overrides: {hparams or 'none'}\n"
     )
     if not args.skip_lobo:
-        rows = constant_rows(args.bearings, args.max_snapshots, label_params) if (
+        rows = constant_rows(runs, args.labels, label_params) if (
             args.constant) else []
         if args.models:
-            rows += lobo(args.models, args.ablations, args.bearings, args.epochs,
-                         args.max_snapshots, args.seed, pc, label_params)
+            rows += lobo(args.models, args.ablations, runs, args.epochs, args.seed, pc,
+                         label_params, args.labels, args.inner_val, hparams)
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "
               "mean PHM 2012 accuracy over the degradation-stage snapshots (1 = perfect); "
               "train wall s: sum over the six folds.\n")
@@ -362,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             markdown(
                 rows,
-                ["model", "ablation", "bearing", "rmse", "rmse_snap", "mae", "phm", "picp",
+                ["model", "ablation", "bearing", "rmse", "rmse_snap", "mae", "phm", "proxy",
+                 "proxy_lower", "proxy_grid", "picp",
                  "epochs", "train_windows", "wall_s", "peak_rss_mb", "rss_growth_mb"],
             )
         )

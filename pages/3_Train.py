@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rul_core import app_ui, plots, ui_state
+from rul_core import app_ui, labels, plots, ui_state
 
 PAGE = "Train"
 app_ui.header(PAGE)
@@ -42,6 +42,20 @@ with tab_train:
         default_train = names[: max(1, len(names) - 1)]
         train_names = st.multiselect("Training bearings", names, default=default_train,
                                      key="train_runs")
+        label_params: dict = {}
+        if scheme == "piecewise":
+            label_params["knee_fraction"] = st.slider(
+                "Healthy share of life (label 1 before it)", 0.0, 0.9, 0.3, 0.05,
+                key="train_knee")
+        elif scheme == "capped":
+            cap_min = st.number_input(
+                "Cap: remaining life counted up to (minutes)", 0.5, 10_000.0, 100.0,
+                key="train_cap_min",
+                help="The label is min(time left, cap) / cap. Predictions turn straight into "
+                     "minutes left, whatever the bearing's total life (PHM 2012 protocol).")
+            label_params["max_rul"] = app_ui.guarded(
+                labels.snapshots_for, 60.0 * cap_min,
+                [dataset.run(n) for n in train_names] or dataset.runs, context="label cap")
         rest = [n for n in names if n not in train_names]
         val_names = st.multiselect("Validation/test bearings (never mixed with training)", rest,
                                    default=rest, key="val_runs")
@@ -50,8 +64,9 @@ with tab_train:
 
         job = st.session_state.get("train_job")
         running = job is not None and job.running
-        if st.button("Start training", type="primary", disabled=running or not train_names,
-                     key="train_start"):
+        params_ok = all(v is not None for v in label_params.values())
+        if st.button("Start training", type="primary",
+                     disabled=running or not train_names or not params_ok, key="train_start"):
             try:
                 config = presets.ModelConfig(name=model_name, ablation=ablation, preset=preset,
                                              dataset_kind=kind, seed=int(seed), interval=interval,
@@ -63,10 +78,11 @@ with tab_train:
                 val_runs = [dataset.run(n) for n in val_names] or None
 
                 def target(progress, cancel, config=config, train_runs=train_runs,
-                           val_runs=val_runs, scheme=scheme, epochs=int(epochs)):
+                           val_runs=val_runs, scheme=scheme, epochs=int(epochs),
+                           label_params=label_params):
                     return training.train(config, train_runs, val_runs=val_runs,
-                                          label_scheme=scheme, epochs=epochs,
-                                          progress=progress, cancel=cancel)
+                                          label_scheme=scheme, label_params=label_params,
+                                          epochs=epochs, progress=progress, cancel=cancel)
 
                 st.session_state["train_job"] = ui_state.start_job(
                     f"{model_name}-{ablation}", target)

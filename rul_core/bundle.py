@@ -102,6 +102,24 @@ def _model_files(trained: TrainedModel) -> list[str]:
     return [f"member_{i}.keras" for i in range(len(trained.models))]
 
 
+def _calibration(card: dict[str, Any], card_path: Path) -> list[float] | None:
+    """The card's conformal interval factors (101 non-negative numbers), or None."""
+    q = card.get("interval_calibration")
+    if q is None:
+        return None
+    from rul_core.models.intervals import CALIBRATION_LEVELS
+
+    ok = isinstance(q, list) and len(q) == len(CALIBRATION_LEVELS) and all(
+        isinstance(v, int | float) and v >= 0 for v in q
+    )
+    if not ok:
+        raise BundleError(
+            f"{card_path}: field 'interval_calibration': expected {len(CALIBRATION_LEVELS)} "
+            f"non-negative numbers, found {str(q)[:80]}"
+        )
+    return [float(v) for v in q]
+
+
 def make_card(trained: TrainedModel) -> dict[str, Any]:
     """The card dict of a trained model (without file checksums)."""
     cfg = trained.config
@@ -123,6 +141,7 @@ def make_card(trained: TrainedModel) -> dict[str, Any]:
         "history": trained.history,
         "seed": int(trained.seed),
         "level": float(trained.level),
+        "interval_calibration": trained.interval_calibration,
         "created": trained.created,
         "versions": package_versions(),
         "input_shapes": trained.input_shapes,
@@ -390,5 +409,6 @@ def load_bundle(path: str | Path) -> TrainedModel:
         metrics=dict(card.get("metrics", {})),
         seed=int(card.get("seed", config.seed)),
         level=float(card.get("level", 0.9)),
+        interval_calibration=_calibration(card, card_path),
         created=str(card.get("created", "")),
     )

@@ -177,3 +177,74 @@ def window_labels(snapshot_labels: np.ndarray, snapshot_index: np.ndarray) -> np
             f"got [{idx.min()}, {idx.max()}]"
         )
     return labels[idx]
+
+
+#: Largest normalised RUL turned into a time by :func:`remaining_time` under the ``linear``
+#: scheme (r = 0.95 means the bearing is 5 % into its life: RUL = 19 x its age).
+LINEAR_R_MAX = 0.95
+
+
+def remaining_time(
+    rul: np.ndarray | float,
+    elapsed_s: np.ndarray | float,
+    scheme: str,
+    **params: Any,
+) -> np.ndarray:
+    """Remaining time to failure (seconds) implied by a normalised RUL, inverting ``scheme``.
+
+    ``rul`` is the model's normalised RUL at a snapshot reached ``elapsed_s`` seconds after the
+    start of the run (the first snapshot's interval included). With life L and elapsed e:
+
+    * ``linear``: r = (L - e)/L, so RUL = e r / (1 - r); r is clipped to
+      [0, :data:`LINEAR_R_MAX`] (r -> 1 would mean an infinite life).
+    * ``piecewise`` (knee_fraction f): r = (L - e)/((1 - f) L) after the flat part, so
+      RUL = e r (1 - f) / (1 - r (1 - f)); r is clipped to [0, 1], and r = 1 (still in the
+      flat part) gives the least RUL the label allows, e (1 - f) / f.
+    * ``capped`` (max_rul in snapshots, ``interval_s`` the snapshot interval): RUL =
+      r * max_rul * interval_s, r clipped to [0, 1] (at the cap: "at least" that much).
+    * ``fpt`` (``knee_elapsed_s``: elapsed time at the run's knee): r = (L - e)/(L - e_K), so
+      RUL = r (e - e_K) / (1 - r), r clipped to [0, LINEAR_R_MAX]; before the knee the label
+      is 1 and carries no time information (NaN).
+    """
+    r = np.asarray(rul, dtype=np.float64)
+    e = np.asarray(elapsed_s, dtype=np.float64)
+    if np.any(e <= 0):
+        raise ValueError("elapsed_s: expected positive times (seconds since the run started)")
+    if scheme == "linear":
+        _no_extra(params, set())
+        r = np.clip(r, 0.0, LINEAR_R_MAX)
+        return e * r / (1.0 - r)
+    if scheme == "piecewise":
+        _no_extra(params, {"knee_fraction"})
+        f = float(params.get("knee_fraction", 0.3))
+        if not 0 < f < 1:
+            raise ValueError(f"knee_fraction: expected a value in (0, 1), got {f!r}")
+        r = np.clip(r, 0.0, 1.0)
+        return e * r * (1.0 - f) / (1.0 - r * (1.0 - f))
+    if scheme == "capped":
+        _no_extra(params, {"max_rul", "interval_s"})
+        if "max_rul" not in params or "interval_s" not in params:
+            raise ValueError("capped: max_rul (snapshots) and interval_s (seconds) are required")
+        return np.clip(r, 0.0, 1.0) * float(params["max_rul"]) * float(params["interval_s"])
+    if scheme == "fpt":
+        _no_extra(params, {"knee_elapsed_s", "knee", "method", "healthy_fraction", "sigma",
+                           "consecutive", "channel"})
+        if "knee_elapsed_s" not in params:
+            raise ValueError("fpt: knee_elapsed_s (elapsed time at the run's knee) is required")
+        since = e - float(params["knee_elapsed_s"])
+        r = np.clip(r, 0.0, LINEAR_R_MAX)
+        return np.where(since > 0, r * np.maximum(since, 0.0) / (1.0 - r), np.nan)
+    raise ValueError(f"scheme: expected one of {SCHEMES}, got {scheme!r}")
+
+
+def snapshots_for(seconds: float, runs: list[Run]) -> int:
+    """How many snapshots span ``seconds`` at the runs' median snapshot interval (>= 1).
+
+    Turns a cap given in time (``capped`` scheme, e.g. 100 minutes) into ``max_rul`` in
+    snapshots; raises ValueError when the runs carry no usable timestamps.
+    """
+    gaps = np.concatenate([np.diff(np.asarray(r.timestamps, dtype=np.float64)) for r in runs])
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
+    if gaps.size == 0:
+        raise ValueError("runs: no increasing timestamps to measure the snapshot interval")
+    return max(1, round(float(seconds) / float(np.median(gaps))))

@@ -211,6 +211,7 @@ def rul_figure(
     curves: Sequence[Mapping[str, object]],
     title: str = "Predicted vs true RUL",
     x_title: str = "snapshot",
+    y_title: str = "normalised RUL",
 ) -> go.Figure:
     """RUL over life for one or more models on one chart.
 
@@ -237,7 +238,7 @@ def rul_figure(
                                      line={"color": "black", "dash": "dash"}))
             drawn_true = True
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="normalised RUL")
+    fig.update_yaxes(title_text=y_title)
     return _style(fig, title, height=380)
 
 

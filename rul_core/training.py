@@ -77,7 +77,9 @@ class TrainedModel:
 
     ``models`` holds one Keras model, or ``n_members`` for a deep ensemble; ``forest`` the
     optional random-forest head fitted on ``embedding_model(models[0])``; ``history`` one
-    Keras history dict per member; ``metrics`` validation (and training) metrics.
+    Keras history dict per member; ``metrics`` validation (and training) metrics;
+    ``interval_calibration`` the split-conformal factors measured on the validation runs
+    (:func:`rul_core.models.intervals.calibration_quantiles`), None without validation runs.
     """
 
     config: Any  # rul_core.models.ModelConfig
@@ -93,6 +95,7 @@ class TrainedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     level: float = DEFAULT_LEVEL
+    interval_calibration: list[float] | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -337,13 +340,15 @@ def train(
 
     ``epochs``/``batch_size`` default to the preset's values. Early stopping and the
     learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``;
-    the best epoch's weights are restored. ``seed`` (default ``config.seed``) makes the whole
-    run reproducible on one machine. Raises :class:`Cancelled` when ``cancel`` fires (after
-    the current batch) and :class:`RulError` on unusable input.
+    the best epoch's weights are restored. Validation runs also calibrate the predictive
+    interval (split conformal, ``interval_calibration``). ``seed`` (default ``config.seed``)
+    makes the whole run reproducible on one machine. Raises :class:`Cancelled` when ``cancel``
+    fires (after the current batch) and :class:`RulError` on unusable input.
     """
     import keras
 
     from rul_core.models import build_model, predict_point_and_interval
+    from rul_core.models.intervals import calibration_quantiles, nonconformity
     from rul_core.models.presets import ModelConfig
     from rul_core.signal import pipeline as pl
 
@@ -426,6 +431,8 @@ def train(
             model_x(x_train),
             y_train,
             n_trees=int(hp.get("forest_trees", 800)),
+            min_samples_leaf=int(hp.get("forest_min_leaf", 1)),
+            max_features=float(hp.get("forest_max_features", 1.0)),
             seed=seed,
             progress=progress,
             cancel=cancel,
@@ -457,9 +464,12 @@ def train(
         )
         trained.metrics.update(
             {
-                f"val_{k}": v
+                f"val_{k}_uncalibrated": v
                 for k, v in mt.interval_metrics(y_val, pred["lower"], pred["upper"], level).items()
             }
+        )
+        trained.interval_calibration = calibration_quantiles(
+            nonconformity(y_val, pred["mean"], pred["lower"], pred["upper"])
         )
     return trained
 
@@ -467,6 +477,29 @@ def train(
 # --------------------------------------------------------------------------------------
 # inference
 # --------------------------------------------------------------------------------------
+def predict_inputs(
+    trained: TrainedModel, inputs: list[np.ndarray], level: float | None = None
+) -> dict[str, np.ndarray]:
+    """Mean, lower, upper and std of prepared model inputs, with the calibrated interval.
+
+    Every prediction the product shows goes through here, so the band is the same
+    (conformally calibrated when the model was validated) on every page.
+    """
+    from rul_core.models import predict_point_and_interval
+    from rul_core.models.intervals import calibrated
+
+    level = trained.level if level is None else float(level)
+    out = predict_point_and_interval(
+        trained.models,
+        trained.config,
+        model_x(inputs),
+        forest=trained.forest,
+        level=level,
+        seed=trained.seed,
+    )
+    return calibrated(out, trained.interval_calibration, level)
+
+
 def predict_windows(
     trained: TrainedModel,
     run: Run,
@@ -479,8 +512,6 @@ def predict_windows(
     Columns: snapshot, window, rul, lower, upper, std (and ``y_true`` with ``with_labels``,
     labelled with the model's own scheme over the *whole* run).
     """
-    from rul_core.models import predict_point_and_interval
-
     level = trained.level if level is None else float(level)
     part = run
     if upto is not None:
@@ -495,14 +526,7 @@ def predict_windows(
     )
     if len(prep.snapshot_index) == 0:
         raise RulError(f"predict: run {run.name} yields no windows")
-    out = predict_point_and_interval(
-        trained.models,
-        trained.config,
-        model_x(prep.inputs),
-        forest=trained.forest,
-        level=level,
-        seed=trained.seed,
-    )
+    out = predict_inputs(trained, prep.inputs, level)
     df = pd.DataFrame(
         {
             "snapshot": prep.snapshot_index,

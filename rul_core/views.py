@@ -16,6 +16,7 @@ import numpy as np
 from rul_core.config import GAUSSIAN_SIGMA, WINDOW_LENGTH, WINDOW_STRIDE
 from rul_core.data.run import Run
 from rul_core.progress import CancelToken, ProgressFn
+from rul_core.training import predict_inputs
 
 NoiseFn = Callable[[np.ndarray], np.ndarray]
 
@@ -200,15 +201,6 @@ def model_inputs(
     return inputs, np.asarray(ws.snapshot_index), ws
 
 
-def predict_inputs(trained: Any, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Point prediction and interval of a trained model on prepared inputs."""
-    from rul_core.models import predict_point_and_interval
-
-    return predict_point_and_interval(trained.models, trained.config, inputs,
-                                      forest=trained.forest, level=trained.level,
-                                      seed=trained.seed)
-
-
 def context_run(run: Run, snapshot: int, context: int = 2) -> tuple[Run, int]:
     """The snapshots ``snapshot - context .. snapshot`` as a short run (sequence models need
     the preceding windows) and the position of ``snapshot`` in it."""
@@ -364,3 +356,25 @@ def explain_run(
     idx = np.unique(np.linspace(0, n - 1, min(n_windows, n)).round().astype(int))
     return compare_windows(trained.models[0], inputs, idx.tolist(), background, settings,
                            progress, cancel)
+
+
+def remaining_time_curves(trained: Any, snapshots: Any) -> Any:
+    """Remaining time to failure (minutes) over a run, from one model's snapshot predictions.
+
+    ``snapshots``: one run's rows of an evaluation's ``snapshots`` table (``time_s``, ``rul``,
+    ``lower``, ``upper``). Each prediction is turned into time by inverting the model's label
+    scheme (:func:`rul_core.phm2012.rolling_rul_s`, median over the last 5 snapshots, past
+    only). ``actual_min`` assumes the run was recorded up to failure.
+    """
+    import pandas as pd
+
+    from rul_core.phm2012 import rolling_rul_s
+
+    s = snapshots.sort_values("time_s")
+    t = s["time_s"].to_numpy(dtype=np.float64)
+    out = pd.DataFrame({"time_min": (t - t[0]) / 60.0})
+    for col in ("rul", "lower", "upper"):
+        out[f"{col}_min"] = rolling_rul_s(s, trained.label_scheme, trained.label_params,
+                                          column=col) / 60.0
+    out["actual_min"] = (t[-1] - t) / 60.0
+    return out

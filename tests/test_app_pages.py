@@ -101,11 +101,15 @@ def test_train_quick_model_in_background(demo_assets):
     at.multiselect(key="train_runs").set_value(["Bearing1_1"]).run()
     at.multiselect(key="val_runs").set_value(["Bearing1_3"]).run()
     at.number_input(key="train_epochs").set_value(1).run()
+    at.selectbox(key="train_scheme").set_value("capped").run()
+    at.number_input(key="train_cap_min").set_value(0.5).run()  # 30 s = 3 snapshots of 10 s
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
     job.join(timeout=240)
     assert job.status == "done", job.error
+    assert job.result.label_scheme == "capped"
+    assert job.result.label_params == {"max_rul": 3}
     assert [r.name for r in job.result.train_runs] == ["Bearing1_1"]
     assert len(job.epoch_history()["loss"]) == 1  # one point per epoch
     at.run()  # the fragment collects the finished job
@@ -135,7 +139,15 @@ def test_train_cancel_stops_job(demo_assets):
 def test_evaluate_demo_model(demo_assets):
     at = _app("pages/4_Evaluate.py")
     _no_exceptions(at)
-    assert _chart_count(at) == 1
+    assert _chart_count(at) == 2  # RUL over life, time left
+    labels = [m.label for m in at.metric]
+    assert labels == ["Running for", "Estimated time left", "Actual time left"]
+    assert at.metric[2].value == "0.0 min"  # all snapshots recorded: the failure itself
+    n = at.slider(key="eval_time_upto").max
+    at.slider(key="eval_time_upto").set_value(3).run()
+    _no_exceptions(at)
+    assert at.metric[0].value == "0.3 min"  # snapshots 0, 1, 2: 20 s after the first
+    assert at.metric[2].value == f"{(n - 3) * 10 / 60:.1f} min"  # 10 s between snapshots
     table = at.dataframe[0].value
     assert {"Bearing1_3", "Bearing2_1", "all"} <= set(table["run"])
     assert ((table["rmse"] >= 0) & (table["rmse"] <= 1.5)).all()

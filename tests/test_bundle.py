@@ -48,7 +48,7 @@ def runs() -> list:
 def _train(name: str, runs: list, **kw: object) -> TrainedModel:
     keras.utils.set_random_seed(0)
     cfg = ModelConfig(name, hparams=dict(TINY[name]), mc_samples=3, **kw)  # type: ignore[arg-type]
-    return train(cfg, runs[:1], epochs=1, batch_size=32)
+    return train(cfg, runs[:1], val_runs=runs[1:], epochs=1, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,10 @@ def test_carle_round_trip_predicts_the_same(
     assert set(card["versions"]) >= {"rul_core", "keras", "tensorflow", "numpy", "sklearn"}
     assert card["normaliser"]["minimum"] == list(tm.normaliser.minimum)
     assert card["label_scheme"] == "piecewise"
+    assert len(card["interval_calibration"]) == 101  # conformal factors from the val run
     loaded = bd.load_bundle(path)
     assert loaded.forest is not None and loaded.forest.n_trees == 5
+    assert loaded.interval_calibration == tm.interval_calibration
     pd.testing.assert_frame_equal(predict_run(tm, runs[1]), predict_run(loaded, runs[1]))
 
 
@@ -144,6 +146,12 @@ def test_tampered_card_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_p
     (p2 / "card.json").write_text(json.dumps(card))
     with pytest.raises(BundleError, match="invalid card content"):
         bd.load_bundle(p2)
+
+    p4 = tmp_path / "c4"
+    shutil.copytree(src, p4)
+    _edit_card(p4, interval_calibration=[1.0, -2.0])
+    with pytest.raises(BundleError, match=r"interval_calibration.*101 non-negative"):
+        bd.load_bundle(p4)
 
     p3 = tmp_path / "c3"
     shutil.copytree(src, p3)

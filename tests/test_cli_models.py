@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,7 +24,7 @@ TINY = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("cmd", ["train", "evaluate", "predict", "models"])
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "predict", "phm2012", "models"])
 def test_every_subcommand_has_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([cmd, "--help"])
@@ -62,7 +63,7 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["predict", "--model", str(bundle), "--run", str(run_dir), "--upto", "3",
                  *common]) == 0  # fmt: skip
     df = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert list(df.columns) == ["snapshot", "time_s", "rul", "lower", "upper", "std"]
+    assert list(df.columns) == ["snapshot", "time_s", "rul", "lower", "upper", "std", "rul_s"]
     assert list(df["snapshot"]) == [0, 1, 2]
     assert list(df["time_s"]) == [0.0, 10.0, 20.0]
 
@@ -87,3 +88,53 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "bundle" in capsys.readouterr().err
     assert main(["models", *ws]) == 0
     assert "no model bundles" in capsys.readouterr().out
+
+
+def test_phm2012_scores_a_truncated_test_bearing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run named and truncated like the challenge's Bearing2_7 is scored against 580 s."""
+    from rul_core.data.synthetic import _write_femto, synth_run
+    from rul_core.metrics import phm2012_accuracy
+
+    data = write_dataset(tmp_path / "femto", layout="femto", n_bearings=2, n_snapshots=6)
+    bundle = tmp_path / "bundle"
+    common = ["--workspace", str(tmp_path / "ws"), "--quiet"]
+    assert main(["train", "--model", "carle", "--ablation", "carl", "--data", str(data),
+                 "--no-val", "--epochs", "1", "--out", str(bundle), *TINY, *common]) == 0
+    test_set = tmp_path / "Test_set"
+    for name, n in (("Bearing2_7", 172), ("Bearing2_9", 8)):
+        _write_femto(test_set / name, synth_run(name, n_snapshots=n, seed=3), ",", False)
+    capsys.readouterr()
+    out_csv = tmp_path / "phm.csv"
+    assert main(["phm2012", "--model", str(bundle), "--test-set", str(test_set), "--out",
+                 str(out_csv), *common]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out_csv).set_index("run")
+    b27 = table.loc["Bearing2_7"]
+    assert b27["snapshots"] == 172 and b27["actual_rul_s"] == 580
+    assert b27["elapsed_s"] == pytest.approx(1720.0)
+    assert b27["estimate_rul_s"] >= 0
+    assert b27["accuracy"] == pytest.approx(
+        phm2012_accuracy([580.0], [b27["estimate_rul_s"]])[0], rel=1e-9
+    )
+    assert np.isnan(table.loc["Bearing2_9", "accuracy"])  # not a challenge test bearing
+    assert f"score: {b27['accuracy']:.4f} over 1 of the challenge's test bearings" in printed
+
+
+def test_phm2012_on_the_real_test_set_copy(
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real Test_set/Bearing1_4 copy holds its first 40 snapshots, not the 1139 the
+    challenge kept: it gets an estimate after 400 s but no score, and the user is told why."""
+    demo_model = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model"
+    out_csv = tmp_path / "phm.csv"
+    assert main(["phm2012", "--model", str(demo_model), "--test-set",
+                 str(real_data_dir / "femto" / "Test_set"), "--out", str(out_csv),
+                 "--workspace", str(tmp_path / "ws"), "--quiet"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "Bearing1_4: 40 snapshots, but the challenge truncated it at 1139: not scored" in printed
+    table = pd.read_csv(out_csv)
+    assert list(table["run"]) == ["Bearing1_4"]
+    assert table["elapsed_s"].iloc[0] == pytest.approx(400.0, abs=1.0)
+    assert table["estimate_rul_s"].iloc[0] >= 0 and np.isnan(table["accuracy"].iloc[0])

@@ -84,3 +84,14 @@ def test_label_run_dispatch_and_window_labels() -> None:
                                   np.array([0.75, 0.75, 0.0, 0.5], np.float32))
     with pytest.raises(ValueError, match="snapshot_index"):
         labels.window_labels(snap_labels, np.array([4]))
+
+
+def test_snapshots_for_a_time_cap() -> None:
+    from rul_core.data.synthetic import synth_run
+
+    run = synth_run("Bearing1_1", n_snapshots=5, seed=0)  # FEMTO-like: 10 s apart
+    assert labels.snapshots_for(6000.0, [run]) == 600
+    assert labels.snapshots_for(1.0, [run]) == 1  # never below one snapshot
+    flat = synth_run("Bearing1_2", n_snapshots=1, seed=0)
+    with pytest.raises(ValueError, match="snapshot interval"):
+        labels.snapshots_for(60.0, [flat])

@@ -436,3 +436,21 @@ def test_make_inputs_on_the_real_pipeline():
     np.testing.assert_allclose(
         seq[-1, -1, :, 0, 0], sig[-1, :, 0].reshape(125, 8).mean(1), atol=1e-6
     )
+
+
+def test_conformal_factor_hand_values() -> None:
+    from rul_core.models.intervals import calibrated, calibration_quantiles, nonconformity
+
+    mean = np.zeros(4)
+    lower, upper = mean - 1.0, mean + 2.0
+    y = np.array([-0.5, 1.0, 4.0, -3.0])
+    scores = nonconformity(y, mean, lower, upper)
+    np.testing.assert_allclose(scores, [0.5, 0.5, 2.0, 3.0])
+    q = calibration_quantiles(scores)
+    # n = 4: level 50 % -> rank ceil(5 * 0.5) = 3 -> third smallest score (2.0)
+    assert q[50] == 2.0 and q[0] == 0.5 and q[100] == 3.0
+    out = calibrated({"mean": mean, "lower": lower, "upper": upper, "std": mean}, q, 0.5)
+    np.testing.assert_allclose(out["lower"], -2.0)  # half-width 1 x factor 2
+    np.testing.assert_allclose(out["upper"], 4.0)  # half-width 2 x factor 2
+    same = calibrated({"mean": mean, "lower": lower, "upper": upper}, None, 0.9)
+    np.testing.assert_array_equal(same["upper"], upper)

@@ -20,6 +20,7 @@ from rul_core.training import (
     grouped_kfold,
     leave_one_bearing_out,
     predict_run,
+    predict_windows,
     train,
 )
 
@@ -91,7 +92,7 @@ def test_trained_model_records_its_provenance(trained: TrainedModel, runs: list)
     assert trained.history[0]["loss"] and "val_loss" in trained.history[0]
     # 8 snapshots of 2560 samples -> 4 windows each (stride 500) -> 2 runs * 32 windows
     assert trained.metrics["train_windows"] == 64
-    assert 0 <= trained.metrics["val_picp"] <= 1
+    assert 0 <= trained.metrics["val_picp_uncalibrated"] <= 1
     assert trained.train_conditions == {(1800.0, 4000.0)}
     # the normaliser was fitted on the two training runs only
     lo = np.minimum(runs[0].snapshots.min(axis=(0, 1)), runs[1].snapshots.min(axis=(0, 1)))
@@ -205,3 +206,13 @@ def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
     )
     md = to_markdown(abl)
     assert md.splitlines()[0].startswith("| condition | run | CARLE / rmse")
+
+
+def test_validation_calibrates_the_interval(trained: TrainedModel, runs: list) -> None:
+    """Split-conformal factors from the validation run: on that run the band now covers at
+    least the nominal share of window labels (by construction of the factor)."""
+    q = trained.interval_calibration
+    assert q is not None and len(q) == 101 and q == sorted(q)
+    w = predict_windows(trained, runs[2], with_labels=True)
+    inside = (w["y_true"] >= w["lower"] - 1e-9) & (w["y_true"] <= w["upper"] + 1e-9)
+    assert inside.mean() >= trained.level

@@ -1,4 +1,4 @@
-"""Subcommands ``train``, ``evaluate``, ``predict`` and ``models``.
+"""Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012`` and ``models``.
 
 ``train`` defaults: every run of ``--data`` that is not named by ``--test`` is a training run;
 the validation run (early stopping, learning-rate reduction, reported ``val_*`` metrics) is
@@ -193,6 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Per-snapshot RUL and interval of one (partial) run."""
     from rul_core.bundle import load_bundle
+    from rul_core.phm2012 import rolling_rul_s
     from rul_core.training import predict_run
 
     ws = _workspace(args)
@@ -208,10 +209,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "name one with --run-name"
         )
     df = predict_run(trained, run, upto=args.upto, level=args.level)
+    df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params)
     if args.out:
         print(f"written to {_write_csv_atomic(df, args.out)}", file=sys.stderr)
     else:
         df.to_csv(sys.stdout, index=False, float_format="%.6g")
+    return 0
+
+
+def cmd_phm2012(args: argparse.Namespace) -> int:
+    """The PHM 2012 challenge protocol: RUL (s) after the last snapshot of each test run."""
+    from rul_core.bundle import load_bundle
+    from rul_core.phm2012 import TEST_BY_NAME, WINNER_SCORE, score_runs
+
+    ws = _workspace(args)
+    trained = load_bundle(args.model)
+    ds = _load(args.test_set, args.layout, ws, _progress(args))
+    runs = _select(ds, args.runs, "runs")
+    table = score_runs(trained, runs, column=args.estimate, last_k=args.last_k)
+    _print_table(f"RUL after the last snapshot ({args.estimate} estimate, last {args.last_k} "
+                 "snapshots)", table)
+    for row in table.itertuples():
+        known = TEST_BY_NAME.get(row.run)
+        if known is not None and row.snapshots != known.truncated_snapshots:
+            print(f"\n{row.run}: {row.snapshots} snapshots, but the challenge truncated it at "
+                  f"{known.truncated_snapshots}: not scored")
+    scored = table["accuracy"].dropna()
+    if len(scored):
+        print(f"\nscore: {scored.mean():.4f} over {len(scored)} of the challenge's test bearings "
+              f"(mean accuracy A; the 2012 academic winner scored {WINNER_SCORE})")
+    else:
+        print("\nno run matches a challenge test bearing (name and truncated snapshot count): "
+              "no score")
+    if args.out:
+        print(f"table written to {_write_csv_atomic(table, args.out)}", file=sys.stderr)
     return 0
 
 
@@ -245,7 +276,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add train, evaluate, predict and models."""
+    """Add train, evaluate, predict, phm2012 and models."""
     from rul_core.models.presets import ABLATIONS, INTERVALS, MODEL_NAMES, PRESETS
 
     ablations = sorted({a for v in ABLATIONS.values() for a in v})
@@ -312,6 +343,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="CSV file (default: stdout)")
     _common(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "phm2012",
+        help="PHM 2012 challenge: RUL in seconds after each truncated test run, and the score",
+        description="Estimate the remaining time (s) after the last snapshot of each run of "
+        "--test-set (e.g. the challenge's Test_set folder) and, for runs that are challenge test "
+        "bearings truncated as published, score it against the actual RULs of the challenge "
+        "(Table 3 of its rules).",
+    )
+    p.add_argument("--model", required=True, help="bundle directory")
+    p.add_argument("--test-set", required=True, help="folder of truncated runs (e.g. Test_set)")
+    p.add_argument("--layout", default=None)
+    p.add_argument("--runs", nargs="+", metavar="RUN", help="runs to score (default: all)")
+    p.add_argument("--estimate", choices=("rul", "lower"), default="rul",
+                   help="per-snapshot prediction turned into seconds: the point estimate or the "
+                        "interval's lower bound (a cautious, early estimate)")
+    p.add_argument("--last-k", type=int, default=5,
+                   help="snapshots whose implied lives are pooled (median), default 5")
+    p.add_argument("--out", default=None, help="write the table as CSV")
+    _common(p)
+    p.set_defaults(func=cmd_phm2012)
 
     p = sub.add_parser("models", help="list the model bundles in the workspace catalog")
     p.add_argument("--model", dest="model_filter", default=None, choices=MODEL_NAMES)

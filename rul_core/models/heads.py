@@ -40,13 +40,26 @@ class ForestHead:
         n_trees: int = 800,
         seed: int = 0,
         n_jobs: int | None = -1,
+        min_samples_leaf: int = 1,
+        max_features: float = 1.0,
     ) -> ForestHead:
-        """Fit ``n_trees`` trees (deterministic for a given seed, whatever ``n_jobs``)."""
+        """Fit ``n_trees`` trees (deterministic for a given seed, whatever ``n_jobs``).
+
+        ``min_samples_leaf``/``max_features`` as in scikit-learn (its defaults, the papers'
+        setting, are 1 and 1.0); larger leaves and fewer features per split keep the trees
+        from memorising the training bearings' windows.
+        """
         x = np.asarray(embeddings, dtype=np.float32)
         target = np.asarray(y, dtype=np.float64).reshape(-1)
         if x.ndim != 2 or x.shape[0] != target.size:
             raise ValueError(f"forest head: embeddings {x.shape} and labels {target.shape} differ")
-        rf = RandomForestRegressor(n_estimators=int(n_trees), random_state=int(seed), n_jobs=n_jobs)
+        rf = RandomForestRegressor(
+            n_estimators=int(n_trees),
+            random_state=int(seed),
+            n_jobs=n_jobs,
+            min_samples_leaf=int(min_samples_leaf),
+            max_features=float(max_features),
+        )
         rf.fit(x, target)
         rf.n_jobs = 1  # threaded prediction sums trees in varying order: last-ulp differences
         return cls(rf)
@@ -110,6 +123,8 @@ def fit_forest_head(
     batch_size: int = 256,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    min_samples_leaf: int = 1,
+    max_features: float = 1.0,
 ) -> ForestHead:
     """Fit a forest on ``embedding_model(model)`` outputs of ``inputs`` against labels ``y``."""
     from rul_core.models.build import embedding_model
@@ -119,6 +134,7 @@ def fit_forest_head(
     emb = embedding_model(model).predict(inputs, batch_size=batch_size, verbose=0)
     check(cancel)
     emit(progress, "forest", 1, 2, f"fitting {n_trees} trees")
-    head = ForestHead.fit(emb, y, n_trees=n_trees, seed=seed)
+    head = ForestHead.fit(emb, y, n_trees=n_trees, seed=seed, min_samples_leaf=min_samples_leaf,
+                          max_features=max_features)
     emit(progress, "forest", 2, 2, "done")
     return head

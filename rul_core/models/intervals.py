@@ -15,6 +15,13 @@ How the interval is made (``level`` is the central coverage, default 0.9):
   as for the forest.
 - **ensemble**: one deterministic prediction per member; mean, sample std (ddof 1), and
   ``mean +/- z std`` (a normal approximation: five members have no useful tails).
+
+**Calibration.** None of these bands is calibrated: on held-out FEMTO bearings the 90 %
+MC-dropout band covered 10-30 % of the labels. When training has validation bearings,
+:func:`calibration_quantiles` stores split-conformal factors (how many half-widths the labels
+lie from the mean); :func:`calibrated` widens (or narrows) each half of the band by the factor
+for the requested level. Windows of one bearing are correlated, so the coverage guarantee holds
+across bearings like the validation ones, not window by window.
 """
 
 from __future__ import annotations
@@ -145,3 +152,52 @@ def predict_point_and_interval(
     ).astype(np.float64)
     std = preds.std(axis=0, ddof=1) if len(models) > 1 else np.zeros(preds.shape[1])
     return _normal(preds.mean(axis=0), std, level)
+
+
+#: Levels (percent) at which :func:`calibration_quantiles` stores the conformal factor.
+CALIBRATION_LEVELS = np.arange(0, 101, dtype=np.float64)
+
+
+def nonconformity(
+    y_true: np.ndarray, mean: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
+    """How many band half-widths each label lies from the mean (on its side of the mean).
+
+    A zero-width half (a single deterministic model) counts as 1e-9 wide, so the factor then
+    becomes an absolute residual quantile in units of 1e-9: the classic residual band.
+    """
+    y, m = np.asarray(y_true, np.float64), np.asarray(mean, np.float64)
+    lo_w = np.maximum(m - np.asarray(lower, np.float64), 1e-9)
+    hi_w = np.maximum(np.asarray(upper, np.float64) - m, 1e-9)
+    return np.where(y >= m, (y - m) / hi_w, (m - y) / lo_w)
+
+
+def calibration_quantiles(scores: np.ndarray) -> list[float]:
+    """Quantiles of the nonconformity scores at :data:`CALIBRATION_LEVELS` (split conformal,
+    finite-sample corrected: level L uses the ceil((n + 1) L) / n empirical quantile)."""
+    s = np.sort(np.asarray(scores, np.float64).reshape(-1))
+    if s.size == 0:
+        raise RulError("interval calibration: no validation predictions")
+    n = s.size
+    ranks = np.minimum(np.ceil((n + 1) * CALIBRATION_LEVELS / 100.0), n).astype(int)
+    return [float(s[max(r - 1, 0)]) for r in ranks]
+
+
+def calibrated(
+    pred: dict[str, np.ndarray], quantiles: Sequence[float] | None, level: float
+) -> dict[str, np.ndarray]:
+    """``pred`` with each half of its band scaled by the conformal factor for ``level``.
+
+    ``quantiles`` come from :func:`calibration_quantiles` on held-out bearings; None leaves
+    the band as the model gave it.
+    """
+    if not quantiles:
+        return pred
+    factor = float(np.interp(100.0 * float(level), CALIBRATION_LEVELS, np.asarray(quantiles)))
+    m = np.asarray(pred["mean"], np.float64)
+    lo_w = np.maximum(m - pred["lower"], 1e-9)
+    hi_w = np.maximum(pred["upper"] - m, 1e-9)
+    out = dict(pred)
+    out["lower"] = m - factor * lo_w
+    out["upper"] = m + factor * hi_w
+    return out

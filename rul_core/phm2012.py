@@ -1,0 +1,242 @@
+"""The IEEE PHM 2012 challenge protocol: one RUL in seconds at the end of a truncated run.
+
+The challenge (``../shared/data/real/femto/IEEEPHM2012-Challenge-Details.pdf``) trains on the
+six FEMTO learning bearings and asks, for each of eleven test bearings whose recording stops
+before failure, the remaining time to failure after the last recorded snapshot; the score is
+the mean of :func:`rul_core.metrics.phm2012_accuracy` over the eleven (SPEC §5).
+
+A model here predicts a *normalised* RUL per snapshot. :func:`estimate_rul_s` turns the
+predictions of a truncated run into seconds by inverting the label scheme
+(:func:`rul_core.labels.remaining_time`): each of the last ``last_k`` snapshots implies a
+total life; their median minus the elapsed time is the estimate, which damps the
+window-to-window noise of a single snapshot.
+
+:func:`truncation_proxy` replays the protocol on a complete run (a held-out learning bearing):
+it cuts the run where each test bearing was cut, as a fraction of that bearing's life, and
+scores the estimates against the known remaining time — the closest measurement of the
+challenge score that the learning set allows. Settings are chosen on :func:`grid_cuts`, which
+use nothing from the challenge's answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rul_core import labels as lb
+from rul_core import metrics as mt
+from rul_core.data.run import Run
+from rul_core.errors import RulError
+
+SNAPSHOT_INTERVAL_S = 10.0
+DEFAULT_LAST_K = 5
+
+#: Published score of the academic winner (Sutrisno, Oh, Vasan, Pecht, CALCE, PHM 2012).
+WINNER_SCORE = 0.3066
+
+
+@dataclass(frozen=True)
+class TestBearing:
+    """One challenge test bearing: its truncated recording and the RUL to be estimated."""
+
+    name: str
+    condition: int
+    recorded_s: float  # recording duration of the truncated run (PDF Appendix A.5)
+    actual_rul_s: float  # PDF Table 3
+
+    @property
+    def truncated_snapshots(self) -> int:
+        """Snapshots in the truncated Test_set folder (one every 10 s, the first at 0 s)."""
+        return round(self.recorded_s / SNAPSHOT_INTERVAL_S) + 1
+
+    @property
+    def life_fraction(self) -> float:
+        """Fraction of the bearing's life elapsed at the truncation point."""
+        n = self.truncated_snapshots
+        return n / (n + self.actual_rul_s / SNAPSHOT_INTERVAL_S)
+
+
+#: The eleven test bearings: recording durations of Appendix A.5, actual RULs of Table 3.
+TEST_BEARINGS: tuple[TestBearing, ...] = (
+    TestBearing("Bearing1_3", 1, 18010, 5730),
+    TestBearing("Bearing1_4", 1, 11380, 339),
+    TestBearing("Bearing1_5", 1, 23010, 1610),
+    TestBearing("Bearing1_6", 1, 23010, 1460),
+    TestBearing("Bearing1_7", 1, 15010, 7570),
+    TestBearing("Bearing2_3", 2, 12010, 7530),
+    TestBearing("Bearing2_4", 2, 6110, 1390),
+    TestBearing("Bearing2_5", 2, 20010, 3090),
+    TestBearing("Bearing2_6", 2, 5710, 1290),
+    TestBearing("Bearing2_7", 2, 1710, 580),
+    TestBearing("Bearing3_3", 3, 3510, 820),
+)
+TEST_BY_NAME = {b.name: b for b in TEST_BEARINGS}
+
+
+def elapsed_s(time_s: np.ndarray, interval_s: float | None = None) -> np.ndarray:
+    """Seconds since the run started at each snapshot, counting the first snapshot's interval.
+
+    ``interval_s`` defaults to the median spacing of ``time_s`` (10 s for FEMTO).
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    if t.size == 0:
+        raise RulError("elapsed time: no snapshots")
+    if interval_s is None:
+        interval_s = float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S
+    if not interval_s > 0:
+        raise RulError(f"elapsed time: the snapshot interval must be > 0 s, got {interval_s}")
+    return t - t[0] + float(interval_s)
+
+
+def estimate_rul_s(
+    rul: np.ndarray,
+    time_s: np.ndarray,
+    label_scheme: str,
+    label_params: dict[str, Any] | None = None,
+    last_k: int = DEFAULT_LAST_K,
+    interval_s: float | None = None,
+) -> float:
+    """RUL in seconds after the last of the given snapshots.
+
+    ``rul``/``time_s``: the per-snapshot normalised RUL predictions (e.g. ``predict_run``'s
+    ``rul`` or ``lower`` column) and snapshot times of the run so far. Each of the last
+    ``last_k`` snapshots implies a total life (elapsed + :func:`remaining_time`); the estimate
+    is their median minus the elapsed time at the last snapshot, never below 0.
+    """
+    r = np.asarray(rul, dtype=np.float64)
+    if r.size == 0 or r.size != np.asarray(time_s).size:
+        raise RulError(f"RUL estimate: {r.size} predictions for {np.asarray(time_s).size} times")
+    if int(last_k) < 1:
+        raise RulError(f"RUL estimate: last_k must be >= 1, got {last_k}")
+    e = elapsed_s(time_s, interval_s)
+    params = dict(label_params or {})
+    if label_scheme == "capped" and "interval_s" not in params:
+        params["interval_s"] = float(e[0])
+    k = min(int(last_k), r.size)
+    life = e[-k:] + lb.remaining_time(r[-k:], e[-k:], label_scheme, **params)
+    life = life[np.isfinite(life)]
+    if life.size == 0:
+        return float("nan")
+    return float(max(0.0, np.median(life) - e[-1]))
+
+
+def challenge_cuts() -> list[tuple[str, float]]:
+    """Where the challenge cut its test bearings: (name, fraction of life elapsed).
+
+    These fractions are computed from the published answers (Table 3): use them to *estimate*
+    the challenge score, and :func:`grid_cuts` to choose settings, or the choice learns from
+    the answers.
+    """
+    return [(b.name, b.life_fraction) for b in TEST_BEARINGS]
+
+
+def grid_cuts(low: float = 0.5, high: float = 0.98, n: int = 13) -> list[tuple[str, float]]:
+    """Evenly spaced cuts over the late life (default 50 % .. 98 % elapsed), no answers used."""
+    return [(f"{f:.0%}", float(f)) for f in np.linspace(low, high, int(n))]
+
+
+def truncation_index(n_snapshots: int, life_fraction: float) -> int:
+    """0-based index of the snapshot where ``life_fraction`` of an ``n_snapshots`` run elapsed."""
+    j = round(life_fraction * n_snapshots) - 1
+    return min(max(j, 0), n_snapshots - 2)
+
+
+def truncation_proxy(
+    snapshots: pd.DataFrame,
+    label_scheme: str,
+    label_params: dict[str, Any] | None = None,
+    column: str = "rul",
+    last_k: int = DEFAULT_LAST_K,
+    interval_s: float | None = None,
+    cuts: Sequence[tuple[str, float]] | None = None,
+) -> pd.DataFrame:
+    """The challenge protocol replayed on one complete run's per-snapshot predictions.
+
+    ``snapshots``: ``predict_run`` output of a whole run to failure (``snapshot``, ``time_s``
+    and ``column``); every prediction at snapshot j depends only on snapshots <= j, so cutting
+    the table is cutting the run. ``cuts``: (name, life fraction) pairs, default
+    :func:`challenge_cuts`. One row per cut: where, the true and estimated RUL (s), the percent
+    error Er and the accuracy A.
+    """
+    df = snapshots.sort_values("snapshot").reset_index(drop=True)
+    n = len(df)
+    if n < 3:
+        raise RulError(f"truncation proxy: need >= 3 snapshots, got {n}")
+    t = df["time_s"].to_numpy(dtype=np.float64)
+    r = df[column].to_numpy(dtype=np.float64)
+    e = elapsed_s(t, interval_s)
+    rows = []
+    for name, fraction in challenge_cuts() if cuts is None else cuts:
+        j = truncation_index(n, fraction)
+        actual = float(t[-1] - t[j])
+        est = estimate_rul_s(r[: j + 1], t[: j + 1], label_scheme, label_params, last_k,
+                             interval_s)
+        acc = float(mt.phm2012_accuracy(np.array([actual]), np.array([est]))[0])
+        rows.append({
+            "as": name, "life_fraction": fraction, "snapshot": j,
+            "elapsed_s": float(e[j]), "actual_rul_s": actual, "estimate_rul_s": est,
+            "er_percent": 100.0 * (actual - est) / actual, "accuracy": acc,
+        })
+    return pd.DataFrame(rows)
+
+
+def score_runs(
+    trained: Any,
+    runs: Sequence[Run],
+    column: str = "rul",
+    last_k: int = DEFAULT_LAST_K,
+) -> pd.DataFrame:
+    """One RUL estimate (s) after the last snapshot of each run, scored where the answer is known.
+
+    A run named like a challenge test bearing and holding exactly its truncated snapshot count
+    is scored against the published actual RUL (``actual_rul_s``, ``er_percent``,
+    ``accuracy``); other runs get NaN there. ``column`` picks the per-snapshot prediction
+    (``rul``, or ``lower`` for a cautious estimate).
+    """
+    from rul_core.training import predict_run
+
+    rows = []
+    for run in runs:
+        pred = predict_run(trained, run)
+        est = estimate_rul_s(pred[column].to_numpy(), pred["time_s"].to_numpy(),
+                             trained.label_scheme, trained.label_params, last_k)
+        known = TEST_BY_NAME.get(run.name)
+        actual = float("nan")
+        if known is not None and run.n_snapshots == known.truncated_snapshots:
+            actual = float(known.actual_rul_s)
+        er = 100.0 * (actual - est) / actual if np.isfinite(actual) else float("nan")
+        acc = (float(mt.phm2012_accuracy(np.array([actual]), np.array([est]))[0])
+               if np.isfinite(actual) and np.isfinite(est) else float("nan"))
+        rows.append({
+            "run": run.name, "snapshots": run.n_snapshots,
+            "elapsed_s": float(elapsed_s(pred["time_s"].to_numpy())[-1]),
+            "last_rul": float(pred[column].iloc[-1]), "estimate_rul_s": est,
+            "actual_rul_s": actual, "er_percent": er, "accuracy": acc,
+        })
+    return pd.DataFrame(rows)
+
+
+def rolling_rul_s(
+    snapshots: pd.DataFrame,
+    label_scheme: str,
+    label_params: dict[str, Any] | None = None,
+    column: str = "rul",
+    last_k: int = DEFAULT_LAST_K,
+) -> np.ndarray:
+    """:func:`estimate_rul_s` at every snapshot of ``predict_run`` output, using only the past
+    (one rolling median of the implied lives: the same numbers, without a loop)."""
+    r = snapshots[column].to_numpy(dtype=np.float64)
+    t = snapshots["time_s"].to_numpy(dtype=np.float64)
+    if r.size == 0:
+        return np.zeros(0)
+    e = elapsed_s(t, float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S)
+    params = dict(label_params or {})
+    if label_scheme == "capped" and "interval_s" not in params:
+        params["interval_s"] = float(e[0])
+    life = pd.Series(e + lb.remaining_time(r, e, label_scheme, **params))
+    median = life.rolling(int(last_k), min_periods=1).median().to_numpy()
+    return np.maximum(median - e, 0.0)

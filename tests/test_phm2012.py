@@ -1,0 +1,102 @@
+"""PHM 2012 protocol: label inversion to seconds, truncation replay, scoring of test runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rul_core import labels as lb
+from rul_core import phm2012 as ph
+from rul_core.errors import RulError
+
+
+def test_remaining_time_hand_values() -> None:
+    assert lb.remaining_time(0.5, 100.0, "linear") == pytest.approx(100.0)
+    # piecewise f = 0.3: RUL = e r (1-f) / (1 - r (1-f)) = 100 * 0.35 / 0.65
+    assert lb.remaining_time(0.5, 100.0, "piecewise", knee_fraction=0.3) == pytest.approx(
+        100 * 0.35 / 0.65
+    )
+    # still in the flat part: the least life the label allows, e (1-f)/f
+    assert lb.remaining_time(1.0, 30.0, "piecewise", knee_fraction=0.3) == pytest.approx(70.0)
+    assert lb.remaining_time(0.5, 1.0, "capped", max_rul=100, interval_s=10) == pytest.approx(500)
+    assert lb.remaining_time(0.5, 100.0, "fpt", knee_elapsed_s=50.0) == pytest.approx(50.0)
+    assert np.isnan(lb.remaining_time(1.0, 40.0, "fpt", knee_elapsed_s=50.0))
+    # linear r -> 1 would be an infinite life: clipped at LINEAR_R_MAX
+    assert lb.remaining_time(1.0, 10.0, "linear") == pytest.approx(10 * 0.95 / 0.05)
+    with pytest.raises(ValueError, match="elapsed_s"):
+        lb.remaining_time(0.5, 0.0, "linear")
+    with pytest.raises(ValueError, match="max_rul"):
+        lb.remaining_time(0.5, 10.0, "capped")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "params"),
+    [("linear", {}), ("piecewise", {"knee_fraction": 0.3}), ("capped", {"max_rul": 40})],
+)
+def test_true_labels_give_the_true_remaining_time(scheme: str, params: dict) -> None:
+    """Feeding a run's own labels back must give (N - 1 - j) x 10 s at every labelled snapshot."""
+    n = 100
+    y = lb.label_run(n, scheme, **params)
+    t = np.arange(n) * 10.0
+    for j in (20, 40, 69, 70, 90, 98):
+        expected = (n - 1 - j) * 10.0
+        if scheme == "piecewise" and y[j] >= 1:
+            continue  # flat part: only a lower bound
+        if scheme == "capped" and y[j] >= 1:
+            continue
+        got = ph.estimate_rul_s(y[: j + 1], t[: j + 1], scheme, params, last_k=5)
+        assert got == pytest.approx(expected, rel=1e-6), (scheme, j)  # float32 labels
+
+
+def test_truncation_proxy_perfect_and_late_predictions() -> None:
+    n = 200
+    y = lb.label_run(n, "piecewise", knee_fraction=0.3)
+    snaps = pd.DataFrame({"snapshot": np.arange(n), "time_s": np.arange(n) * 10.0, "rul": y})
+    table = ph.truncation_proxy(snaps, "piecewise", {"knee_fraction": 0.3})
+    assert list(table["as"]) == [b.name for b in ph.TEST_BEARINGS]
+    # every cut lies in the labelled degradation stage (life fractions 0.61 .. 0.98 > 0.3)
+    np.testing.assert_allclose(table["accuracy"], 1.0, atol=1e-5)
+    # a model that always says "healthy" over-estimates every RUL: a late prediction
+    snaps["rul"] = 1.0
+    late = ph.truncation_proxy(snaps, "piecewise", {"knee_fraction": 0.3})
+    assert (late["er_percent"] < 0).all()
+    assert late["accuracy"].mean() < 0.05
+
+
+def test_test_bearing_table_matches_the_challenge_rules() -> None:
+    by = ph.TEST_BY_NAME
+    assert len(ph.TEST_BEARINGS) == 11
+    # Test_set/Bearing1_4 holds 1139 acc files (../shared/data/real/SOURCES.md)
+    assert by["Bearing1_4"].truncated_snapshots == 1139
+    assert by["Bearing2_7"].truncated_snapshots == 172
+    assert by["Bearing1_3"].life_fraction == pytest.approx(1802 / (1802 + 573))
+    assert ph.truncation_index(100, by["Bearing1_3"].life_fraction) == 75
+
+
+def test_estimate_rejects_bad_input() -> None:
+    with pytest.raises(RulError, match="predictions"):
+        ph.estimate_rul_s(np.zeros(3), np.zeros(2), "linear")
+    with pytest.raises(RulError, match="last_k"):
+        ph.estimate_rul_s(np.zeros(3), np.arange(3.0), "linear", last_k=0)
+
+
+def test_rolling_estimate_uses_only_the_past() -> None:
+    n = 50
+    y = lb.label_run(n, "linear")
+    snaps = pd.DataFrame({"snapshot": np.arange(n), "time_s": np.arange(n) * 10.0, "rul": y})
+    full = ph.rolling_rul_s(snaps, "linear")
+    head = ph.rolling_rul_s(snaps.iloc[:20], "linear")
+    np.testing.assert_array_equal(full[:20], head)
+    np.testing.assert_allclose(full[10:], (n - 1 - np.arange(10, n)) * 10.0, rtol=1e-5)
+
+
+def test_rolling_estimate_equals_the_estimate_at_each_snapshot() -> None:
+    rng = np.random.default_rng(0)
+    n = 40
+    snaps = pd.DataFrame({"snapshot": np.arange(n), "time_s": np.arange(n) * 10.0,
+                          "rul": rng.uniform(0, 1, n)})
+    rolled = ph.rolling_rul_s(snaps, "piecewise", {"knee_fraction": 0.3}, last_k=4)
+    loop = [ph.estimate_rul_s(snaps["rul"][: j + 1], snaps["time_s"][: j + 1], "piecewise",
+                              {"knee_fraction": 0.3}, last_k=4) for j in range(n)]
+    np.testing.assert_allclose(rolled, loop, rtol=1e-12)
