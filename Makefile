@@ -34,6 +34,8 @@ demo-assets: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/features.py
 	$(PY) bench/load_femto.py
+	$(PY) bench/phm2012_baselines.py
+	$(PY) bench/train_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

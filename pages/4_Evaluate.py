@@ -97,7 +97,7 @@ fig = plots.rul_figure(
     [{"x": shown["time_min"], "pred": shown["rul_min"], "lower": shown["lower_min"],
       "upper": shown["upper_min"], "true": shown["actual_min"], "name": time_label}],
     f"{run_pick}: estimated vs actual time left", x_title="running time (min)",
-    y_title="time left (min)",
+    y_title="time left (min)", true_name="actual time left",
 )
 app_ui.show_figure(fig, f"time-left-{run_pick}", PAGE)
 

@@ -92,6 +92,27 @@ def elapsed_s(time_s: np.ndarray, interval_s: float | None = None) -> np.ndarray
     return t - t[0] + float(interval_s)
 
 
+def implied_lives(
+    rul: np.ndarray,
+    time_s: np.ndarray,
+    label_scheme: str,
+    label_params: dict[str, Any] | None = None,
+    interval_s: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(total life implied at each snapshot, elapsed time there), both in seconds.
+
+    Life = elapsed + :func:`rul_core.labels.remaining_time` of the snapshot's normalised RUL.
+    """
+    r = np.asarray(rul, dtype=np.float64)
+    if r.size == 0 or r.size != np.asarray(time_s).size:
+        raise RulError(f"RUL estimate: {r.size} predictions for {np.asarray(time_s).size} times")
+    e = elapsed_s(time_s, interval_s)
+    params = dict(label_params or {})
+    if label_scheme == "capped" and "interval_s" not in params:
+        params["interval_s"] = float(e[0])
+    return e + lb.remaining_time(r, e, label_scheme, **params), e
+
+
 def estimate_rul_s(
     rul: np.ndarray,
     time_s: np.ndarray,
@@ -104,24 +125,17 @@ def estimate_rul_s(
 
     ``rul``/``time_s``: the per-snapshot normalised RUL predictions (e.g. ``predict_run``'s
     ``rul`` or ``lower`` column) and snapshot times of the run so far. Each of the last
-    ``last_k`` snapshots implies a total life (elapsed + :func:`remaining_time`); the estimate
-    is their median minus the elapsed time at the last snapshot, never below 0.
+    ``last_k`` snapshots implies a total life (:func:`implied_lives`); the estimate is their
+    median minus the elapsed time at the last snapshot, never below 0.
     """
-    r = np.asarray(rul, dtype=np.float64)
-    if r.size == 0 or r.size != np.asarray(time_s).size:
-        raise RulError(f"RUL estimate: {r.size} predictions for {np.asarray(time_s).size} times")
     if int(last_k) < 1:
         raise RulError(f"RUL estimate: last_k must be >= 1, got {last_k}")
-    e = elapsed_s(time_s, interval_s)
-    params = dict(label_params or {})
-    if label_scheme == "capped" and "interval_s" not in params:
-        params["interval_s"] = float(e[0])
-    k = min(int(last_k), r.size)
-    life = e[-k:] + lb.remaining_time(r[-k:], e[-k:], label_scheme, **params)
-    life = life[np.isfinite(life)]
-    if life.size == 0:
+    life, e = implied_lives(rul, time_s, label_scheme, label_params, interval_s)
+    recent = life[-int(last_k):]
+    recent = recent[np.isfinite(recent)]
+    if recent.size == 0:
         return float("nan")
-    return float(max(0.0, np.median(life) - e[-1]))
+    return float(max(0.0, np.median(recent) - e[-1]))
 
 
 def challenge_cuts() -> list[tuple[str, float]]:
@@ -229,14 +243,11 @@ def rolling_rul_s(
 ) -> np.ndarray:
     """:func:`estimate_rul_s` at every snapshot of ``predict_run`` output, using only the past
     (one rolling median of the implied lives: the same numbers, without a loop)."""
-    r = snapshots[column].to_numpy(dtype=np.float64)
-    t = snapshots["time_s"].to_numpy(dtype=np.float64)
-    if r.size == 0:
+    if len(snapshots) == 0:
         return np.zeros(0)
-    e = elapsed_s(t, float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S)
-    params = dict(label_params or {})
-    if label_scheme == "capped" and "interval_s" not in params:
-        params["interval_s"] = float(e[0])
-    life = pd.Series(e + lb.remaining_time(r, e, label_scheme, **params))
-    median = life.rolling(int(last_k), min_periods=1).median().to_numpy()
+    t = snapshots["time_s"].to_numpy(dtype=np.float64)
+    interval = float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S
+    life, e = implied_lives(snapshots[column].to_numpy(dtype=np.float64), t, label_scheme,
+                            label_params, interval)
+    median = pd.Series(life).rolling(int(last_k), min_periods=1).median().to_numpy()
     return np.maximum(median - e, 0.0)

@@ -212,6 +212,7 @@ def rul_figure(
     title: str = "Predicted vs true RUL",
     x_title: str = "snapshot",
     y_title: str = "normalised RUL",
+    true_name: str = "true RUL",
 ) -> go.Figure:
     """RUL over life for one or more models on one chart.
 
@@ -234,7 +235,7 @@ def rul_figure(
         fig.add_trace(go.Scatter(x=x, y=np.asarray(c["pred"]), mode="lines", name=name,
                                  line={"color": colour}))
         if c.get("true") is not None and not drawn_true:
-            fig.add_trace(go.Scatter(x=x, y=np.asarray(c["true"]), mode="lines", name="true RUL",
+            fig.add_trace(go.Scatter(x=x, y=np.asarray(c["true"]), mode="lines", name=true_name,
                                      line={"color": "black", "dash": "dash"}))
             drawn_true = True
     fig.update_xaxes(title_text=x_title)

@@ -483,7 +483,8 @@ def predict_inputs(
     """Mean, lower, upper and std of prepared model inputs, with the calibrated interval.
 
     Every prediction the product shows goes through here, so the band is the same
-    (conformally calibrated when the model was validated) on every page.
+    (conformally calibrated when the model was validated) on every page. The band is clipped
+    to the labels' range [0, 1] (widened only to keep the mean inside it).
     """
     from rul_core.models import predict_point_and_interval
     from rul_core.models.intervals import calibrated
@@ -497,7 +498,12 @@ def predict_inputs(
         level=level,
         seed=trained.seed,
     )
-    return calibrated(out, trained.interval_calibration, level)
+    out = calibrated(out, trained.interval_calibration, level)
+    # labels live in [0, 1]: a band beyond that (wide calibrated bands do) claims nothing more
+    mean = np.asarray(out["mean"], dtype=np.float64)
+    out["lower"] = np.maximum(out["lower"], np.minimum(mean, 0.0))
+    out["upper"] = np.minimum(out["upper"], np.maximum(mean, 1.0))
+    return out
 
 
 def predict_windows(

@@ -216,3 +216,7 @@ def test_validation_calibrates_the_interval(trained: TrainedModel, runs: list) -
     w = predict_windows(trained, runs[2], with_labels=True)
     inside = (w["y_true"] >= w["lower"] - 1e-9) & (w["y_true"] <= w["upper"] + 1e-9)
     assert inside.mean() >= trained.level
+    # never beyond the labels' range [0, 1], except to keep the mean inside the band
+    assert (w["lower"] >= np.minimum(w["rul"], 0.0) - 1e-12).all()
+    assert (w["upper"] <= np.maximum(w["rul"], 1.0) + 1e-12).all()
+    assert (w["lower"] <= w["rul"]).all() and (w["rul"] <= w["upper"]).all()
