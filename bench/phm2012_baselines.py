@@ -83,10 +83,9 @@ def lobo_rows(feats: dict, scheme: str, params: dict, tag: str) -> list[dict]:
             x, y, t = data[held]
             pred = np.full(len(y), ytr.mean()) if make is None else make().fit(xtr, ytr).predict(x)
             snaps = pd.DataFrame({"snapshot": np.arange(len(y)), "time_s": t, "rul": pred})
-            ch.append(ph.truncation_proxy(snaps, scheme, params, interval_s=SNAPSHOT_S)[
+            ch.append(ph.truncation_proxy(snaps, scheme, params)["accuracy"].mean())
+            grid.append(ph.truncation_proxy(snaps, scheme, params, cuts=ph.grid_cuts())[
                 "accuracy"].mean())
-            grid.append(ph.truncation_proxy(snaps, scheme, params, interval_s=SNAPSHOT_S,
-                                            cuts=ph.grid_cuts())["accuracy"].mean())
             err.append(float(np.sqrt(np.mean((pred - y) ** 2))))
         rows.append({"labels": tag, "regressor": name, "PHM 2012 proxy": float(np.mean(ch)),
                      "grid proxy": float(np.mean(grid)), "mean RMSE": float(np.mean(err))})

@@ -49,7 +49,7 @@ with tab_train:
                 key="train_knee")
         elif scheme == "capped":
             cap_min = st.number_input(
-                "Cap: remaining life counted up to (minutes)", 0.5, 10_000.0, 100.0,
+                "Cap: remaining life counted up to (minutes)", 0.5, 10_000.0, 50.0,
                 key="train_cap_min",
                 help="The label is min(time left, cap) / cap. Predictions turn straight into "
                      "minutes left, whatever the bearing's total life (PHM 2012 protocol).")

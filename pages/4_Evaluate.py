@@ -76,30 +76,33 @@ app_ui.show_figure(fig, f"rul-{run_pick}", PAGE,
 # ----------------------------------------------------------------------------- time left
 st.subheader("Remaining time to failure")
 time_label = st.selectbox("Model", list(current), key="eval_time_model")
-times = views.remaining_time_curves(
-    models[time_label],
-    current[time_label].snapshots.query("run == @run_pick"),
-)
-upto = st.slider("Snapshots recorded so far", 1, len(times), len(times), key="eval_time_upto",
-                 help="The estimate at a snapshot uses only that snapshot and the ones before: "
-                      "what a monitoring system would have said then.")
-now = times.iloc[upto - 1]
-c1, c2, c3 = st.columns(3)
-c1.metric("Running for", f"{now['time_min']:.1f} min")
-c2.metric("Estimated time left", f"{now['rul_min']:.1f} min",
-          help=f"Band {now['lower_min']:.1f}–{now['upper_min']:.1f} min. The normalised RUL is "
-               f"turned into time by inverting the model's label scheme "
-               f"({models[time_label].label_scheme}).")
-c3.metric("Actual time left", f"{now['actual_min']:.1f} min",
-          help="Assumes the recording runs to failure (true for the learning sets).")
-shown = times.iloc[:upto]
-fig = plots.rul_figure(
-    [{"x": shown["time_min"], "pred": shown["rul_min"], "lower": shown["lower_min"],
-      "upper": shown["upper_min"], "true": shown["actual_min"], "name": time_label}],
-    f"{run_pick}: estimated vs actual time left", x_title="running time (min)",
-    y_title="time left (min)", true_name="actual time left",
-)
-app_ui.show_figure(fig, f"time-left-{run_pick}", PAGE)
+times = app_ui.guarded(views.remaining_time_curves, models[time_label],
+                       current[time_label].snapshots.query("run == @run_pick"),
+                       context="time left")
+if times is not None:
+    upto = len(times)
+    if len(times) > 1:
+        upto = st.slider("Snapshots recorded so far", 1, len(times), len(times),
+                         key="eval_time_upto",
+                         help="The estimate at a snapshot uses only that snapshot and the ones "
+                              "before: what a monitoring system would have said then.")
+    now = times.iloc[upto - 1]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Running for", f"{now['time_min']:.1f} min")
+    c2.metric("Estimated time left", f"{now['rul_min']:.1f} min",
+              help=f"Band {now['lower_min']:.1f}–{now['upper_min']:.1f} min. The normalised RUL "
+                   f"is turned into time by inverting the model's label scheme "
+                   f"({models[time_label].label_scheme}).")
+    c3.metric("Actual time left", f"{now['actual_min']:.1f} min",
+              help="Assumes the recording runs to failure (true for the learning sets).")
+    shown = times.iloc[:upto]
+    fig = plots.rul_figure(
+        [{"x": shown["time_min"], "pred": shown["rul_min"], "lower": shown["lower_min"],
+          "upper": shown["upper_min"], "true": shown["actual_min"], "name": time_label}],
+        f"{run_pick}: estimated vs actual time left", x_title="running time (min)",
+        y_title="time left (min)", true_name="actual time left",
+    )
+    app_ui.show_figure(fig, f"time-left-{run_pick}", PAGE)
 
 # ----------------------------------------------------------------------------- tables
 st.subheader("Metrics per bearing × condition")

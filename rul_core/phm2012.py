@@ -102,6 +102,9 @@ def implied_lives(
     """(total life implied at each snapshot, elapsed time there), both in seconds.
 
     Life = elapsed + :func:`rul_core.labels.remaining_time` of the snapshot's normalised RUL.
+    ``interval_s`` is the spacing of the given snapshots (default: their median spacing); it is
+    also the length of one label step of the ``capped`` scheme, so a run subsampled every k-th
+    snapshot must pass k times the original interval, or nothing.
     """
     r = np.asarray(rul, dtype=np.float64)
     if r.size == 0 or r.size != np.asarray(time_s).size:
@@ -110,7 +113,10 @@ def implied_lives(
     params = dict(label_params or {})
     if label_scheme == "capped" and "interval_s" not in params:
         params["interval_s"] = float(e[0])
-    return e + lb.remaining_time(r, e, label_scheme, **params), e
+    try:
+        return e + lb.remaining_time(r, e, label_scheme, **params), e
+    except ValueError as exc:
+        raise RulError(f"time left from '{label_scheme}' labels: {exc}") from exc
 
 
 def estimate_rul_s(

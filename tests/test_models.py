@@ -454,3 +454,17 @@ def test_conformal_factor_hand_values() -> None:
     np.testing.assert_allclose(out["upper"], 4.0)  # half-width 2 x factor 2
     same = calibrated({"mean": mean, "lower": lower, "upper": upper}, None, 0.9)
     np.testing.assert_array_equal(same["upper"], upper)
+
+
+def test_forest_leaf_size_limits_what_a_tree_can_memorise() -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 3)).astype(np.float32)
+    y = emb[:, 0] * 2.0 + rng.normal(scale=0.1, size=40)
+    deep = ForestHead.fit(emb, y, n_trees=5, seed=0)
+    # a leaf must hold >= 25 of 40 samples: no split is possible, each tree is one leaf
+    stump = ForestHead.fit(emb, y, n_trees=5, seed=0, min_samples_leaf=25, max_features=0.5)
+    assert all(t.tree_.node_count == 1 for t in stump.forest.estimators_)
+    assert stump.forest.max_features == 0.5
+    per_tree = stump.predict_trees(emb)
+    assert np.allclose(per_tree, per_tree[:, :1])  # every tree predicts one constant
+    assert np.corrcoef(deep.predict(emb), y)[0, 1] > 0.9

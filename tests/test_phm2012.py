@@ -100,3 +100,22 @@ def test_rolling_estimate_equals_the_estimate_at_each_snapshot() -> None:
     loop = [ph.estimate_rul_s(snaps["rul"][: j + 1], snaps["time_s"][: j + 1], "piecewise",
                               {"knee_fraction": 0.3}, last_k=4) for j in range(n)]
     np.testing.assert_allclose(rolled, loop, rtol=1e-12)
+
+
+def test_subsampled_run_keeps_absolute_time_for_capped_labels() -> None:
+    """Every 3rd snapshot of a 10 s run: one capped label step is 30 s, not 10 s."""
+    t = np.arange(0, 3000, 30.0)  # 100 kept snapshots, 30 s apart
+    n = t.size
+    y = lb.label_run(n, "capped", max_rul=20)  # cap: 20 steps = 600 s
+    snaps = pd.DataFrame({"snapshot": np.arange(n), "time_s": t, "rul": y})
+    est = ph.rolling_rul_s(snaps, "capped", {"max_rul": 20})
+    np.testing.assert_allclose(est[85:], (n - 1 - np.arange(85, n)) * 30.0, rtol=1e-5, atol=1e-4)
+    table = ph.truncation_proxy(snaps, "capped", {"max_rul": 20}, cuts=[("late", 0.9)])
+    assert table["actual_rul_s"].iloc[0] == pytest.approx(300.0)
+    assert table["accuracy"].iloc[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_fpt_labels_without_a_knee_give_a_clear_error() -> None:
+    snaps = pd.DataFrame({"snapshot": [0, 1], "time_s": [0.0, 10.0], "rul": [1.0, 0.9]})
+    with pytest.raises(RulError, match="time left from 'fpt' labels: fpt: knee_elapsed_s"):
+        ph.rolling_rul_s(snaps, "fpt", {})

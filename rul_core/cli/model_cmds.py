@@ -209,7 +209,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "name one with --run-name"
         )
     df = predict_run(trained, run, upto=args.upto, level=args.level)
-    df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params)
+    try:
+        df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params)
+    except RulError as exc:  # e.g. fpt labels: the new run's knee is unknown
+        print(f"note: no time left (rul_s): {exc}", file=sys.stderr)
+        df["rul_s"] = float("nan")
     if args.out:
         print(f"written to {_write_csv_atomic(df, args.out)}", file=sys.stderr)
     else:
