@@ -160,6 +160,8 @@ def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
         "",
         "Training runs: " + ", ".join(r["name"] for r in card["train_runs"]),
         "",
+        _interval_line(trained),
+        "",
         describe(trained.config),
         "",
         "## Metrics",
@@ -168,6 +170,17 @@ def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _interval_line(trained: TrainedModel) -> str:
+    """How the card's interval is made, and whether it is calibrated."""
+    level = round(100 * trained.level)
+    if not trained.interval_calibration:
+        return f"Interval: {level} % band as the model gives it (no validation runs, uncalibrated)."
+    factor = trained.interval_calibration[level]
+    val = ", ".join(r.name for r in trained.val_runs)
+    return (f"Interval: {level} % band conformally calibrated on {val} (half-widths x "
+            f"{factor:.3g} at {level} %).")
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -90,6 +90,7 @@ def test_carle_round_trip_predicts_the_same(
     assert card["normaliser"]["minimum"] == list(tm.normaliser.minimum)
     assert card["label_scheme"] == "piecewise"
     assert len(card["interval_calibration"]) == 101  # conformal factors from the val run
+    assert "90 % band conformally calibrated on Bearing1_2" in (path / "card.md").read_text()
     loaded = bd.load_bundle(path)
     assert loaded.forest is not None and loaded.forest.n_trees == 5
     assert loaded.interval_calibration == tm.interval_calibration
