@@ -16,12 +16,13 @@ How the interval is made (``level`` is the central coverage, default 0.9):
 - **ensemble**: one deterministic prediction per member; mean, sample std (ddof 1), and
   ``mean +/- z std`` (a normal approximation: five members have no useful tails).
 
-**Calibration.** None of these bands is calibrated: on held-out FEMTO bearings the 90 %
-MC-dropout band covered 10-30 % of the labels. When training has validation bearings,
-:func:`calibration_quantiles` stores split-conformal factors (how many half-widths the labels
-lie from the mean); :func:`calibrated` widens (or narrows) each half of the band by the factor
-for the requested level. Windows of one bearing are correlated, so the coverage guarantee holds
-across bearings like the validation ones, not window by window.
+**Calibration.** None of these bands is calibrated: on held-out FEMTO bearings CARL's 90 %
+MC-dropout band covered 11-21 % of the labels (``bench/results/phm2012_quick.md``). When
+training has validation bearings, :func:`calibration_quantiles` stores split-conformal
+factors (how many half-widths the labels lie from the mean); :func:`calibrated` widens (or
+narrows) each half of the band by the factor for the requested level. Windows of one bearing
+are correlated, so the coverage guarantee holds across bearings like the validation ones, not
+window by window.
 """
 
 from __future__ import annotations
