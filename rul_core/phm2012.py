@@ -31,6 +31,7 @@ from rul_core import labels as lb
 from rul_core import metrics as mt
 from rul_core.data.run import Run
 from rul_core.errors import RulError
+from rul_core.progress import CancelToken, ProgressFn, check, emit
 
 SNAPSHOT_INTERVAL_S = 10.0
 DEFAULT_LAST_K = 5
@@ -209,6 +210,8 @@ def score_runs(
     runs: Sequence[Run],
     column: str = "rul",
     last_k: int = DEFAULT_LAST_K,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> pd.DataFrame:
     """One RUL estimate (s) after the last snapshot of each run, scored where the answer is known.
 
@@ -220,7 +223,9 @@ def score_runs(
     from rul_core.training import predict_run
 
     rows = []
-    for run in runs:
+    for i, run in enumerate(runs):
+        check(cancel)
+        emit(progress, "phm2012", i, len(runs), f"predicting {run.name}")
         pred = predict_run(trained, run)
         est = estimate_rul_s(pred[column].to_numpy(), pred["time_s"].to_numpy(),
                              trained.label_scheme, trained.label_params, last_k)
@@ -237,6 +242,7 @@ def score_runs(
             "last_rul": float(pred[column].iloc[-1]), "estimate_rul_s": est,
             "actual_rul_s": actual, "er_percent": er, "accuracy": acc,
         })
+    emit(progress, "phm2012", len(runs), len(runs), "done")
     return pd.DataFrame(rows)
 
 

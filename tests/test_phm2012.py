@@ -119,3 +119,18 @@ def test_fpt_labels_without_a_knee_give_a_clear_error() -> None:
     snaps = pd.DataFrame({"snapshot": [0, 1], "time_s": [0.0, 10.0], "rul": [1.0, 0.9]})
     with pytest.raises(RulError, match="time left from 'fpt' labels: fpt: knee_elapsed_s"):
         ph.rolling_rul_s(snaps, "fpt", {})
+
+
+def test_score_runs_reports_progress_and_can_be_cancelled() -> None:
+    from types import SimpleNamespace
+
+    from rul_core.errors import Cancelled
+    from rul_core.progress import CancelToken
+
+    events = []
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        ph.score_runs(SimpleNamespace(), [SimpleNamespace(name="x")], cancel=token)
+    assert ph.score_runs(SimpleNamespace(), [], progress=events.append).empty
+    assert [(e.done, e.total) for e in events] == [(0, 0)]

@@ -230,7 +230,8 @@ def cmd_phm2012(args: argparse.Namespace) -> int:
     trained = load_bundle(args.model)
     ds = _load(args.test_set, args.layout, ws, _progress(args))
     runs = _select(ds, args.runs, "runs")
-    table = score_runs(trained, runs, column=args.estimate, last_k=args.last_k)
+    table = score_runs(trained, runs, column=args.estimate, last_k=args.last_k,
+                       progress=_progress(args))
     _print_table(f"RUL after the last snapshot ({args.estimate} estimate, last {args.last_k} "
                  "snapshots)", table)
     for row in table.itertuples():
