@@ -132,20 +132,27 @@ def phm_style_score(w: Any) -> float:
                                              stage["rul"].to_numpy())))
 
 
-def protocol_proxy(
-    w: Any, run: Run, label_scheme: str, label_params: dict, column: str = "rul",
-    cuts: str = "challenge",
-) -> float:
-    """Mean challenge accuracy over cuts of this held-out run (the eleven test bearings' life
-    fractions, or an answer-free grid): :func:`rul_core.phm2012.truncation_proxy` on the
-    snapshot means."""
-    from rul_core.phm2012 import challenge_cuts, grid_cuts, truncation_proxy
+def protocol_proxies(w: Any, run: Run, label_scheme: str, label_params: dict) -> dict:
+    """Mean challenge accuracy over cuts of this held-out run
+    (:func:`rul_core.phm2012.truncation_proxy` on the snapshot means, aggregated once):
+    ``proxy`` at the eleven test bearings' life fractions, ``proxy_lower`` the same from the
+    band's lower bound (the point estimate when ``w`` has no band), ``proxy_grid`` at the
+    answer-free grid of cuts."""
+    from rul_core.phm2012 import grid_cuts, truncation_proxy
     from rul_core.training import aggregate_snapshots
 
     snaps = aggregate_snapshots(w, run)
-    table = truncation_proxy(snaps, label_scheme, label_params, column=column,
-                             cuts=challenge_cuts() if cuts == "challenge" else grid_cuts())
-    return float(table["accuracy"].mean())
+
+    def mean_accuracy(column: str, cuts: list | None = None) -> float:
+        table = truncation_proxy(snaps, label_scheme, label_params, column=column, cuts=cuts)
+        return float(table["accuracy"].mean())
+
+    proxy = mean_accuracy("rul")
+    return {
+        "proxy": proxy,
+        "proxy_lower": mean_accuracy("lower") if "lower" in snaps else proxy,
+        "proxy_grid": mean_accuracy("rul", grid_cuts()),
+    }
 
 
 def snapshot_rmse(w: Any) -> float:
@@ -172,13 +179,11 @@ def constant_rows(
         mean = float(np.mean(np.concatenate([lab[n] for n in train_names])))
         y = lab[held]
         w = pd.DataFrame({"snapshot": np.arange(y.size), "y_true": y, "rul": np.full(y.size, mean)})
-        proxy = protocol_proxy(w, runs[held], label_scheme, label_params)
         rows.append({
             "model": "constant", "ablation": "train-label mean", "bearing": held,
             "rmse": mt.rmse(y, w["rul"]), "mae": mt.mae(y, w["rul"]), "picp": float("nan"),
             "phm": phm_style_score(w), "rmse_snap": snapshot_rmse(w), "wall_s": 0.0,
-            "proxy": proxy, "proxy_lower": proxy,
-            "proxy_grid": protocol_proxy(w, runs[held], label_scheme, label_params, cuts="grid"),
+            **protocol_proxies(w, runs[held], label_scheme, label_params),
             "peak_rss_mb": float("nan"), "rss_growth_mb": float("nan"), "epochs": 0,
             "train_windows": 0,
         })
@@ -247,11 +252,7 @@ def lobo(
                     "mae": mt.mae(w["y_true"], w["rul"]),
                     "picp": mt.picp(w["y_true"], w["lower"], w["upper"]),
                     "phm": phm_style_score(w),
-                    "proxy": protocol_proxy(w, runs[held], label_scheme, label_params or {}),
-                    "proxy_lower": protocol_proxy(w, runs[held], label_scheme, label_params or {},
-                                                  "lower"),
-                    "proxy_grid": protocol_proxy(w, runs[held], label_scheme, label_params or {},
-                                                 cuts="grid"),
+                    **protocol_proxies(w, runs[held], label_scheme, label_params or {}),
                     "rmse_snap": snapshot_rmse(w),
                     "wall_s": wall,
                     "peak_rss_mb": mem.peak / 2**20,

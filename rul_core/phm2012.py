@@ -257,9 +257,8 @@ def rolling_rul_s(
     (one rolling median of the implied lives: the same numbers, without a loop)."""
     if len(snapshots) == 0:
         return np.zeros(0)
-    t = snapshots["time_s"].to_numpy(dtype=np.float64)
-    interval = float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S
-    life, e = implied_lives(snapshots[column].to_numpy(dtype=np.float64), t, label_scheme,
-                            label_params, interval)
+    life, e = implied_lives(snapshots[column].to_numpy(dtype=np.float64),
+                            snapshots["time_s"].to_numpy(dtype=np.float64), label_scheme,
+                            label_params)
     median = pd.Series(life).rolling(int(last_k), min_periods=1).median().to_numpy()
     return np.maximum(median - e, 0.0)
