@@ -9,10 +9,8 @@ from rul_core import app_ui, plots
 PAGE = "Representations"
 app_ui.header(PAGE)
 
-views = app_ui.optional("rul_core.views")
-if views is None or app_ui.optional("rul_core.signal.features", "tf_features") is None:
-    app_ui.not_available("The signal pipeline (ImR, CWT, TF features)")
-    st.stop()
+views, _ = app_ui.require_modules("The signal pipeline (ImR, CWT, TF features)",
+                                  "rul_core.views", "rul_core.signal.features:tf_features")
 
 dataset = app_ui.require_dataset()
 

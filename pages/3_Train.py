@@ -9,11 +9,9 @@ from rul_core import app_ui, labels, plots, ui_state
 PAGE = "Train"
 app_ui.header(PAGE)
 
-presets = app_ui.optional("rul_core.models.presets")
-training = app_ui.optional("rul_core.training")
-if presets is None or training is None:
-    app_ui.not_available("Model training (rul_core.models / rul_core.training)")
-    st.stop()
+presets, training = app_ui.require_modules(
+    "Model training (rul_core.models / rul_core.training)",
+    "rul_core.models.presets", "rul_core.training")
 
 tab_train, tab_load = st.tabs(["Train a model", "Load a bundle"])
 

@@ -10,10 +10,8 @@ from rul_core import app_ui, plots, views
 PAGE = "Evaluate"
 app_ui.header(PAGE)
 
-evaluation = app_ui.optional("rul_core.evaluation")
-if evaluation is None:
-    app_ui.not_available("Evaluation (rul_core.evaluation)")
-    st.stop()
+(evaluation,) = app_ui.require_modules("Evaluation (rul_core.evaluation)",
+                                       "rul_core.evaluation")
 
 dataset = app_ui.require_dataset()
 models = app_ui.session_models()

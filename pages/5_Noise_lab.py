@@ -10,11 +10,8 @@ from rul_core import app_ui, plots
 PAGE = "Noise lab"
 app_ui.header(PAGE)
 
-views = app_ui.optional("rul_core.views")
-noise_mod = app_ui.optional("rul_core.signal.noise")
-if views is None or noise_mod is None:
-    app_ui.not_available("Noise models (rul_core.signal.noise)")
-    st.stop()
+views, noise_mod = app_ui.require_modules("Noise models (rul_core.signal.noise)",
+                                          "rul_core.views", "rul_core.signal.noise")
 
 dataset = app_ui.require_dataset()
 

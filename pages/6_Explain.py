@@ -11,11 +11,8 @@ from rul_core import app_ui, plots
 PAGE = "Explain"
 app_ui.header(PAGE)
 
-views = app_ui.optional("rul_core.views")
-compare = app_ui.optional("rul_core.explain.compare")
-if views is None or compare is None:
-    app_ui.not_available("Explanations (rul_core.explain)")
-    st.stop()
+views, compare = app_ui.require_modules("Explanations (rul_core.explain)",
+                                        "rul_core.views", "rul_core.explain.compare")
 
 dataset = app_ui.require_dataset()
 label, trained = app_ui.pick_model("explain_model")

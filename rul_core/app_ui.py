@@ -90,6 +90,16 @@ def not_available(what: str) -> None:
     st.info(f"{what} is not available yet in this build of rul_core.")
 
 
+def require_modules(what: str, *parts: str) -> list[Any]:
+    """Each part (``"module"`` or ``"module:attr"``) via :func:`optional`; when any is missing,
+    say that ``what`` is not available and stop the page."""
+    found = [optional(*part.split(":", 1)) for part in parts]
+    if any(f is None for f in found):
+        not_available(what)
+        st.stop()
+    return found
+
+
 def show_error(exc: BaseException, context: str = "") -> None:
     """A readable error message (never a traceback)."""
     msg = ui_state.friendly_error(exc)
