@@ -138,3 +138,13 @@ def test_phm2012_on_the_real_test_set_copy(
     assert list(table["run"]) == ["Bearing1_4"]
     assert table["elapsed_s"].iloc[0] == pytest.approx(400.0, abs=1.0)
     assert table["estimate_rul_s"].iloc[0] >= 0 and np.isnan(table["accuracy"].iloc[0])
+    # a cautious quantile of the calibrated band: an earlier failure, so less time left
+    base = ["phm2012", "--model", str(demo_model), "--test-set",
+            str(real_data_dir / "femto" / "Test_set"), "--workspace", str(tmp_path / "ws"),
+            "--quiet"]  # fmt: skip
+    assert main([*base, "--out", str(out_csv), "--quantile", "0.2"]) == 0
+    assert "0.2 quantile estimate" in capsys.readouterr().out
+    cautious = pd.read_csv(out_csv)["estimate_rul_s"].iloc[0]
+    assert 0 <= cautious < table["estimate_rul_s"].iloc[0]
+    assert main([*base, "--quantile", "1"]) == 2
+    assert "quantile must lie strictly between 0 and 1, got 1" in capsys.readouterr().err
