@@ -32,7 +32,8 @@ with tab_train:
         schemes = app_ui.label_schemes() or ["piecewise"]
         scheme = c4.selectbox("Label scheme", schemes, key="train_scheme",
                               index=schemes.index("piecewise") if "piecewise" in schemes else 0)
-        intervals = ["gaussian"] if model_name == "rc_lstm" else ["mc_dropout", "ensemble"]
+        intervals = (["gaussian", "ensemble"] if model_name == "rc_lstm"
+                     else ["mc_dropout", "ensemble"])
         interval = c5.selectbox("Uncertainty", intervals, key="train_interval")
         hp = presets.PRESETS[preset][model_name]
         epochs = c6.number_input("Epochs", 1, 500, int(hp.get("epochs", 20)), key="train_epochs")

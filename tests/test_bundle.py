@@ -132,6 +132,38 @@ def test_ensemble_round_trip(
     assert (a["std"] > 0).all()
 
 
+def test_rc_lstm_deep_ensemble_trains_saves_and_mixes_its_members(
+    runs: list, tmp_path: Path
+) -> None:
+    """interval='ensemble' on RC-LSTM trains seeded members whose Gaussian heads are mixed:
+    mean of the means, variance mean(sigma^2 + mu^2) - mean^2 (before calibration)."""
+    import numpy as np
+
+    from rul_core.training import model_x, prepare_run
+
+    tm = _train("rc_lstm", runs, interval="ensemble", n_members=2)
+    assert tm.config.interval == "ensemble" and len(tm.models) == 2
+    w0, w1 = (m.get_weights() for m in tm.models)
+    assert not all(np.allclose(a, b) for a, b in zip(w0, w1, strict=True))  # seeds differ
+    path = bd.save_bundle(tm, tmp_path / "rc_ens")
+    assert {"member_0.keras", "member_1.keras"} <= {p.name for p in path.iterdir()}
+    loaded = bd.load_bundle(path)
+    pd.testing.assert_frame_equal(predict_run(tm, runs[1]), predict_run(loaded, runs[1]),
+                                  atol=1e-6, rtol=1e-5)
+    prep = prepare_run(tm.config, runs[1], tm.normaliser, tm.pipeline_config)
+    mu_sigma = np.stack([m.predict(model_x(prep.inputs), verbose=0) for m in loaded.models])
+    mu, sigma = mu_sigma[..., 0].astype(np.float64), mu_sigma[..., 1].astype(np.float64)
+    got = dataclasses.replace(loaded, interval_calibration=None)
+    from rul_core.training import predict_inputs
+
+    out = predict_inputs(got, prep.inputs)
+    mean = mu.mean(axis=0)
+    np.testing.assert_allclose(out["mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(
+        out["std"], np.sqrt((sigma**2 + mu**2).mean(axis=0) - mean**2), rtol=1e-5, atol=1e-9
+    )
+
+
 # --- refusals ----------------------------------------------------------------------------
 def test_tampered_card_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_path: Path) -> None:
     src, _ = carle_bundle

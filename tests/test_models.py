@@ -97,6 +97,8 @@ def test_config_round_trip_and_validation():
     with pytest.raises(RulError, match="gaussian"):
         ModelConfig("carle", interval="gaussian")
     assert ModelConfig("rc_lstm").interval == "gaussian"
+    assert ModelConfig("rc_lstm", interval="mc_dropout").interval == "gaussian"
+    assert ModelConfig("rc_lstm", interval="ensemble").interval == "ensemble"
     assert ModelConfig("carle").uses_forest and not ModelConfig("carle", "carl").uses_forest
     assert not ModelConfig("multimodal").uses_forest
     assert ModelConfig("multimodal", hparams={"forest": True}).uses_forest

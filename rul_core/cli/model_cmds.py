@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             preset=args.preset,
             dataset_kind=kind,
             seed=args.seed,
-            interval=args.interval if args.model != "rc_lstm" else "gaussian",
+            interval=args.interval,  # rc_lstm: gaussian, or an ensemble of Gaussian heads
             n_members=args.n_members,
             hparams=hparams,
         )
@@ -319,7 +319,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--interval", default="mc_dropout", choices=INTERVALS)
+    p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
+                   help="predictive interval: MC dropout (default) or a deep ensemble of "
+                        "--n-members; rc_lstm: its Gaussian head, or an ensemble of them")
     p.add_argument("--n-members", type=int, default=5, help="deep-ensemble size")
     p.add_argument("--dataset-kind", choices=("femto", "xjtu"), default=None)
     p.add_argument("--out", required=True, help="bundle directory to write")

@@ -162,7 +162,9 @@ class ModelConfig:
     preset: str = "quick"  # "paper" | "quick"
     dataset_kind: str = "femto"  # "xjtu" | "femto": picks CARLE's Table 6 set
     seed: int = 0
-    interval: str = "mc_dropout"  # "mc_dropout" | "ensemble" | "gaussian" (rc_lstm: gaussian)
+    # "mc_dropout" | "ensemble" | "gaussian"; rc_lstm: "gaussian" (its head) or "ensemble"
+    # (n_members Gaussian heads, mixed)
+    interval: str = "mc_dropout"
     n_members: int = 5
     mc_samples: int = 30
     dropout: float = 0.1
@@ -175,7 +177,10 @@ class ModelConfig:
         _check(self.dataset_kind, DATASET_KINDS, "dataset_kind")
         _check(self.interval, INTERVALS, "interval")
         if self.name == "rc_lstm":
-            self.interval = "gaussian"  # RC-LSTM's interval always comes from its head
+            # RC-LSTM's interval comes from its Gaussian head: one model, or a deep ensemble
+            # whose equally weighted mixture gives mean and spread; MC dropout does not apply
+            if self.interval != "ensemble":
+                self.interval = "gaussian"
         elif self.interval == "gaussian":
             raise RulError(
                 f"model config: interval 'gaussian' needs a Gaussian head (rc_lstm); "
