@@ -122,6 +122,15 @@ def test_train_quick_model_in_background(demo_assets):
     assert any("Saved to" in s.value for s in at.success)
 
 
+def test_train_offers_each_model_its_own_intervals(demo_assets):
+    at = _app("pages/3_Train.py")
+    at.selectbox(key="train_model").set_value("rc_lstm").run()
+    assert at.selectbox(key="train_interval").options == ["gaussian", "ensemble"]
+    at.selectbox(key="train_model").set_value("carle").run()
+    assert at.selectbox(key="train_interval").options == ["mc_dropout", "ensemble"]
+    _no_exceptions(at)
+
+
 def test_train_cancel_stops_job(demo_assets):
     at = _app("pages/3_Train.py")
     at.selectbox(key="train_model").set_value("carle").run()
