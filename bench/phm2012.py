@@ -271,6 +271,8 @@ def run_fold(fold: Fold) -> dict:
     w = predict_windows(tm, held, with_labels=True)
     if fold.quantiles:
         qw = quantile_windows(tm, held, fold.quantiles)
+        if not np.array_equal(qw["snapshot"].to_numpy(), w["snapshot"].to_numpy()):
+            raise RuntimeError("quantile windows are not in predict_windows' order")
         w = pd.concat([w, qw.drop(columns="snapshot")], axis=1)
     return {
         "model": fold.model, "ablation": fold.ablation, "bearing": held.name,
