@@ -143,23 +143,6 @@ def phm_style_score(w: Any) -> float:
 QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4)
 
 
-def quantile_windows(tm: Any, run: Run, quantiles: tuple[float, ...]) -> Any:
-    """Per-window ``q<q>`` columns: the calibrated band's bound that holds each quantile
-    (:func:`rul_core.phm2012.quantile_band`), from one feature pass over the run."""
-    import pandas as pd
-
-    from rul_core.phm2012 import quantile_band
-    from rul_core.training import predict_inputs, prepare_run
-
-    prep = prepare_run(tm.config, run, tm.normaliser, tm.pipeline_config)
-    out = pd.DataFrame({"snapshot": prep.snapshot_index})
-    for q in quantiles:
-        level, column = quantile_band(q)
-        band = predict_inputs(tm, prep.inputs, level)
-        out[f"q{q:g}"] = np.asarray(band["mean" if column == "rul" else column], np.float64)
-    return out
-
-
 def protocol_proxies(
     w: Any, run: Run, label_scheme: str, label_params: dict, quantiles: tuple[float, ...] = ()
 ) -> dict:
@@ -171,10 +154,7 @@ def protocol_proxies(
     from rul_core.phm2012 import grid_cuts, truncation_proxy
     from rul_core.training import aggregate_snapshots
 
-    cols = [c for c in w.columns if c.startswith("q")]
     snaps = aggregate_snapshots(w, run)
-    if cols:
-        snaps = snaps.join(w.groupby("snapshot")[cols].mean(), on="snapshot")
 
     def mean_accuracy(column: str, cuts: list | None = None) -> float:
         table = truncation_proxy(snaps, label_scheme, label_params, column=column, cuts=cuts)
@@ -248,7 +228,6 @@ def run_fold(fold: Fold) -> dict:
     import gc
 
     import keras
-    import pandas as pd
 
     from rul_core import metrics as mt
     from rul_core.models import ModelConfig
@@ -268,12 +247,7 @@ def run_fold(fold: Fold) -> dict:
                    label_params=fold.label_params, pipeline_config=fold.pipeline_config)
     wall = time.perf_counter() - t0
     held = fold.held
-    w = predict_windows(tm, held, with_labels=True)
-    if fold.quantiles:
-        qw = quantile_windows(tm, held, fold.quantiles)
-        if not np.array_equal(qw["snapshot"].to_numpy(), w["snapshot"].to_numpy()):
-            raise RuntimeError("quantile windows are not in predict_windows' order")
-        w = pd.concat([w, qw.drop(columns="snapshot")], axis=1)
+    w = predict_windows(tm, held, with_labels=True, quantiles=fold.quantiles)
     return {
         "model": fold.model, "ablation": fold.ablation, "bearing": held.name,
         "rmse": mt.rmse(w["y_true"], w["rul"]), "mae": mt.mae(w["y_true"], w["rul"]),

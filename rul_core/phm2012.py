@@ -13,9 +13,9 @@ window-to-window noise of a single snapshot.
 
 The score punishes a late estimate four times harder than an early one (A halves at 5 % late,
 20 % early), so a lower quantile of the (calibrated) predictive band may score better than the
-point estimate: :func:`quantile_band` picks one; ``bench/phm2012.py --quantiles`` measures
-which on the answer-free grid (on the learning set it mattered for a model that estimates late,
-and little otherwise: README).
+point estimate: :func:`rul_core.training.quantile_band` picks one; ``bench/phm2012.py
+--quantiles`` measures which on the answer-free grid (on the learning set it mattered for a
+model that estimates late, and little otherwise: README).
 
 :func:`truncation_proxy` replays the protocol on a complete run (a held-out learning bearing):
 it cuts the run where each test bearing was cut, as a fraction of that bearing's life, and
@@ -38,6 +38,7 @@ from rul_core import metrics as mt
 from rul_core.data.run import Run
 from rul_core.errors import RulError
 from rul_core.progress import CancelToken, ProgressFn, check, emit
+from rul_core.training import quantile_band
 
 SNAPSHOT_INTERVAL_S = 10.0
 DEFAULT_LAST_K = 5
@@ -151,23 +152,6 @@ def estimate_rul_s(
     return float(max(0.0, np.median(recent) - e[-1]))
 
 
-def quantile_band(quantile: float) -> tuple[float | None, str]:
-    """(interval level, column) of ``predict_run`` output that holds the ``quantile``.
-
-    0.5 is the point estimate (``rul``, level None: the model's default band). Below 0.5 it is
-    the lower bound of the central band at level ``1 - 2q`` (``upper`` of level ``2q - 1``
-    above 0.5): the ``q`` quantile when the band is calibrated and symmetric in probability.
-    """
-    q = float(quantile)
-    if not 0.0 < q < 1.0:
-        raise RulError(f"RUL estimate: quantile must lie strictly between 0 and 1, got {quantile}")
-    if q == 0.5:
-        return None, "rul"
-    if q < 0.5:
-        return 1.0 - 2.0 * q, "lower"
-    return 2.0 * q - 1.0, "upper"
-
-
 def challenge_cuts() -> list[tuple[str, float]]:
     """Where the challenge cut its test bearings: (name, fraction of life elapsed).
 
@@ -241,7 +225,8 @@ def score_runs(
     A run named like a challenge test bearing and holding exactly its truncated snapshot count
     is scored against the published actual RUL (``actual_rul_s``, ``er_percent``,
     ``accuracy``); other runs get NaN there. ``quantile`` picks the per-snapshot prediction
-    (:func:`quantile_band`: 0.5 the point estimate, lower for a cautious, early estimate).
+    (:func:`rul_core.training.quantile_band`: 0.5 the point estimate, lower for a
+    cautious, early estimate).
     """
     from rul_core.training import DEFAULT_LEVEL, predict_run
 

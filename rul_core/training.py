@@ -506,17 +506,37 @@ def predict_inputs(
     return out
 
 
+def quantile_band(quantile: float) -> tuple[float | None, str]:
+    """(interval level, column) of ``predict_run`` output that holds the ``quantile``.
+
+    0.5 is the point estimate (``rul``, level None: the model's default band). Below 0.5 it is
+    the lower bound of the central band at level ``1 - 2q`` (``upper`` of level ``2q - 1``
+    above 0.5): the ``q`` quantile when the band is calibrated and symmetric in probability.
+    """
+    q = float(quantile)
+    if not 0.0 < q < 1.0:
+        raise RulError(f"RUL estimate: quantile must lie strictly between 0 and 1, got {quantile}")
+    if q == 0.5:
+        return None, "rul"
+    if q < 0.5:
+        return 1.0 - 2.0 * q, "lower"
+    return 2.0 * q - 1.0, "upper"
+
+
 def predict_windows(
     trained: TrainedModel,
     run: Run,
     upto: int | None = None,
     level: float | None = None,
     with_labels: bool = False,
+    quantiles: Sequence[float] = (),
 ) -> pd.DataFrame:
     """Per-window predictions of ``run`` (its first ``upto`` snapshots when given).
 
     Columns: snapshot, window, rul, lower, upper, std (and ``y_true`` with ``with_labels``,
-    labelled with the model's own scheme over the *whole* run).
+    labelled with the model's own scheme over the *whole* run), and ``q<q>`` for each of
+    ``quantiles``: the band bound that holds it (:func:`quantile_band`), from the same
+    feature pass.
     """
     level = trained.level if level is None else float(level)
     part = run
@@ -548,12 +568,18 @@ def predict_windows(
 
         per_snapshot = lb.label_run(run, trained.label_scheme, **trained.label_params)
         df["y_true"] = np.asarray(lb.window_labels(per_snapshot, prep.snapshot_index), float)
+    for q in quantiles:
+        q_level, column = quantile_band(q)
+        band = out if q_level is None else predict_inputs(trained, prep.inputs, q_level)
+        df[f"q{q:g}"] = np.asarray(band["mean" if column == "rul" else column], np.float64)
     return df
 
 
 def aggregate_snapshots(windows: pd.DataFrame, run: Run) -> pd.DataFrame:
-    """Mean over each snapshot's windows; adds ``time_s`` from the run's timestamps."""
+    """Mean over each snapshot's windows (quantile columns ``q<q>`` included); adds ``time_s``
+    from the run's timestamps."""
     cols = [c for c in ("rul", "lower", "upper", "std", "y_true") if c in windows.columns]
+    cols += [c for c in windows.columns if c.startswith("q")]
     agg = windows.groupby("snapshot", sort=True)[cols].mean().reset_index()
     ts = np.asarray(run.timestamps, dtype=np.float64)
     agg.insert(1, "time_s", ts[agg["snapshot"].to_numpy()])

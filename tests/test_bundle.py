@@ -97,6 +97,25 @@ def test_carle_round_trip_predicts_the_same(
     pd.testing.assert_frame_equal(predict_run(tm, runs[1]), predict_run(loaded, runs[1]))
 
 
+def test_quantile_columns_are_the_band_bounds_of_one_feature_pass(
+    carle_bundle: tuple[Path, TrainedModel], runs: list
+) -> None:
+    """predict_windows(quantiles=...) adds q<q> = the bound of the band at level |1 - 2q|,
+    and aggregate_snapshots averages them per snapshot like the other columns."""
+    import numpy as np
+
+    from rul_core.training import aggregate_snapshots, predict_windows
+
+    _, tm = carle_bundle
+    w = predict_windows(tm, runs[1], quantiles=(0.2, 0.5, 0.9))
+    np.testing.assert_allclose(w["q0.2"], predict_windows(tm, runs[1], level=0.6)["lower"])
+    np.testing.assert_allclose(w["q0.9"], predict_windows(tm, runs[1], level=0.8)["upper"])
+    np.testing.assert_array_equal(w["q0.5"], w["rul"])
+    assert (w["q0.2"] <= w["rul"]).all() and (w["q0.2"] < w["rul"]).any()
+    snaps = aggregate_snapshots(w, runs[1])
+    np.testing.assert_allclose(snaps["q0.2"], w.groupby("snapshot")["q0.2"].mean().to_numpy())
+
+
 @pytest.mark.parametrize("name", ["multimodal", "rc_lstm"])
 def test_network_round_trip_predicts_the_same(name: str, runs: list, tmp_path: Path) -> None:
     tm = _train(name, runs)
