@@ -7,6 +7,11 @@ Dense, one LSTM, one MultiHeadAttention layer) and the quick CARL from ``rul_cor
 stacks grow too, the growth is TensorFlow keeping traced training functions, not a reference
 held by this package (the model objects are verified to be freed).
 
+The last two rows do what the app does per model: ``rul_core.training.train`` on two small
+synthetic runs (one epoch) and ``predict_run`` on a third, once in this process and once with
+``rul_core.isolated.train_isolated`` (trained in a child process, loaded back from its bundle,
+predicted here); RSS is this process's.
+
     python bench/train_memory.py --repeats 6
 """
 
@@ -84,6 +89,31 @@ def measure(make: Callable[[], object], repeats: int) -> tuple[list[float], bool
     return sizes, freed
 
 
+def measure_workflow(isolated: bool, repeats: int) -> tuple[list[float], bool]:
+    """RSS after each train-predict-free round of the app's workflow (quick CARL)."""
+    import keras
+
+    from rul_core.data.synthetic import synth_run
+    from rul_core.isolated import train_isolated
+    from rul_core.models import ModelConfig
+    from rul_core.training import predict_run, train
+
+    runs = [synth_run(f"Bearing1_{i}", n_snapshots=8, seed=i) for i in (1, 2, 3)]
+    fit = train_isolated if isolated else train
+    sizes, freed = [], True
+    for _ in range(repeats):
+        trained = fit(ModelConfig("carle", ablation="carl", preset="quick"), runs[:2], epochs=1)
+        predict_run(trained, runs[2])
+        ref = weakref.ref(trained.models[0])
+        del trained
+        keras.backend.clear_session()
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        freed = freed and ref() is None
+        sizes.append(rss_mb())
+    return sizes, freed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=6)
@@ -91,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | RSS after each round (MB) | growth per model (MB) | models freed |")
     print("|---|---|---|---|")
     for name, make in [("Dense", bare("dense")), ("LSTM", bare("lstm")),
-                       ("MultiHeadAttention", bare("mha")), ("CARL quick (rul_core)", carl)]:
-        sizes, freed = measure(make, args.repeats)
+                       ("MultiHeadAttention", bare("mha")), ("CARL quick (rul_core)", carl),
+                       ("CARL quick: train + predict_run here", False),
+                       ("CARL quick: train_isolated (child) + predict_run here", True)]:
+        if isinstance(make, bool):
+            sizes, freed = measure_workflow(make, args.repeats)
+        else:
+            sizes, freed = measure(make, args.repeats)
         growth = (sizes[-1] - sizes[0]) / max(1, len(sizes) - 1)
         print(f"| {name} | {' '.join(f'{s:.0f}' for s in sizes)} | {growth:.1f} | {freed} |",
               flush=True)

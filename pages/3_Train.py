@@ -1,4 +1,7 @@
-"""Train: pick a model and bearings, train in the background with live curves, or load a bundle."""
+"""Train: pick a model and bearings, train in the background with live curves, or load a bundle.
+
+Training runs in a child process (``rul_core.isolated``), so the server does not keep what
+TensorFlow leaves behind after every fit; the model comes back as a checked bundle."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ from rul_core import app_ui, labels, plots, ui_state
 PAGE = "Train"
 app_ui.header(PAGE)
 
-presets, training = app_ui.require_modules(
-    "Model training (rul_core.models / rul_core.training)",
-    "rul_core.models.presets", "rul_core.training")
+presets, isolated = app_ui.require_modules(
+    "Model training (rul_core.models / rul_core.isolated)",
+    "rul_core.models.presets", "rul_core.isolated")
 
 tab_train, tab_load = st.tabs(["Train a model", "Load a bundle"])
 
@@ -79,9 +82,10 @@ with tab_train:
                 def target(progress, cancel, config=config, train_runs=train_runs,
                            val_runs=val_runs, scheme=scheme, epochs=int(epochs),
                            label_params=label_params):
-                    return training.train(config, train_runs, val_runs=val_runs,
-                                          label_scheme=scheme, label_params=label_params,
-                                          epochs=epochs, progress=progress, cancel=cancel)
+                    return isolated.train_isolated(
+                        config, train_runs, val_runs=val_runs, label_scheme=scheme,
+                        label_params=label_params, epochs=epochs, progress=progress,
+                        cancel=cancel)
 
                 st.session_state["train_job"] = ui_state.start_job(
                     f"{model_name}-{ablation}", target)

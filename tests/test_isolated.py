@@ -1,0 +1,94 @@
+"""Training in a child process: same model as in-process, progress and cancel cross over, failures
+keep their message, and the child never runs the parent's main script."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_models import TINY_CARLE
+
+from rul_core import isolated
+from rul_core.data.synthetic import synth_run
+from rul_core.errors import Cancelled, RulError
+from rul_core.models import ModelConfig
+from rul_core.progress import CancelToken, ProgressEvent
+from rul_core.training import predict_run, train
+
+
+@pytest.fixture(scope="module")
+def runs() -> list:
+    return [synth_run(f"Bearing1_{i}", n_snapshots=6, seed=i) for i in (1, 2)]
+
+
+def _config() -> ModelConfig:
+    return ModelConfig("carle", ablation="carl", hparams=dict(TINY_CARLE), seed=3)
+
+
+def test_child_trains_the_same_model_as_this_process(runs: list) -> None:
+    events: list[ProgressEvent] = []
+    child = isolated.train_isolated(_config(), runs[:1], val_runs=runs[1:], epochs=2,
+                                    batch_size=32, progress=events.append)
+    here = train(_config(), runs[:1], val_runs=runs[1:], epochs=2, batch_size=32)
+    assert [r.name for r in child.train_runs] == ["Bearing1_1"]
+    assert child.interval_calibration == pytest.approx(here.interval_calibration, rel=1e-5)
+    assert child.history[0]["loss"] == pytest.approx(here.history[0]["loss"], rel=1e-5)
+    a, b = predict_run(child, runs[1]), predict_run(here, runs[1])
+    np.testing.assert_allclose(a["rul"], b["rul"], rtol=1e-5, atol=1e-6)
+    ends = [e for e in events if e.extra.get("epoch_end")]
+    assert [e.extra["epoch"] for e in ends] == [1, 2]  # both epochs reported to this process
+
+
+def test_cancel_stops_the_child(runs: list) -> None:
+    token = CancelToken()
+    token.cancel()
+    before = set(multiprocessing.active_children())
+    with pytest.raises(Cancelled):
+        isolated.train_isolated(_config(), runs[:1], epochs=500, batch_size=32, cancel=token)
+    assert set(multiprocessing.active_children()) == before
+
+
+def test_a_child_that_does_not_stop_is_terminated(runs: list) -> None:
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled, match="process was stopped"):  # grace 0: no time to stop
+        isolated.train_isolated(_config(), runs[:1], epochs=500, cancel=token, grace_s=0.0)
+
+
+@pytest.fixture()
+def main_script_that_leaves_a_mark(tmp_path: Path):
+    """A stand-in for Streamlit's page-as-``__main__``: running it creates ``ran.txt``."""
+    mark = tmp_path / "ran.txt"
+    script = tmp_path / "page.py"
+    script.write_text(f"open({str(mark)!r}, 'w').write('ran')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    original = sys.modules["__main__"]
+    sys.modules["__main__"] = fake
+    try:
+        yield mark, fake
+    finally:
+        sys.modules["__main__"] = original
+
+
+def test_plain_spawn_would_rerun_the_main_script(main_script_that_leaves_a_mark) -> None:
+    mark, _ = main_script_that_leaves_a_mark
+    child = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    child.start()
+    child.join(60)
+    assert mark.exists()  # the hazard train_isolated guards against is real
+
+
+def test_failure_keeps_its_message_and_skips_the_main_script(
+    runs: list, main_script_that_leaves_a_mark
+) -> None:
+    mark, fake = main_script_that_leaves_a_mark
+    with pytest.raises(RulError, match="Bearing1_1"):  # a bearing on both sides is refused
+        isolated.train_isolated(_config(), runs[:1], val_runs=runs[:1], epochs=1)
+    assert not mark.exists()
+    assert sys.modules["__main__"] is fake  # put back after the start
