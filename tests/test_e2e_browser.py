@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium: upload a FEMTO-layout archive, open
-Representations and Explain, and check the plots render. Screenshots go to tests/artifacts/."""
+Representations and Explain, and check the plots render; train a model in the real server.
+Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -90,3 +91,31 @@ def test_upload_archive_then_representations_and_explain(tmp_path):
             browser.close()
     assert (ARTIFACTS / "e2e_explain.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path / "femto", ignore_errors=True)
+
+
+def test_train_in_the_real_server_child_process():
+    """The Train page's child-process training inside a real ``streamlit run`` server (whose
+    ``__main__`` is Streamlit's, not a test's): a CARLE trains one epoch on the demo data and
+    becomes the session's model."""
+    env = use_workspace(build_assets(with_model=True))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(env) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            wait_for_app(page)
+            goto_page(page, "Train")
+            page.get_by_test_id("stSelectbox").filter(has_text="Model").first.click()
+            page.get_by_role("option", name="CARLE", exact=True).click()
+            wait_for_app(page)
+            epochs = page.get_by_label("Epochs", exact=True)
+            epochs.fill("1")
+            epochs.press("Enter")
+            wait_for_app(page)
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_text("Trained carle/full").wait_for(timeout=240_000)
+            page.get_by_text("Model: carle/full").wait_for(timeout=30_000)  # the sidebar
+            page.screenshot(path=str(ARTIFACTS / "e2e_train.png"), full_page=True)
+        finally:
+            browser.close()
