@@ -67,10 +67,19 @@ def carl() -> object:
     return build_model(ModelConfig("carle", ablation="carl", preset="quick"))
 
 
-def measure(make: Callable[[], object], repeats: int) -> tuple[list[float], bool]:
-    """RSS after each train-and-free round, and whether every model object was freed."""
+def release(ref: weakref.ref) -> bool:
+    """Clear Keras's session, collect garbage and return freed heap to the OS; True when the
+    object behind ``ref`` (already ``del``-ed by the caller) is gone."""
     import keras
 
+    keras.backend.clear_session()
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return ref() is None
+
+
+def measure(make: Callable[[], object], repeats: int) -> tuple[list[float], bool]:
+    """RSS after each train-and-free round, and whether every model object was freed."""
     rng = np.random.default_rng(0)
     x = rng.random((512, 14, 1), dtype=np.float32)
     y = rng.random(512, dtype=np.float32)
@@ -81,18 +90,13 @@ def measure(make: Callable[[], object], repeats: int) -> tuple[list[float], bool
             model.train_on_batch(x[b : b + 32], y[b : b + 32])
         ref = weakref.ref(model)
         del model
-        keras.backend.clear_session()
-        gc.collect()
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        freed = freed and ref() is None
+        freed = release(ref) and freed
         sizes.append(rss_mb())
     return sizes, freed
 
 
 def measure_workflow(isolated: bool, repeats: int) -> tuple[list[float], bool]:
     """RSS after each train-predict-free round of the app's workflow (quick CARL)."""
-    import keras
-
     from rul_core.data.synthetic import synth_run
     from rul_core.isolated import train_isolated
     from rul_core.models import ModelConfig
@@ -106,10 +110,7 @@ def measure_workflow(isolated: bool, repeats: int) -> tuple[list[float], bool]:
         predict_run(trained, runs[2])
         ref = weakref.ref(trained.models[0])
         del trained
-        keras.backend.clear_session()
-        gc.collect()
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        freed = freed and ref() is None
+        freed = release(ref) and freed
         sizes.append(rss_mb())
     return sizes, freed
 

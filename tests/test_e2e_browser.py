@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,20 @@ if not Path(CHROMIUM).is_file():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
+@contextmanager
+def app_page(env: dict[str, str]) -> Iterator[object]:
+    """A Chromium page on the app's home page, served by a real ``streamlit run`` with ``env``."""
+    with streamlit_server(env) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            wait_for_app(page)
+            yield page
+        finally:
+            browser.close()
+
+
 def _femto_zip(tmp: Path) -> Path:
     """A small FEMTO-layout archive: Learning_set/Bearing1_1 and Bearing1_2, 4 snapshots."""
     from rul_core.data.synthetic import write_dataset
@@ -46,49 +62,42 @@ def test_upload_archive_then_representations_and_explain(tmp_path):
     env = use_workspace(build_assets(with_model=True))
     archive = _femto_zip(tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(env) as url, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="domcontentloaded")
-            wait_for_app(page)
-            assert page.locator("h1", has_text="Bearing RUL workbench").is_visible()
+    with app_page(env) as page:
+        assert page.locator("h1", has_text="Bearing RUL workbench").is_visible()
 
-            goto_page(page, "Data")
-            page.get_by_text("Upload", exact=True).click()
-            wait_for_app(page)
-            page.get_by_text("Files or an archive", exact=True).click()
-            wait_for_app(page)
-            page.locator("input[type=file]").first.set_input_files(str(archive))
-            page.get_by_role("button", name="Load the upload").click(timeout=30_000)
-            wait_for_app(page)
-            page.get_by_text("Dataset: upload").wait_for(timeout=60_000)
-            metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
-            assert metrics[:2] == ["femto", "2"]  # layout and run count of the upload
-            page.screenshot(path=str(ARTIFACTS / "e2e_data.png"), full_page=True)
+        goto_page(page, "Data")
+        page.get_by_text("Upload", exact=True).click()
+        wait_for_app(page)
+        page.get_by_text("Files or an archive", exact=True).click()
+        wait_for_app(page)
+        page.locator("input[type=file]").first.set_input_files(str(archive))
+        page.get_by_role("button", name="Load the upload").click(timeout=30_000)
+        wait_for_app(page)
+        page.get_by_text("Dataset: upload").wait_for(timeout=60_000)
+        metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
+        assert metrics[:2] == ["femto", "2"]  # layout and run count of the upload
+        page.screenshot(path=str(ARTIFACTS / "e2e_data.png"), full_page=True)
 
-            goto_page(page, "Representations")
-            page.locator(PLOT).nth(4).wait_for(timeout=60_000)
-            assert page.locator(PLOT).count() == 5
-            assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 2  # ImR, scalogram
-            page.screenshot(path=str(ARTIFACTS / "e2e_representations.png"), full_page=True)
+        goto_page(page, "Representations")
+        page.locator(PLOT).nth(4).wait_for(timeout=60_000)
+        assert page.locator(PLOT).count() == 5
+        assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 2  # ImR, scalogram
+        page.screenshot(path=str(ARTIFACTS / "e2e_representations.png"), full_page=True)
 
-            goto_page(page, "Explain")
-            page.get_by_text("Settings", exact=True).click()
-            for label, value in (("LIME samples", "60"), ("LIME seeds", "2"),
-                                 ("SHAP samples", "10")):
-                box = page.get_by_label(label, exact=True)
-                box.fill(value)
-                box.press("Enter")
-                wait_for_app(page)
-            page.get_by_role("button", name="Explain this window").click()
-            wait_for_app(page, timeout_ms=180_000)
-            page.locator(PLOT).nth(3).wait_for(timeout=60_000)
-            assert page.locator(PLOT).count() >= 4
-            assert page.get_by_text("LRP", exact=True).first.is_visible()
-            page.screenshot(path=str(ARTIFACTS / "e2e_explain.png"), full_page=True)
-        finally:
-            browser.close()
+        goto_page(page, "Explain")
+        page.get_by_text("Settings", exact=True).click()
+        for label, value in (("LIME samples", "60"), ("LIME seeds", "2"),
+                             ("SHAP samples", "10")):
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
+            wait_for_app(page)
+        page.get_by_role("button", name="Explain this window").click()
+        wait_for_app(page, timeout_ms=180_000)
+        page.locator(PLOT).nth(3).wait_for(timeout=60_000)
+        assert page.locator(PLOT).count() >= 4
+        assert page.get_by_text("LRP", exact=True).first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "e2e_explain.png"), full_page=True)
     assert (ARTIFACTS / "e2e_explain.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path / "femto", ignore_errors=True)
 
@@ -99,23 +108,16 @@ def test_train_in_the_real_server_child_process():
     becomes the session's model."""
     env = use_workspace(build_assets(with_model=True))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(env) as url, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="domcontentloaded")
-            wait_for_app(page)
-            goto_page(page, "Train")
-            page.get_by_test_id("stSelectbox").filter(has_text="Model").first.click()
-            page.get_by_role("option", name="CARLE", exact=True).click()
-            wait_for_app(page)
-            epochs = page.get_by_label("Epochs", exact=True)
-            epochs.fill("1")
-            epochs.press("Enter")
-            wait_for_app(page)
-            page.get_by_role("button", name="Start training").click()
-            page.get_by_text("Trained carle/full").wait_for(timeout=240_000)
-            page.get_by_text("Model: carle/full").wait_for(timeout=30_000)  # the sidebar
-            page.screenshot(path=str(ARTIFACTS / "e2e_train.png"), full_page=True)
-        finally:
-            browser.close()
+    with app_page(env) as page:
+        goto_page(page, "Train")
+        page.get_by_test_id("stSelectbox").filter(has_text="Model").first.click()
+        page.get_by_role("option", name="CARLE", exact=True).click()
+        wait_for_app(page)
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.fill("1")
+        epochs.press("Enter")
+        wait_for_app(page)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Trained carle/full").wait_for(timeout=240_000)
+        page.get_by_text("Model: carle/full").wait_for(timeout=30_000)  # the sidebar
+        page.screenshot(path=str(ARTIFACTS / "e2e_train.png"), full_page=True)
