@@ -199,7 +199,7 @@ def constant_rows(
             "phm": phm_style_score(w), "rmse_snap": snapshot_rmse(w), "wall_s": 0.0,
             **protocol_proxies(w, runs[held], label_scheme, label_params, quantiles),
             "peak_rss_mb": float("nan"), "rss_growth_mb": float("nan"), "epochs": 0,
-            "train_windows": 0,
+            "train_windows": 0, "seed": "-",
         })
     return rows
 
@@ -221,6 +221,7 @@ class Fold:
     hparams: dict
     quantiles: tuple[float, ...]
     n_members: int = 1
+    save_dir: str | None = None
 
 
 def run_fold(fold: Fold) -> dict:
@@ -248,6 +249,12 @@ def run_fold(fold: Fold) -> dict:
     wall = time.perf_counter() - t0
     held = fold.held
     w = predict_windows(tm, held, with_labels=True, quantiles=fold.quantiles)
+    if fold.save_dir:  # snapshot means, to study post-processing without retraining
+        from rul_core.atomic import write_text
+        from rul_core.training import aggregate_snapshots
+
+        name = f"{fold.model}-{fold.ablation}-seed{fold.seed}-{held.name}.csv"
+        write_text(Path(fold.save_dir) / name, aggregate_snapshots(w, held).to_csv(index=False))
     return {
         "model": fold.model, "ablation": fold.ablation, "bearing": held.name,
         "rmse": mt.rmse(w["y_true"], w["rul"]), "mae": mt.mae(w["y_true"], w["rul"]),
@@ -264,7 +271,7 @@ def lobo(
     ablations: list[str] | None,
     runs: dict[str, Run],
     epochs: int | None,
-    seed: int,
+    seeds: int | list[int],
     pipeline_config: object | None = None,
     label_params: dict | None = None,
     label_scheme: str = "piecewise",
@@ -273,8 +280,9 @@ def lobo(
     quantiles: tuple[float, ...] = (),
     isolate: bool = True,
     n_members: int = 1,
+    save_dir: str | None = None,
 ) -> list[dict]:
-    """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation and bearing.
+    """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
     ``isolate``: each fold trains in a fresh child process (spawned, one fold each), so the
     memory TensorFlow keeps after every trained model (``bench/train_memory.py``) does not
@@ -287,19 +295,22 @@ def lobo(
     from rul_core.training import leave_one_bearing_out
 
     bearings = list(runs)
+    seed_list = [seeds] if isinstance(seeds, int) else list(seeds)
     rows = []
     for model in models:
         for ablation in ablations or ABLATIONS[model]:
             if ablation not in ABLATIONS[model]:
                 continue
-            for train_names, (held,) in leave_one_bearing_out(bearings):
+            for seed, (train_names, (held,)) in (
+                (s, fold) for s in seed_list for fold in leave_one_bearing_out(bearings)
+            ):
                 fit_names, val_names = train_names, []
                 if inner_val:  # the fold's last training bearing validates and calibrates
                     fit_names, val_names = train_names[:-1], train_names[-1:]
                 fold = Fold(model, ablation, {n: runs[n] for n in fit_names},
                             {n: runs[n] for n in val_names}, runs[held], epochs, seed,
                             pipeline_config, label_scheme, dict(label_params or {}),
-                            dict(hparams or {}), tuple(quantiles), int(n_members))
+                            dict(hparams or {}), tuple(quantiles), int(n_members), save_dir)
                 if isolate:
                     with ProcessPoolExecutor(
                         1, mp_context=multiprocessing.get_context("spawn")
@@ -307,9 +318,10 @@ def lobo(
                         row = pool.submit(run_fold, fold).result()
                 else:
                     row = run_fold(fold)
+                row["seed"] = seed
                 rows.append(row)
                 print(
-                    f"  {model}/{ablation} held {held}: rmse {row['rmse']:.4f} "
+                    f"  {model}/{ablation} seed {seed} held {held}: rmse {row['rmse']:.4f} "
                     f"proxy {row['proxy']:.3f} grid {row['proxy_grid']:.3f} "
                     + " ".join(f"q{q:g} {row[f'proxy@{q:g}']:.3f}/{row[f'grid@{q:g}']:.3f}"
                                for q in quantiles)
@@ -320,17 +332,15 @@ def lobo(
     return rows
 
 
-def throughput(models: list[str], batches: int, batch_size: int | None) -> list[dict]:
-    """Training windows/s at the paper preset on random inputs (after one warm-up batch)."""
-    import keras
-
+def model_throughput(model: str, batches: int, batch_size: int | None) -> dict:
+    """Training windows/s of one model at the paper preset on random inputs (after one warm-up
+    batch), and the peak resident memory of the whole measurement."""
     from rul_core.models import ModelConfig, build_model
 
-    rows = []
-    for model in models:
-        cfg = ModelConfig(model, preset="paper", dataset_kind="femto")
+    cfg = ModelConfig(model, preset="paper", dataset_kind="femto")
+    bs = int(batch_size or cfg.resolved().get("batch_size", 32))
+    with PeakRss() as mem:
         net = build_model(cfg)
-        bs = int(batch_size or cfg.resolved().get("batch_size", 32))
         rng = np.random.default_rng(0)
         xs = [rng.random((bs, *t.shape[1:]), dtype=np.float32) for t in net.inputs]
         y = rng.random((bs, 1), dtype=np.float32)
@@ -340,18 +350,33 @@ def throughput(models: list[str], batches: int, batch_size: int | None) -> list[
         for _ in range(batches):
             net.train_on_batch(x, y)
         dt = time.perf_counter() - t0
-        rows.append(
-            {
-                "model": model,
-                "batch_size": bs,
-                "batches": batches,
-                "windows_per_s": bs * batches / dt,
-                "params": int(net.count_params()),
-            }
-        )
-        print(f"  {model} paper: {bs * batches / dt:.1f} windows/s", file=sys.stderr, flush=True)
-        del net
-        keras.backend.clear_session()
+    return {"model": model, "params": int(net.count_params()), "batch_size": bs,
+            "batches": batches, "windows_per_s": bs * batches / dt,
+            "peak_rss_mb": mem.peak / 2**20, "note": ""}
+
+
+def throughput(models: list[str], batches: int, batch_size: int | None) -> list[dict]:
+    """:func:`model_throughput` of each model, each in a fresh child process: a model too large
+    for this machine's memory is killed there and reported in its row, and the rows measured
+    before it (and this process's tables) survive."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    rows = []
+    for model in models:
+        try:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                row = pool.submit(model_throughput, model, batches, batch_size).result()
+            print(f"  {model} paper: {row['windows_per_s']:.2f} windows/s, peak RSS "
+                  f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+        except BrokenProcessPool:
+            row = {"model": model, "params": float("nan"), "batch_size": batch_size or "preset",
+                   "batches": batches, "windows_per_s": float("nan"),
+                   "peak_rss_mb": float("nan"),
+                   "note": "the child process died (killed by the kernel: out of memory?)"}
+            print(f"  {model} paper: {row['note']}", file=sys.stderr, flush=True)
+        rows.append(row)
     return rows
 
 
@@ -393,34 +418,47 @@ def best_quantile(rows: list[dict], quantiles: tuple[float, ...]) -> tuple[float
     return q, float(np.mean([r[proxy] for r in rows])), grid
 
 
+def seed_spread(rows: list[dict], key: str) -> float:
+    """Standard deviation (ddof 1) over seeds of the per-seed mean of ``key``; nan with one."""
+    by_seed: dict[object, list[float]] = {}
+    for r in rows:
+        by_seed.setdefault(r.get("seed", 0), []).append(r[key])
+    means = [float(np.mean(v)) for v in by_seed.values()]
+    return float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")
+
+
 def summary_table(rows: list[dict], bearings: list[str], quantiles: tuple[float, ...] = ()) -> str:
     """One row per model/ablation: per-bearing RMSE, mean RMSE, mean PHM-style score, the
-    proxies of the point estimate and of the grid-chosen quantile, total training wall time
-    and the largest peak RSS over its folds."""
-    groups: dict[tuple[str, str], dict[str, dict]] = {}
+    proxies of the point estimate and of the grid-chosen quantile, training wall time per
+    leave-one-out pass and the largest peak RSS over its folds. With several seeds every mean is
+    over seeds and folds, and ``sd`` is the spread of the per-seed means over the seeds."""
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["ablation"]), {})[r["bearing"]] = r
+        groups.setdefault((r["model"], r["ablation"]), []).append(r)
     out = []
-    for (m, a), by_b in groups.items():
-        d = {"model": m, "ablation": a}
+    for (m, a), rs in groups.items():
+        n_seeds = len({r.get("seed", 0) for r in rs})
+        d = {"model": m, "ablation": a, "seeds": n_seeds}
         for b in bearings:
-            d[b.removeprefix("Bearing")] = by_b[b]["rmse"] if b in by_b else float("nan")
-        rs = [by_b[b] for b in bearings if b in by_b]
+            held = [r["rmse"] for r in rs if r["bearing"] == b]
+            d[b.removeprefix("Bearing")] = float(np.mean(held)) if held else float("nan")
         d["mean RMSE"] = float(np.mean([r["rmse"] for r in rs]))
         d["mean RMSE (snapshot means)"] = float(np.mean([r["rmse_snap"] for r in rs]))
         d["mean PHM score"] = float(np.mean([r["phm"] for r in rs]))
         d["mean PICP"] = float(np.mean([r["picp"] for r in rs]))
         d["PHM 2012 proxy"] = float(np.mean([r["proxy"] for r in rs]))
+        d["proxy sd"] = seed_spread(rs, "proxy")
         d["grid proxy"] = float(np.mean([r["proxy_grid"] for r in rs]))
+        d["grid sd"] = seed_spread(rs, "proxy_grid")
         d["q (grid-chosen)"], d["proxy at q"], d["grid proxy at q"] = best_quantile(rs, quantiles)
-        d["train wall s"] = float(np.sum([r["wall_s"] for r in rs]))
+        d["train wall s"] = float(np.sum([r["wall_s"] for r in rs])) / n_seeds
         peaks = [r["peak_rss_mb"] for r in rs if np.isfinite(r["peak_rss_mb"])]
         d["peak RSS MB"] = float(np.max(peaks)) if peaks else float("nan")
         out.append(d)
-    cols = ["model", "ablation", *[b.removeprefix("Bearing") for b in bearings], "mean RMSE",
-            "mean RMSE (snapshot means)", "mean PHM score", "mean PICP", "PHM 2012 proxy",
-            "grid proxy", "q (grid-chosen)", "proxy at q", "grid proxy at q", "train wall s",
-            "peak RSS MB"]
+    cols = ["model", "ablation", "seeds", *[b.removeprefix("Bearing") for b in bearings],
+            "mean RMSE", "mean RMSE (snapshot means)", "mean PHM score", "mean PICP",
+            "PHM 2012 proxy", "proxy sd", "grid proxy", "grid sd", "q (grid-chosen)",
+            "proxy at q", "grid proxy at q", "train wall s", "peak RSS MB"]
     return markdown(out, cols)
 
 
@@ -431,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bearings", nargs="+", default=list(BEARINGS))
     p.add_argument("--epochs", type=int, default=None, help="default: the quick preset's")
     p.add_argument("--max-snapshots", type=int, default=None, help="per bearing (default all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0],
+                   help="repeat every leave-one-out pass with each seed; the summary reports "
+                        "means over seeds and the spread (sd) of the per-seed means")
     p.add_argument("--baseline-snapshots", type=int, default=None,
                    help="healthy-baseline TF standardisation (default: the training default; "
                         "0 = off)")
@@ -471,9 +511,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-process", action="store_true",
                    help="train every fold in this process (default: a fresh child process per "
                         "fold, so TensorFlow's per-model memory does not accumulate)")
+    p.add_argument("--save-predictions", metavar="DIR", default=None,
+                   help="write each fold's held-out snapshot means (rul, band, q<q>, y_true) "
+                        "to DIR/<model>-<ablation>-seed<s>-<bearing>.csv")
     p.add_argument("--skip-lobo", action="store_true")
     args = p.parse_args(argv)
     quantiles = tuple(args.quantiles)
+    if args.save_predictions:
+        Path(args.save_predictions).mkdir(parents=True, exist_ok=True)
 
     from dataclasses import replace
 
@@ -514,12 +559,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = constant_rows(runs, args.labels, label_params, quantiles) if (
             args.constant) else []
         if args.models:
-            rows += lobo(args.models, args.ablations, runs, args.epochs, args.seed, pc,
+            rows += lobo(args.models, args.ablations, runs, args.epochs, args.seeds, pc,
                          label_params, args.labels, args.inner_val, hparams, quantiles,
-                         isolate=not args.in_process, n_members=args.n_members)
+                         isolate=not args.in_process, n_members=args.n_members,
+                         save_dir=args.save_predictions)
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "
               "mean PHM 2012 accuracy over the degradation-stage snapshots (1 = perfect); "
-              "train wall s: sum over the six folds.\n")
+              "train wall s: sum over the six folds (mean over seeds); sd: spread of the per-seed "
+              "means over the seeds (nan with one seed).\n")
         print("Proxies from the point estimate, and from the band quantile q whose grid proxy "
               "is best (chosen on the answer-free grid only; q = 0.5 is the point estimate).\n")
         print(summary_table(rows, args.bearings, quantiles))
@@ -528,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             markdown(
                 rows,
-                ["model", "ablation", "bearing", "rmse", "rmse_snap", "mae", "phm", "proxy",
+                ["model", "ablation", "seed", "bearing", "rmse", "rmse_snap", "mae", "phm", "proxy",
                  "proxy_grid", *[f"{k}@{q:g}" for q in quantiles for k in ("proxy", "grid")],
                  "picp", "epochs", "train_windows", "wall_s", "peak_rss_mb", "rss_growth_mb"],
             )
@@ -536,11 +583,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n</details>\n")
     tp_models = args.models if args.throughput_models is None else args.throughput_models
     if tp_models:
-        print("## Training throughput, paper preset, CPU\n")
+        print("## Training throughput, paper preset, CPU\n", flush=True)
         print(
             markdown(
                 throughput(tp_models, args.throughput_batches, args.throughput_batch_size),
-                ["model", "params", "batch_size", "batches", "windows_per_s"],
+                ["model", "params", "batch_size", "batches", "windows_per_s", "peak_rss_mb",
+                 "note"],
             )
         )
     return 0
