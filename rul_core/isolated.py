@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue as queue_mod
+import signal
 import sys
 import tempfile
 import threading
@@ -93,6 +94,21 @@ def _child(messages: Any, stop: Any, bundle_dir: str, kwargs: dict[str, Any]) ->
         messages.put(("done", bundle_dir, ""))
 
 
+def describe_exit(code: int | None) -> str:
+    """How a child process ended, in words: its exit code, or the signal that killed it (a
+    SIGKILL nobody sent on purpose is, on Linux, the kernel's out-of-memory killer)."""
+    if code is None or code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    if -code == signal.SIGKILL:
+        return (f"was killed ({name}; usually the kernel's out-of-memory killer: the model or "
+                "the data did not fit in this machine's memory)")
+    return f"was killed ({name})"
+
+
 def train_isolated(
     config: Any,
     train_runs: list[Any],
@@ -138,8 +154,8 @@ def train_isolated(
                 except queue_mod.Empty:
                     if not child.is_alive() and messages.empty():
                         raise RulError(
-                            f"training process exited with code {child.exitcode} before "
-                            "reporting a result (out of memory?)") from None
+                            f"the training process {describe_exit(child.exitcode)} before "
+                            "reporting a result") from None
                     continue
                 if isinstance(message, ProgressEvent):
                     if progress is not None:

@@ -92,3 +92,24 @@ def test_failure_keeps_its_message_and_skips_the_main_script(
         isolated.train_isolated(_config(), runs[:1], val_runs=runs[:1], epochs=1)
     assert not mark.exists()
     assert sys.modules["__main__"] is fake  # put back after the start
+
+
+def test_exit_descriptions_name_the_code_or_the_signal() -> None:
+    assert isolated.describe_exit(1) == "exited with code 1"
+    assert "SIGKILL" in isolated.describe_exit(-9) and "memory" in isolated.describe_exit(-9)
+    assert isolated.describe_exit(-15) == "was killed (SIGTERM)"
+
+
+def test_a_killed_child_is_reported_as_killed(runs: list) -> None:
+    """The kernel's out-of-memory killer, played by a SIGKILL at the first epoch's end: the
+    parent raises a RulError that says so instead of waiting for a result forever."""
+    import signal
+
+    def kill_the_child(event: ProgressEvent) -> None:
+        if event.extra.get("epoch_end"):
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+
+    with pytest.raises(RulError, match=r"was killed \(SIGKILL; usually the kernel's out-of-mem"):
+        isolated.train_isolated(_config(), runs[:1], epochs=50, batch_size=32,
+                                progress=kill_the_child)
