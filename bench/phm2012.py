@@ -266,6 +266,16 @@ def run_fold(fold: Fold) -> dict:
     }
 
 
+def in_fresh_process(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a newly spawned child process (TensorFlow's memory dies with it);
+    ``BrokenProcessPool`` when the child dies, e.g. killed for memory."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def lobo(
     models: list[str],
     ablations: list[str] | None,
@@ -288,9 +298,6 @@ def lobo(
     memory TensorFlow keeps after every trained model (``bench/train_memory.py``) does not
     accumulate over the folds and each fold's peak RSS is its own.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from rul_core.models import ABLATIONS
     from rul_core.training import leave_one_bearing_out
 
@@ -311,13 +318,7 @@ def lobo(
                             {n: runs[n] for n in val_names}, runs[held], epochs, seed,
                             pipeline_config, label_scheme, dict(label_params or {}),
                             dict(hparams or {}), tuple(quantiles), int(n_members), save_dir)
-                if isolate:
-                    with ProcessPoolExecutor(
-                        1, mp_context=multiprocessing.get_context("spawn")
-                    ) as pool:
-                        row = pool.submit(run_fold, fold).result()
-                else:
-                    row = run_fold(fold)
+                row = in_fresh_process(run_fold, fold) if isolate else run_fold(fold)
                 row["seed"] = seed
                 rows.append(row)
                 print(
@@ -359,15 +360,12 @@ def throughput(models: list[str], batches: int, batch_size: int | None) -> list[
     """:func:`model_throughput` of each model, each in a fresh child process: a model too large
     for this machine's memory is killed there and reported in its row, and the rows measured
     before it (and this process's tables) survive."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     rows = []
     for model in models:
         try:
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                row = pool.submit(model_throughput, model, batches, batch_size).result()
+            row = in_fresh_process(model_throughput, model, batches, batch_size)
             print(f"  {model} paper: {row['windows_per_s']:.2f} windows/s, peak RSS "
                   f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
         except BrokenProcessPool:
