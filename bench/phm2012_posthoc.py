@@ -4,11 +4,11 @@
 ``DIR/<model>-<ablation>-seed<s>-<bearing>.csv``. This script replays the challenge protocol
 (:func:`rul_core.phm2012.truncation_proxy`) on them for choices that need no new training:
 
-- ``single``: each seed on its own (the bench's numbers), averaged over seeds;
-- ``seed mean``: the snapshot predictions averaged over the seeds of one model — what a deep
+- ``each (mean)``: each seed on its own (the bench's numbers), averaged over seeds;
+- ``mean of n``: the snapshot predictions averaged over the n seeds of one model — what a deep
   ensemble of independently seeded members would predict (point estimate; its ``q<q>`` columns
   are the members' quantiles averaged, an approximation of the mixture's quantile);
-- ``blend``: the same average over every listed model/ablation and seed;
+- ``blend ...``: the same average over every listed model/ablation and seed;
 - the smoothing window ``last_k`` of :func:`rul_core.phm2012.estimate_rul_s` and the band
   quantile columns ``q<q>``.
 
