@@ -26,6 +26,10 @@ milli-g -> /1000 for g; 25.6 kHz; a snapshot every 10 s; condition from the bear
     python bench/phm2012.py --models carle --labels capped --max-rul-s 3000 --stride 3 \
         --inner-val --constant
     python bench/phm2012.py --models carle --max-snapshots 40 --epochs 3
+
+On a GPU: ``KERAS_BACKEND=jax`` with a CUDA build of JAX (``--preset paper`` trains the
+published sizes; ``--npz-dir`` reads a ``bench/femto_subset.py`` subset that travels light).
+The throughput rows name the backend and device and, on an accelerator, its peak memory.
 """
 
 from __future__ import annotations
@@ -57,16 +61,21 @@ def load_femto_npz(
 ) -> Run:
     """One learning bearing as a Run: optionally ``max_snapshots`` evenly spaced snapshots, or
     every ``stride``-th snapshot counted back from the last (which keeps absolute time: the
-    failure snapshot is always kept and every bearing has the same spacing)."""
+    failure snapshot is always kept and every bearing has the same spacing).
+
+    A file written by ``bench/femto_subset.py`` holds a subset and, in ``snapshot``, the
+    original snapshot numbers: time and the stride count on those, so a subset loads as the
+    same Run as the full file (with ``stride`` a multiple of the subset's)."""
     path = npz_dir / f"Learning_set__{bearing}.npz"
     with np.load(path, allow_pickle=False) as z:
         acc = z["acc"]
+        number = z["snapshot"] if "snapshot" in z.files else np.arange(acc.shape[0])
         n = acc.shape[0]
         idx = np.arange(n)
         if max_snapshots and max_snapshots < n:
             idx = np.unique(np.linspace(0, n - 1, int(max_snapshots)).round().astype(int))
         elif stride > 1:
-            idx = np.arange(n - 1, -1, -int(stride))[::-1]
+            idx = np.flatnonzero((number[-1] - number) % int(stride) == 0)
         snaps = acc[idx].astype(np.float32) / 1000.0
     cond_no = int(bearing.removeprefix("Bearing").split("_")[0])
     rpm, load = CONDITIONS[cond_no]
@@ -76,7 +85,7 @@ def load_femto_npz(
         fs=25600.0,
         channel_names=["horizontal", "vertical"],
         condition=Condition(rpm, load, f"condition {cond_no} ({rpm:g} rpm, {load:g} N)"),
-        timestamps=idx * 10.0,
+        timestamps=number[idx] * SNAPSHOT_S,
         dataset="femto-learning",
         layout="femto",
     )
@@ -222,6 +231,7 @@ class Fold:
     quantiles: tuple[float, ...]
     n_members: int = 1
     save_dir: str | None = None
+    preset: str = "quick"
 
 
 def run_fold(fold: Fold) -> dict:
@@ -235,7 +245,7 @@ def run_fold(fold: Fold) -> dict:
     from rul_core.training import predict_windows, train
 
     ensemble = {"interval": "ensemble", "n_members": fold.n_members} if fold.n_members > 1 else {}
-    cfg = ModelConfig(fold.model, ablation=fold.ablation, preset="quick", dataset_kind="femto",
+    cfg = ModelConfig(fold.model, ablation=fold.ablation, preset=fold.preset, dataset_kind="femto",
                       seed=fold.seed, mc_samples=10, hparams=dict(fold.hparams), **ensemble)
     keras.backend.clear_session()
     gc.collect()
@@ -247,6 +257,10 @@ def run_fold(fold: Fold) -> dict:
                    val_runs=list(fold.val.values()) or None, label_scheme=fold.label_scheme,
                    label_params=fold.label_params, pipeline_config=fold.pipeline_config)
     wall = time.perf_counter() - t0
+    for member in tm.history:  # one history per ensemble member
+        print("    " + "; ".join(f"{k} " + " ".join(f"{v:.4g}" for v in vals)
+                                 for k, vals in member.items() if k != "learning_rate"),
+              file=sys.stderr, flush=True)
     held = fold.held
     w = predict_windows(tm, held, with_labels=True, quantiles=fold.quantiles)
     if fold.save_dir:  # snapshot means, to study post-processing without retraining
@@ -291,6 +305,7 @@ def lobo(
     isolate: bool = True,
     n_members: int = 1,
     save_dir: str | None = None,
+    preset: str = "quick",
 ) -> list[dict]:
     """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
@@ -317,7 +332,8 @@ def lobo(
                 fold = Fold(model, ablation, {n: runs[n] for n in fit_names},
                             {n: runs[n] for n in val_names}, runs[held], epochs, seed,
                             pipeline_config, label_scheme, dict(label_params or {}),
-                            dict(hparams or {}), tuple(quantiles), int(n_members), save_dir)
+                            dict(hparams or {}), tuple(quantiles), int(n_members), save_dir,
+                            preset)
                 row = in_fresh_process(run_fold, fold) if isolate else run_fold(fold)
                 row["seed"] = seed
                 rows.append(row)
@@ -335,7 +351,11 @@ def lobo(
 
 def model_throughput(model: str, batches: int, batch_size: int | None) -> dict:
     """Training windows/s of one model at the paper preset on random inputs (after one warm-up
-    batch), and the peak resident memory of the whole measurement."""
+    batch), the peak resident memory of the whole measurement and, on an accelerator, its peak
+    memory in use."""
+    import keras
+
+    from rul_core.device import compute_device, peak_device_memory_mb
     from rul_core.models import ModelConfig, build_model
 
     cfg = ModelConfig(model, preset="paper", dataset_kind="femto")
@@ -346,14 +366,18 @@ def model_throughput(model: str, batches: int, batch_size: int | None) -> dict:
         xs = [rng.random((bs, *t.shape[1:]), dtype=np.float32) for t in net.inputs]
         y = rng.random((bs, 1), dtype=np.float32)
         x = xs[0] if len(xs) == 1 else xs
-        net.train_on_batch(x, y)  # warm-up: tracing
+        t0 = time.perf_counter()
+        keras.ops.convert_to_numpy(net.train_on_batch(x, y))  # warm-up: tracing, compiling
+        first = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(batches):
-            net.train_on_batch(x, y)
+            loss = net.train_on_batch(x, y)
+        keras.ops.convert_to_numpy(loss)  # the last step has finished
         dt = time.perf_counter() - t0
-    return {"model": model, "params": int(net.count_params()), "batch_size": bs,
-            "batches": batches, "windows_per_s": bs * batches / dt,
-            "peak_rss_mb": mem.peak / 2**20, "note": ""}
+    return {"model": model, "device": compute_device(), "params": int(net.count_params()),
+            "batch_size": bs, "batches": batches, "windows_per_s": bs * batches / dt,
+            "first_step_s": first, "peak_rss_mb": mem.peak / 2**20,
+            "peak_device_mb": peak_device_memory_mb(), "note": ""}
 
 
 def throughput(models: list[str], batches: int, batch_size: int | None) -> list[dict]:
@@ -366,12 +390,14 @@ def throughput(models: list[str], batches: int, batch_size: int | None) -> list[
     for model in models:
         try:
             row = in_fresh_process(model_throughput, model, batches, batch_size)
-            print(f"  {model} paper: {row['windows_per_s']:.2f} windows/s, peak RSS "
-                  f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+            print(f"  {model} paper ({row['device']}): {row['windows_per_s']:.2f} windows/s, "
+                  f"first step {row['first_step_s']:.1f} s, peak RSS {row['peak_rss_mb']:.0f} MB, "
+                  f"peak device {row['peak_device_mb']:.0f} MB", file=sys.stderr, flush=True)
         except BrokenProcessPool:
-            row = {"model": model, "params": float("nan"), "batch_size": batch_size or "preset",
-                   "batches": batches, "windows_per_s": float("nan"),
-                   "peak_rss_mb": float("nan"),
+            row = {"model": model, "device": "-", "params": float("nan"),
+                   "batch_size": batch_size or "preset", "batches": batches,
+                   "windows_per_s": float("nan"), "first_step_s": float("nan"),
+                   "peak_rss_mb": float("nan"), "peak_device_mb": float("nan"),
                    "note": "the child process died (killed by the kernel: out of memory?)"}
             print(f"  {model} paper: {row['note']}", file=sys.stderr, flush=True)
         rows.append(row)
@@ -390,8 +416,10 @@ def markdown(rows: list[dict], cols: list[str]) -> str:
 
 
 def machine_line() -> str:
-    """CPU model, cores, OS, Python and Keras versions."""
+    """CPU model, cores, OS, Python and Keras versions, and the device the models train on."""
     import keras
+
+    from rul_core.device import compute_device
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -403,7 +431,8 @@ def machine_line() -> str:
     except OSError:
         pass
     return (f"machine: {cpu}, {os.cpu_count()} CPU cores (shared), {platform.platform()}, "
-            f"Python {platform.python_version()}, keras {keras.__version__} (CPU)")
+            f"Python {platform.python_version()}, keras {keras.__version__} "
+            f"({compute_device()})")
 
 
 def best_quantile(rows: list[dict], quantiles: tuple[float, ...]) -> tuple[float, float, float]:
@@ -512,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-predictions", metavar="DIR", default=None,
                    help="write each fold's held-out snapshot means (rul, band, q<q>, y_true) "
                         "to DIR/<model>-<ablation>-seed<s>-<bearing>.csv")
+    p.add_argument("--preset", choices=("quick", "paper"), default="quick",
+                   help="model sizes for the leave-one-out pass (the throughput is always "
+                        "measured at the paper preset)")
+    p.add_argument("--npz-dir", type=Path, default=NPZ_DIR,
+                   help="the learning bearings' npz files (or a bench/femto_subset.py subset)")
     p.add_argument("--skip-lobo", action="store_true")
     args = p.parse_args(argv)
     quantiles = tuple(args.quantiles)
@@ -541,18 +575,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sampling = f"every {args.stride}. from the last" if args.stride > 1 else "all"
     runs = {} if args.skip_lobo else {
-        b: load_femto_npz(b, max_snapshots=args.max_snapshots, stride=args.stride)
+        b: load_femto_npz(b, args.npz_dir, max_snapshots=args.max_snapshots, stride=args.stride)
         for b in args.bearings
     }
-    print(
-        f"# PHM 2012 leave-one-bearing-out (quick preset)\n\n{machine_line()}\n\n"
-        f"snapshots per bearing: {sampling}; epochs: "
-        f"{args.epochs or 'preset'}; label: {args.labels} {label_params}; pipeline: "
-        f"baseline_snapshots={pc.baseline_snapshots}, gaussian_sigma={pc.gaussian_sigma}; "
-        f"validation: {'last training bearing of each fold' if args.inner_val else 'none'}; "
-        f"hyperparameter overrides: {hparams or 'none'}"
-        + (f"; deep ensemble of {args.n_members}" if args.n_members > 1 else "") + "\n"
-    )
+    if args.skip_lobo:
+        print(f"# Training throughput (bench/phm2012.py)\n\n{machine_line()}\n")
+    else:
+        print(
+            f"# PHM 2012 leave-one-bearing-out ({args.preset} preset)\n\n{machine_line()}\n\n"
+            f"snapshots per bearing: {sampling}; epochs: "
+            f"{args.epochs or 'preset'}; label: {args.labels} {label_params}; pipeline: "
+            f"baseline_snapshots={pc.baseline_snapshots}, gaussian_sigma={pc.gaussian_sigma}; "
+            f"validation: {'last training bearing of each fold' if args.inner_val else 'none'}; "
+            f"hyperparameter overrides: {hparams or 'none'}"
+            + (f"; deep ensemble of {args.n_members}" if args.n_members > 1 else "") + "\n"
+        )
     if not args.skip_lobo:
         rows = constant_rows(runs, args.labels, label_params, quantiles) if (
             args.constant) else []
@@ -560,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += lobo(args.models, args.ablations, runs, args.epochs, args.seeds, pc,
                          label_params, args.labels, args.inner_val, hparams, quantiles,
                          isolate=not args.in_process, n_members=args.n_members,
-                         save_dir=args.save_predictions)
+                         save_dir=args.save_predictions, preset=args.preset)
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "
               "mean PHM 2012 accuracy over the degradation-stage snapshots (1 = perfect); "
               "train wall s: sum over the six folds (mean over seeds); sd: spread of the per-seed "
@@ -581,12 +618,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n</details>\n")
     tp_models = args.models if args.throughput_models is None else args.throughput_models
     if tp_models:
-        print("## Training throughput, paper preset, CPU\n", flush=True)
+        print("## Training throughput, paper preset\n", flush=True)
         print(
             markdown(
                 throughput(tp_models, args.throughput_batches, args.throughput_batch_size),
-                ["model", "params", "batch_size", "batches", "windows_per_s", "peak_rss_mb",
-                 "note"],
+                ["model", "device", "params", "batch_size", "batches", "windows_per_s",
+                 "first_step_s", "peak_rss_mb", "peak_device_mb", "note"],
             )
         )
     return 0

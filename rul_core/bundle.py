@@ -33,6 +33,7 @@ import numpy as np
 
 import rul_core
 from rul_core.atomic import atomic_dir
+from rul_core.device import compute_device
 from rul_core.errors import BundleError, RulError
 from rul_core.training import RunInfo, TrainedModel
 
@@ -60,6 +61,7 @@ def package_versions() -> dict[str, str]:
     out = {
         "rul_core": rul_core.__version__,
         "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
         "numpy": np.__version__,
         "sklearn": sklearn.__version__,
         "python": sys.version.split()[0],
@@ -144,6 +146,7 @@ def make_card(trained: TrainedModel) -> dict[str, Any]:
         "interval_calibration": trained.interval_calibration,
         "created": trained.created,
         "versions": package_versions(),
+        "device": compute_device(),
         "input_shapes": trained.input_shapes,
         "model_files": _model_files(trained),
         "forest_file": FOREST_NAME if trained.forest is not None else None,
@@ -156,7 +159,8 @@ def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {card['model']} ({card['ablation']}, preset {card['preset']})",
         "",
-        f"Created {card['created']}, seed {card['seed']}, labels {card['label_scheme']}.",
+        f"Created {card['created']} on {card['device']}, seed {card['seed']}, labels "
+        f"{card['label_scheme']}.",
         "",
         "Training runs: " + ", ".join(r["name"] for r in card["train_runs"]),
         "",

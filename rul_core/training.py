@@ -304,6 +304,14 @@ def _schedule_callback(config: Any, epochs: int) -> Any | None:
     return LossScheduleCallback(total_epochs=epochs)
 
 
+def monitored_quantity(config: Any, validated: bool) -> str:
+    """The history key early stopping, learning-rate reduction and best-weight restore watch:
+    the loss, except for RC-LSTM, whose scheduled loss cannot compare epochs
+    (:func:`rul_core.models.rc_lstm.mu_mse`); on the validation runs when there are any."""
+    name = "mu_mse" if config.name == "rc_lstm" else "loss"
+    return f"val_{name}" if validated else name
+
+
 def set_determinism(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow; ask TensorFlow for deterministic kernels."""
     import keras
@@ -339,7 +347,8 @@ def train(
     """Train ``config`` on ``train_runs`` (optionally validated on ``val_runs``).
 
     ``epochs``/``batch_size`` default to the preset's values. Early stopping and the
-    learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``;
+    learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``
+    (RC-LSTM: the squared error of its mean, :func:`monitored_quantity`);
     the best epoch's weights are restored. Validation runs also calibrate the predictive
     interval (split conformal, ``interval_calibration``). ``seed`` (default ``config.seed``)
     makes the whole run reproducible on one machine. Raises :class:`Cancelled` when ``cancel``
@@ -390,7 +399,7 @@ def train(
 
     n_members = int(config.n_members) if config.interval == "ensemble" else 1
     steps = math.ceil(len(y_train) / batch_size)
-    monitor = "val_loss" if validation is not None else "loss"
+    monitor = monitored_quantity(config, validation is not None)
     models, histories = [], []
     for m in range(n_members):
         member_cfg = config.member(m) if n_members > 1 else config
@@ -398,10 +407,11 @@ def train(
         model = build_model(member_cfg)
         callbacks: list[Any] = [
             keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=patience, restore_best_weights=True
+                monitor=monitor, mode="min", patience=patience, restore_best_weights=True
             ),
             keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=0.5, patience=max(1, patience // 2), min_lr=1e-6
+                monitor=monitor, mode="min", factor=0.5, patience=max(1, patience // 2),
+                min_lr=1e-6,
             ),
         ]
         sched = _schedule_callback(config, epochs)

@@ -87,6 +87,9 @@ def test_carle_round_trip_predicts_the_same(
     assert card["train_runs"][0]["content_hash"] == runs[0].content_hash()
     assert card["input_shapes"] == [[14, 1]]
     assert set(card["versions"]) >= {"rul_core", "keras", "tensorflow", "numpy", "sklearn"}
+    # where it trained: the pinned tensorflow-cpu build has no GPU device
+    assert card["versions"]["keras_backend"] == "tensorflow" and card["device"] == "tensorflow, CPU"
+    assert "on tensorflow, CPU" in (path / "card.md").read_text()
     assert card["normaliser"]["minimum"] == list(tm.normaliser.minimum)
     assert card["label_scheme"] == "piecewise"
     assert len(card["interval_calibration"]) == 101  # conformal factors from the val run

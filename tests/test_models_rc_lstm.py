@@ -158,6 +158,9 @@ def test_schedule_weights_paper_and_scaled():
 
 
 def test_schedule_callback_sets_k_during_fit():
+    """The scheduled k reach the loss the step computes, not only the variable: with a zero
+    learning rate the predictions stay fixed, so each epoch's loss must equal k . (MSE, NLL,
+    PIAW) of those predictions. (JAX compiles k into the step; the callback rebuilds it.)"""
     keras.utils.set_random_seed(0)
     inp = keras.Input((3,))
     out = keras.layers.Concatenate()(
@@ -165,7 +168,7 @@ def test_schedule_callback_sets_k_during_fit():
     )
     model = keras.Model(inp, out)
     loss = GaussianLoss("L3")
-    model.compile(optimizer="adam", loss=loss)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=loss)
     seen: list[list[float]] = []
 
     class Record(keras.callbacks.Callback):
@@ -174,11 +177,20 @@ def test_schedule_callback_sets_k_during_fit():
 
     x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     y = np.linspace(0, 1, 16).astype(np.float32)
-    model.fit(
-        x, y, epochs=5, batch_size=8, verbose=0,
+    hist = model.fit(
+        x, y, epochs=5, batch_size=16, verbose=0, validation_data=(x, y),
         callbacks=[LossScheduleCallback(total_epochs=5), Record()],
     )  # fmt: skip
     # 5 epochs -> scaled 1-based epochs 20, 40, 60, 80, 100
     assert seen == [
         [0.8, 0.2, 0.0], [0.5, 0.5, 0.1], [0.5, 0.5, 0.1], [0.3, 0.7, 0.6], [0.1, 0.9, 1.0],
     ]  # fmt: skip
+    mu, sigma = np.asarray(model.predict(x, verbose=0), dtype=np.float64).T
+    terms = np.array([
+        np.mean((y - mu) ** 2),
+        np.mean(0.5 * math.log(2 * math.pi) + np.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2),
+        np.mean(2 * loss.z * sigma),
+    ])  # fmt: skip
+    expected = [float(np.dot(k, terms)) for k in seen]
+    assert hist.history["loss"] == pytest.approx(expected, rel=1e-4)
+    assert hist.history["val_loss"] == pytest.approx(expected, rel=1e-4)

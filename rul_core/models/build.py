@@ -16,6 +16,7 @@ from rul_core.models.rc_lstm import (
     ResConvLSTM2D,
     ResConvLSTMCell,
     build_rc_lstm,
+    mu_mse,
 )
 
 _CUSTOM = (
@@ -25,6 +26,7 @@ _CUSTOM = (
     ResConvLSTM2D,
     GaussianLoss,
     LossScheduleCallback,
+    mu_mse,
 )
 
 
@@ -60,7 +62,7 @@ def build_model(config: ModelConfig) -> keras.Model:
         model = build_carle(config.ablation, hp, float(config.dropout), int(config.seed))
     else:
         model = build_rc_lstm(hp, int(config.seed))
-    metrics = ["mae"] if config.name != "rc_lstm" else None
+    metrics = [mu_mse] if config.name == "rc_lstm" else ["mae"]
     model.compile(optimizer=_optimizer(hp), loss=make_loss(config), metrics=metrics)
     return model
 

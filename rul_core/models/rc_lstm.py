@@ -279,6 +279,18 @@ class GaussianLoss(keras.losses.Loss):
         }
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def mu_mse(y_true: Any, y_pred: Any) -> Any:
+    """Squared error of the Gaussian head's mean, per sample.
+
+    The yardstick that early stopping, learning-rate reduction and best-weight restore watch
+    for RC-LSTM: its scheduled loss changes its weights between epochs (Table III), so two
+    epochs' losses do not compare (the later stages' loss is larger for the same model).
+    """
+    y = ops.reshape(ops.cast(y_true, y_pred.dtype), (-1,))
+    return ops.square(y - y_pred[:, 0])
+
+
 def schedule_weights(
     epoch: int,
     total_epochs: int,
@@ -302,7 +314,12 @@ def schedule_weights(
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class LossScheduleCallback(keras.callbacks.Callback):
-    """Sets a :class:`GaussianLoss`'s weights at the start of every epoch (Table III)."""
+    """Sets a :class:`GaussianLoss`'s weights at the start of every epoch (Table III).
+
+    TensorFlow reads the weights' variable at every step. JAX compiles the value it had when the
+    step was traced into the step (the loss's variable is not part of the model's state), so on
+    any other backend the train and test functions are rebuilt when the weights change.
+    """
 
     def __init__(
         self,
@@ -323,10 +340,14 @@ class LossScheduleCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         loss = self._loss()
-        if loss is not None:
-            loss.set_weights(
-                schedule_weights(epoch, self.total_epochs, paper_epochs=self.paper_epochs)
-            )
+        if loss is None:
+            return
+        before = np.asarray(loss.k).copy()
+        loss.set_weights(schedule_weights(epoch, self.total_epochs, paper_epochs=self.paper_epochs))
+        changed = not np.array_equal(before, np.asarray(loss.k))
+        if changed and keras.backend.backend() != "tensorflow" and self.model is not None:
+            self.model.make_train_function(force=True)
+            self.model.make_test_function(force=True)
 
     def get_config(self) -> dict[str, Any]:
         return {"total_epochs": self.total_epochs, "paper_epochs": self.paper_epochs}

@@ -1,0 +1,72 @@
+"""Which Keras backend and device the models compute on, and that device's peak memory.
+
+The product pins ``tensorflow-cpu``; Keras 3 runs the same models on JAX or PyTorch, so a GPU
+is used by setting ``KERAS_BACKEND=jax`` (or ``torch``) where such a build is installed
+(README, "GPU"). These helpers only report; they never select a device.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _jax_device() -> object:
+    import jax
+
+    return jax.devices()[0]
+
+
+def compute_device() -> str:
+    """The backend and its first device, e.g. ``"jax, NVIDIA H100 80GB HBM3"`` or
+    ``"tensorflow, CPU"``."""
+    import keras
+
+    backend = keras.backend.backend()
+    name = "CPU"
+    try:
+        if backend == "jax":
+            dev = _jax_device()
+            if getattr(dev, "platform", "cpu") != "cpu":
+                name = str(getattr(dev, "device_kind", dev))
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                name = str(tf.config.experimental.get_device_details(gpus[0]).get(
+                    "device_name", "GPU"))
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                name = torch.cuda.get_device_name(0)
+    except Exception:  # a broken accelerator stack still trains on the CPU: say so, don't fail
+        name = "CPU (accelerator query failed)"
+    return f"{backend}, {name}"
+
+
+def peak_device_memory_mb() -> float:
+    """Peak memory in use on the accelerator since the process started, in MiB; NaN on a CPU
+    (use the process's resident memory there)."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            stats = _jax_device().memory_stats() or {}
+            peak = stats.get("peak_bytes_in_use")
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                return math.nan
+            peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+        elif backend == "torch":
+            import torch
+
+            peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+        else:
+            peak = None
+    except Exception:
+        peak = None
+    return math.nan if peak is None else float(peak) / 2**20
