@@ -2,7 +2,7 @@
 
 The product pins ``tensorflow-cpu``; Keras 3 runs the same models on JAX or PyTorch, so a GPU
 is used by setting ``KERAS_BACKEND=jax`` (or ``torch``) where such a build is installed
-(README, "GPU"). These helpers only report; they never select a device.
+(README, "Training on a GPU"). These helpers only report; they never select a device.
 """
 
 from __future__ import annotations
