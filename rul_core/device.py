@@ -1,7 +1,7 @@
 """Which Keras backend and device the models compute on, and that device's peak memory.
 
-The product pins ``tensorflow-cpu``; Keras 3 runs the same models on JAX or PyTorch, so a GPU
-is used by setting ``KERAS_BACKEND=jax`` (or ``torch``) where such a build is installed
+The product pins ``tensorflow-cpu``; Keras 3 runs the same models on JAX (checked; PyTorch is
+not), so a GPU is used by setting ``KERAS_BACKEND=jax`` where a CUDA build of JAX is installed
 (README, "Training on a GPU"). These helpers only report; they never select a device.
 """
 
