@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from phm2012 import BEARINGS, NPZ_DIR
+from phm2012 import BEARINGS, NPZ_DIR, every_nth_from_last, snapshot_numbers
 
 from rul_core.atomic import atomic_path
 
@@ -28,10 +28,9 @@ def write_subset(bearing: str, stride: int, out_dir: Path, src_dir: Path = NPZ_D
     """Every ``stride``-th snapshot of ``bearing`` (the failure snapshot kept) to ``out_dir``."""
     name = f"Learning_set__{bearing}.npz"
     with np.load(src_dir / name, allow_pickle=False) as z:
-        acc = z["acc"]
-        number = z["snapshot"] if "snapshot" in z.files else np.arange(acc.shape[0])
-        keep = np.flatnonzero((number[-1] - number) % int(stride) == 0)
-        acc, number = acc[keep], number[keep]
+        number = snapshot_numbers(z)
+        keep = every_nth_from_last(number, stride)
+        acc, number = z["acc"][keep], number[keep]
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / name) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, acc=acc, snapshot=number)

@@ -56,6 +56,17 @@ SNAPSHOT_S = 10.0
 CONDITIONS = {1: (1800.0, 4000.0), 2: (1650.0, 4200.0), 3: (1500.0, 5000.0)}
 
 
+def snapshot_numbers(z: Any) -> np.ndarray:
+    """The original snapshot numbers of an opened npz: its ``snapshot`` array (a
+    ``bench/femto_subset.py`` subset), else 0..n-1."""
+    return z["snapshot"] if "snapshot" in z.files else np.arange(z["acc"].shape[0])
+
+
+def every_nth_from_last(number: np.ndarray, stride: int) -> np.ndarray:
+    """Indices of the snapshots whose number is a multiple of ``stride`` before the last one."""
+    return np.flatnonzero((number[-1] - number) % int(stride) == 0)
+
+
 def load_femto_npz(
     bearing: str, npz_dir: Path = NPZ_DIR, max_snapshots: int | None = None, stride: int = 1
 ) -> Run:
@@ -69,13 +80,13 @@ def load_femto_npz(
     path = npz_dir / f"Learning_set__{bearing}.npz"
     with np.load(path, allow_pickle=False) as z:
         acc = z["acc"]
-        number = z["snapshot"] if "snapshot" in z.files else np.arange(acc.shape[0])
+        number = snapshot_numbers(z)
         n = acc.shape[0]
         idx = np.arange(n)
         if max_snapshots and max_snapshots < n:
             idx = np.unique(np.linspace(0, n - 1, int(max_snapshots)).round().astype(int))
         elif stride > 1:
-            idx = np.flatnonzero((number[-1] - number) % int(stride) == 0)
+            idx = every_nth_from_last(number, stride)
         snaps = acc[idx].astype(np.float32) / 1000.0
     cond_no = int(bearing.removeprefix("Bearing").split("_")[0])
     rpm, load = CONDITIONS[cond_no]
