@@ -243,6 +243,7 @@ class Fold:
     n_members: int = 1
     save_dir: str | None = None
     preset: str = "quick"
+    early_stopping: bool = True
 
 
 def log_epoch_end(event: Any) -> None:
@@ -277,7 +278,7 @@ def run_fold(fold: Fold) -> dict:
         tm = train(cfg, list(fold.fit.values()), epochs=fold.epochs,
                    val_runs=list(fold.val.values()) or None, label_scheme=fold.label_scheme,
                    label_params=fold.label_params, pipeline_config=fold.pipeline_config,
-                   progress=log_epoch_end)
+                   progress=log_epoch_end, **({} if fold.early_stopping else {"patience": None}))
     wall = time.perf_counter() - t0
     for member in tm.history:  # one history per ensemble member
         print("    " + "; ".join(f"{k} " + " ".join(f"{v:.4g}" for v in vals)
@@ -329,13 +330,16 @@ def lobo(
     save_dir: str | None = None,
     preset: str = "quick",
     held_out: list[str] | None = None,
+    early_stopping: bool = True,
 ) -> list[dict]:
     """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
     ``isolate``: each fold trains in a fresh child process (spawned, one fold each), so the
     memory TensorFlow keeps after every trained model (``bench/train_memory.py``) does not
     accumulate over the folds and each fold's peak RSS is its own. ``held_out``: score only
-    the folds that hold out these bearings (default: every fold).
+    the folds that hold out these bearings (default: every fold). ``early_stopping=False``:
+    every fold trains all its epochs and keeps the last (the validation bearing only
+    calibrates the interval).
     """
     from rul_core.models import ABLATIONS
     from rul_core.training import leave_one_bearing_out
@@ -358,7 +362,7 @@ def lobo(
                             {n: runs[n] for n in val_names}, runs[held], epochs, seed,
                             pipeline_config, label_scheme, dict(label_params or {}),
                             dict(hparams or {}), tuple(quantiles), int(n_members), save_dir,
-                            preset)
+                            preset, early_stopping)
                 row = in_fresh_process(run_fold, fold) if isolate else run_fold(fold)
                 row["seed"] = seed
                 rows.append(row)
@@ -539,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inner-val", action="store_true",
                    help="hold out the last training bearing of each fold for early stopping and "
                         "interval calibration (trains on four bearings)")
+    p.add_argument("--fixed-epochs", action="store_true",
+                   help="no early stopping: train every epoch, keep the last (the validation "
+                        "bearing of --inner-val then only calibrates the band)")
     p.add_argument("--stride", type=int, default=1,
                    help="keep every N-th snapshot counted back from failure (absolute time kept)")
     p.add_argument("--knee", type=float, default=0.3, help="piecewise label knee fraction")
@@ -614,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
             f"snapshots per bearing: {sampling}; epochs: "
             f"{args.epochs or 'preset'}; label: {args.labels} {label_params}; pipeline: "
             f"baseline_snapshots={pc.baseline_snapshots}, gaussian_sigma={pc.gaussian_sigma}; "
-            f"validation: {'last training bearing of each fold' if args.inner_val else 'none'}; "
+            f"validation: {'last training bearing of each fold' if args.inner_val else 'none'}"
+            f"{' (band only; fixed epochs, last kept)' if args.fixed_epochs else ''}; "
             f"hyperparameter overrides: {hparams or 'none'}"
             + (f"; deep ensemble of {args.n_members}" if args.n_members > 1 else "") + "\n"
         )
@@ -626,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                          label_params, args.labels, args.inner_val, hparams, quantiles,
                          isolate=not args.in_process, n_members=args.n_members,
                          save_dir=args.save_predictions, preset=args.preset,
-                         held_out=args.held_out)
+                         held_out=args.held_out, early_stopping=not args.fixed_epochs)
         if args.held_out:
             rows = [r for r in rows if r["bearing"] in args.held_out]
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "

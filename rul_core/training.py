@@ -338,7 +338,7 @@ def train(
     pipeline_config: Any | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
-    patience: int = DEFAULT_PATIENCE,
+    patience: int | None = DEFAULT_PATIENCE,
     level: float = DEFAULT_LEVEL,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -349,7 +349,9 @@ def train(
     ``epochs``/``batch_size`` default to the preset's values. Early stopping and the
     learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``
     (RC-LSTM: the squared error of its mean, :func:`monitored_quantity`);
-    the best epoch's weights are restored. Validation runs also calibrate the predictive
+    the best epoch's weights are restored. ``patience=None`` trains a fixed budget instead: all
+    ``epochs`` at the scheduled rate, the last epoch's weights kept (validation runs are then
+    only measured and calibrate the interval). Validation runs also calibrate the predictive
     interval (split conformal, ``interval_calibration``). ``seed`` (default ``config.seed``)
     makes the whole run reproducible on one machine. Raises :class:`Cancelled` when ``cancel``
     fires (after the current batch) and :class:`RulError` on unusable input.
@@ -405,7 +407,7 @@ def train(
         member_cfg = config.member(m) if n_members > 1 else config
         set_determinism(int(member_cfg.seed))
         model = build_model(member_cfg)
-        callbacks: list[Any] = [
+        callbacks: list[Any] = [] if patience is None else [
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode="min", patience=patience, restore_best_weights=True
             ),
@@ -464,6 +466,7 @@ def train(
     )
     trained.metrics["train_windows"] = float(len(y_train))
     trained.metrics["epochs_run"] = float(len(histories[0].get("loss", [])))
+    trained.metrics["patience"] = 0.0 if patience is None else float(patience)  # 0: fixed budget
     if validation is not None:
         pred = predict_point_and_interval(
             models, config, model_x(validation[0]), forest=forest, level=level, seed=seed

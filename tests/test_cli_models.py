@@ -83,6 +83,9 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                str(tmp_path / "b"), *ws])  # fmt: skip
     assert rc == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["train", "--model", "carle", "--data", str(tmp_path), "--patience", "-1",
+                 "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
+    assert "--patience must be 0" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "nobundle"), "--run", str(tmp_path),
                  *ws]) == 2  # fmt: skip
     assert "bundle" in capsys.readouterr().err

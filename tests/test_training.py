@@ -240,3 +240,22 @@ def test_rc_lstm_keeps_the_epoch_whose_mean_fits_best(runs: list) -> None:
     assert kept == pytest.approx(min(hist["val_mu_mse"]), rel=1e-4)
     # the scheduled loss grows from stage to stage here: watching it would keep another epoch
     assert np.argmin(hist["val_loss"]) != np.argmin(hist["val_mu_mse"])
+
+
+def test_fixed_budget_keeps_the_last_epoch(runs: list) -> None:
+    """``patience=None``: no early stopping, no restore, no rate reduction; the kept model's
+    error on the validation run is the last epoch's, not the best one's."""
+    from rul_core.training import model_x, prepare_run
+
+    cfg = ModelConfig("rc_lstm", hparams={"res_units": 1, "res_filters": 4, "convlstm_filters": 4,
+                                          "tower_units": 4, "pool": 16, "learning_rate": 0.03})
+    tm = train(cfg, runs[:2], val_runs=[runs[2]], epochs=4, batch_size=8,
+               label_scheme="linear", patience=None)
+    hist = tm.history[0]
+    assert len(hist["loss"]) == 4 and tm.metrics["patience"] == 0.0
+    assert int(np.argmin(hist["val_mu_mse"])) != 3  # the last epoch is not the best one here
+    prep = prepare_run(cfg, runs[2], tm.normaliser, tm.pipeline_config, "linear", {})
+    mu = np.asarray(tm.models[0].predict(model_x(prep.inputs), verbose=0))[:, 0]
+    assert float(np.mean((prep.labels - mu) ** 2)) == pytest.approx(hist["val_mu_mse"][-1],
+                                                                     rel=1e-4)
+    assert tm.interval_calibration is not None  # the validation run still calibrates the band

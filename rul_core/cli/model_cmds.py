@@ -96,6 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     progress = _progress(args)
     try:
+        if args.patience < 0:
+            raise RulError(f"train: --patience must be 0 (no early stopping) or more, got "
+                           f"{args.patience}")
         ds = _load(args.data, args.layout, ws, progress)
         test_names = set(args.test or [])
         train_runs = _select(ds, args.train, "train")
@@ -132,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             label_params=_key_values(args.label_param, "--label-param"),
             epochs=args.epochs,
             batch_size=args.batch_size,
-            patience=args.patience,
+            patience=args.patience or None,
             progress=progress,
             seed=args.seed,
         )
@@ -317,7 +320,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
-    p.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="early-stopping patience (epochs); 0: no early stopping, train every "
+                        "epoch and keep the last")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
                    help="predictive interval: MC dropout (default) or a deep ensemble of "
