@@ -61,7 +61,13 @@ with tab_train:
         rest = [n for n in names if n not in train_names]
         val_names = st.multiselect("Validation/test bearings (never mixed with training)", rest,
                                    default=rest, key="val_runs")
-        seed = st.number_input("Seed", 0, 10_000, 0, key="train_seed")
+        c7, c8 = st.columns(2)
+        seed = c7.number_input("Seed", 0, 10_000, 0, key="train_seed")
+        patience = c8.number_input(
+            "Early-stopping patience (epochs)", 0, 500, 10, key="train_patience",
+            help="Stop when the validation error (the training error without validation "
+                 "bearings) has not improved for this many epochs, and keep the best epoch. "
+                 "0: train every epoch and keep the last.")
         kind = "xjtu" if "xjtu" in (dataset.layout or "").lower() else "femto"
 
         job = st.session_state.get("train_job")
@@ -81,11 +87,11 @@ with tab_train:
 
                 def target(progress, cancel, config=config, train_runs=train_runs,
                            val_runs=val_runs, scheme=scheme, epochs=int(epochs),
-                           label_params=label_params):
+                           label_params=label_params, patience=int(patience) or None):
                     return isolated.train_isolated(
                         config, train_runs, val_runs=val_runs, label_scheme=scheme,
-                        label_params=label_params, epochs=epochs, progress=progress,
-                        cancel=cancel)
+                        label_params=label_params, epochs=epochs, patience=patience,
+                        progress=progress, cancel=cancel)
 
                 st.session_state["train_job"] = ui_state.start_job(
                     f"{model_name}-{ablation}", target)
