@@ -350,8 +350,9 @@ def train(
     learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``
     (RC-LSTM: the squared error of its mean, :func:`monitored_quantity`);
     the best epoch's weights are restored. ``patience=None`` trains a fixed budget instead: all
-    ``epochs`` at the scheduled rate, the last epoch's weights kept (validation runs are then
-    only measured and calibrate the interval). Validation runs also calibrate the predictive
+    ``epochs`` at the optimiser's rate (no reduction on plateau), the last epoch's weights
+    kept (validation runs are then only measured and calibrate the interval). Validation runs
+    also calibrate the predictive
     interval (split conformal, ``interval_calibration``). ``seed`` (default ``config.seed``)
     makes the whole run reproducible on one machine. Raises :class:`Cancelled` when ``cancel``
     fires (after the current batch) and :class:`RulError` on unusable input.
