@@ -22,7 +22,7 @@ app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py
 
 # Two pytest-xdist workers (one per CI core), one test file per worker so a module's trained
-# fixtures are built once: about 6.5 min instead of 11 on the 2-core machine. TEST_WORKERS=0: serial.
+# fixtures are built once. TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) chromium

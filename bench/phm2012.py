@@ -49,6 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rul_core.data.run import Condition, Run
+from rul_core.training import DEFAULT_PATIENCE
 
 NPZ_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "femto_npz"
 BEARINGS = ("Bearing1_1", "Bearing1_2", "Bearing2_1", "Bearing2_2", "Bearing3_1", "Bearing3_2")
@@ -243,7 +244,7 @@ class Fold:
     n_members: int = 1
     save_dir: str | None = None
     preset: str = "quick"
-    early_stopping: bool = True
+    patience: int = DEFAULT_PATIENCE  # 0: a fixed budget, every epoch trained, the last kept
 
 
 def log_epoch_end(event: Any) -> None:
@@ -278,7 +279,7 @@ def run_fold(fold: Fold) -> dict:
         tm = train(cfg, list(fold.fit.values()), epochs=fold.epochs,
                    val_runs=list(fold.val.values()) or None, label_scheme=fold.label_scheme,
                    label_params=fold.label_params, pipeline_config=fold.pipeline_config,
-                   progress=log_epoch_end, **({} if fold.early_stopping else {"patience": None}))
+                   progress=log_epoch_end, patience=fold.patience)
     wall = time.perf_counter() - t0
     for member in tm.history:  # one history per ensemble member
         print("    " + "; ".join(f"{k} " + " ".join(f"{v:.4g}" for v in vals)
@@ -330,15 +331,15 @@ def lobo(
     save_dir: str | None = None,
     preset: str = "quick",
     held_out: list[str] | None = None,
-    early_stopping: bool = True,
+    patience: int = DEFAULT_PATIENCE,
 ) -> list[dict]:
     """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
     ``isolate``: each fold trains in a fresh child process (spawned, one fold each), so the
     memory TensorFlow keeps after every trained model (``bench/train_memory.py``) does not
     accumulate over the folds and each fold's peak RSS is its own. ``held_out``: score only
-    the folds that hold out these bearings (default: every fold). ``early_stopping=False``:
-    every fold trains all its epochs and keeps the last (the validation bearing only
+    the folds that hold out these bearings (default: every fold). ``patience``: early stopping's;
+    0 trains every epoch of each fold and keeps the last (the validation bearing then only
     calibrates the interval).
     """
     from rul_core.models import ABLATIONS
@@ -362,7 +363,7 @@ def lobo(
                             {n: runs[n] for n in val_names}, runs[held], epochs, seed,
                             pipeline_config, label_scheme, dict(label_params or {}),
                             dict(hparams or {}), tuple(quantiles), int(n_members), save_dir,
-                            preset, early_stopping)
+                            preset, patience)
                 row = in_fresh_process(run_fold, fold) if isolate else run_fold(fold)
                 row["seed"] = seed
                 rows.append(row)
@@ -524,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablations", nargs="+", default=None, help="default: every ablation")
     p.add_argument("--bearings", nargs="+", default=list(BEARINGS))
     p.add_argument("--held-out", nargs="+", default=None, metavar="BEARING",
-                   help="run only the folds that hold out these bearings (default: all six; "
+                   help="run only the folds that hold out these bearings (default: every fold; "
                         "every fold still trains on all the others)")
     p.add_argument("--epochs", type=int, default=None, help="default: the quick preset's")
     p.add_argument("--max-snapshots", type=int, default=None, help="per bearing (default all)")
@@ -634,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
                          label_params, args.labels, args.inner_val, hparams, quantiles,
                          isolate=not args.in_process, n_members=args.n_members,
                          save_dir=args.save_predictions, preset=args.preset,
-                         held_out=args.held_out, early_stopping=not args.fixed_epochs)
+                         held_out=args.held_out,
+                         patience=0 if args.fixed_epochs else DEFAULT_PATIENCE)
         if args.held_out:
             rows = [r for r in rows if r["bearing"] in args.held_out]
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "

@@ -87,7 +87,7 @@ with tab_train:
 
                 def target(progress, cancel, config=config, train_runs=train_runs,
                            val_runs=val_runs, scheme=scheme, epochs=int(epochs),
-                           label_params=label_params, patience=int(patience) or None):
+                           label_params=label_params, patience=int(patience)):
                     return isolated.train_isolated(
                         config, train_runs, val_runs=val_runs, label_scheme=scheme,
                         label_params=label_params, epochs=epochs, patience=patience,

@@ -349,7 +349,7 @@ def train(
     ``epochs``/``batch_size`` default to the preset's values. Early stopping and the
     learning-rate reduction watch ``val_loss`` when validation runs are given, else ``loss``
     (RC-LSTM: the squared error of its mean, :func:`monitored_quantity`);
-    the best epoch's weights are restored. ``patience=None`` trains a fixed budget instead: all
+    the best epoch's weights are restored. ``patience`` 0 or None trains a fixed budget: all
     ``epochs`` at the optimiser's rate (no reduction on plateau), the last epoch's weights
     kept (validation runs are then only measured and calibrate the interval). Validation runs
     also calibrate the predictive
@@ -408,7 +408,7 @@ def train(
         member_cfg = config.member(m) if n_members > 1 else config
         set_determinism(int(member_cfg.seed))
         model = build_model(member_cfg)
-        callbacks: list[Any] = [] if patience is None else [
+        callbacks: list[Any] = [] if not patience else [
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode="min", patience=patience, restore_best_weights=True
             ),
@@ -467,7 +467,7 @@ def train(
     )
     trained.metrics["train_windows"] = float(len(y_train))
     trained.metrics["epochs_run"] = float(len(histories[0].get("loss", [])))
-    trained.metrics["patience"] = 0.0 if patience is None else float(patience)  # 0: fixed budget
+    trained.metrics["patience"] = float(patience or 0)  # 0: a fixed budget
     if validation is not None:
         pred = predict_point_and_interval(
             models, config, model_x(validation[0]), forest=forest, level=level, seed=seed

@@ -135,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             label_params=_key_values(args.label_param, "--label-param"),
             epochs=args.epochs,
             batch_size=args.batch_size,
-            patience=args.patience or None,
+            patience=args.patience,
             progress=progress,
             seed=args.seed,
         )
