@@ -19,9 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from phm2012 import BEARINGS, NPZ_DIR, every_nth_from_last, snapshot_numbers
+from phm2012 import BEARINGS, NPZ_DIR, snapshot_numbers
 
 from rul_core.atomic import atomic_path
+from rul_core.data.run import every_nth_from_last
 
 
 def write_subset(bearing: str, stride: int, out_dir: Path, src_dir: Path = NPZ_DIR) -> Path:

@@ -20,8 +20,11 @@ preset on this machine (random inputs of the right shape, after one warm-up batc
 Real data: ``../shared/data/real/femto_npz/Learning_set__BearingC_Y.npz`` (``acc`` int32
 milli-g -> /1000 for g; 25.6 kHz; a snapshot every 10 s; condition from the bearing number).
 ``--stride N`` keeps every N-th snapshot counted back from failure (absolute time kept, which
-``--labels capped`` needs); ``--max-snapshots`` keeps that many evenly spaced (the normalised
-``piecewise``/``linear`` labels are unchanged by it), so a run fits in minutes.
+``--labels capped`` needs; it trains the same model as ``train(snapshot_every=N)``, CLI
+``--every N``, on the whole runs with the cap in recorded snapshots — tests/test_training.py
+checks that — but loads N times less data); ``--max-snapshots`` keeps that many evenly
+spaced (the normalised ``piecewise``/``linear`` labels are unchanged by it), so a run fits in
+minutes.
 
     python bench/phm2012.py --models carle --labels capped --max-rul-s 3000 --stride 3 \
         --inner-val --constant
@@ -48,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rul_core.data.run import Condition, Run
+from rul_core.data.run import Condition, Run, every_nth_from_last
 from rul_core.training import DEFAULT_PATIENCE
 
 NPZ_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "femto_npz"
@@ -61,11 +64,6 @@ def snapshot_numbers(z: Any) -> np.ndarray:
     """The original snapshot numbers of an opened npz: its ``snapshot`` array (a
     ``bench/femto_subset.py`` subset), else 0..n-1."""
     return z["snapshot"] if "snapshot" in z.files else np.arange(z["acc"].shape[0])
-
-
-def every_nth_from_last(number: np.ndarray, stride: int) -> np.ndarray:
-    """Indices of the snapshots whose number is a multiple of ``stride`` before the last one."""
-    return np.flatnonzero((number[-1] - number) % int(stride) == 0)
 
 
 def load_femto_npz(

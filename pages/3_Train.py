@@ -61,13 +61,18 @@ with tab_train:
         rest = [n for n in names if n not in train_names]
         val_names = st.multiselect("Validation/test bearings (never mixed with training)", rest,
                                    default=rest, key="val_runs")
-        c7, c8 = st.columns(2)
+        c7, c8, c9 = st.columns(3)
         seed = c7.number_input("Seed", 0, 10_000, 0, key="train_seed")
         patience = c8.number_input(
             "Early-stopping patience (epochs)", 0, 500, 10, key="train_patience",
             help="Stop when the validation error (the training error without validation "
                  "bearings) has not improved for this many epochs, and keep the best epoch. "
                  "0: train every epoch and keep the last.")
+        every = c9.number_input(
+            "Use every N-th snapshot", 1, 1000, 1, key="train_every",
+            help="Train on every N-th snapshot counted back from each bearing's last: N times "
+                 "fewer windows per epoch. The model then predicts with the same sampling; "
+                 "labels still count the recording's snapshots.")
         kind = "xjtu" if "xjtu" in (dataset.layout or "").lower() else "femto"
 
         job = st.session_state.get("train_job")
@@ -87,11 +92,12 @@ with tab_train:
 
                 def target(progress, cancel, config=config, train_runs=train_runs,
                            val_runs=val_runs, scheme=scheme, epochs=int(epochs),
-                           label_params=label_params, patience=int(patience)):
+                           label_params=label_params, patience=int(patience),
+                           every=int(every)):
                     return isolated.train_isolated(
                         config, train_runs, val_runs=val_runs, label_scheme=scheme,
                         label_params=label_params, epochs=epochs, patience=patience,
-                        progress=progress, cancel=cancel)
+                        snapshot_every=every, progress=progress, cancel=cancel)
 
                 st.session_state["train_job"] = ui_state.start_job(
                     f"{model_name}-{ablation}", target)
@@ -203,4 +209,5 @@ with tab_load:
                 if pres is not None:
                     st.markdown(pres(m.config))
                 st.json({"train_runs": [r.name for r in m.train_runs],
-                         "label_scheme": m.label_scheme, "metrics": m.metrics})
+                         "label_scheme": m.label_scheme, "label_params": m.label_params,
+                         "snapshot_every": m.snapshot_every, "metrics": m.metrics})

@@ -122,6 +122,16 @@ def _calibration(card: dict[str, Any], card_path: Path) -> list[float] | None:
     return [float(v) for v in q]
 
 
+def _snapshot_every(card: dict[str, Any], card_path: Path) -> int:
+    """The card's snapshot thinning (1 for cards written before it existed)."""
+    n = card.get("snapshot_every", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BundleError(
+            f"{card_path}: field 'snapshot_every': expected a whole number >= 1, found {n!r}"
+        )
+    return n
+
+
 def make_card(trained: TrainedModel) -> dict[str, Any]:
     """The card dict of a trained model (without file checksums)."""
     cfg = trained.config
@@ -137,6 +147,7 @@ def make_card(trained: TrainedModel) -> dict[str, Any]:
         "normaliser": _to_jsonable(trained.normaliser),
         "label_scheme": trained.label_scheme,
         "label_params": trained.label_params,
+        "snapshot_every": int(trained.snapshot_every),
         "train_runs": [r.to_dict() for r in trained.train_runs],
         "val_runs": [r.to_dict() for r in trained.val_runs],
         "metrics": trained.metrics,
@@ -164,6 +175,7 @@ def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
         "",
         "Training runs: " + ", ".join(r["name"] for r in card["train_runs"]),
         "",
+        *_sampling_lines(trained),
         _interval_line(trained),
         "",
         describe(trained.config),
@@ -174,6 +186,15 @@ def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _sampling_lines(trained: TrainedModel) -> list[str]:
+    """The card's note on snapshot thinning (nothing when every snapshot was used)."""
+    n = int(trained.snapshot_every)
+    if n == 1:
+        return []
+    return [f"Sampling: trained on one snapshot in {n}, counted back from each run's last; "
+            "predictions use the same sampling.", ""]
 
 
 def _interval_line(trained: TrainedModel) -> str:
@@ -427,5 +448,6 @@ def load_bundle(path: str | Path) -> TrainedModel:
         seed=int(card.get("seed", config.seed)),
         level=float(card.get("level", 0.9)),
         interval_calibration=_calibration(card, card_path),
+        snapshot_every=_snapshot_every(card, card_path),
         created=str(card.get("created", "")),
     )

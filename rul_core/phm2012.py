@@ -85,10 +85,14 @@ TEST_BEARINGS: tuple[TestBearing, ...] = (
 TEST_BY_NAME = {b.name: b for b in TEST_BEARINGS}
 
 
-def elapsed_s(time_s: np.ndarray, interval_s: float | None = None) -> np.ndarray:
+def elapsed_s(
+    time_s: np.ndarray, interval_s: float | None = None, first_snapshot: int = 0
+) -> np.ndarray:
     """Seconds since the run started at each snapshot, counting the first snapshot's interval.
 
     ``interval_s`` defaults to the median spacing of ``time_s`` (10 s for FEMTO).
+    ``first_snapshot``: the recording index of ``time_s[0]`` when the times are a thinned run's
+    (:meth:`rul_core.data.run.Run.every_nth`), whose earlier snapshots also count.
     """
     t = np.asarray(time_s, dtype=np.float64)
     if t.size == 0:
@@ -97,7 +101,7 @@ def elapsed_s(time_s: np.ndarray, interval_s: float | None = None) -> np.ndarray
         interval_s = float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S
     if not interval_s > 0:
         raise RulError(f"elapsed time: the snapshot interval must be > 0 s, got {interval_s}")
-    return t - t[0] + float(interval_s)
+    return t - t[0] + (int(first_snapshot) + 1) * float(interval_s)
 
 
 def implied_lives(
@@ -106,25 +110,42 @@ def implied_lives(
     label_scheme: str,
     label_params: dict[str, Any] | None = None,
     interval_s: float | None = None,
+    first_snapshot: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(total life implied at each snapshot, elapsed time there), both in seconds.
 
     Life = elapsed + :func:`rul_core.labels.remaining_time` of the snapshot's normalised RUL.
-    ``interval_s`` is the spacing of the given snapshots (default: their median spacing); it is
-    also the length of one label step of the ``capped`` scheme, so a run subsampled every k-th
-    snapshot must pass k times the original interval, or nothing.
+    ``interval_s`` is the length of one label step of the ``capped`` scheme and the first
+    snapshot's share of the elapsed time (default: the median spacing of the given snapshots).
+    A run thinned *before labelling* (labels counted in its own snapshots) passes nothing;
+    predictions of a model trained with ``snapshot_every`` N, whose labels count the
+    recording's snapshots, pass the recording's interval and their first snapshot's index
+    (:func:`recording_timing`).
     """
     r = np.asarray(rul, dtype=np.float64)
     if r.size == 0 or r.size != np.asarray(time_s).size:
         raise RulError(f"RUL estimate: {r.size} predictions for {np.asarray(time_s).size} times")
-    e = elapsed_s(time_s, interval_s)
+    e = elapsed_s(time_s, interval_s, first_snapshot)
     params = dict(label_params or {})
     if label_scheme == "capped" and "interval_s" not in params:
-        params["interval_s"] = float(e[0])
+        params["interval_s"] = float(e[0]) / (int(first_snapshot) + 1)
     try:
         return e + lb.remaining_time(r, e, label_scheme, **params), e
     except ValueError as exc:
         raise RulError(f"time left from '{label_scheme}' labels: {exc}") from exc
+
+
+def recording_timing(predictions: pd.DataFrame, snapshot_every: int = 1) -> dict[str, Any]:
+    """``interval_s`` and ``first_snapshot`` (keyword arguments of :func:`implied_lives` and
+    the functions built on it) for ``predict_run`` output of a model trained on every N-th
+    snapshot: the recording's interval is the rows' median spacing / N, and the first row's
+    ``snapshot`` counts the recording's earlier snapshots. Both defaults when N = 1."""
+    n = int(snapshot_every)
+    if n == 1 or len(predictions) == 0:
+        return {"interval_s": None, "first_snapshot": 0}
+    t = predictions["time_s"].to_numpy(dtype=np.float64)
+    step = float(np.median(np.diff(t))) / n if t.size > 1 else None
+    return {"interval_s": step, "first_snapshot": int(predictions["snapshot"].iloc[0])}
 
 
 def estimate_rul_s(
@@ -134,6 +155,7 @@ def estimate_rul_s(
     label_params: dict[str, Any] | None = None,
     last_k: int = DEFAULT_LAST_K,
     interval_s: float | None = None,
+    first_snapshot: int = 0,
 ) -> float:
     """RUL in seconds after the last of the given snapshots.
 
@@ -144,7 +166,7 @@ def estimate_rul_s(
     """
     if int(last_k) < 1:
         raise RulError(f"RUL estimate: last_k must be >= 1, got {last_k}")
-    life, e = implied_lives(rul, time_s, label_scheme, label_params, interval_s)
+    life, e = implied_lives(rul, time_s, label_scheme, label_params, interval_s, first_snapshot)
     recent = life[-int(last_k):]
     recent = recent[np.isfinite(recent)]
     if recent.size == 0:
@@ -236,8 +258,10 @@ def score_runs(
         check(cancel)
         emit(progress, "phm2012", i, len(runs), f"predicting {run.name}")
         pred = predict_run(trained, run, level=DEFAULT_LEVEL if level is None else level)
-        est = estimate_rul_s(pred[column].to_numpy(), pred["time_s"].to_numpy(),
-                             trained.label_scheme, trained.label_params, last_k)
+        t = pred["time_s"].to_numpy()
+        timing = recording_timing(pred, trained.snapshot_every)
+        est = estimate_rul_s(pred[column].to_numpy(), t, trained.label_scheme,
+                             trained.label_params, last_k, **timing)
         known = TEST_BY_NAME.get(run.name)
         actual = float("nan")
         if known is not None and run.n_snapshots == known.truncated_snapshots:
@@ -247,7 +271,7 @@ def score_runs(
                if np.isfinite(actual) and np.isfinite(est) else float("nan"))
         rows.append({
             "run": run.name, "snapshots": run.n_snapshots,
-            "elapsed_s": float(elapsed_s(pred["time_s"].to_numpy())[-1]),
+            "elapsed_s": float(elapsed_s(t, **timing)[-1]),
             "last_rul": float(pred[column].iloc[-1]), "estimate_rul_s": est,
             "actual_rul_s": actual, "er_percent": er, "accuracy": acc,
         })
@@ -261,13 +285,16 @@ def rolling_rul_s(
     label_params: dict[str, Any] | None = None,
     column: str = "rul",
     last_k: int = DEFAULT_LAST_K,
+    interval_s: float | None = None,
+    first_snapshot: int = 0,
 ) -> np.ndarray:
     """:func:`estimate_rul_s` at every snapshot of ``predict_run`` output, using only the past
-    (one rolling median of the implied lives: the same numbers, without a loop)."""
+    (one rolling median of the implied lives: the same numbers, without a loop).
+    ``interval_s``, ``first_snapshot``: as in :func:`implied_lives`."""
     if len(snapshots) == 0:
         return np.zeros(0)
     life, e = implied_lives(snapshots[column].to_numpy(dtype=np.float64),
                             snapshots["time_s"].to_numpy(dtype=np.float64), label_scheme,
-                            label_params)
+                            label_params, interval_s, first_snapshot)
     median = pd.Series(life).rolling(int(last_k), min_periods=1).median().to_numpy()
     return np.maximum(median - e, 0.0)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rul_core import metrics as mt
-from rul_core.data.run import Run
+from rul_core.data.run import Run, every_nth_from_last
 from rul_core.errors import Cancelled, RulError
 from rul_core.progress import CancelToken, ProgressFn, check, emit
 
@@ -80,6 +80,8 @@ class TrainedModel:
     Keras history dict per member; ``metrics`` validation (and training) metrics;
     ``interval_calibration`` the split-conformal factors measured on the validation runs
     (:func:`rul_core.models.intervals.calibration_quantiles`), None without validation runs.
+    ``snapshot_every``: the model saw every N-th snapshot counted back from each run's last
+    (:meth:`rul_core.data.run.Run.every_nth`); it predicts runs thinned the same way.
     """
 
     config: Any  # rul_core.models.ModelConfig
@@ -96,6 +98,7 @@ class TrainedModel:
     seed: int = 0
     level: float = DEFAULT_LEVEL
     interval_calibration: list[float] | None = None
+    snapshot_every: int = 1
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -187,18 +190,28 @@ def prepare_run(
     label_params: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    snapshot_every: int = 1,
 ) -> PreparedRun:
-    """Windows of ``run`` as model inputs (+ window labels when ``label_scheme`` is given)."""
+    """Windows of ``run`` as model inputs (+ window labels when ``label_scheme`` is given).
+
+    ``snapshot_every`` N > 1 takes the windows of every N-th snapshot counted back from the
+    last (:meth:`Run.every_nth`: features, baseline and sequences as if the run had been
+    recorded N times less often) but labels them on the whole run, so ``snapshot_index``
+    and the label parameters (``max_rul`` in snapshots) stay in the recording's units.
+    """
     from rul_core.models import make_inputs
     from rul_core.signal import pipeline as pl
 
     check(cancel)
-    windows = pl.extract_windows(run, normaliser, pipeline_config, progress=progress, cancel=cancel)
+    kept = every_nth_from_last(run.n_snapshots, snapshot_every)
+    seen = run.every_nth(snapshot_every)
+    windows = pl.extract_windows(seen, normaliser, pipeline_config, progress=progress,
+                                 cancel=cancel)
     signals = None
     if config.name == "rc_lstm":
-        signals = pl.window_signals(run, normaliser, pipeline_config)
+        signals = pl.window_signals(seen, normaliser, pipeline_config)
     inputs = [np.asarray(a) for a in make_inputs(config, windows, signals)]
-    snap = np.asarray(windows.snapshot_index, dtype=np.int64)
+    snap = kept[np.asarray(windows.snapshot_index, dtype=np.int64)]
     labels = None
     if label_scheme is not None:
         from rul_core import labels as lb
@@ -343,6 +356,7 @@ def train(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     seed: int | None = None,
+    snapshot_every: int = 1,
 ) -> TrainedModel:
     """Train ``config`` on ``train_runs`` (optionally validated on ``val_runs``).
 
@@ -354,7 +368,10 @@ def train(
     kept (validation runs are then only measured and calibrate the interval). Validation runs
     also calibrate the predictive
     interval (split conformal, ``interval_calibration``). ``seed`` (default ``config.seed``)
-    makes the whole run reproducible on one machine. Raises :class:`Cancelled` when ``cancel``
+    makes the whole run reproducible on one machine. ``snapshot_every`` N trains on every N-th
+    snapshot counted back from each run's failure (:func:`prepare_run`; N times fewer windows
+    per epoch, labels and ``label_params`` still in the recording's snapshots); the model then
+    predicts runs thinned the same way. Raises :class:`Cancelled` when ``cancel``
     fires (after the current batch) and :class:`RulError` on unusable input.
     """
     import keras
@@ -378,17 +395,22 @@ def train(
     batch_size = int(batch_size if batch_size is not None else hp.get("batch_size", 32))
     label_params = dict(label_params or {})
     pipeline_config = pipeline_config or default_pipeline_config(config)
+    if int(snapshot_every) != snapshot_every or snapshot_every < 1:
+        raise RulError(f"train: snapshot_every must be a whole number >= 1, got {snapshot_every!r}")
+    snapshot_every = int(snapshot_every)
 
     set_determinism(seed)
     emit(progress, "prepare", 0, len(train_runs) + len(val_runs or []), "fitting normaliser")
-    normaliser = pl.fit_normaliser(train_runs, pipeline_config)
+    normaliser = pl.fit_normaliser([r.every_nth(snapshot_every) for r in train_runs],
+                                   pipeline_config)
     prepared = []
     all_runs = list(train_runs) + list(val_runs or [])
     for i, run in enumerate(all_runs):
         check(cancel)
         prepared.append(
             prepare_run(
-                config, run, normaliser, pipeline_config, label_scheme, label_params, cancel=cancel
+                config, run, normaliser, pipeline_config, label_scheme, label_params,
+                cancel=cancel, snapshot_every=snapshot_every,
             )
         )
         emit(progress, "prepare", i + 1, len(all_runs), f"windows of {run.name}")
@@ -464,6 +486,7 @@ def train(
         val_runs=[RunInfo.of(r) for r in (val_runs or [])],
         seed=seed,
         level=level,
+        snapshot_every=snapshot_every,
     )
     trained.metrics["train_windows"] = float(len(y_train))
     trained.metrics["epochs_run"] = float(len(histories[0].get("loss", [])))
@@ -550,7 +573,8 @@ def predict_windows(
     Columns: snapshot, window, rul, lower, upper, std (and ``y_true`` with ``with_labels``,
     labelled with the model's own scheme over the *whole* run), and ``q<q>`` for each of
     ``quantiles``: the band bound that holds it (:func:`quantile_band`), from the same
-    feature pass.
+    feature pass. A model trained on every N-th snapshot (``snapshot_every``) predicts every
+    N-th snapshot counted back from the last one given; ``snapshot`` indexes ``run``.
     """
     level = trained.level if level is None else float(level)
     part = run
@@ -563,6 +587,7 @@ def predict_windows(
         part,
         trained.normaliser,
         trained.pipeline_config,
+        snapshot_every=trained.snapshot_every,
     )
     if len(prep.snapshot_index) == 0:
         raise RulError(f"predict: run {run.name} yields no windows")
@@ -605,7 +630,8 @@ def predict_run(
 ) -> pd.DataFrame:
     """RUL estimate and interval at every snapshot recorded so far (the first ``upto``).
 
-    One row per snapshot: snapshot, time_s, rul, lower, upper, std — the mean over the
+    One row per snapshot (per N-th snapshot counted back from ``upto`` for a model trained
+    with ``snapshot_every`` N): snapshot, time_s, rul, lower, upper, std — the mean over the
     snapshot's windows. Only the snapshots up to ``upto`` are read, so no future data leaks.
     """
     win = predict_windows(trained, run, upto=upto, level=level)

@@ -368,13 +368,14 @@ def remaining_time_curves(trained: Any, snapshots: Any) -> Any:
     """
     import pandas as pd
 
-    from rul_core.phm2012 import rolling_rul_s
+    from rul_core.phm2012 import recording_timing, rolling_rul_s
 
     s = snapshots.sort_values("time_s")
     t = s["time_s"].to_numpy(dtype=np.float64)
+    timing = recording_timing(s, trained.snapshot_every)
     out = pd.DataFrame({"time_min": (t - t[0]) / 60.0})
     for col in ("rul", "lower", "upper"):
         out[f"{col}_min"] = rolling_rul_s(s, trained.label_scheme, trained.label_params,
-                                          column=col) / 60.0
+                                          column=col, **timing) / 60.0
     out["actual_min"] = (t[-1] - t) / 60.0
     return out

@@ -104,6 +104,7 @@ def test_train_quick_model_in_background(demo_assets):
     at.selectbox(key="train_scheme").set_value("capped").run()
     at.number_input(key="train_cap_min").set_value(0.5).run()  # 30 s = 3 snapshots of 10 s
     at.number_input(key="train_patience").set_value(0).run()  # a fixed budget
+    at.number_input(key="train_every").set_value(2).run()
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
@@ -113,6 +114,7 @@ def test_train_quick_model_in_background(demo_assets):
     assert job.result.label_params == {"max_rul": 3}
     assert [r.name for r in job.result.train_runs] == ["Bearing1_1"]
     assert job.result.metrics["patience"] == 0.0  # reached the child's train()
+    assert job.result.snapshot_every == 2
     assert len(job.epoch_history()["loss"]) == 1  # one point per epoch
     at.run()  # the fragment collects the finished job
     at.run()

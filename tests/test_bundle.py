@@ -93,6 +93,7 @@ def test_carle_round_trip_predicts_the_same(
     assert card["normaliser"]["minimum"] == list(tm.normaliser.minimum)
     assert card["label_scheme"] == "piecewise"
     assert len(card["interval_calibration"]) == 101  # conformal factors from the val run
+    assert card["snapshot_every"] == 1 and "Sampling" not in (path / "card.md").read_text()
     assert "90 % band conformally calibrated on Bearing1_2" in (path / "card.md").read_text()
     loaded = bd.load_bundle(path)
     assert loaded.forest is not None and loaded.forest.n_trees == 5
@@ -207,6 +208,16 @@ def test_tampered_card_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_p
     _edit_card(p4, interval_calibration=[1.0, -2.0])
     with pytest.raises(BundleError, match=r"interval_calibration.*101 non-negative"):
         bd.load_bundle(p4)
+
+    p5 = tmp_path / "c5"
+    shutil.copytree(src, p5)
+    _edit_card(p5, snapshot_every=0)
+    with pytest.raises(BundleError, match=r"snapshot_every.*whole number >= 1, found 0"):
+        bd.load_bundle(p5)
+    card = json.loads((p5 / "card.json").read_text())
+    del card["snapshot_every"]  # a bundle written before the field existed
+    (p5 / "card.json").write_text(json.dumps(card))
+    assert bd.load_bundle(p5).snapshot_every == 1
 
     p3 = tmp_path / "c3"
     shutil.copytree(src, p3)

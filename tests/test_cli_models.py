@@ -86,6 +86,9 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["train", "--model", "carle", "--data", str(tmp_path), "--patience", "-1",
                  "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
     assert "--patience must be 0" in capsys.readouterr().err
+    assert main(["train", "--model", "carle", "--data", str(tmp_path), "--every", "0",
+                 "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
+    assert "--every must be 1" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "nobundle"), "--run", str(tmp_path),
                  *ws]) == 2  # fmt: skip
     assert "bundle" in capsys.readouterr().err
@@ -104,7 +107,10 @@ def test_phm2012_scores_a_truncated_test_bearing(
     bundle = tmp_path / "bundle"
     common = ["--workspace", str(tmp_path / "ws"), "--quiet"]
     assert main(["train", "--model", "carle", "--ablation", "carl", "--data", str(data),
-                 "--no-val", "--epochs", "1", "--out", str(bundle), *TINY, *common]) == 0
+                 "--no-val", "--epochs", "1", "--every", "2", "--out", str(bundle), *TINY,
+                 *common]) == 0  # fmt: skip
+    assert json.loads((bundle / "card.json").read_text())["snapshot_every"] == 2
+    assert "one snapshot in 2" in (bundle / "card.md").read_text()
     test_set = tmp_path / "Test_set"
     for name, n in (("Bearing2_7", 172), ("Bearing2_9", 8)):
         _write_femto(test_set / name, synth_run(name, n_snapshots=n, seed=3), ",", False)
@@ -116,7 +122,7 @@ def test_phm2012_scores_a_truncated_test_bearing(
     table = pd.read_csv(out_csv).set_index("run")
     b27 = table.loc["Bearing2_7"]
     assert b27["snapshots"] == 172 and b27["actual_rul_s"] == 580
-    assert b27["elapsed_s"] == pytest.approx(1720.0)
+    assert b27["elapsed_s"] == pytest.approx(1720.0)  # every snapshot counts, not every 2nd
     assert b27["estimate_rul_s"] >= 0
     assert b27["accuracy"] == pytest.approx(
         phm2012_accuracy([580.0], [b27["estimate_rul_s"]])[0], rel=1e-9

@@ -259,3 +259,69 @@ def test_fixed_budget_keeps_the_last_epoch(runs: list) -> None:
     assert float(np.mean((prep.labels - mu) ** 2)) == pytest.approx(hist["val_mu_mse"][-1],
                                                                      rel=1e-4)
     assert tm.interval_calibration is not None  # the validation run still calibrates the band
+
+
+# --- snapshot thinning -------------------------------------------------------------------------
+def tiny_rc_lstm() -> ModelConfig:
+    return ModelConfig("rc_lstm", hparams={"res_units": 1, "res_filters": 4, "convlstm_filters": 4,
+                                           "tower_units": 4, "pool": 16})
+
+
+@pytest.fixture(scope="module")
+def thinned_pair(runs: list) -> tuple[TrainedModel, TrainedModel]:
+    """The same model trained two ways: ``snapshot_every=2`` on the whole runs with a cap of 4
+    recorded snapshots, and on runs thinned beforehand with a cap of 2 of *their* snapshots."""
+    kw = {"epochs": 2, "batch_size": 8, "label_scheme": "capped", "patience": 0}
+    every = train(tiny_rc_lstm(), runs[:2], val_runs=[runs[2]], label_params={"max_rul": 4},
+                  snapshot_every=2, **kw)
+    thinned = train(tiny_rc_lstm(), [r.every_nth(2) for r in runs[:2]],
+                    val_runs=[runs[2].every_nth(2)], label_params={"max_rul": 2}, **kw)
+    return every, thinned
+
+
+def test_snapshot_every_trains_and_predicts_like_thinned_runs(runs: list, thinned_pair) -> None:
+    every, thinned = thinned_pair
+    assert every.snapshot_every == 2 and thinned.snapshot_every == 1
+    assert every.metrics["train_windows"] == thinned.metrics["train_windows"]
+    assert every.metrics["train_windows"] < train_windows_of(runs[:2], every)
+    np.testing.assert_allclose(every.history[0]["loss"], thinned.history[0]["loss"], rtol=1e-5)
+    run = runs[3]
+    a = predict_run(every, run)
+    b = predict_run(thinned, run.every_nth(2))
+    assert list(a["snapshot"]) == [1, 3, 5, 7]  # every 2nd counted back from the last (7)
+    np.testing.assert_allclose(a["time_s"], b["time_s"])
+    np.testing.assert_allclose(a["rul"], b["rul"], atol=1e-5)
+    # a partial run is thinned back from its own last snapshot: the estimate is for "now"
+    assert list(predict_run(every, run, upto=5)["snapshot"]) == [0, 2, 4]
+    # labels stay in the recording's snapshots: capped at 4 of 10 s = the thinned 2 of 20 s
+    w = predict_windows(every, run, with_labels=True)
+    wt = predict_windows(thinned, run.every_nth(2), with_labels=True)
+    np.testing.assert_allclose(w["y_true"], wt["y_true"])
+
+
+def train_windows_of(runs: list, trained: TrainedModel) -> int:
+    """Windows of every snapshot of ``runs`` (what training without thinning would see)."""
+    from rul_core.training import prepare_run
+
+    return sum(len(prepare_run(trained.config, r, trained.normaliser,
+                               trained.pipeline_config).snapshot_index) for r in runs)
+
+
+def test_snapshot_every_converts_time_with_the_recording_interval(runs: list,
+                                                                  thinned_pair) -> None:
+    from rul_core.phm2012 import recording_timing, score_runs
+
+    every, thinned = thinned_pair
+    rows = pd.DataFrame({"snapshot": [1, 3, 5], "time_s": [10.0, 30.0, 50.0]})
+    assert recording_timing(rows, 2) == {"interval_s": 10.0, "first_snapshot": 1}
+    assert recording_timing(rows, 1) == {"interval_s": None, "first_snapshot": 0}
+    a = score_runs(every, [runs[3]])
+    b = score_runs(thinned, [runs[3].every_nth(2)])
+    assert a["elapsed_s"].iloc[0] == pytest.approx(80.0)  # 8 snapshots of 10 s, all counted
+    assert a["elapsed_s"].iloc[0] == pytest.approx(b["elapsed_s"].iloc[0])
+    assert a["estimate_rul_s"].iloc[0] == pytest.approx(b["estimate_rul_s"].iloc[0], abs=1e-3)
+
+
+def test_snapshot_every_is_checked(runs: list) -> None:
+    with pytest.raises(RulError, match="snapshot_every"):
+        train(tiny_rc_lstm(), runs[:1], snapshot_every=0, epochs=1)

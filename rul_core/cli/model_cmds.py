@@ -99,6 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.patience < 0:
             raise RulError(f"train: --patience must be 0 (no early stopping) or more, got "
                            f"{args.patience}")
+        if args.every < 1:
+            raise RulError(f"train: --every must be 1 (every snapshot) or more, got {args.every}")
         ds = _load(args.data, args.layout, ws, progress)
         test_names = set(args.test or [])
         train_runs = _select(ds, args.train, "train")
@@ -138,6 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             progress=progress,
             seed=args.seed,
+            snapshot_every=args.every,
         )
         out = save_bundle(trained, args.out)
         ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
@@ -196,7 +199,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Per-snapshot RUL and interval of one (partial) run."""
     from rul_core.bundle import load_bundle
-    from rul_core.phm2012 import rolling_rul_s
+    from rul_core.phm2012 import recording_timing, rolling_rul_s
     from rul_core.training import predict_run
 
     ws = _workspace(args)
@@ -213,7 +216,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     df = predict_run(trained, run, upto=args.upto, level=args.level)
     try:
-        df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params)
+        df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params,
+                                    **recording_timing(df, trained.snapshot_every))
     except RulError as exc:  # e.g. fpt labels: the new run's knee is unknown
         print(f"note: no time left (rul_s): {exc}", file=sys.stderr)
         df["rul_s"] = float("nan")
@@ -323,6 +327,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=10,
                    help="early-stopping patience (epochs); 0: no early stopping, train every "
                         "epoch and keep the last")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="train on every N-th snapshot counted back from each run's last (N times "
+                        "fewer windows per epoch; label parameters stay in the recording's "
+                        "snapshots); the bundle predicts with the same sampling")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
                    help="predictive interval: MC dropout (default) or a deep ensemble of "

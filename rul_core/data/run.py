@@ -28,6 +28,20 @@ class Condition:
         return self.name or f"{self.rpm:g} rpm / {self.load_n:g} N"
 
 
+def every_nth_from_last(snapshots: int | np.ndarray, n: int) -> np.ndarray:
+    """Indices of every ``n``-th snapshot counted back from the last.
+
+    ``snapshots``: a snapshot count, or the snapshots' numbers in the recording (a subset
+    keeps the snapshots whose number is a multiple of ``n`` before the last one's)."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"every: expected a positive whole number of snapshots, got {n!r}")
+    number = (np.arange(int(snapshots)) if np.ndim(snapshots) == 0
+              else np.asarray(snapshots, dtype=np.int64))
+    if number.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero((number[-1] - number) % int(n) == 0)
+
+
 @dataclass
 class Run:
     """One bearing from the start of its test to its last snapshot.
@@ -91,17 +105,32 @@ class Run:
 
     def head(self, n: int) -> Run:
         """The first ``n`` snapshots (a partial run, as seen during monitoring)."""
+        return self.take(np.arange(min(max(int(n), 0), self.n_snapshots)))
+
+    def take(self, indices: np.ndarray) -> Run:
+        """The snapshots at ``indices`` (increasing), with their timestamps and files."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        paths = [self.source_paths[i] for i in idx] if self.source_paths else []
         return Run(
             name=self.name,
-            snapshots=self.snapshots[:n],
+            snapshots=self.snapshots[idx],
             fs=self.fs,
             channel_names=list(self.channel_names),
             condition=self.condition,
-            timestamps=self.timestamps[:n],
-            source_paths=self.source_paths[:n],
+            timestamps=self.timestamps[idx],
+            source_paths=paths,
             dataset=self.dataset,
             layout=self.layout,
         )
+
+    def every_nth(self, n: int) -> Run:
+        """Every ``n``-th snapshot counted back from the last (the run itself for n = 1).
+
+        The last snapshot is always kept and timestamps stay absolute, so a thinned run ends
+        where the recording ends, as a monitoring estimate needs."""
+        if int(n) == 1:
+            return self
+        return self.take(every_nth_from_last(self.n_snapshots, n))
 
     def content_hash(self) -> str:
         """SHA-256 of the samples, rate and channel names (identifies the data, not the files)."""
