@@ -85,6 +85,17 @@ TEST_BEARINGS: tuple[TestBearing, ...] = (
 TEST_BY_NAME = {b.name: b for b in TEST_BEARINGS}
 
 
+def snapshot_interval_s(time_s: np.ndarray, interval_s: float | None = None) -> float:
+    """``interval_s``, or by default the median spacing of ``time_s`` (10 s with one snapshot);
+    refused unless > 0."""
+    t = np.asarray(time_s, dtype=np.float64)
+    if interval_s is None:
+        interval_s = float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S
+    if not interval_s > 0:
+        raise RulError(f"elapsed time: the snapshot interval must be > 0 s, got {interval_s}")
+    return float(interval_s)
+
+
 def elapsed_s(
     time_s: np.ndarray, interval_s: float | None = None, first_snapshot: int = 0
 ) -> np.ndarray:
@@ -97,11 +108,7 @@ def elapsed_s(
     t = np.asarray(time_s, dtype=np.float64)
     if t.size == 0:
         raise RulError("elapsed time: no snapshots")
-    if interval_s is None:
-        interval_s = float(np.median(np.diff(t))) if t.size > 1 else SNAPSHOT_INTERVAL_S
-    if not interval_s > 0:
-        raise RulError(f"elapsed time: the snapshot interval must be > 0 s, got {interval_s}")
-    return t - t[0] + (int(first_snapshot) + 1) * float(interval_s)
+    return t - t[0] + (int(first_snapshot) + 1) * snapshot_interval_s(t, interval_s)
 
 
 def implied_lives(
@@ -128,7 +135,7 @@ def implied_lives(
     e = elapsed_s(time_s, interval_s, first_snapshot)
     params = dict(label_params or {})
     if label_scheme == "capped" and "interval_s" not in params:
-        params["interval_s"] = float(e[0]) / (int(first_snapshot) + 1)
+        params["interval_s"] = snapshot_interval_s(time_s, interval_s)
     try:
         return e + lb.remaining_time(r, e, label_scheme, **params), e
     except ValueError as exc:

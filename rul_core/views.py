@@ -205,11 +205,8 @@ def context_run(run: Run, snapshot: int, context: int = 2) -> tuple[Run, int]:
     """The snapshots ``snapshot - context .. snapshot`` as a short run (sequence models need
     the preceding windows) and the position of ``snapshot`` in it."""
     start = max(0, int(snapshot) - context)
-    part = Run(name=run.name, snapshots=run.snapshots[start:snapshot + 1], fs=run.fs,
-               channel_names=list(run.channel_names), condition=run.condition,
-               timestamps=run.timestamps[start:snapshot + 1], layout=run.layout,
-               dataset=run.dataset)
-    return part, int(snapshot) - start
+    stop = min(int(snapshot) + 1, run.n_snapshots)
+    return run.take(np.arange(start, stop)), int(snapshot) - start
 
 
 def window_prediction(
