@@ -11,7 +11,9 @@ It then runs the scoring command on it twice, with a cold and a warm parse cache
 
 and prints the wall time and peak memory of each. The stand-in's snapshots are not those
 bearings' snapshots, so the accuracies the command prints are meaningless and no score is
-reported here: this measures time and memory, not accuracy.
+reported here: this measures time and memory, not accuracy. The stand-in has acc files only,
+with two-digit exponents; the real Test_set's quirks (three-digit exponents, temp files) are
+read in ``tests/test_data_real.py`` from the real copy of its first 40 Bearing1_4 snapshots.
 
     python -m rul_core train --model rc_lstm --data PATH/Learning_set ... --out /tmp/phm
     python bench/phm2012_dryrun.py --model /tmp/phm [--keep DIR]
