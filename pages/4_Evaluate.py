@@ -1,4 +1,5 @@
-"""Evaluate: RUL over life with its band, metrics per bearing x condition, comparison."""
+"""Evaluate: RUL over life with its band, time left, the PHM 2012 protocol, metrics per bearing
+x condition, comparison."""
 
 from __future__ import annotations
 
@@ -101,6 +102,40 @@ if times is not None:
         y_title="time left (min)", true_name="actual time left",
     )
     app_ui.show_figure(fig, f"time-left-{run_pick}", PAGE)
+
+# ----------------------------------------------------------------------------- PHM 2012
+st.subheader("PHM 2012 challenge protocol")
+phm_label = st.selectbox("Model", list(current), key="eval_phm_model")
+challenge = app_ui.guarded(views.challenge_tables, models[phm_label], runs,
+                           current[phm_label].snapshots, context="PHM 2012 protocol")
+if challenge is not None:
+    scored, replayed = challenge["scored"], challenge["replayed"]
+    if len(scored):
+        score = float(scored["accuracy"].mean())
+        st.metric(f"Challenge score ({len(scored)} of 11 test bearings)", f"{score:.4f}",
+                  delta=f"{score - challenge['winner']:+.4f} against the 2012 winner "
+                        f"({challenge['winner']})",
+                  help="Mean accuracy A of the time left estimated after each truncated test "
+                       "bearing's last snapshot, against the published actual RULs.")
+        app_ui.show_table(scored, f"phm2012-{phm_label}",
+                          f"PHM 2012 test bearings: {phm_label}", PAGE)
+    if len(replayed):
+        c1, c2 = st.columns(2)
+        c1.metric("Proxy at the challenge's cuts", f"{replayed['proxy'].mean():.4f}",
+                  help="Each bearing cut where each of the eleven test bearings was cut (as a "
+                       "fraction of its life); mean accuracy A of the time left estimated there.")
+        c2.metric("Grid proxy (cuts at 50–98 % of life)", f"{replayed['grid_proxy'].mean():.4f}",
+                  help="The same at 13 evenly spaced cuts: uses nothing from the challenge's "
+                       "answers, so choose settings on this one.")
+        app_ui.show_table(replayed, f"phm2012-replay-{phm_label}",
+                          f"PHM 2012 replay on bearings recorded to failure: {phm_label}", PAGE)
+    for note in challenge["notes"]:
+        st.caption(note)
+    st.caption("Time left after a snapshot: the median total life implied by the last 5 "
+               "snapshots minus the time elapsed; A halves at 5 % late and at 20 % early. "
+               "Bearings not named like a challenge test bearing are assumed recorded up to "
+               "failure. For a cautious band quantile, use `python -m rul_core phm2012 "
+               "--quantile q`.")
 
 # ----------------------------------------------------------------------------- tables
 st.subheader("Metrics per bearing × condition")

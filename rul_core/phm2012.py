@@ -210,14 +210,16 @@ def truncation_proxy(
     last_k: int = DEFAULT_LAST_K,
     interval_s: float | None = None,
     cuts: Sequence[tuple[str, float]] | None = None,
+    first_snapshot: int = 0,
 ) -> pd.DataFrame:
     """The challenge protocol replayed on one complete run's per-snapshot predictions.
 
     ``snapshots``: ``predict_run`` output of a whole run to failure (``snapshot``, ``time_s``
     and ``column``); every prediction at snapshot j depends only on snapshots <= j, so cutting
     the table is cutting the run. ``cuts``: (name, life fraction) pairs, default
-    :func:`challenge_cuts`. One row per cut: where, the true and estimated RUL (s), the percent
-    error Er and the accuracy A.
+    :func:`challenge_cuts`. ``interval_s``, ``first_snapshot``: as in :func:`implied_lives`
+    (:func:`recording_timing` for a model trained on every N-th snapshot). One row per cut:
+    where, the true and estimated RUL (s), the percent error Er and the accuracy A.
     """
     df = snapshots.sort_values("snapshot").reset_index(drop=True)
     n = len(df)
@@ -225,13 +227,13 @@ def truncation_proxy(
         raise RulError(f"truncation proxy: need >= 3 snapshots, got {n}")
     t = df["time_s"].to_numpy(dtype=np.float64)
     r = df[column].to_numpy(dtype=np.float64)
-    e = elapsed_s(t, interval_s)
+    e = elapsed_s(t, interval_s, first_snapshot)
     rows = []
     for name, fraction in challenge_cuts() if cuts is None else cuts:
         j = truncation_index(n, fraction)
         actual = float(t[-1] - t[j])
         est = estimate_rul_s(r[: j + 1], t[: j + 1], label_scheme, label_params, last_k,
-                             interval_s)
+                             interval_s, first_snapshot)
         acc = float(mt.phm2012_accuracy(np.array([actual]), np.array([est]))[0])
         rows.append({
             "as": name, "life_fraction": fraction, "snapshot": j,
@@ -239,6 +241,45 @@ def truncation_proxy(
             "er_percent": 100.0 * (actual - est) / actual, "accuracy": acc,
         })
     return pd.DataFrame(rows)
+
+
+def score_prediction(
+    run_name: str,
+    n_snapshots: int,
+    predictions: pd.DataFrame,
+    label_scheme: str,
+    label_params: dict[str, Any] | None = None,
+    snapshot_every: int = 1,
+    column: str = "rul",
+    last_k: int = DEFAULT_LAST_K,
+) -> dict[str, Any]:
+    """One row of :func:`score_runs` from a run's per-snapshot predictions.
+
+    ``predictions``: ``predict_run`` output (or one run's rows of an evaluation's snapshot
+    table) of a run recorded up to its ``n_snapshots``-th snapshot, by a model trained on every
+    ``snapshot_every``-th snapshot with ``label_scheme``. The run is scored against the
+    published actual RUL when it is named like a challenge test bearing and holds exactly its
+    truncated snapshot count; otherwise ``actual_rul_s``, ``er_percent`` and ``accuracy`` are
+    NaN.
+    """
+    pred = predictions.sort_values("snapshot")
+    t = pred["time_s"].to_numpy(dtype=np.float64)
+    timing = recording_timing(pred, snapshot_every)
+    est = estimate_rul_s(pred[column].to_numpy(), t, label_scheme, label_params, last_k,
+                         **timing)
+    known = TEST_BY_NAME.get(run_name)
+    actual = float("nan")
+    if known is not None and int(n_snapshots) == known.truncated_snapshots:
+        actual = float(known.actual_rul_s)
+    er = 100.0 * (actual - est) / actual if np.isfinite(actual) else float("nan")
+    acc = (float(mt.phm2012_accuracy(np.array([actual]), np.array([est]))[0])
+           if np.isfinite(actual) and np.isfinite(est) else float("nan"))
+    return {
+        "run": run_name, "snapshots": int(n_snapshots),
+        "elapsed_s": float(elapsed_s(t, **timing)[-1]),
+        "last_rul": float(pred[column].iloc[-1]), "estimate_rul_s": est,
+        "actual_rul_s": actual, "er_percent": er, "accuracy": acc,
+    }
 
 
 def score_runs(
@@ -253,9 +294,9 @@ def score_runs(
 
     A run named like a challenge test bearing and holding exactly its truncated snapshot count
     is scored against the published actual RUL (``actual_rul_s``, ``er_percent``,
-    ``accuracy``); other runs get NaN there. ``quantile`` picks the per-snapshot prediction
-    (:func:`rul_core.training.quantile_band`: 0.5 the point estimate, lower for a
-    cautious, early estimate).
+    ``accuracy``); other runs get NaN there (:func:`score_prediction`). ``quantile`` picks the
+    per-snapshot prediction (:func:`rul_core.training.quantile_band`: 0.5 the point estimate,
+    lower for a cautious, early estimate).
     """
     from rul_core.training import DEFAULT_LEVEL, predict_run
 
@@ -265,25 +306,44 @@ def score_runs(
         check(cancel)
         emit(progress, "phm2012", i, len(runs), f"predicting {run.name}")
         pred = predict_run(trained, run, level=DEFAULT_LEVEL if level is None else level)
-        t = pred["time_s"].to_numpy()
-        timing = recording_timing(pred, trained.snapshot_every)
-        est = estimate_rul_s(pred[column].to_numpy(), t, trained.label_scheme,
-                             trained.label_params, last_k, **timing)
-        known = TEST_BY_NAME.get(run.name)
-        actual = float("nan")
-        if known is not None and run.n_snapshots == known.truncated_snapshots:
-            actual = float(known.actual_rul_s)
-        er = 100.0 * (actual - est) / actual if np.isfinite(actual) else float("nan")
-        acc = (float(mt.phm2012_accuracy(np.array([actual]), np.array([est]))[0])
-               if np.isfinite(actual) and np.isfinite(est) else float("nan"))
-        rows.append({
-            "run": run.name, "snapshots": run.n_snapshots,
-            "elapsed_s": float(elapsed_s(t, **timing)[-1]),
-            "last_rul": float(pred[column].iloc[-1]), "estimate_rul_s": est,
-            "actual_rul_s": actual, "er_percent": er, "accuracy": acc,
-        })
+        rows.append(score_prediction(run.name, run.n_snapshots, pred, trained.label_scheme,
+                                     trained.label_params, trained.snapshot_every, column,
+                                     last_k))
     emit(progress, "phm2012", len(runs), len(runs), "done")
     return pd.DataFrame(rows)
+
+
+def replay_runs(
+    snapshots: pd.DataFrame,
+    label_scheme: str,
+    label_params: dict[str, Any] | None = None,
+    snapshot_every: int = 1,
+    column: str = "rul",
+    last_k: int = DEFAULT_LAST_K,
+) -> pd.DataFrame:
+    """The challenge replayed on runs recorded up to failure, one row per run.
+
+    ``snapshots``: an evaluation's snapshot table (``run``, ``snapshot``, ``time_s``,
+    ``column``) of a model trained on every ``snapshot_every``-th snapshot. Each run is cut
+    where each test bearing was cut (:func:`truncation_proxy`); ``proxy`` is the mean accuracy
+    over those eleven cuts, ``grid_proxy`` over :func:`grid_cuts`, ``worst`` the lowest
+    accuracy of either. Runs with fewer than 3 snapshot rows are left out.
+    """
+    rows = []
+    for name, pred in snapshots.groupby("run", sort=False):
+        if len(pred) < 3:
+            continue
+        pred = pred.sort_values("snapshot")
+        timing = recording_timing(pred, snapshot_every)
+        cut = truncation_proxy(pred, label_scheme, label_params, column, last_k, **timing)
+        grid = truncation_proxy(pred, label_scheme, label_params, column, last_k,
+                                cuts=grid_cuts(), **timing)
+        rows.append({
+            "run": name, "snapshots": len(pred),
+            "proxy": float(cut["accuracy"].mean()), "grid_proxy": float(grid["accuracy"].mean()),
+            "worst": float(min(cut["accuracy"].min(), grid["accuracy"].min())),
+        })
+    return pd.DataFrame(rows, columns=["run", "snapshots", "proxy", "grid_proxy", "worst"])
 
 
 def rolling_rul_s(

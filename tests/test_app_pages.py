@@ -154,17 +154,26 @@ def test_evaluate_demo_model(demo_assets):
     _no_exceptions(at)
     assert _chart_count(at) == 2  # RUL over life, time left
     labels = [m.label for m in at.metric]
-    assert labels == ["Running for", "Estimated time left", "Actual time left"]
+    assert labels == ["Running for", "Estimated time left", "Actual time left",
+                      "Proxy at the challenge's cuts", "Grid proxy (cuts at 50–98 % of life)"]
     assert at.metric[2].value == "0.0 min"  # all snapshots recorded: the failure itself
     n = at.slider(key="eval_time_upto").max
     at.slider(key="eval_time_upto").set_value(3).run()
     _no_exceptions(at)
     assert at.metric[0].value == "0.3 min"  # snapshots 0, 1, 2: 20 s after the first
     assert at.metric[2].value == f"{(n - 3) * 10 / 60:.1f} min"  # 10 s between snapshots
-    table = at.dataframe[0].value
+    # PHM 2012: the demo's Bearing1_3 is not truncated like the challenge's: replayed, noted
+    replay = at.dataframe[0].value
+    assert list(replay["run"]) == ["Bearing1_3", "Bearing2_1"]
+    assert ((replay["proxy"] >= 0) & (replay["proxy"] <= 1)).all()
+    assert at.metric[3].value == f"{replay['proxy'].mean():.4f}"
+    assert at.metric[4].value == f"{replay['grid_proxy'].mean():.4f}"
+    assert any("Bearing1_3:" in c.value and "not the 1802 the challenge kept" in c.value
+               for c in at.caption)
+    table = at.dataframe[1].value
     assert {"Bearing1_3", "Bearing2_1", "all"} <= set(table["run"])
     assert ((table["rmse"] >= 0) & (table["rmse"] <= 1.5)).all()
-    seen = at.dataframe[1].value
+    seen = at.dataframe[2].value
     assert list(seen["conditions"]) == ["unseen", "seen"]  # Bearing2_1 / Bearing1_3
     at.selectbox(key="eval_run_pick").set_value("Bearing2_1").run()
     _no_exceptions(at)

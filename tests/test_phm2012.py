@@ -147,3 +147,75 @@ def test_score_runs_reports_progress_and_can_be_cancelled() -> None:
         ph.score_runs(SimpleNamespace(), [SimpleNamespace(name="x")], cancel=token)
     assert ph.score_runs(SimpleNamespace(), [], progress=events.append).empty
     assert [(e.done, e.total) for e in events] == [(0, 0)]
+
+
+def test_replay_runs_uses_the_recording_timing_of_a_thinned_model() -> None:
+    """Every 2nd of 100 snapshots (10 s apart), capped labels in recorded snapshots: the replay
+    is exact where the last five kept snapshots lie under the cap, and only with
+    ``snapshot_every=2`` (a 20 s step read as one label step doubles every estimate)."""
+    from rul_core.data.run import every_nth_from_last
+
+    n, cap = 100, 30  # cap: 30 recorded snapshots = 300 s
+    kept = every_nth_from_last(n, 2)  # 1, 3, ..., 99
+    y = lb.label_run(n, "capped", max_rul=cap)
+    rows = pd.DataFrame({"run": "A", "snapshot": kept, "time_s": kept * 10.0, "rul": y[kept]})
+    short = pd.DataFrame({"run": "B", "snapshot": [0, 1], "time_s": [0.0, 10.0],
+                          "rul": [1.0, 0.9]})
+    table = ph.replay_runs(pd.concat([rows, short]), "capped", {"max_rul": cap},
+                           snapshot_every=2)
+    assert list(table["run"]) == ["A"]  # B: fewer than 3 snapshots
+    timing = ph.recording_timing(rows, 2)
+    assert timing == {"interval_s": 10.0, "first_snapshot": 1}
+    grid = ph.truncation_proxy(rows, "capped", {"max_rul": cap}, cuts=ph.grid_cuts(), **timing)
+    under_cap = grid["actual_rul_s"] <= 300 - 4 * 20  # the last five estimates all below the cap
+    assert under_cap.sum() >= 3
+    np.testing.assert_allclose(grid.loc[under_cap, "accuracy"], 1.0, atol=1e-5)
+    assert table["grid_proxy"].iloc[0] == pytest.approx(grid["accuracy"].mean())
+    assert table["worst"].iloc[0] <= table["grid_proxy"].iloc[0]
+    wrong = ph.replay_runs(rows, "capped", {"max_rul": cap}, snapshot_every=1)
+    assert wrong["grid_proxy"].iloc[0] < table["grid_proxy"].iloc[0] - 0.2
+
+
+def test_score_prediction_hand_value() -> None:
+    """Bearing2_7 truncated at 172 snapshots (actual RUL 580 s), capped labels of 300 steps of
+    10 s: a constant prediction r = 580 / 3000 implies lives e + 580; the median of the last
+    five is the third from last, so the estimate is 580 - 20 = 560 s, 3.45 % early,
+    A = 0.5 ** (3.448 / 20) = 0.8873."""
+    j = np.arange(172)
+    pred = pd.DataFrame({"snapshot": j, "time_s": j * 10.0, "rul": np.full(172, 580 / 3000)})
+    row = ph.score_prediction("Bearing2_7", 172, pred, "capped", {"max_rul": 300})
+    assert row["elapsed_s"] == pytest.approx(1720.0)
+    assert row["estimate_rul_s"] == pytest.approx(560.0)
+    assert row["er_percent"] == pytest.approx(100 * 20 / 580)
+    assert row["accuracy"] == pytest.approx(0.5 ** ((100 * 20 / 580) / 20), rel=1e-9)
+    assert row["accuracy"] == pytest.approx(0.8873, abs=1e-4)
+    other = ph.score_prediction("Bearing2_7", 171, pred, "capped", {"max_rul": 300})
+    assert other["estimate_rul_s"] == pytest.approx(560.0) and np.isnan(other["accuracy"])
+
+
+def test_challenge_tables_score_test_bearings_and_replay_the_rest() -> None:
+    from types import SimpleNamespace
+
+    from rul_core.data.run import Condition, Run
+    from rul_core.views import challenge_tables
+
+    def run(name: str, n: int) -> Run:
+        return Run(name=name, snapshots=np.zeros((n, 4, 1)), fs=1.0, channel_names=["x"],
+                   condition=Condition(1800.0, 4000.0), timestamps=np.arange(n) * 10.0)
+
+    runs = [run("Bearing2_7", 172), run("Bearing1_4", 40), run("Bearing1_1", 60)]
+    frames = []
+    for r in runs:
+        j = np.arange(r.n_snapshots)
+        frames.append(pd.DataFrame({"run": r.name, "snapshot": j, "time_s": j * 10.0,
+                                    "rul": np.full(r.n_snapshots, 580 / 3000)}))
+    trained = SimpleNamespace(label_scheme="capped", label_params={"max_rul": 300},
+                              snapshot_every=1)
+    out = challenge_tables(trained, runs, pd.concat(frames, ignore_index=True))
+    assert list(out["scored"]["run"]) == ["Bearing2_7"]
+    assert out["scored"]["accuracy"].iloc[0] == pytest.approx(0.8873, abs=1e-4)
+    assert list(out["replayed"]["run"]) == ["Bearing1_4", "Bearing1_1"]
+    assert out["notes"] == ["Bearing1_4: 40 snapshots, not the 1139 the challenge kept: not "
+                            "scored against the challenge's answer, replayed as a run recorded "
+                            "to failure"]
+    assert out["winner"] == ph.WINNER_SCORE
