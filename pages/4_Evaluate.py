@@ -117,7 +117,7 @@ if challenge is not None:
                         f"({challenge['winner']})",
                   help="Mean accuracy A of the time left estimated after each truncated test "
                        "bearing's last snapshot, against the published actual RULs.")
-        app_ui.show_table(scored, f"phm2012-{phm_label}",
+        app_ui.show_table(scored.round(4), f"phm2012-{phm_label}",
                           f"PHM 2012 test bearings: {phm_label}", PAGE)
     if len(replayed):
         c1, c2 = st.columns(2)
@@ -127,7 +127,7 @@ if challenge is not None:
         c2.metric("Grid proxy (cuts at 50–98 % of life)", f"{replayed['grid_proxy'].mean():.4f}",
                   help="The same at 13 evenly spaced cuts: uses nothing from the challenge's "
                        "answers, so choose settings on this one.")
-        app_ui.show_table(replayed, f"phm2012-replay-{phm_label}",
+        app_ui.show_table(replayed.round(4), f"phm2012-replay-{phm_label}",
                           f"PHM 2012 replay on bearings recorded to failure: {phm_label}", PAGE)
     for note in challenge["notes"]:
         st.caption(note)

@@ -38,7 +38,8 @@ PAGES = (
     PageInfo("pages/3_Train.py", "Train", ":material/model_training:",
              "Train a model in the background with live loss curves, or load a bundle."),
     PageInfo("pages/4_Evaluate.py", "Evaluate", ":material/monitoring:",
-             "Predicted vs true RUL with bands, metric tables, seen vs unseen, compare models."),
+             "Predicted vs true RUL with bands, time left, PHM 2012 score, metric tables, "
+             "seen vs unseen, compare models."),
     PageInfo("pages/5_Noise_lab.py", "Noise lab", ":material/graphic_eq:",
              "Add noise to a window and watch features and predictions change; severity sweeps."),
     PageInfo("pages/6_Explain.py", "Explain", ":material/lightbulb:",
