@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from rul_core import app_ui, plots, views
+from rul_core import app_ui, phm2012, plots, views
 
 PAGE = "Evaluate"
 app_ui.header(PAGE)
@@ -106,7 +106,7 @@ if times is not None:
 # ----------------------------------------------------------------------------- PHM 2012
 st.subheader("PHM 2012 challenge protocol")
 phm_label = st.selectbox("Model", list(current), key="eval_phm_model")
-challenge = app_ui.guarded(views.challenge_tables, models[phm_label], runs,
+challenge = app_ui.guarded(phm2012.protocol_tables, models[phm_label], runs,
                            current[phm_label].snapshots, context="PHM 2012 protocol")
 if challenge is not None:
     scored, replayed = challenge["scored"], challenge["replayed"]

@@ -346,6 +346,40 @@ def replay_runs(
     return pd.DataFrame(rows, columns=["run", "snapshots", "proxy", "grid_proxy", "worst"])
 
 
+def protocol_tables(
+    trained: Any, runs: Sequence[Run], snapshots: pd.DataFrame
+) -> dict[str, Any]:
+    """The PHM 2012 challenge protocol on an evaluation's snapshot predictions.
+
+    ``runs``: the evaluated runs; ``snapshots``: the evaluation's snapshot table (point
+    estimates). A run named like a challenge test bearing and holding exactly the snapshots the
+    challenge kept is ``scored`` against the published actual RUL. Every other run is taken as
+    recorded up to failure, like the rest of the evaluation, and ``replayed``: cut where each
+    test bearing was cut, and at an answer-free grid of cuts (:func:`replay_runs`); ``notes``
+    names the runs called like a test bearing but of another length (a Full_Test_Set run, a
+    partial copy, demo data). ``winner``: the 2012 academic winner's score.
+    """
+    scored, notes, to_failure = [], [], []
+    for run in runs:
+        rows = snapshots[snapshots["run"] == run.name]
+        known = TEST_BY_NAME.get(run.name)
+        if known is not None and run.n_snapshots == known.truncated_snapshots:
+            if len(rows):
+                scored.append(score_prediction(run.name, run.n_snapshots, rows,
+                                               trained.label_scheme, trained.label_params,
+                                               trained.snapshot_every))
+            continue
+        if known is not None:
+            notes.append(f"{run.name}: {run.n_snapshots} snapshots, not the "
+                         f"{known.truncated_snapshots} the challenge kept: not scored against "
+                         "the challenge's answer, replayed as a run recorded to failure")
+        to_failure.append(run.name)
+    replayed = replay_runs(snapshots[snapshots["run"].isin(to_failure)], trained.label_scheme,
+                           trained.label_params, trained.snapshot_every)
+    return {"scored": pd.DataFrame(scored), "replayed": replayed, "notes": notes,
+            "winner": WINNER_SCORE}
+
+
 def rolling_rul_s(
     snapshots: pd.DataFrame,
     label_scheme: str,

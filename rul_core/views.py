@@ -377,39 +377,3 @@ def remaining_time_curves(trained: Any, snapshots: Any) -> Any:
     out["actual_min"] = (t[-1] - t) / 60.0
     return out
 
-
-def challenge_tables(trained: Any, runs: list[Run], snapshots: Any) -> dict[str, Any]:
-    """The PHM 2012 challenge protocol on an evaluation's snapshot predictions.
-
-    ``runs``: the evaluated runs; ``snapshots``: the evaluation's snapshot table (point
-    estimates). A run named like a challenge test bearing and holding exactly the snapshots the
-    challenge kept is ``scored`` against the published actual RUL. Every other run is taken as
-    recorded up to failure, like the rest of the evaluation, and ``replayed``: cut where each
-    test bearing was cut, and at an answer-free grid of cuts
-    (:func:`rul_core.phm2012.replay_runs`); ``notes`` names the runs called like a test
-    bearing but of another length (a Full_Test_Set run, a partial copy, demo data).
-    ``winner``: the 2012 academic winner's score.
-    """
-    import pandas as pd
-
-    from rul_core.phm2012 import TEST_BY_NAME, WINNER_SCORE, replay_runs, score_prediction
-
-    scored, notes, to_failure = [], [], []
-    for run in runs:
-        rows = snapshots[snapshots["run"] == run.name]
-        known = TEST_BY_NAME.get(run.name)
-        if known is not None and run.n_snapshots == known.truncated_snapshots:
-            if len(rows):
-                scored.append(score_prediction(run.name, run.n_snapshots, rows,
-                                               trained.label_scheme, trained.label_params,
-                                               trained.snapshot_every))
-            continue
-        if known is not None:
-            notes.append(f"{run.name}: {run.n_snapshots} snapshots, not the "
-                         f"{known.truncated_snapshots} the challenge kept: not scored against "
-                         "the challenge's answer, replayed as a run recorded to failure")
-        to_failure.append(run.name)
-    replayed = replay_runs(snapshots[snapshots["run"].isin(to_failure)], trained.label_scheme,
-                           trained.label_params, trained.snapshot_every)
-    return {"scored": pd.DataFrame(scored), "replayed": replayed, "notes": notes,
-            "winner": WINNER_SCORE}

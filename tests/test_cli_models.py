@@ -72,6 +72,10 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
                  "Bearing1_3", "--out", str(csv), *common]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "seen vs unseen" in printed
+    # Bearing1_3 is a challenge test bearing's name, but 6 snapshots are not its 1802
+    assert "## PHM 2012 replay on runs recorded to failure" in printed
+    assert "Bearing1_3: 6 snapshots, not the 1802 the challenge kept" in printed
+    assert "challenge score" not in printed
     table = pd.read_csv(csv)
     assert list(table["run"]) == ["Bearing1_3", "all runs", "all"]
     assert len(ws.list_evaluations(bundle)) == 2

@@ -193,11 +193,10 @@ def test_score_prediction_hand_value() -> None:
     assert other["estimate_rul_s"] == pytest.approx(560.0) and np.isnan(other["accuracy"])
 
 
-def test_challenge_tables_score_test_bearings_and_replay_the_rest() -> None:
+def test_protocol_tables_score_test_bearings_and_replay_the_rest() -> None:
     from types import SimpleNamespace
 
     from rul_core.data.run import Condition, Run
-    from rul_core.views import challenge_tables
 
     def run(name: str, n: int) -> Run:
         return Run(name=name, snapshots=np.zeros((n, 4, 1)), fs=1.0, channel_names=["x"],
@@ -211,7 +210,7 @@ def test_challenge_tables_score_test_bearings_and_replay_the_rest() -> None:
                                     "rul": np.full(r.n_snapshots, 580 / 3000)}))
     trained = SimpleNamespace(label_scheme="capped", label_params={"max_rul": 300},
                               snapshot_every=1)
-    out = challenge_tables(trained, runs, pd.concat(frames, ignore_index=True))
+    out = ph.protocol_tables(trained, runs, pd.concat(frames, ignore_index=True))
     assert list(out["scored"]["run"]) == ["Bearing2_7"]
     assert out["scored"]["accuracy"].iloc[0] == pytest.approx(0.8873, abs=1e-4)
     assert list(out["replayed"]["run"]) == ["Bearing1_4", "Bearing1_1"]

@@ -85,6 +85,22 @@ def _print_table(title: str, df: Any) -> None:
     print(to_markdown(df))
 
 
+def _print_protocol(tables: dict[str, Any]) -> None:
+    """The PHM 2012 protocol of an evaluation (:func:`rul_core.phm2012.protocol_tables`)."""
+    scored, replayed = tables["scored"], tables["replayed"]
+    if len(scored):
+        _print_table("PHM 2012 test bearings (time left after the last snapshot)", scored)
+        print(f"\nchallenge score: {scored['accuracy'].mean():.4f} over {len(scored)} of the "
+              f"eleven test bearings (the 2012 academic winner scored {tables['winner']})")
+    if len(replayed):
+        _print_table("PHM 2012 replay on runs recorded to failure (mean accuracy A at the "
+                     "challenge's cuts, and at 13 cuts over 50-98 % of life)", replayed)
+        print(f"\nproxy {replayed['proxy'].mean():.4f}, grid proxy "
+              f"{replayed['grid_proxy'].mean():.4f} (mean over {len(replayed)} runs)")
+    for note in tables["notes"]:
+        print(note)
+
+
 # --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model and write its bundle."""
@@ -169,6 +185,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a bundle on runs and print the tables."""
     from rul_core.bundle import load_bundle
     from rul_core.evaluation import evaluate
+    from rul_core.phm2012 import protocol_tables
 
     ws = _workspace(args)
     progress = _progress(args)
@@ -182,6 +199,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress.close()
     _print_table(f"per bearing x condition ({args.on}s)", result.table)
     _print_table("seen vs unseen conditions", result.seen_unseen)
+    _print_protocol(protocol_tables(trained, runs, result.snapshots))
     table_path = ""
     if args.out:
         table_path = str(_write_csv_atomic(result.table, args.out))
