@@ -393,6 +393,12 @@ def train(
     hp = config.resolved()
     epochs = int(epochs if epochs is not None else hp.get("epochs", 20))
     batch_size = int(batch_size if batch_size is not None else hp.get("batch_size", 32))
+    used = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if k in hp}
+    if any(hp[k] != v for k, v in used.items()):
+        # the bundle's card states the budget training used, not the preset's default
+        d = config.to_dict()
+        d["hparams"] = {**d.get("hparams", {}), **used}
+        config = ModelConfig.from_dict(d)
     label_params = dict(label_params or {})
     pipeline_config = pipeline_config or default_pipeline_config(config)
     if int(snapshot_every) != snapshot_every or snapshot_every < 1:

@@ -92,6 +92,11 @@ def test_trained_model_records_its_provenance(trained: TrainedModel, runs: list)
     assert trained.history[0]["loss"] and "val_loss" in trained.history[0]
     # 8 snapshots of 2560 samples -> 4 windows each (stride 500) -> 2 runs * 32 windows
     assert trained.metrics["train_windows"] == 64
+    # the card's hyperparameters say what training used (2 epochs, batch 16), not the
+    # preset's defaults (20, 32)
+    assert (tiny_carle().resolved()["epochs"], tiny_carle().resolved()["batch_size"]) == (20, 32)
+    hp = trained.config.resolved()
+    assert (hp["epochs"], hp["batch_size"]) == (2, 16)
     assert 0 <= trained.metrics["val_picp_uncalibrated"] <= 1
     assert trained.train_conditions == {(1800.0, 4000.0)}
     # the normaliser was fitted on the two training runs only
