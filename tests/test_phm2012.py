@@ -218,3 +218,8 @@ def test_protocol_tables_score_test_bearings_and_replay_the_rest() -> None:
                             "scored against the challenge's answer, replayed as a run recorded "
                             "to failure"]
     assert out["winner"] == ph.WINNER_SCORE
+    # labels that cannot become time (fpt without the run's knee): a clear RulError, which
+    # the CLI's evaluate reports as a skipped section and the Evaluate page as an error box
+    fpt = SimpleNamespace(label_scheme="fpt", label_params={}, snapshot_every=1)
+    with pytest.raises(RulError, match="time left from 'fpt' labels"):
+        ph.protocol_tables(fpt, runs, pd.concat(frames, ignore_index=True))

@@ -199,7 +199,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress.close()
     _print_table(f"per bearing x condition ({args.on}s)", result.table)
     _print_table("seen vs unseen conditions", result.seen_unseen)
-    _print_protocol(protocol_tables(trained, runs, result.snapshots))
+    try:
+        _print_protocol(protocol_tables(trained, runs, result.snapshots))
+    except RulError as exc:  # e.g. labels that cannot be turned into time without a knee
+        print(f"\nPHM 2012 protocol skipped: {exc}")
     table_path = ""
     if args.out:
         table_path = str(_write_csv_atomic(result.table, args.out))
