@@ -162,7 +162,10 @@ def ablation_table(
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    """A DataFrame as a GitHub markdown table (no tabulate dependency)."""
+    """A DataFrame as a GitHub markdown table (no tabulate dependency).
+
+    Floats use ``floatfmt``, except magnitudes from 10 000 up, which are rounded to whole
+    numbers (18020 s, not 1.802e+04)."""
     flat = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
     cols = [
         " / ".join(str(c) for c in col if str(c)) if isinstance(col, tuple) else str(col)
@@ -171,7 +174,9 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
     def fmt(v: Any) -> str:
         if isinstance(v, float | np.floating):
-            return "" if np.isnan(v) else format(float(v), floatfmt)
+            if np.isnan(v):
+                return ""
+            return f"{float(v):.0f}" if 1e4 <= abs(v) < 1e15 else format(float(v), floatfmt)
         return str(v)
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

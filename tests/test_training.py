@@ -213,6 +213,12 @@ def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
     assert md.splitlines()[0].startswith("| condition | run | CARLE / rmse")
 
 
+def test_markdown_prints_seconds_whole_and_ratios_to_four_digits() -> None:
+    df = pd.DataFrame({"run": ["a"], "elapsed_s": [18020.0], "estimate_rul_s": [2751.4],
+                       "accuracy": [0.887346], "actual": [float("nan")]})
+    assert to_markdown(df).splitlines()[2] == "| a | 18020 | 2751 | 0.8873 |  |"
+
+
 def test_validation_calibrates_the_interval(trained: TrainedModel, runs: list) -> None:
     """Split-conformal factors from the validation run: on that run the band now covers at
     least the nominal share of window labels (by construction of the factor)."""
