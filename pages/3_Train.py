@@ -24,6 +24,13 @@ with tab_train:
     if dataset is None:
         st.info("Load a dataset on the Data page first.")
     else:
+        st.button("PHM 2012 challenge settings", key="train_challenge",
+                  on_click=st.session_state.update,
+                  args=(ui_state.challenge_train_state(dataset.run_names),),
+                  help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs without "
+                       "early stopping, every bearing for training and none for validation, a "
+                       "seed ensemble of three: the README's challenge command, chosen on the "
+                       "answer-free grid proxy of bench/phm2012.py.")
         c1, c2, c3 = st.columns(3)
         model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",
                                   format_func={"multimodal": "Multimodal-RUL", "carle": "CARLE",
@@ -83,7 +90,7 @@ with tab_train:
             try:
                 config = presets.ModelConfig(name=model_name, ablation=ablation, preset=preset,
                                              dataset_kind=kind, seed=int(seed), interval=interval,
-                                             n_members=3)
+                                             n_members=ui_state.ENSEMBLE_MEMBERS)
             except Exception as exc:
                 app_ui.show_error(exc, "model configuration")
             else:

@@ -26,6 +26,8 @@ from rul_core.progress import CancelToken, ProgressEvent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+#: Members of a deep ensemble trained on the Train page (the challenge settings' size too).
+ENSEMBLE_MEMBERS = 3
 
 
 # --------------------------------------------------------------------------- background jobs
@@ -337,6 +339,21 @@ def path_fingerprint(path: str | Path, limit: int = 20000) -> str:
 
 
 # --------------------------------------------------------------------------- models
+
+
+def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
+    """Train-page widget values (by key) for :data:`rul_core.phm2012.CHALLENGE_TRAINING`:
+    every run trains, none validates."""
+    from rul_core import phm2012
+
+    s = phm2012.CHALLENGE_TRAINING
+    return {
+        "train_model": s["model"], "train_ablation": s["ablation"], "train_preset": s["preset"],
+        "train_scheme": s["label_scheme"], "train_cap_min": s["cap_minutes"],
+        "train_interval": s["interval"], "train_epochs": s["epochs"],
+        "train_patience": s["patience"], "train_every": s["snapshot_every"],
+        "train_runs": list(run_names), "val_runs": [],
+    }
 
 
 def bundles_dir(root: Path | None = None) -> Path:

@@ -84,6 +84,24 @@ def test_data_page_reads_real_femto_bearing(demo_assets):
     assert _chart_count(at) >= 3
 
 
+@pytest.mark.real
+def test_evaluate_a_real_test_set_with_the_phm2012_section(demo_assets, real_data_dir):
+    """The README's app flow on the real Test_set copy: its Bearing1_4 holds 40 of the 1139
+    snapshots the challenge kept, so the section says it is not scored and replays it."""
+    at = _app("pages/1_Data.py")
+    at.radio(key="data_source").set_value("Server path").run()
+    at.text_input(key="server_path").input(str(real_data_dir / "femto" / "Test_set")).run()
+    at.button(key="load_path").click().run()
+    _no_exceptions(at)
+    at.switch_page("pages/4_Evaluate.py").run()
+    _no_exceptions(at)
+    assert at.multiselect(key="eval_runs").value == ["Bearing1_4"]
+    assert any("Bearing1_4: 40 snapshots, not the 1139 the challenge kept" in c.value
+               for c in at.caption)
+    replay = at.dataframe[0].value
+    assert list(replay["run"]) == ["Bearing1_4"] and replay["proxy"].between(0, 1).all()
+
+
 def test_representations_window_slider(demo_assets):
     at = _app("pages/2_Representations.py")
     _no_exceptions(at)
@@ -124,6 +142,27 @@ def test_train_quick_model_in_background(demo_assets):
     at.button(key="save_bundle").click().run()
     _no_exceptions(at)
     assert any("Saved to" in s.value for s in at.success)
+
+
+def test_train_challenge_settings_fill_the_form(demo_assets):
+    from rul_core.phm2012 import CHALLENGE_TRAINING
+    from rul_core.ui_state import ENSEMBLE_MEMBERS
+
+    at = _app("pages/3_Train.py")
+    at.selectbox(key="train_model").set_value("carle").run()
+    at.number_input(key="train_epochs").set_value(2).run()
+    at.button(key="train_challenge").click().run()
+    _no_exceptions(at)
+    assert not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="train_model").value == "rc_lstm"
+    assert at.selectbox(key="train_scheme").value == "capped"
+    assert at.number_input(key="train_cap_min").value == 50.0
+    assert at.selectbox(key="train_interval").value == "ensemble"
+    assert CHALLENGE_TRAINING["n_members"] == ENSEMBLE_MEMBERS  # what the page trains
+    assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
+            at.number_input(key="train_every").value) == (5, 0, 6)
+    assert at.multiselect(key="val_runs").value == []  # every bearing trains
+    assert at.multiselect(key="train_runs").value == at.multiselect(key="train_runs").options
 
 
 def test_train_offers_each_model_its_own_intervals(demo_assets):

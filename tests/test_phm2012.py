@@ -223,3 +223,26 @@ def test_protocol_tables_score_test_bearings_and_replay_the_rest() -> None:
     fpt = SimpleNamespace(label_scheme="fpt", label_params={}, snapshot_every=1)
     with pytest.raises(RulError, match="time left from 'fpt' labels"):
         ph.protocol_tables(fpt, runs, pd.concat(frames, ignore_index=True))
+
+
+def test_readme_challenge_command_is_the_challenge_settings() -> None:
+    """The README's challenge command, parsed by the real CLI parser, trains what
+    ``CHALLENGE_TRAINING`` (the Train page's button) says."""
+    import shlex
+    from pathlib import Path
+
+    from rul_core.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line for line in readme.splitlines()
+             if line.startswith("python -m rul_core train ") and "/tmp/phm" in line]
+    assert len(lines) == 1, lines
+    args = build_parser().parse_args(shlex.split(lines[0].split("#")[0])[3:])
+    s = ph.CHALLENGE_TRAINING
+    cap_snapshots = round(s["cap_minutes"] * 60 / ph.SNAPSHOT_INTERVAL_S)
+    assert (args.model, args.ablation, args.preset) == (s["model"], s["ablation"], s["preset"])
+    assert (args.labels, args.label_param) == (s["label_scheme"], [f"max_rul={cap_snapshots}"])
+    assert (args.every, args.epochs, args.patience) == (
+        s["snapshot_every"], s["epochs"], s["patience"])
+    assert (args.interval, args.n_members) == (s["interval"], s["n_members"])
+    assert args.no_val is (not s["validation"])
