@@ -376,4 +376,3 @@ def remaining_time_curves(trained: Any, snapshots: Any) -> Any:
                                           column=col, **timing) / 60.0
     out["actual_min"] = (t[-1] - t) / 60.0
     return out
-
