@@ -36,11 +36,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from phm2012 import BEARINGS, NPZ_DIR, machine_line, markdown
+from phm2012 import BEARINGS, CONDITIONS, NPZ_DIR, machine_line, markdown
 
-from rul_core.phm2012 import SNAPSHOT_INTERVAL_S, TEST_BEARINGS
+from rul_core.data.run import Condition, Run
+from rul_core.data.synthetic import write_femto_run
+from rul_core.phm2012 import TEST_BEARINGS
 
-SAMPLES = 2560
 FS = 25600.0
 
 
@@ -54,30 +55,19 @@ def condition_pool(npz_dir: Path, condition: int) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
-def write_snapshot(path: Path, acc: np.ndarray, start_s: float) -> None:
-    """One FEMTO CSV: hour, minute, second, microsecond, horizontal g, vertical g."""
-    t = start_s + np.arange(len(acc)) / FS
-    hour, rest = np.divmod(t, 3600.0)
-    minute, second = np.divmod(rest, 60.0)
-    whole = np.floor(second)
-    micro = (second - whole) * 1e6
-    rows = [f"{int(h)},{int(m)},{int(s)},{u:.5g},{x:.3f},{y:.3f}"
-            for h, m, s, u, (x, y) in zip(hour, minute, whole, micro, acc, strict=True)]
-    path.write_text("\n".join(rows) + "\n")
-
-
 def write_stand_in(out: Path, npz_dir: Path) -> int:
     """The stand-in Test_set under ``out``; returns the number of snapshot files."""
     total = 0
     pools: dict[int, np.ndarray] = {}
     for tb in TEST_BEARINGS:
-        pool = pools.setdefault(tb.condition, condition_pool(npz_dir, tb.condition))
-        folder = out / tb.name
-        folder.mkdir(parents=True, exist_ok=True)
+        if tb.condition not in pools:  # each condition's bearings are read once
+            pools[tb.condition] = condition_pool(npz_dir, tb.condition)
+        pool = pools[tb.condition]
         idx = np.arange(tb.truncated_snapshots) % len(pool)
-        for i, j in enumerate(idx):
-            start_s = 9 * 3600 + i * SNAPSHOT_INTERVAL_S
-            write_snapshot(folder / f"acc_{i + 1:05d}.csv", pool[j], start_s)
+        rpm, load = CONDITIONS[tb.condition]
+        run = Run(name=tb.name, snapshots=pool[idx], fs=FS,
+                  channel_names=["horizontal", "vertical"], condition=Condition(rpm, load))
+        write_femto_run(out / tb.name, run)
         total += len(idx)
         print(f"  {tb.name}: {len(idx)} snapshots", file=sys.stderr)
     return total

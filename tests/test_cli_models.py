@@ -104,7 +104,7 @@ def test_phm2012_scores_a_truncated_test_bearing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A run named and truncated like the challenge's Bearing2_7 is scored against 580 s."""
-    from rul_core.data.synthetic import _write_femto, synth_run
+    from rul_core.data.synthetic import synth_run, write_femto_run
     from rul_core.metrics import phm2012_accuracy
 
     data = write_dataset(tmp_path / "femto", layout="femto", n_bearings=2, n_snapshots=6)
@@ -117,7 +117,7 @@ def test_phm2012_scores_a_truncated_test_bearing(
     assert "one snapshot in 2" in (bundle / "card.md").read_text()
     test_set = tmp_path / "Test_set"
     for name, n in (("Bearing2_7", 172), ("Bearing2_9", 8)):
-        _write_femto(test_set / name, synth_run(name, n_snapshots=n, seed=3), ",", False)
+        write_femto_run(test_set / name, synth_run(name, n_snapshots=n, seed=3))
     capsys.readouterr()
     out_csv = tmp_path / "phm.csv"
     assert main(["phm2012", "--model", str(bundle), "--test-set", str(test_set), "--out",

@@ -192,7 +192,7 @@ def write_dataset(
                 name = f"Bearing{int(c_no)}_{j}"
                 run = synth_run(name, n_snapshots=n_snapshots, samples=samples, rpm=rpm,
                                 load_n=load, seed=seed * 1000 + int(c_no) * 100 + j)
-                _write_femto(out / "Learning_set" / name, run, femto_sep, temperature)
+                write_femto_run(out / "Learning_set" / name, run, femto_sep, temperature)
     elif layout in ("xjtu", "generic"):
         names = [str(c) for c in (conditions or ["35Hz12kN"])]
         by_name = {v: k for k, v in DEFAULT_CONDITIONS.items()}
@@ -222,7 +222,10 @@ def _write_xjtu(folder: Path, run: Run) -> None:
         _write_text(folder / f"{k + 1}.csv", ",".join(HEADER) + "\n" + body)
 
 
-def _write_femto(folder: Path, run: Run, sep: str, temperature: bool) -> None:
+def write_femto_run(folder: Path, run: Run, sep: str = ",", temperature: bool = False) -> None:
+    """``run`` as one FEMTO bearing folder: ``acc_NNNNN.csv`` per snapshot (clock columns one
+    snapshot every 10 s from 09:10:39, values in g with 3 decimals) and, with ``temperature``,
+    ``temp_NNNNN.csv`` files; every file written atomically."""
     for k in range(run.n_snapshots):
         snap = run.snapshots[k].astype(np.float64)
         clock = _femto_clock(FEMTO_START_S + 10.0 * k, run.n_samples, run.fs)
