@@ -22,7 +22,10 @@ milli-g -> /1000 for g; 25.6 kHz; a snapshot every 10 s; condition from the bear
 ``--stride N`` keeps every N-th snapshot counted back from failure (absolute time kept, which
 ``--labels capped`` needs; it trains the same model as ``train(snapshot_every=N)``, CLI
 ``--every N``, on the whole runs with the cap in recorded snapshots — tests/test_training.py
-checks that — but loads N times less data); ``--max-snapshots`` keeps that many evenly
+checks that — but loads N times less data). ``--phases K`` (K <= N) trains on the whole
+training runs with ``train(snapshot_every=N, snapshot_phases=K)``: the thinnings that end
+0..K-1 snapshots before each run's last, as many batches per epoch as one thinning; the
+held-out run is predicted as without it (pre-thinned). ``--max-snapshots`` keeps that many evenly
 spaced (the normalised ``piecewise``/``linear`` labels are unchanged by it), so a run fits in
 minutes.
 
@@ -243,6 +246,17 @@ class Fold:
     save_dir: str | None = None
     preset: str = "quick"
     patience: int = DEFAULT_PATIENCE  # 0: a fixed budget, every epoch trained, the last kept
+    every: int = 1  # > 1 with phases > 1: fit/val hold whole runs, thinned by train() itself
+    phases: int = 1
+
+
+def recorded_label_params(label_scheme: str, label_params: dict, every: int) -> dict:
+    """``label_params`` of runs thinned to every ``every``-th snapshot, in the recording's
+    snapshots (what ``train(snapshot_every=every)`` takes): a ``capped`` cap times ``every``;
+    the other schemes are fractions of the run and stay as they are."""
+    if label_scheme == "capped" and every > 1:
+        return {**label_params, "max_rul": int(label_params["max_rul"]) * int(every)}
+    return dict(label_params)
 
 
 def log_epoch_end(event: Any) -> None:
@@ -273,12 +287,20 @@ def run_fold(fold: Fold) -> dict:
     release_free_memory()
     rss0 = PeakRss._rss()
     t0 = time.perf_counter()
+    thinning = ({"snapshot_every": fold.every, "snapshot_phases": fold.phases}
+                if fold.phases > 1 else {})
     with PeakRss() as mem:
         tm = train(cfg, list(fold.fit.values()), epochs=fold.epochs,
                    val_runs=list(fold.val.values()) or None, label_scheme=fold.label_scheme,
-                   label_params=fold.label_params, pipeline_config=fold.pipeline_config,
-                   progress=log_epoch_end, patience=fold.patience)
+                   label_params=recorded_label_params(fold.label_scheme, fold.label_params,
+                                                      fold.every if thinning else 1),
+                   pipeline_config=fold.pipeline_config, progress=log_epoch_end,
+                   patience=fold.patience, **thinning)
     wall = time.perf_counter() - t0
+    if thinning:  # predict the pre-thinned held-out run as the other settings do (same inputs)
+        from dataclasses import replace
+
+        tm = replace(tm, snapshot_every=1, label_params=dict(fold.label_params))
     for member in tm.history:  # one history per ensemble member
         print("    " + "; ".join(f"{k} " + " ".join(f"{v:.4g}" for v in vals)
                                  for k, vals in member.items() if k != "learning_rate"),
@@ -330,6 +352,9 @@ def lobo(
     preset: str = "quick",
     held_out: list[str] | None = None,
     patience: int = DEFAULT_PATIENCE,
+    full_runs: dict[str, Run] | None = None,
+    every: int = 1,
+    phases: int = 1,
 ) -> list[dict]:
     """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
@@ -338,7 +363,9 @@ def lobo(
     accumulate over the folds and each fold's peak RSS is its own. ``held_out``: score only
     the folds that hold out these bearings (default: every fold). ``patience``: early stopping's;
     0 trains every epoch of each fold and keeps the last (the validation bearing then only
-    calibrates the interval).
+    calibrates the interval). ``phases`` > 1: the training and validation bearings come whole
+    from ``full_runs`` and train thins them to every ``every``-th snapshot in ``phases`` phases
+    (``runs`` are those thinned runs, phase 0, and hold the held-out bearing).
     """
     from rul_core.models import ABLATIONS
     from rul_core.training import leave_one_bearing_out
@@ -357,11 +384,12 @@ def lobo(
                 fit_names, val_names = train_names, []
                 if inner_val:  # the fold's last training bearing validates and calibrates
                     fit_names, val_names = train_names[:-1], train_names[-1:]
-                fold = Fold(model, ablation, {n: runs[n] for n in fit_names},
-                            {n: runs[n] for n in val_names}, runs[held], epochs, seed,
+                src = full_runs if phases > 1 and full_runs else runs
+                fold = Fold(model, ablation, {n: src[n] for n in fit_names},
+                            {n: src[n] for n in val_names}, runs[held], epochs, seed,
                             pipeline_config, label_scheme, dict(label_params or {}),
                             dict(hparams or {}), tuple(quantiles), int(n_members), save_dir,
-                            preset, patience)
+                            preset, patience, int(every), int(phases))
                 row = in_fresh_process(run_fold, fold) if isolate else run_fold(fold)
                 row["seed"] = seed
                 rows.append(row)
@@ -547,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
                         "bearing of --inner-val then only calibrates the band)")
     p.add_argument("--stride", type=int, default=1,
                    help="keep every N-th snapshot counted back from failure (absolute time kept)")
+    p.add_argument("--phases", type=int, default=1,
+                   help="train on this many phase offsets of the --stride thinning (<= stride)")
     p.add_argument("--knee", type=float, default=0.3, help="piecewise label knee fraction")
     p.add_argument("--constant", action="store_true",
                    help="add the constant (training-label mean) baseline rows")
@@ -608,6 +638,10 @@ def main(argv: list[str] | None = None) -> int:
         sampling = f"{args.max_snapshots} evenly spaced"
     else:
         sampling = f"every {args.stride}. from the last" if args.stride > 1 else "all"
+    if not 1 <= args.phases <= max(1, args.stride) or (args.phases > 1 and args.max_snapshots):
+        raise SystemExit("--phases: a whole number from 1 to --stride, without --max-snapshots")
+    full_runs = {b: load_femto_npz(b, args.npz_dir) for b in args.bearings} if (
+        args.phases > 1 and not args.skip_lobo) else None
     runs = {} if args.skip_lobo else {
         b: load_femto_npz(b, args.npz_dir, max_snapshots=args.max_snapshots, stride=args.stride)
         for b in args.bearings
@@ -623,7 +657,9 @@ def main(argv: list[str] | None = None) -> int:
             f"validation: {'last training bearing of each fold' if args.inner_val else 'none'}"
             f"{' (band only; fixed epochs, last kept)' if args.fixed_epochs else ''}; "
             f"hyperparameter overrides: {hparams or 'none'}"
-            + (f"; deep ensemble of {args.n_members}" if args.n_members > 1 else "") + "\n"
+            + (f"; deep ensemble of {args.n_members}" if args.n_members > 1 else "")
+            + (f"; training on {args.phases} phase offsets of the thinning (train(snapshot_every="
+               f"{args.stride}, snapshot_phases={args.phases}))" if args.phases > 1 else "") + "\n"
         )
     if not args.skip_lobo:
         rows = constant_rows(runs, args.labels, label_params, quantiles) if (
@@ -634,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
                          isolate=not args.in_process, n_members=args.n_members,
                          save_dir=args.save_predictions, preset=args.preset,
                          held_out=args.held_out,
-                         patience=0 if args.fixed_epochs else DEFAULT_PATIENCE)
+                         patience=0 if args.fixed_epochs else DEFAULT_PATIENCE,
+                         full_runs=full_runs, every=args.stride, phases=args.phases)
         if args.held_out:
             rows = [r for r in rows if r["bearing"] in args.held_out]
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "

@@ -338,3 +338,10 @@ def index_slider(label: str, count: int, key: str, default: int = 0, **kwargs: A
         st.session_state[key] = count - 1  # another run with fewer positions was picked
     return int(st.slider(label, 0, count - 1, min(max(default, 0), count - 1), key=key,
                          **kwargs))
+
+
+def clamp_state(key: str, upper: int) -> None:
+    """Lower a number widget's stored value to ``upper`` before the widget is drawn (its
+    maximum follows another widget, e.g. phase offsets <= every N-th snapshot)."""
+    if st.session_state.get(key, 0) > upper:
+        st.session_state[key] = upper

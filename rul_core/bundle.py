@@ -193,8 +193,11 @@ def _sampling_lines(trained: TrainedModel) -> list[str]:
     n = int(trained.snapshot_every)
     if n == 1:
         return []
-    return [f"Sampling: trained on one snapshot in {n}, counted back from each run's last; "
-            "predictions use the same sampling.", ""]
+    phases = int(trained.metrics.get("snapshot_phases", 1))
+    offsets = (f" (and from the {phases - 1} snapshot(s) before it: {phases} phase offsets, "
+               "the same batches per epoch)" if phases > 1 else "")
+    return [f"Sampling: trained on one snapshot in {n}, counted back from each run's last"
+            f"{offsets}; predictions use the same sampling.", ""]
 
 
 def _interval_line(trained: TrainedModel) -> str:

@@ -191,6 +191,7 @@ def prepare_run(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     snapshot_every: int = 1,
+    phase: int = 0,
 ) -> PreparedRun:
     """Windows of ``run`` as model inputs (+ window labels when ``label_scheme`` is given).
 
@@ -198,20 +199,35 @@ def prepare_run(
     last (:meth:`Run.every_nth`: features, baseline and sequences as if the run had been
     recorded N times less often) but labels them on the whole run, so ``snapshot_index``
     and the label parameters (``max_rul`` in snapshots) stay in the recording's units.
+    ``phase`` k (0 <= k < N) counts back from the k-th snapshot before the last instead: the
+    same run as if its recording had stopped k snapshots earlier (training augmentation,
+    :func:`train`'s ``snapshot_phases``). RC-LSTM reads only the filtered windows, so its
+    runs skip the ImR rasters and TF features the other models need.
     """
     from rul_core.models import make_inputs
+    from rul_core.models.inputs import signal_input
     from rul_core.signal import pipeline as pl
+    from rul_core.signal.windows import window_positions
 
     check(cancel)
-    kept = every_nth_from_last(run.n_snapshots, snapshot_every)
-    seen = run.every_nth(snapshot_every)
-    windows = pl.extract_windows(seen, normaliser, pipeline_config, progress=progress,
-                                 cancel=cancel)
-    signals = None
+    if int(phase) != phase or not 0 <= phase < max(1, int(snapshot_every)):
+        raise RulError(f"prepare_run: phase must be a whole number in [0, {snapshot_every}), "
+                       f"got {phase!r}")
+    kept = every_nth_from_last(max(0, run.n_snapshots - int(phase)), snapshot_every)
+    seen = run if kept.size == run.n_snapshots else run.take(kept)
     if config.name == "rc_lstm":
+        window_snapshot, _ = window_positions(seen.n_snapshots, seen.n_samples,
+                                              pipeline_config.window_length,
+                                              pipeline_config.stride)
         signals = pl.window_signals(seen, normaliser, pipeline_config)
-    inputs = [np.asarray(a) for a in make_inputs(config, windows, signals)]
-    snap = kept[np.asarray(windows.snapshot_index, dtype=np.int64)]
+        inputs = [signal_input(config, window_snapshot, signals)]
+        emit(progress, "features", len(window_snapshot), len(window_snapshot), run.name)
+    else:
+        windows = pl.extract_windows(seen, normaliser, pipeline_config, progress=progress,
+                                     cancel=cancel)
+        window_snapshot = windows.snapshot_index
+        inputs = [np.asarray(a) for a in make_inputs(config, windows)]
+    snap = kept[np.asarray(window_snapshot, dtype=np.int64)]
     labels = None
     if label_scheme is not None:
         from rul_core import labels as lb
@@ -234,6 +250,45 @@ def _concat(prepared: list[PreparedRun]) -> tuple[list[np.ndarray], np.ndarray]:
     xs = [np.concatenate([p.inputs[i] for p in prepared], axis=0) for i in range(n_inputs)]
     ys = np.concatenate([p.labels for p in prepared if p.labels is not None], axis=0)
     return xs, ys.astype(np.float32)
+
+
+def cycled_batch_indices(n: int, batch_size: int, index: int, seed: int) -> np.ndarray:
+    """Sample indices of batch ``index`` of an endless stream over ``n`` samples that visits
+    them in a random order, a new one each pass (pass p shuffled by ``[seed, p]``): every
+    sample once per ``n`` draws, whatever the batch size."""
+    pos = np.arange(index * batch_size, (index + 1) * batch_size, dtype=np.int64)
+    passes, within = np.divmod(pos, n)
+    out = np.empty_like(pos)
+    for p in np.unique(passes):
+        order = np.random.default_rng([int(seed), int(p)]).permutation(n)
+        sel = passes == p
+        out[sel] = order[within[sel]]
+    return out
+
+
+def cycled_batches(x: list[np.ndarray], y: np.ndarray, batch_size: int, seed: int) -> Any:
+    """Endless training batches of (x, y) in :func:`cycled_batch_indices` order, as a Keras
+    ``PyDataset``: batch ``i`` depends on ``i`` alone, so prefetching cannot change what is
+    trained on. ``fit`` needs a ``steps_per_epoch``; an epoch then covers part of the
+    samples and the next picks up where it stopped."""
+    import keras
+
+    class CycledBatches(keras.utils.PyDataset):
+        """See :func:`cycled_batches`."""
+
+        def __init__(self) -> None:
+            super().__init__()
+
+        @property
+        def num_batches(self) -> None:
+            return None  # endless
+
+        def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+            idx = cycled_batch_indices(len(y), int(batch_size), int(index), int(seed))
+            xs = [a[idx] for a in x]
+            return (xs[0] if len(xs) == 1 else tuple(xs)), y[idx]
+
+    return CycledBatches()
 
 
 # --------------------------------------------------------------------------------------
@@ -357,6 +412,7 @@ def train(
     cancel: CancelToken | None = None,
     seed: int | None = None,
     snapshot_every: int = 1,
+    snapshot_phases: int = 1,
 ) -> TrainedModel:
     """Train ``config`` on ``train_runs`` (optionally validated on ``val_runs``).
 
@@ -371,8 +427,13 @@ def train(
     makes the whole run reproducible on one machine. ``snapshot_every`` N trains on every N-th
     snapshot counted back from each run's failure (:func:`prepare_run`; N times fewer windows
     per epoch, labels and ``label_params`` still in the recording's snapshots); the model then
-    predicts runs thinned the same way. Raises :class:`Cancelled` when ``cancel``
-    fires (after the current batch) and :class:`RulError` on unusable input.
+    predicts runs thinned the same way. ``snapshot_phases`` K (1..N) also trains on the
+    thinnings that end 1..K-1 snapshots before each training run's last (K times more
+    distinct windows; ``prepare_run``'s ``phase``); an epoch still takes as many batches as
+    one thinning gives, drawn without replacement from all of them (:func:`cycled_batches`),
+    so the epoch budget, early stopping and the loss schedule keep their meaning. Raises
+    :class:`Cancelled` when ``cancel`` fires (after the current batch) and :class:`RulError`
+    on unusable input.
     """
     import keras
 
@@ -404,32 +465,44 @@ def train(
     if int(snapshot_every) != snapshot_every or snapshot_every < 1:
         raise RulError(f"train: snapshot_every must be a whole number >= 1, got {snapshot_every!r}")
     snapshot_every = int(snapshot_every)
+    if int(snapshot_phases) != snapshot_phases or not 1 <= snapshot_phases <= snapshot_every:
+        raise RulError(f"train: snapshot_phases must be a whole number from 1 to snapshot_every "
+                       f"({snapshot_every}), got {snapshot_phases!r}")
+    snapshot_phases = int(snapshot_phases)
 
     set_determinism(seed)
-    emit(progress, "prepare", 0, len(train_runs) + len(val_runs or []), "fitting normaliser")
+    # phase 0 of every run (training, then validation), then the other phases of the training
+    # runs that are long enough to have them
+    jobs = [(run, 0) for run in list(train_runs) + list(val_runs or [])]
+    jobs += [(run, k) for k in range(1, snapshot_phases) for run in train_runs
+             if run.n_snapshots > k]
+    emit(progress, "prepare", 0, len(jobs), "fitting normaliser")
     normaliser = pl.fit_normaliser([r.every_nth(snapshot_every) for r in train_runs],
                                    pipeline_config)
     prepared = []
-    all_runs = list(train_runs) + list(val_runs or [])
-    for i, run in enumerate(all_runs):
+    for i, (run, phase) in enumerate(jobs):
         check(cancel)
         prepared.append(
             prepare_run(
                 config, run, normaliser, pipeline_config, label_scheme, label_params,
-                cancel=cancel, snapshot_every=snapshot_every,
+                cancel=cancel, snapshot_every=snapshot_every, phase=phase,
             )
         )
-        emit(progress, "prepare", i + 1, len(all_runs), f"windows of {run.name}")
-    tr, va = prepared[: len(train_runs)], prepared[len(train_runs) :]
+        emit(progress, "prepare", i + 1, len(jobs),
+             f"windows of {run.name}" + (f" (phase {phase})" if phase else ""))
+    n_train, n_val = len(train_runs), len(val_runs or [])
+    tr, va = prepared[:n_train], prepared[n_train : n_train + n_val]
     x_train, y_train = _concat(tr)
     if len(y_train) == 0:
         raise RulError(
             "train: the training runs yield no windows (snapshots shorter than a window?)"
         )
     validation = _concat(va) if va else None
+    steps = math.ceil(len(y_train) / batch_size)  # per epoch: one thinning's windows
+    if snapshot_phases > 1:
+        x_train, y_train = _concat(tr + prepared[n_train + n_val :])
 
     n_members = int(config.n_members) if config.interval == "ensemble" else 1
-    steps = math.ceil(len(y_train) / batch_size)
     monitor = monitored_quantity(config, validation is not None)
     models, histories = [], []
     for m in range(n_members):
@@ -449,13 +522,16 @@ def train(
         if sched is not None:
             callbacks.append(sched)
         callbacks.append(_progress_callback(progress, cancel, epochs, steps, m, n_members))
+        data: dict[str, Any] = (
+            {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
+            if snapshot_phases == 1 else
+            {"x": cycled_batches(x_train, y_train, batch_size, int(member_cfg.seed)),
+             "steps_per_epoch": steps, "shuffle": False}
+        )
         hist = model.fit(
-            model_x(x_train),
-            y_train,
+            **data,
             validation_data=(model_x(validation[0]), validation[1]) if validation else None,
             epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
             callbacks=callbacks,
             verbose=0,
         )
@@ -495,6 +571,8 @@ def train(
         snapshot_every=snapshot_every,
     )
     trained.metrics["train_windows"] = float(len(y_train))
+    if snapshot_phases > 1:
+        trained.metrics["snapshot_phases"] = float(snapshot_phases)
     trained.metrics["epochs_run"] = float(len(histories[0].get("loss", [])))
     trained.metrics["patience"] = float(patience or 0)  # 0: a fixed budget
     if validation is not None:

@@ -352,6 +352,7 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
         "train_scheme": s["label_scheme"], "train_cap_min": s["cap_minutes"],
         "train_interval": s["interval"], "train_epochs": s["epochs"],
         "train_patience": s["patience"], "train_every": s["snapshot_every"],
+        "train_phases": s["snapshot_phases"],
         "train_runs": list(run_names), "val_runs": [],
     }
 

@@ -123,6 +123,12 @@ def test_train_quick_model_in_background(demo_assets):
     at.number_input(key="train_cap_min").set_value(0.5).run()  # 30 s = 3 snapshots of 10 s
     at.number_input(key="train_patience").set_value(0).run()  # a fixed budget
     at.number_input(key="train_every").set_value(2).run()
+    at.number_input(key="train_phases").set_value(2).run()
+    at.number_input(key="train_every").set_value(1).run()
+    _no_exceptions(at)
+    assert at.number_input(key="train_phases").value == 1  # never more offsets than N
+    at.number_input(key="train_every").set_value(2).run()
+    at.number_input(key="train_phases").set_value(2).run()
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
@@ -132,7 +138,7 @@ def test_train_quick_model_in_background(demo_assets):
     assert job.result.label_params == {"max_rul": 3}
     assert [r.name for r in job.result.train_runs] == ["Bearing1_1"]
     assert job.result.metrics["patience"] == 0.0  # reached the child's train()
-    assert job.result.snapshot_every == 2
+    assert job.result.snapshot_every == 2 and job.result.metrics["snapshot_phases"] == 2
     assert len(job.epoch_history()["loss"]) == 1  # one point per epoch
     at.run()  # the fragment collects the finished job
     at.run()
@@ -146,7 +152,6 @@ def test_train_quick_model_in_background(demo_assets):
 
 def test_train_challenge_settings_fill_the_form(demo_assets):
     from rul_core.phm2012 import CHALLENGE_TRAINING
-    from rul_core.ui_state import ENSEMBLE_MEMBERS
 
     at = _app("pages/3_Train.py")
     at.selectbox(key="train_model").set_value("carle").run()
@@ -157,10 +162,10 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.selectbox(key="train_model").value == "rc_lstm"
     assert at.selectbox(key="train_scheme").value == "capped"
     assert at.number_input(key="train_cap_min").value == 50.0
-    assert at.selectbox(key="train_interval").value == "ensemble"
-    assert CHALLENGE_TRAINING["n_members"] == ENSEMBLE_MEMBERS  # what the page trains
+    assert at.selectbox(key="train_interval").value == CHALLENGE_TRAINING["interval"]
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
-            at.number_input(key="train_every").value) == (5, 0, 6)
+            at.number_input(key="train_every").value,
+            at.number_input(key="train_phases").value) == (10, 0, 6, 6)
     assert at.multiselect(key="val_runs").value == []  # every bearing trains
     assert at.multiselect(key="train_runs").value == at.multiselect(key="train_runs").options
 

@@ -93,6 +93,9 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["train", "--model", "carle", "--data", str(tmp_path), "--every", "0",
                  "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
     assert "--every must be 1" in capsys.readouterr().err
+    assert main(["train", "--model", "carle", "--data", str(tmp_path), "--every", "2",
+                 "--phases", "3", "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
+    assert "--phases must lie between 1 and --every (2), got 3" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "nobundle"), "--run", str(tmp_path),
                  *ws]) == 2  # fmt: skip
     assert "bundle" in capsys.readouterr().err
@@ -111,10 +114,12 @@ def test_phm2012_scores_a_truncated_test_bearing(
     bundle = tmp_path / "bundle"
     common = ["--workspace", str(tmp_path / "ws"), "--quiet"]
     assert main(["train", "--model", "carle", "--ablation", "carl", "--data", str(data),
-                 "--no-val", "--epochs", "1", "--every", "2", "--out", str(bundle), *TINY,
-                 *common]) == 0  # fmt: skip
-    assert json.loads((bundle / "card.json").read_text())["snapshot_every"] == 2
-    assert "one snapshot in 2" in (bundle / "card.md").read_text()
+                 "--no-val", "--epochs", "1", "--every", "2", "--phases", "2", "--out",
+                 str(bundle), *TINY, *common]) == 0  # fmt: skip
+    card = json.loads((bundle / "card.json").read_text())
+    assert card["snapshot_every"] == 2 and card["metrics"]["snapshot_phases"] == 2
+    assert "one snapshot in 2, counted back from each run's last (and from the 1 snapshot(s) " \
+        "before it: 2 phase offsets" in (bundle / "card.md").read_text()
     test_set = tmp_path / "Test_set"
     for name, n in (("Bearing2_7", 172), ("Bearing2_9", 8)):
         write_femto_run(test_set / name, synth_run(name, n_snapshots=n, seed=3))

@@ -242,7 +242,10 @@ def test_readme_challenge_command_is_the_challenge_settings() -> None:
     cap_snapshots = round(s["cap_minutes"] * 60 / ph.SNAPSHOT_INTERVAL_S)
     assert (args.model, args.ablation, args.preset) == (s["model"], s["ablation"], s["preset"])
     assert (args.labels, args.label_param) == (s["label_scheme"], [f"max_rul={cap_snapshots}"])
-    assert (args.every, args.epochs, args.patience) == (
-        s["snapshot_every"], s["epochs"], s["patience"])
-    assert (args.interval, args.n_members) == (s["interval"], s["n_members"])
+    assert (args.every, args.phases, args.epochs, args.patience) == (
+        s["snapshot_every"], s["snapshot_phases"], s["epochs"], s["patience"])
+    from rul_core.models import ModelConfig
+
+    # the band the bundle gets (RC-LSTM turns the CLI's default into its Gaussian head)
+    assert ModelConfig(args.model, interval=args.interval).interval == s["interval"]
     assert args.no_val is (not s["validation"])

@@ -336,3 +336,85 @@ def test_snapshot_every_converts_time_with_the_recording_interval(runs: list,
 def test_snapshot_every_is_checked(runs: list) -> None:
     with pytest.raises(RulError, match="snapshot_every"):
         train(tiny_rc_lstm(), runs[:1], snapshot_every=0, epochs=1)
+
+
+# --- phase offsets of the thinning ----------------------------------------------------------
+def test_cycled_batches_visit_every_window_once_per_pass() -> None:
+    from rul_core.training import cycled_batch_indices
+
+    draws = np.concatenate([cycled_batch_indices(10, 4, i, seed=5) for i in range(5)])
+    assert sorted(draws[:10]) == list(range(10)) and sorted(draws[10:]) == list(range(10))
+    assert list(draws[:10]) != list(draws[10:])  # each pass its own order
+    # batch 2 straddles the passes: its first two windows end pass 0, the next two start pass 1
+    np.testing.assert_array_equal(cycled_batch_indices(10, 4, 2, seed=5), draws[8:12])
+    np.testing.assert_array_equal(cycled_batch_indices(10, 4, 3, seed=5), draws[12:16])
+    assert list(cycled_batch_indices(10, 4, 0, seed=6)) != list(draws[:4])
+
+
+def test_prepare_run_phase_thins_back_from_an_earlier_snapshot(runs: list) -> None:
+    from rul_core import labels as lb
+    from rul_core.signal import pipeline as pl
+    from rul_core.training import default_pipeline_config, prepare_run
+
+    cfg = tiny_rc_lstm()
+    run = runs[3]  # 8 snapshots, 0..7
+    pc = default_pipeline_config(cfg)
+    norm = pl.fit_normaliser([run], pc)
+    per_window = {k: prepare_run(cfg, run, norm, pc, "capped", {"max_rul": 4}, snapshot_every=3,
+                                 phase=k) for k in (0, 1, 2)}
+    snaps = {k: sorted(set(p.snapshot_index.tolist())) for k, p in per_window.items()}
+    assert snaps == {0: [1, 4, 7], 1: [0, 3, 6], 2: [2, 5]}
+    # phase 1 is the run as if recorded up to snapshot 6 ...
+    head = prepare_run(cfg, run.head(7), norm, pc, snapshot_every=3)
+    np.testing.assert_array_equal(per_window[1].inputs[0], head.inputs[0])
+    # ... but labelled on the whole run: capped at 4 snapshots before the failure at 7
+    whole = lb.label_run(run, "capped", max_rul=4)
+    np.testing.assert_allclose(per_window[1].labels,
+                               whole[per_window[1].snapshot_index])
+    assert whole[6] == pytest.approx(0.25) and whole[0] == pytest.approx(1.0)
+    with pytest.raises(RulError, match="phase"):
+        prepare_run(cfg, run, norm, pc, snapshot_every=3, phase=3)
+
+
+def test_rc_lstm_inputs_skip_the_features_without_changing_them(runs: list) -> None:
+    """RC-LSTM reads the filtered windows only: the shortcut gives the inputs of the full path."""
+    from rul_core.models import make_inputs
+    from rul_core.signal import pipeline as pl
+    from rul_core.training import default_pipeline_config, prepare_run
+
+    cfg = tiny_rc_lstm()
+    run = runs[1]
+    pc = default_pipeline_config(cfg)
+    norm = pl.fit_normaliser([run], pc)
+    fast = prepare_run(cfg, run, norm, pc)
+    windows = pl.extract_windows(run, norm, pc)
+    full = make_inputs(cfg, windows, pl.window_signals(run, norm, pc))
+    np.testing.assert_array_equal(fast.snapshot_index, windows.snapshot_index)
+    np.testing.assert_array_equal(fast.inputs[0], full[0])
+
+
+def test_snapshot_phases_train_more_windows_in_the_same_batches_per_epoch(runs: list) -> None:
+    kw = {"epochs": 2, "batch_size": 8, "label_scheme": "capped", "label_params": {"max_rul": 4},
+          "patience": 0, "snapshot_every": 2, "seed": 1}
+    events: list[ProgressEvent] = []
+    one = train(tiny_rc_lstm(), runs[:2], **kw)
+    two = train(tiny_rc_lstm(), runs[:2], snapshot_phases=2, progress=events.append, **kw)
+    again = train(tiny_rc_lstm(), runs[:2], snapshot_phases=2, **kw)
+    # 2 runs x 4 kept snapshots x 4 windows = 32 windows per thinning, 2 thinnings
+    assert one.metrics["train_windows"] == 32 and two.metrics["train_windows"] == 64
+    assert two.metrics["snapshot_phases"] == 2 and "snapshot_phases" not in one.metrics
+    batches = [(e.extra["epoch"], e.extra["batch"]) for e in events
+               if e.stage == "train" and not e.extra.get("epoch_end")]
+    assert batches == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4)]
+    for wa, wb in zip(two.models[0].get_weights(), again.models[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert not all(np.array_equal(a, b) for a, b in
+                   zip(one.models[0].get_weights(), two.models[0].get_weights(), strict=True))
+    assert two.snapshot_every == 2  # it predicts like any every-2nd model
+    assert list(predict_run(two, runs[3])["snapshot"]) == [1, 3, 5, 7]
+    with pytest.raises(RulError, match="snapshot_phases"):
+        train(tiny_rc_lstm(), runs[:1], snapshot_every=2, snapshot_phases=3, epochs=1)
+    # a one-snapshot run has no phase 1: 16 + 4 windows at phase 0, 16 more from runs[0]
+    short = train(tiny_rc_lstm(), [runs[0], runs[1].head(1)], **{**kw, "epochs": 1},
+                  snapshot_phases=2)
+    assert short.metrics["train_windows"] == 36

@@ -117,6 +117,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                            f"{args.patience}")
         if args.every < 1:
             raise RulError(f"train: --every must be 1 (every snapshot) or more, got {args.every}")
+        if not 1 <= args.phases <= args.every:
+            raise RulError(f"train: --phases must lie between 1 and --every ({args.every}), got "
+                           f"{args.phases}")
         ds = _load(args.data, args.layout, ws, progress)
         test_names = set(args.test or [])
         train_runs = _select(ds, args.train, "train")
@@ -157,6 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=progress,
             seed=args.seed,
             snapshot_every=args.every,
+            snapshot_phases=args.phases,
         )
         out = save_bundle(trained, args.out)
         ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
@@ -352,6 +356,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train on every N-th snapshot counted back from each run's last (N times "
                         "fewer windows per epoch; label parameters stay in the recording's "
                         "snapshots); the bundle predicts with the same sampling")
+    p.add_argument("--phases", type=int, default=1, metavar="K",
+                   help="with --every N: also train on the thinnings that end 1..K-1 snapshots "
+                        "before each run's last (K <= N; K times the windows, the same batches "
+                        "per epoch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
                    help="predictive interval: MC dropout (default) or a deep ensemble of "

@@ -84,9 +84,12 @@ def pool_signals(signals: np.ndarray, pool: int) -> np.ndarray:
     return sig[:, : m * pool].reshape(n, m, pool, c).mean(axis=2, dtype=np.float32)
 
 
-def _signal_input(
-    hp: dict[str, Any], snapshot_index: np.ndarray, signals: np.ndarray | None
+def signal_input(
+    config: ModelConfig, snapshot_index: np.ndarray, signals: np.ndarray | None
 ) -> np.ndarray:
+    """RC-LSTM input (n, T, L // pool, 1, C) of ``signals`` (n, L, C) = ``window_signals(...)``
+    with each window's snapshot (``snapshot_index``; a decrease starts a new run)."""
+    hp = config.resolved()
     if signals is None:
         raise DataFormatError(
             "signals", "window_signals(run, normaliser, config) (n, L, channels) for rc_lstm"
@@ -115,4 +118,4 @@ def make_inputs(
         ]
     if config.name == "carle":
         return [_tf_input(windows.tf, hp["tf_channels"])]
-    return [_signal_input(hp, windows.snapshot_index, signals)]
+    return [signal_input(config, windows.snapshot_index, signals)]
