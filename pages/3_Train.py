@@ -27,9 +27,9 @@ with tab_train:
         st.button("PHM 2012 challenge settings", key="train_challenge",
                   on_click=st.session_state.update,
                   args=(ui_state.challenge_train_state(dataset.run_names),),
-                  help="RC-LSTM, capped labels of 50 min, every 6th snapshot in all six phase "
-                       "offsets, 10 epochs without early stopping, every bearing for training "
-                       "and none for validation: the README's challenge command, chosen on the "
+                  help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs without "
+                       "early stopping, every bearing for training and none for validation, a "
+                       "seed ensemble of three: the README's challenge command, chosen on the "
                        "answer-free grid proxy of bench/phm2012.py.")
         c1, c2, c3 = st.columns(3)
         model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",

@@ -152,10 +152,13 @@ def test_train_quick_model_in_background(demo_assets):
 
 def test_train_challenge_settings_fill_the_form(demo_assets):
     from rul_core.phm2012 import CHALLENGE_TRAINING
+    from rul_core.ui_state import ENSEMBLE_MEMBERS
 
     at = _app("pages/3_Train.py")
     at.selectbox(key="train_model").set_value("carle").run()
     at.number_input(key="train_epochs").set_value(2).run()
+    at.number_input(key="train_every").set_value(2).run()
+    at.number_input(key="train_phases").set_value(2).run()  # the button sets it back to 1
     at.button(key="train_challenge").click().run()
     _no_exceptions(at)
     assert not at.warning, [w.value for w in at.warning]
@@ -163,9 +166,10 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.selectbox(key="train_scheme").value == "capped"
     assert at.number_input(key="train_cap_min").value == 50.0
     assert at.selectbox(key="train_interval").value == CHALLENGE_TRAINING["interval"]
+    assert CHALLENGE_TRAINING["n_members"] == ENSEMBLE_MEMBERS  # what the page trains
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
             at.number_input(key="train_every").value,
-            at.number_input(key="train_phases").value) == (10, 0, 6, 6)
+            at.number_input(key="train_phases").value) == (5, 0, 6, 1)
     assert at.multiselect(key="val_runs").value == []  # every bearing trains
     assert at.multiselect(key="train_runs").value == at.multiselect(key="train_runs").options
 
