@@ -492,15 +492,14 @@ def train(
              f"windows of {run.name}" + (f" (phase {phase})" if phase else ""))
     n_train, n_val = len(train_runs), len(val_runs or [])
     tr, va = prepared[:n_train], prepared[n_train : n_train + n_val]
-    x_train, y_train = _concat(tr)
-    if len(y_train) == 0:
+    phase0_windows = sum(len(p.snapshot_index) for p in tr)
+    if phase0_windows == 0:
         raise RulError(
             "train: the training runs yield no windows (snapshots shorter than a window?)"
         )
+    x_train, y_train = _concat(tr + prepared[n_train + n_val :])  # every phase, concatenated once
     validation = _concat(va) if va else None
-    steps = math.ceil(len(y_train) / batch_size)  # per epoch: one thinning's windows
-    if snapshot_phases > 1:
-        x_train, y_train = _concat(tr + prepared[n_train + n_val :])
+    steps = math.ceil(phase0_windows / batch_size)  # per epoch: one thinning's windows
 
     n_members = int(config.n_members) if config.interval == "ensemble" else 1
     monitor = monitored_quantity(config, validation is not None)
