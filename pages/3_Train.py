@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rul_core import app_ui, labels, plots, ui_state
+from rul_core import app_ui, labels, phm2012, plots, ui_state
 
 PAGE = "Train"
 app_ui.header(PAGE)
@@ -45,6 +45,14 @@ with tab_train:
         intervals = (["gaussian", "ensemble"] if model_name == "rc_lstm"
                      else ["mc_dropout", "ensemble"])
         interval = c5.selectbox("Uncertainty", intervals, key="train_interval")
+        n_members = 1
+        if interval == "ensemble":
+            n_members = c5.number_input(
+                "Ensemble members", 2, 20, phm2012.CHALLENGE_TRAINING["n_members"],
+                key="train_members",
+                help="Copies trained with seeds seed, seed+1, ...; their predictions are "
+                     "averaged and their spread widens the band. Training takes this many "
+                     "times longer.")
         hp = presets.PRESETS[preset][model_name]
         epochs = c6.number_input("Epochs", 1, 500, int(hp.get("epochs", 20)), key="train_epochs")
         names = dataset.run_names
@@ -96,7 +104,7 @@ with tab_train:
             try:
                 config = presets.ModelConfig(name=model_name, ablation=ablation, preset=preset,
                                              dataset_kind=kind, seed=int(seed), interval=interval,
-                                             n_members=ui_state.ENSEMBLE_MEMBERS)
+                                             n_members=max(int(n_members), 1))
             except Exception as exc:
                 app_ui.show_error(exc, "model configuration")
             else:

@@ -40,6 +40,11 @@ class DataFormatError(RulError):
         super().__init__(msg)
 
 
+class InputError(RulError, ValueError):
+    """A run or parameter the user chose does not fit the operation (e.g. snapshots shorter
+    than a window); also a ValueError, so argument checks can be caught either way."""
+
+
 class LayoutError(RulError):
     """A folder or archive does not match any known (or the requested) dataset layout."""
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from rul_core import metrics as mt
 from rul_core.data.run import Run, every_nth_from_last
-from rul_core.errors import Cancelled, RulError
+from rul_core.errors import Cancelled, InputError, RulError
 from rul_core.progress import CancelToken, ProgressFn, check, emit
 
 DEFAULT_PATIENCE = 10
@@ -446,6 +446,9 @@ def train(
         raise RulError("train: no training runs given")
     names = [r.name for r in train_runs] + [r.name for r in (val_runs or [])]
     _unique_names(names)  # a bearing on both sides of the split leaks
+    empty = [r.name for r in list(train_runs) + list(val_runs or []) if r.n_snapshots == 0]
+    if empty:
+        raise InputError(f"train: run(s) {', '.join(empty)} hold no snapshots")
     if seed is not None and int(seed) != int(config.seed):
         d = config.to_dict()
         d["seed"] = int(seed)
@@ -492,11 +495,7 @@ def train(
              f"windows of {run.name}" + (f" (phase {phase})" if phase else ""))
     n_train, n_val = len(train_runs), len(val_runs or [])
     tr, va = prepared[:n_train], prepared[n_train : n_train + n_val]
-    phase0_windows = sum(len(p.snapshot_index) for p in tr)
-    if phase0_windows == 0:
-        raise RulError(
-            "train: the training runs yield no windows (snapshots shorter than a window?)"
-        )
+    phase0_windows = sum(len(p.snapshot_index) for p in tr)  # > 0: no run is empty
     x_train, y_train = _concat(tr + prepared[n_train + n_val :])  # every phase, concatenated once
     validation = _concat(va) if va else None
     steps = math.ceil(phase0_windows / batch_size)  # per epoch: one thinning's windows

@@ -26,8 +26,6 @@ from rul_core.progress import CancelToken, ProgressEvent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
-#: Members of a deep ensemble trained on the Train page (the challenge settings' size too).
-ENSEMBLE_MEMBERS = 3
 
 
 # --------------------------------------------------------------------------- background jobs
@@ -352,7 +350,7 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
         "train_scheme": s["label_scheme"], "train_cap_min": s["cap_minutes"],
         "train_interval": s["interval"], "train_epochs": s["epochs"],
         "train_patience": s["patience"], "train_every": s["snapshot_every"],
-        "train_phases": s["snapshot_phases"],
+        "train_phases": s["snapshot_phases"], "train_members": s["n_members"],
         "train_runs": list(run_names), "val_runs": [],
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from app_support import APP_ROOT, build_assets, use_workspace
 
@@ -152,13 +154,14 @@ def test_train_quick_model_in_background(demo_assets):
 
 def test_train_challenge_settings_fill_the_form(demo_assets):
     from rul_core.phm2012 import CHALLENGE_TRAINING
-    from rul_core.ui_state import ENSEMBLE_MEMBERS
 
     at = _app("pages/3_Train.py")
     at.selectbox(key="train_model").set_value("carle").run()
     at.number_input(key="train_epochs").set_value(2).run()
     at.number_input(key="train_every").set_value(2).run()
     at.number_input(key="train_phases").set_value(2).run()  # the button sets it back to 1
+    at.selectbox(key="train_interval").set_value("ensemble").run()
+    at.number_input(key="train_members").set_value(5).run()  # ... and this back to 3
     at.button(key="train_challenge").click().run()
     _no_exceptions(at)
     assert not at.warning, [w.value for w in at.warning]
@@ -166,7 +169,7 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.selectbox(key="train_scheme").value == "capped"
     assert at.number_input(key="train_cap_min").value == 50.0
     assert at.selectbox(key="train_interval").value == CHALLENGE_TRAINING["interval"]
-    assert CHALLENGE_TRAINING["n_members"] == ENSEMBLE_MEMBERS  # what the page trains
+    assert at.number_input(key="train_members").value == CHALLENGE_TRAINING["n_members"]
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
             at.number_input(key="train_every").value,
             at.number_input(key="train_phases").value) == (5, 0, 6, 1)
@@ -187,8 +190,14 @@ def test_train_cancel_stops_job(demo_assets):
     at = _app("pages/3_Train.py")
     at.selectbox(key="train_model").set_value("carle").run()
     at.number_input(key="train_epochs").set_value(200).run()
+    at.selectbox(key="train_interval").set_value("ensemble").run()
+    at.number_input(key="train_members").set_value(2).run()
     at.button(key="train_start").click().run()
     job = at.session_state["train_job"]
+    deadline = time.monotonic() + 120
+    while not job.snapshot_events("train") and job.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "member 1/2" in job.snapshot_events("train")[0].message  # the size reached train()
     job.cancel()
     job.join(timeout=120)
     assert job.status == "cancelled"

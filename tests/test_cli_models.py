@@ -96,6 +96,12 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["train", "--model", "carle", "--data", str(tmp_path), "--every", "2",
                  "--phases", "3", "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
     assert "--phases must lie between 1 and --every (2), got 3" in capsys.readouterr().err
+    short = write_dataset(tmp_path / "short", layout="femto", n_bearings=2, n_snapshots=2,
+                          samples=512)  # a quick CARLE window is 1000 samples
+    assert main(["train", "--model", "carle", "--data", str(short), "--epochs", "1",
+                 "--out", str(tmp_path / "b"), *ws]) == 2  # fmt: skip
+    assert ("window_length: 1000 samples is longer than the 512-sample snapshots of run "
+            "Bearing1_1") in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "nobundle"), "--run", str(tmp_path),
                  *ws]) == 2  # fmt: skip
     assert "bundle" in capsys.readouterr().err

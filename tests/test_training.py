@@ -3,6 +3,8 @@ evaluation tables."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pandas as pd
@@ -80,6 +82,13 @@ def test_grouped_kfold_partitions_bearings() -> None:
 def test_train_refuses_a_bearing_on_both_sides(runs: list) -> None:
     with pytest.raises(RulError, match="unique"):
         train(tiny_carle(), runs[:2], val_runs=[runs[0]], epochs=1)
+
+
+def test_train_names_an_empty_run(runs: list) -> None:
+    empty = dataclasses.replace(runs[1], snapshots=runs[1].snapshots[:0],
+                                timestamps=runs[1].timestamps[:0])
+    with pytest.raises(RulError, match=r"run\(s\) Bearing1_2 hold no snapshots"):
+        train(tiny_carle(), runs[:1], val_runs=[empty], epochs=1)
 
 
 # --- training ----------------------------------------------------------------------------

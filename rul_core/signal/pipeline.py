@@ -64,6 +64,7 @@ from rul_core.config import (
     WINDOW_STRIDE,
 )
 from rul_core.data.run import Run
+from rul_core.errors import InputError
 from rul_core.progress import CancelToken, ProgressFn, check, emit
 from rul_core.signal.cwt import band_frequencies, warn_if_band_exceeds_window
 from rul_core.signal.features import FEATURE_NAMES, tf_features
@@ -251,17 +252,17 @@ def _prepare(
 
 def _check_run(run: Run, normaliser: Normaliser, config: PipelineConfig) -> int:
     if normaliser.n_channels != run.n_channels:
-        raise ValueError(
+        raise InputError(
             f"normaliser: fitted on {normaliser.n_channels} channels, run {run.name} has "
             f"{run.n_channels}"
         )
     if config.imr_channel >= run.n_channels:
-        raise ValueError(
+        raise InputError(
             f"imr_channel: {config.imr_channel} but run {run.name} has {run.n_channels} channels"
         )
     per_snap = windows_per_snapshot(run.n_samples, config.window_length, config.stride)
     if per_snap == 0:
-        raise ValueError(
+        raise InputError(
             f"window_length: {config.window_length} samples is longer than the "
             f"{run.n_samples}-sample snapshots of run {run.name}"
         )
