@@ -255,7 +255,10 @@ def recorded_label_params(label_scheme: str, label_params: dict, every: int) -> 
     snapshots (what ``train(snapshot_every=every)`` takes): a ``capped`` cap times ``every``;
     the other schemes are fractions of the run and stay as they are."""
     if label_scheme == "capped" and every > 1:
-        return {**label_params, "max_rul": int(label_params["max_rul"]) * int(every)}
+        out = {**label_params, "max_rul": int(label_params["max_rul"]) * int(every)}
+        if label_params.get("log_scale"):
+            out["log_scale"] = float(label_params["log_scale"]) * int(every)
+        return out
     return dict(label_params)
 
 
@@ -565,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", choices=("piecewise", "linear", "capped"), default="piecewise")
     p.add_argument("--max-rul-s", type=float, default=3000.0,
                    help="capped labels: the cap in seconds (default 3000 s = 50 min)")
+    p.add_argument("--log-scale-s", type=float, default=0.0,
+                   help="capped labels compressed logarithmically with this scale (s); "
+                        "0: linear")
     p.add_argument("--hparam", action="append", metavar="KEY=JSON",
                    help="override a quick-preset hyperparameter (repeatable)")
     p.add_argument("--inner-val", action="store_true",
@@ -634,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         label_params = {"knee_fraction": args.knee}
     elif args.labels == "capped":
         label_params = {"max_rul": max(1, round(args.max_rul_s / (SNAPSHOT_S * args.stride)))}
+        if args.log_scale_s:
+            label_params["log_scale"] = args.log_scale_s / (SNAPSHOT_S * args.stride)
     if args.max_snapshots:
         sampling = f"{args.max_snapshots} evenly spaced"
     else:

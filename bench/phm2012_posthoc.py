@@ -76,11 +76,15 @@ def mean_table(tables: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 
 def proxies(
-    table: pd.DataFrame, max_rul_s: float, column: str = "rul", last_k: int = DEFAULT_LAST_K
+    table: pd.DataFrame, max_rul_s: float, column: str = "rul", last_k: int = DEFAULT_LAST_K,
+    log_scale_s: float = 0.0,
 ) -> tuple[float, float]:
-    """(challenge-cut proxy, grid proxy) of one held-out run's snapshot table, capped labels."""
+    """(challenge-cut proxy, grid proxy) of one held-out run's snapshot table, capped labels
+    (compressed logarithmically with scale ``log_scale_s`` when it is not 0)."""
     spacing = float(np.median(np.diff(table["time_s"].to_numpy())))
-    params = {"max_rul": max(1, round(max_rul_s / spacing))}
+    params: dict = {"max_rul": max(1, round(max_rul_s / spacing))}
+    if log_scale_s:
+        params["log_scale"] = log_scale_s / spacing
     challenge = truncation_proxy(table, "capped", params, column=column, last_k=last_k)
     grid = truncation_proxy(table, "capped", params, column=column, last_k=last_k,
                             cuts=grid_cuts())
@@ -88,10 +92,11 @@ def proxies(
 
 
 def score(
-    by_bearing: dict[str, pd.DataFrame], max_rul_s: float, column: str, last_k: int
+    by_bearing: dict[str, pd.DataFrame], max_rul_s: float, column: str, last_k: int,
+    log_scale_s: float = 0.0,
 ) -> tuple[float, float, float]:
     """(challenge-cut proxy, grid proxy, worst bearing's grid proxy) over the held-out bearings."""
-    pairs = [proxies(t, max_rul_s, column, last_k) for t in by_bearing.values()]
+    pairs = [proxies(t, max_rul_s, column, last_k, log_scale_s) for t in by_bearing.values()]
     return (float(np.mean([p for p, _ in pairs])), float(np.mean([g for _, g in pairs])),
             float(np.min([g for _, g in pairs])))
 
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folder", type=Path)
     p.add_argument("--max-rul-s", type=float, default=3000.0, help="the capped labels' cap (s)")
+    p.add_argument("--log-scale-s", type=float, default=0.0,
+                   help="the capped labels' logarithmic scale (s; 0: linear labels)")
     p.add_argument("--last-k", type=int, nargs="+", default=[1, 3, DEFAULT_LAST_K, 10, 20])
     p.add_argument("--models", nargs="*", default=None,
                    help="model/ablation pairs for the blend, e.g. rc_lstm/full (default: all)")
@@ -116,12 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         columns = ["rul", *sorted(c for c in first.columns if re.fullmatch(r"q[0-9.]+", c))]
         for column in columns:
             for k in args.last_k:
-                proxy, grid, worst = score(by_bearing, args.max_rul_s, column, k)
+                proxy, grid, worst = score(by_bearing, args.max_rul_s, column, k,
+                                           args.log_scale_s)
                 rows.append({"predictor": name, "seeds": seeds, "column": column, "last_k": k,
                              "proxy": proxy, "grid": grid, "worst grid": worst})
 
     for name, by_seed in groups.items():
-        singles = [score(b, args.max_rul_s, "rul", DEFAULT_LAST_K) for b in by_seed.values()]
+        singles = [score(b, args.max_rul_s, "rul", DEFAULT_LAST_K, args.log_scale_s)
+                   for b in by_seed.values()]
         rows.append({"predictor": name, "seeds": "each (mean)", "column": "rul",
                      "last_k": DEFAULT_LAST_K,
                      "proxy": float(np.mean([s[0] for s in singles])),

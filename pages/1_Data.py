@@ -105,10 +105,12 @@ problems = [s for s in report.skipped if is_problem(s)]
 left_out = [s for s in report.skipped if not is_problem(s)]
 if problems:
     with st.expander(f"Skipped: {len(problems)} files with problems", expanded=True):
-        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in problems]))
+        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in problems]),
+                     hide_index=True)
 if left_out:
     with st.expander(f"Not read by choice: {len(left_out)} files (e.g. temperature, stray files)"):
-        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in left_out]))
+        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in left_out]),
+                     hide_index=True)
 for w in report.warnings:
     st.warning(w)
 

@@ -70,9 +70,17 @@ with tab_train:
                 key="train_cap_min",
                 help="The label is min(time left, cap) / cap. Predictions turn straight into "
                      "minutes left, whatever the bearing's total life (PHM 2012 protocol).")
+            cap_runs = [dataset.run(n) for n in train_names] or dataset.runs
             label_params["max_rul"] = app_ui.guarded(
-                labels.snapshots_for, 60.0 * cap_min,
-                [dataset.run(n) for n in train_names] or dataset.runs, context="label cap")
+                labels.snapshots_for, 60.0 * cap_min, cap_runs, context="label cap")
+            log_min = st.number_input(
+                "Log scale (minutes; 0: linear labels)", 0.0, 10_000.0, 0.0, key="train_log_min",
+                help="Compress the capped labels: log(1 + t/s) / log(1 + cap/s) of the time "
+                     "left t, so the loss weighs relative errors near failure (what the PHM "
+                     "2012 score punishes) more than errors far from it.")
+            if log_min > 0:
+                label_params["log_scale"] = app_ui.guarded(
+                    labels.snapshots_for, 60.0 * log_min, cap_runs, context="label log scale")
         rest = [n for n in names if n not in train_names]
         val_names = st.multiselect("Validation/test bearings (never mixed with training)", rest,
                                    default=rest, key="val_runs")
@@ -168,7 +176,7 @@ with tab_train:
             trained = job.result
             st.success(f"Trained {ui_state.model_label(trained)} in {job.elapsed:.1f} s "
                        "— now available on Evaluate, Noise lab and Explain.")
-            st.dataframe({k: [v] for k, v in trained.metrics.items()})
+            st.dataframe({k: [v] for k, v in trained.metrics.items()}, hide_index=True)
             name = st.text_input("Bundle name", value=f"{trained.config.name}-"
                                  f"{trained.config.ablation}-{trained.config.preset}",
                                  key="bundle_name")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -133,8 +134,9 @@ def show_figure(fig: go.Figure, key: str, page: str, caption: str = "") -> None:
 
 
 def show_table(df: Any, key: str, title: str, page: str) -> None:
-    """Render a table and register it for the report."""
-    st.dataframe(df)
+    """Render a table (without a 0, 1, 2... index column) and register it for the report."""
+    plain_index = isinstance(df, pd.DataFrame) and isinstance(df.index, pd.RangeIndex)
+    st.dataframe(df, hide_index=plain_index or None)
     registry().add_table(f"{page}/{key}", df, title, page=page)
 
 
@@ -146,11 +148,7 @@ def _load_dataset(path: str, layout: str | None, fingerprint: str) -> Any:
     """Load once per (path, layout, content fingerprint); shared read-only across sessions."""
     from rul_core.data import load_dataset
 
-    cache = ui_state.uploads_dir().parent / "cache"
-    try:
-        return load_dataset(path, layout=layout, cache_dir=cache)
-    except TypeError:  # older loader without cache_dir
-        return load_dataset(path, layout=layout)
+    return load_dataset(path, layout=layout, cache_dir=ui_state.uploads_dir().parent / "cache")
 
 
 def set_dataset(path: str | Path, label: str, layout: str | None = None) -> None:

@@ -9,7 +9,10 @@ the paper's i = j + 1), normalised to [0, 1] with 0 at the last snapshot:
   line to 0 at the last snapshot. ``K = -1`` gives exactly ``linear``.
 * ``piecewise`` (knee_fraction f, default 0.3): the first ``floor(f N)`` snapshots get 1,
   i.e. ``first_prediction_time`` with ``K = floor(f N) - 1``.
-* ``capped`` (max_rul in snapshots): ``min(N - 1 - j, max_rul) / max_rul``.
+* ``capped`` (max_rul in snapshots): ``min(N - 1 - j, max_rul) / max_rul``; with
+  ``log_scale`` s (snapshots) the capped remaining snapshots m are compressed logarithmically,
+  ``log(1 + m / s) / log(1 + max_rul / s)``, so a regression loss weighs relative errors near
+  failure (what the PHM 2012 score punishes) more than absolute errors far from it.
 
 The knee of ``first_prediction_time`` is given (e.g. a published list) or detected with
 :func:`detect_knee`: the first snapshot that starts ``consecutive`` snapshots in a row whose
@@ -60,13 +63,39 @@ def piecewise(n: int, knee_fraction: float = 0.3) -> np.ndarray:
     return first_prediction_time(n, flat - 1)
 
 
-def capped(n: int, max_rul: int) -> np.ndarray:
-    """``min(N - 1 - j, max_rul) / max_rul``: remaining snapshots capped at ``max_rul``."""
+def capped(n: int, max_rul: int, log_scale: float | None = None) -> np.ndarray:
+    """``min(N - 1 - j, max_rul) / max_rul``: remaining snapshots capped at ``max_rul``; with
+    ``log_scale`` s, ``log(1 + min(N - 1 - j, max_rul) / s) / log(1 + max_rul / s)``."""
     n = _check_n(n)
+    _check_cap(max_rul, log_scale)
+    remaining = np.minimum(n - 1 - np.arange(n, dtype=np.float64), max_rul)
+    if log_scale:
+        return (np.log1p(remaining / log_scale) / np.log1p(max_rul / log_scale)).astype(
+            np.float32)
+    return (remaining / max_rul).astype(np.float32)
+
+
+def _check_cap(max_rul: float, log_scale: float | None) -> None:
+    for name, value in (("max_rul", max_rul), ("log_scale", log_scale)):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, float, np.number))):
+            raise ValueError(f"{name}: expected a number of snapshots, got {value!r}")
     if not max_rul > 0:
         raise ValueError(f"max_rul: expected a positive number of snapshots, got {max_rul!r}")
-    remaining = n - 1 - np.arange(n, dtype=np.float64)
-    return (np.minimum(remaining, max_rul) / max_rul).astype(np.float32)
+    if log_scale is not None and not log_scale >= 0:
+        raise ValueError(f"log_scale: expected a positive number of snapshots (0 or none: "
+                         f"linear), got {log_scale!r}")
+
+
+def capped_snapshots(rul: np.ndarray, max_rul: float, log_scale: float | None = None
+                     ) -> np.ndarray:
+    """Remaining snapshots of ``capped`` labels ``rul`` (clipped to [0, 1]): the inverse of
+    :func:`capped`."""
+    _check_cap(max_rul, log_scale)
+    r = np.clip(np.asarray(rul, dtype=np.float64), 0.0, 1.0)
+    if log_scale:
+        return log_scale * np.expm1(r * np.log1p(max_rul / log_scale))
+    return r * max_rul
 
 
 def health_indicator(run: Run, method: str = "rms", channel: int | None = None) -> np.ndarray:
@@ -126,7 +155,7 @@ def label_run(run: Run | int, scheme: str = "linear", **params: Any) -> np.ndarr
     """Labels of every snapshot of ``run`` (a Run, or a snapshot count for given-knee schemes).
 
     ``scheme`` is one of :data:`SCHEMES`: ``linear``; ``piecewise`` (knee_fraction);
-    ``capped`` (max_rul); ``fpt`` (``knee`` given, or detected from the run with
+    ``capped`` (max_rul, optional log_scale); ``fpt`` (``knee`` given, or detected from the run with
     :func:`detect_knee`'s parameters ``method``, ``healthy_fraction``, ``sigma``,
     ``consecutive``, ``channel``).
     """
@@ -138,10 +167,10 @@ def label_run(run: Run | int, scheme: str = "linear", **params: Any) -> np.ndarr
         _no_extra(params, {"knee_fraction"})
         return piecewise(n, **params)
     if scheme == "capped":
-        _no_extra(params, {"max_rul"})
+        _no_extra(params, {"max_rul", "log_scale"})
         if "max_rul" not in params:
             raise ValueError("max_rul: required for the 'capped' scheme")
-        return capped(n, params["max_rul"])
+        return capped(n, params["max_rul"], params.get("log_scale"))
     if scheme == "fpt":
         _no_extra(params, {"knee", "method", "healthy_fraction", "sigma", "consecutive",
                            "channel"})
@@ -200,8 +229,9 @@ def remaining_time(
     * ``piecewise`` (knee_fraction f): r = (L - e)/((1 - f) L) after the flat part, so
       RUL = e r (1 - f) / (1 - r (1 - f)); r is clipped to [0, 1], and r = 1 (still in the
       flat part) gives the least RUL the label allows, e (1 - f) / f.
-    * ``capped`` (max_rul in snapshots, ``interval_s`` the snapshot interval): RUL =
-      r * max_rul * interval_s, r clipped to [0, 1] (at the cap: "at least" that much).
+    * ``capped`` (max_rul in snapshots, ``interval_s`` the snapshot interval, optional
+      log_scale): RUL = r * max_rul * interval_s, r clipped to [0, 1] (at the cap: "at least"
+      that much); with log_scale s, RUL = s ((1 + max_rul / s)^r - 1) * interval_s.
     * ``fpt`` (``knee_elapsed_s``: elapsed time at the run's knee): r = (L - e)/(L - e_K), so
       RUL = r (e - e_K) / (1 - r), r clipped to [0, LINEAR_R_MAX]; before the knee the label
       is 1 and carries no time information (NaN).
@@ -222,10 +252,13 @@ def remaining_time(
         r = np.clip(r, 0.0, 1.0)
         return e * r * (1.0 - f) / (1.0 - r * (1.0 - f))
     if scheme == "capped":
-        _no_extra(params, {"max_rul", "interval_s"})
+        _no_extra(params, {"max_rul", "interval_s", "log_scale"})
         if "max_rul" not in params or "interval_s" not in params:
             raise ValueError("capped: max_rul (snapshots) and interval_s (seconds) are required")
-        return np.clip(r, 0.0, 1.0) * float(params["max_rul"]) * float(params["interval_s"])
+        log_scale = params.get("log_scale")
+        return capped_snapshots(r, float(params["max_rul"]),
+                                None if log_scale is None else float(log_scale)
+                                ) * float(params["interval_s"])
     if scheme == "fpt":
         _no_extra(params, {"knee_elapsed_s", "knee", "method", "healthy_fraction", "sigma",
                            "consecutive", "channel"})

@@ -52,8 +52,8 @@ WINNER_SCORE = 0.3066
 #: on all six), a seed ensemble of three. The Train page applies them with one button.
 CHALLENGE_TRAINING: dict[str, Any] = {
     "model": "rc_lstm", "ablation": "full", "preset": "quick", "label_scheme": "capped",
-    "cap_minutes": 50.0, "snapshot_every": 6, "snapshot_phases": 1, "epochs": 5,
-    "patience": 0, "interval": "ensemble", "n_members": 3, "validation": False,
+    "cap_minutes": 50.0, "log_scale_minutes": 0.0, "snapshot_every": 6, "snapshot_phases": 1,
+    "epochs": 5, "patience": 0, "interval": "ensemble", "n_members": 3, "validation": False,
 }
 
 

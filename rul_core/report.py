@@ -469,7 +469,9 @@ def html_report(
             parts.append(item.figure.to_html(full_html=False, include_plotlyjs=False,
                                              div_id=f"fig-{n}"))
         elif item.table is not None:
-            parts.append(item.table.to_html(float_format=lambda v: f"{v:.4g}", border=0))
+            table = item.table
+            parts.append(table.to_html(float_format=lambda v: f"{v:.4g}", border=0,
+                                       index=not isinstance(table.index, pd.RangeIndex)))
         if item.caption:
             parts.append(f"<p class='cap'>{html.escape(item.caption)}</p>")
         parts.append("</section>")

@@ -348,6 +348,7 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     return {
         "train_model": s["model"], "train_ablation": s["ablation"], "train_preset": s["preset"],
         "train_scheme": s["label_scheme"], "train_cap_min": s["cap_minutes"],
+        "train_log_min": s["log_scale_minutes"],
         "train_interval": s["interval"], "train_epochs": s["epochs"],
         "train_patience": s["patience"], "train_every": s["snapshot_every"],
         "train_phases": s["snapshot_phases"], "train_members": s["n_members"],

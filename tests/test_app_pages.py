@@ -123,6 +123,7 @@ def test_train_quick_model_in_background(demo_assets):
     at.number_input(key="train_epochs").set_value(1).run()
     at.selectbox(key="train_scheme").set_value("capped").run()
     at.number_input(key="train_cap_min").set_value(0.5).run()  # 30 s = 3 snapshots of 10 s
+    at.number_input(key="train_log_min").set_value(0.25).run()  # 15 s: 2 snapshots (rounded)
     at.number_input(key="train_patience").set_value(0).run()  # a fixed budget
     at.number_input(key="train_every").set_value(2).run()
     at.number_input(key="train_phases").set_value(2).run()
@@ -137,7 +138,7 @@ def test_train_quick_model_in_background(demo_assets):
     job.join(timeout=240)
     assert job.status == "done", job.error
     assert job.result.label_scheme == "capped"
-    assert job.result.label_params == {"max_rul": 3}
+    assert job.result.label_params == {"max_rul": 3, "log_scale": 2}
     assert [r.name for r in job.result.train_runs] == ["Bearing1_1"]
     assert job.result.metrics["patience"] == 0.0  # reached the child's train()
     assert job.result.snapshot_every == 2 and job.result.metrics["snapshot_phases"] == 2
@@ -168,6 +169,7 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.selectbox(key="train_model").value == "rc_lstm"
     assert at.selectbox(key="train_scheme").value == "capped"
     assert at.number_input(key="train_cap_min").value == 50.0
+    assert at.number_input(key="train_log_min").value == CHALLENGE_TRAINING["log_scale_minutes"]
     assert at.selectbox(key="train_interval").value == CHALLENGE_TRAINING["interval"]
     assert at.number_input(key="train_members").value == CHALLENGE_TRAINING["n_members"]
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,

@@ -31,6 +31,17 @@ def test_capped_and_fpt_hand_computed() -> None:
     np.testing.assert_allclose(labels.first_prediction_time(5, 1), [1, 1, 2 / 3, 1 / 3, 0],
                                rtol=1e-6)
     np.testing.assert_array_equal(labels.first_prediction_time(6, -1), labels.linear(6))
+    # log scale s = 1, cap 3: log(1 + m) / log(4) for m = min(remaining, 3)
+    np.testing.assert_allclose(labels.capped(5, 3, log_scale=1.0),
+                               [1, 1, np.log(3) / np.log(4), 0.5, 0], rtol=1e-6)
+    np.testing.assert_array_equal(labels.capped(5, 3, log_scale=0), labels.capped(5, 3))
+    np.testing.assert_allclose(labels.capped_snapshots(labels.capped(9, 6, 2.5), 6, 2.5),
+                               [6, 6, 6, 5, 4, 3, 2, 1, 0], atol=1e-5)  # the inverse
+    np.testing.assert_allclose(labels.capped_snapshots([-0.2, 1.4], 6), [0, 6])  # clipped
+    with pytest.raises(ValueError, match="log_scale"):
+        labels.capped(5, 3, log_scale=-1.0)
+    with pytest.raises(ValueError, match="log_scale: expected a number of snapshots, got 'x'"):
+        labels.capped(5, 3, log_scale="x")
     with pytest.raises(ValueError, match="knee"):
         labels.first_prediction_time(5, 4)
 
@@ -71,6 +82,8 @@ def test_label_run_dispatch_and_window_labels() -> None:
                                   labels.piecewise(10))
     np.testing.assert_array_equal(labels.label_run(10, "capped", max_rul=4),
                                   labels.capped(10, 4))
+    np.testing.assert_array_equal(labels.label_run(10, "capped", max_rul=4, log_scale=2),
+                                  labels.capped(10, 4, 2))
     np.testing.assert_array_equal(labels.label_run(10, "fpt", knee=2),
                                   labels.first_prediction_time(10, 2))
     with pytest.raises(ValueError, match="no knee"):

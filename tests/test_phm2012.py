@@ -20,6 +20,9 @@ def test_remaining_time_hand_values() -> None:
     # still in the flat part: the least life the label allows, e (1-f)/f
     assert lb.remaining_time(1.0, 30.0, "piecewise", knee_fraction=0.3) == pytest.approx(70.0)
     assert lb.remaining_time(0.5, 1.0, "capped", max_rul=100, interval_s=10) == pytest.approx(500)
+    # log scale 25 snapshots, cap 200: 25 ((1 + 8)^0.5 - 1) = 50 snapshots of 10 s
+    assert lb.remaining_time(0.5, 1.0, "capped", max_rul=200, interval_s=10,
+                             log_scale=25) == pytest.approx(500)
     assert lb.remaining_time(0.5, 100.0, "fpt", knee_elapsed_s=50.0) == pytest.approx(50.0)
     assert np.isnan(lb.remaining_time(1.0, 40.0, "fpt", knee_elapsed_s=50.0))
     # linear r -> 1 would be an infinite life: clipped at LINEAR_R_MAX
@@ -241,7 +244,10 @@ def test_readme_challenge_command_is_the_challenge_settings() -> None:
     s = ph.CHALLENGE_TRAINING
     cap_snapshots = round(s["cap_minutes"] * 60 / ph.SNAPSHOT_INTERVAL_S)
     assert (args.model, args.ablation, args.preset) == (s["model"], s["ablation"], s["preset"])
-    assert (args.labels, args.label_param) == (s["label_scheme"], [f"max_rul={cap_snapshots}"])
+    log_snapshots = round(s["log_scale_minutes"] * 60 / ph.SNAPSHOT_INTERVAL_S)
+    expected_params = [f"max_rul={cap_snapshots}"] + (
+        [f"log_scale={log_snapshots}"] if log_snapshots else [])
+    assert (args.labels, args.label_param) == (s["label_scheme"], expected_params)
     assert (args.every, args.phases, args.epochs, args.patience) == (
         s["snapshot_every"], s["snapshot_phases"], s["epochs"], s["patience"])
     from rul_core.models import ModelConfig

@@ -130,7 +130,11 @@ def test_html_report_is_self_contained():
     for i, f in enumerate(_figures()[:2]):
         reg.add_figure(f"p/{i}", f, page="Data", caption=f"caption {i}")
     reg.add_table("p/t", pd.DataFrame({"run": ["Bearing1_1"], "rmse": [0.25]}), "Metrics")
+    reg.add_table("p/m", pd.DataFrame({"model": ["carl"], "rmse": [0.3]}).set_index("model"),
+                  "By model")
     doc = report.html_report(reg.items(), "My <report>")
+    assert "<th>0</th>" not in doc  # a plain 0, 1, 2... index is left out
+    assert "<th>carl</th>" in doc  # a named index stays
     assert "<title>My &lt;report&gt;</title>" in doc
     assert len(doc) > 1_000_000  # plotly.js is inline
     assert not re.search(r"<script[^>]+src=", doc)  # nothing fetched from the network

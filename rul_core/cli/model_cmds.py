@@ -339,7 +339,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--label-param",
         action="append",
         metavar="KEY=VALUE",
-        help="label scheme parameter, e.g. max_rul=100 for capped (repeatable)",
+        help="label scheme parameter, e.g. max_rul=100 for capped, log_scale=30 to compress it "
+             "logarithmically (both in snapshots; repeatable)",
     )
     p.add_argument(
         "--hparam",
