@@ -102,6 +102,29 @@ def test_paper_rc_lstm_shapes():
     assert m.output.shape == (None, 2)
 
 
+def test_mean_std_pooling_hand_values_and_input_channels():
+    from rul_core.errors import RulError
+    from rul_core.models.inputs import pool_signals, signal_input
+
+    sig = np.array([[[0.0, 1.0], [2.0, 1.0], [4.0, 3.0], [4.0, 5.0], [9.0, 9.0]]],
+                   dtype=np.float32)  # (1, L=5, C=2); pool 2 drops the fifth sample
+    np.testing.assert_allclose(pool_signals(sig, 2), [[[1.0, 1.0], [4.0, 4.0]]])
+    # groups (0, 2), (4, 4) on channel 0 and (1, 1), (3, 5) on channel 1: std 1, 0, 0, 1
+    np.testing.assert_allclose(pool_signals(sig, 2, "mean_std"),
+                               [[[1.0, 1.0, 1.0, 0.0], [4.0, 4.0, 0.0, 1.0]]])
+    with pytest.raises(ValueError, match="pool_stat"):
+        pool_signals(sig, 2, "max")
+    cfg = ModelConfig("rc_lstm", hparams={"window_length": 64, "res_units": 1,
+                                          "pool_stat": "mean_std"})
+    model = build_model(cfg)
+    assert tuple(model.inputs[0].shape) == (None, 7, 8, 1, 4)  # 64 / pool 8; 2 x 2 channels
+    x = signal_input(cfg, np.arange(3), np.random.default_rng(0).random((3, 64, 2)))
+    assert x.shape == (3, 7, 8, 1, 4)
+    assert np.asarray(model(x)).shape == (3, 2)
+    with pytest.raises(RulError, match="pool_stat"):
+        ModelConfig("rc_lstm", preset="paper", hparams={"pool_stat": "mean_std"})  # pool 1
+
+
 # ---------------------------------------------------------------- losses
 
 

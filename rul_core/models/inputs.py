@@ -5,7 +5,9 @@
   (``image_shape`` override, e.g. 64 x 100 in tests) gets column groups averaged.
 - carle: ``[tf (n, 7 * len(tf_channels), 1)]`` — channel blocks in the order of ``tf_channels``.
 - rc_lstm: ``[signal (n, T, L // pool, 1, C)]`` from ``signals`` = ``window_signals(...)``
-  (n, L, C), each window average-pooled by ``pool`` (numpy). Sample j holds windows j-T+1..j of
+  (n, L, C), each window average-pooled by ``pool`` (numpy); with ``pool_stat = "mean_std"``
+  each group's standard deviation follows as C more channels (the energy above ``fs / pool``
+  that averaging removes, i.e. an envelope). Sample j holds windows j-T+1..j of
   the same run; the start of a run is padded by repeating its first window. A WindowSet is one
   run; if windows of several runs were concatenated, a new run starts wherever
   ``snapshot_index`` decreases.
@@ -74,14 +76,33 @@ def sequence_indices(snapshot_index: np.ndarray, timesteps: int) -> np.ndarray:
     return np.maximum(j + offs, starts[:, None])
 
 
-def pool_signals(signals: np.ndarray, pool: int) -> np.ndarray:
-    """Average-pool (n, L, C) along L by ``pool`` (an incomplete trailing group is dropped)."""
+#: How :func:`pool_signals` summarises each group of ``pool`` samples.
+POOL_STATS = ("mean", "mean_std")
+
+
+def signal_channels(hp: dict[str, Any]) -> int:
+    """Channels of the RC-LSTM input for resolved hyperparameters ``hp``."""
+    return int(hp["n_channels"]) * (2 if hp.get("pool_stat", "mean") == "mean_std" else 1)
+
+
+def pool_signals(signals: np.ndarray, pool: int, stat: str = "mean") -> np.ndarray:
+    """Pool (n, L, C) along L by ``pool`` (an incomplete trailing group is dropped): the group
+    means (n, L // pool, C), or with ``stat="mean_std"`` the means and then the standard
+    deviations (n, L // pool, 2 C)."""
+    if stat not in POOL_STATS:
+        raise ValueError(f"pool_stat: expected one of {POOL_STATS}, got {stat!r}")
+    if stat == "mean_std" and pool < 2:
+        raise ValueError("pool_stat 'mean_std' needs pool >= 2 (one sample has no spread)")
     sig = np.asarray(signals, dtype=np.float32)
     if pool <= 1:
         return sig
     n, length, c = sig.shape
     m = length // pool
-    return sig[:, : m * pool].reshape(n, m, pool, c).mean(axis=2, dtype=np.float32)
+    groups = sig[:, : m * pool].reshape(n, m, pool, c)
+    mean = groups.mean(axis=2, dtype=np.float32)
+    if stat == "mean":
+        return mean
+    return np.concatenate([mean, groups.std(axis=2, dtype=np.float32)], axis=2)
 
 
 def signal_input(
@@ -101,7 +122,7 @@ def signal_input(
         raise DataFormatError(
             "signals", f"shape {expected} (windows, window_length, channels)", str(sig.shape)
         )
-    pooled = pool_signals(sig, int(hp["pool"]))
+    pooled = pool_signals(sig, int(hp["pool"]), str(hp.get("pool_stat", "mean")))
     idx = sequence_indices(snapshot_index, int(hp["timesteps"]))
     return pooled[idx][:, :, :, None, :]
 

@@ -82,6 +82,7 @@ _RC_LSTM_PAPER: dict[str, Any] = {
     "window_length": 1000,
     "n_channels": 2,
     "pool": 1,  # average-pooling decimation applied in make_inputs (1 = raw signal)
+    "pool_stat": "mean",  # or "mean_std": each group's standard deviation as more channels
     "res_units": 9,
     "res_filters": 256,
     "convlstm_filters": 256,
@@ -196,6 +197,12 @@ class ModelConfig:
             raise RulError(
                 f"model config: unknown hparams {unknown} for {self.name!r}; known: {sorted(known)}"
             )
+        if self.name == "rc_lstm":
+            hp = self.resolved()
+            if hp["pool_stat"] not in ("mean", "mean_std") or (
+                    hp["pool_stat"] == "mean_std" and int(hp["pool"]) < 2):
+                raise RulError(f"model config: pool_stat must be 'mean', or 'mean_std' with "
+                               f"pool >= 2; got {hp['pool_stat']!r} with pool {hp['pool']}")
 
     def _base(self) -> dict[str, Any]:
         base = copy.deepcopy(PRESETS[self.preset][self.name])

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from rul_core.models.inputs import signal_channels
 from rul_core.models.layers import PACKAGE, PositiveSigma
 
 # (upper epoch bound of the paper's 100-epoch schedule, (k_mse, k_nll, k_piaw)) — Table III
@@ -358,7 +359,7 @@ def build_rc_lstm(hp: dict[str, Any], seed: int) -> keras.Model:
     length = int(hp["window_length"]) // int(hp["pool"])
     if length < 1:
         raise ValueError(f"window_length {hp['window_length']} / pool {hp['pool']} < 1 sample")
-    inp = keras.Input((int(hp["timesteps"]), length, 1, int(hp["n_channels"])), name="signal")
+    inp = keras.Input((int(hp["timesteps"]), length, 1, signal_channels(hp)), name="signal")
     k = int(hp["kernel"])
     x = inp
     if hp.get("input_bn", False):
