@@ -40,7 +40,10 @@ with st.expander("Settings", expanded=False):
     lime_samples = c3.number_input("LIME samples", 50, 5000, 300, 50, key="explain_lime_n")
     lime_seeds = c4.number_input("LIME seeds", 1, 10, 3, key="explain_lime_seeds")
     shap_samples = c1.number_input("SHAP samples", 10, 2000, 100, 10, key="explain_shap_n")
-    n_bands = c2.number_input("Image bands", 5, 100, 25, 5, key="explain_bands")
+    n_bands = c2.number_input("Image bands / signal segments", 5, 100, 25, 5,
+                              key="explain_bands",
+                              help="The features compared: column bands of the ImR, or "
+                                   "(RC-LSTM) segments of the input signal sequence.")
 cmp_settings = compare.CompareSettings(
     methods=tuple(methods), rules=rules, n_bands=int(n_bands), lime_samples=int(lime_samples),
     lime_seeds=tuple(range(int(lime_seeds))), shap_samples=int(shap_samples),
@@ -93,16 +96,18 @@ if res.image is not None and res.image_maps:
     app_ui.show_figure(fig, "image-maps", PAGE)
 
 frame = comp.attribution_frame()
-tf_rows = frame[frame["modality"] == "tf"]
-if len(tf_rows):
-    attr = {m: tf_rows[m].to_numpy() for m in comp.normalised}
-    spread = {m: np.asarray(v)[frame["modality"].to_numpy() == "tf"]
-              for m, v in comp.spread.items()}
-    fig = plots.feature_attribution_figure(attr, tf_rows["feature"].tolist(),
-                                           "TF-feature attributions (shares of |attribution|)",
-                                           errors=spread or None)
-    app_ui.show_figure(fig, "tf-attr", PAGE,
-                       caption="Error bars: LIME's spread across seeds.")
+for modality, title, key in (
+        ("tf", "TF-feature attributions (shares of |attribution|)", "tf-attr"),
+        ("signal", "Signal attributions per segment of the input sequence (oldest first; "
+                   "shares of |attribution|)", "signal-attr")):
+    rows = frame[frame["modality"] == modality]
+    if len(rows):
+        attr = {m: rows[m].to_numpy() for m in comp.normalised}
+        spread = {m: np.asarray(v)[frame["modality"].to_numpy() == modality]
+                  for m, v in comp.spread.items()}
+        fig = plots.feature_attribution_figure(attr, rows["feature"].tolist(), title,
+                                               errors=spread or None)
+        app_ui.show_figure(fig, key, PAGE, caption="Error bars: LIME's spread across seeds.")
 
 col_a, col_b = st.columns(2)
 with col_a:

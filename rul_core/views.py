@@ -187,17 +187,23 @@ def model_inputs(
     """A trained model's inputs for every window of ``run`` with optional noise (a
     :class:`rul_core.signal.noise.NoiseModel` applied to the normalised snapshots).
 
-    Returns (inputs, snapshot_index, window_set).
+    Returns (inputs, snapshot_index, window_set); RC-LSTM reads only the filtered signal, so
+    its ImR rasters and TF features are not computed and window_set is None.
     """
     from rul_core.models import make_inputs
+    from rul_core.models.inputs import signal_input
     from rul_core.signal import pipeline as pl
+    from rul_core.signal.windows import window_positions
 
-    ws = pl.extract_windows(run, trained.normaliser, trained.pipeline_config, progress=progress,
-                            cancel=cancel, noise=noise)
-    signals = None
+    config = trained.pipeline_config
     if trained.config.name == "rc_lstm":
-        signals = pl.window_signals(run, trained.normaliser, trained.pipeline_config, noise=noise)
-    inputs = [np.asarray(a) for a in make_inputs(trained.config, ws, signals)]
+        snap, _ = window_positions(run.n_snapshots, run.n_samples, config.window_length,
+                                   config.stride)
+        signals = pl.window_signals(run, trained.normaliser, config, noise=noise)
+        return [signal_input(trained.config, snap, signals)], np.asarray(snap), None
+    ws = pl.extract_windows(run, trained.normaliser, config, progress=progress, cancel=cancel,
+                            noise=noise)
+    inputs = [np.asarray(a) for a in make_inputs(trained.config, ws)]
     return inputs, np.asarray(ws.snapshot_index), ws
 
 

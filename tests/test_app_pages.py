@@ -273,6 +273,34 @@ def test_explain_one_window(demo_assets):
     assert set(faith["method"]) == {"lrp", "lime", "shap", "random"}
 
 
+def test_explain_an_rc_lstm_window_per_signal_segment(demo_assets):
+    """RC-LSTM reads the filtered signal: every method attributes segments of its input."""
+    from rul_core.data import load_dataset
+    from rul_core.models import ModelConfig
+    from rul_core.training import train
+
+    runs = load_dataset(demo_assets / "data", layout="femto").runs
+    config = ModelConfig("rc_lstm", dataset_kind="femto", hparams={
+        "res_units": 1, "res_filters": 4, "convlstm_filters": 4, "tower_units": 4, "pool": 16})
+    trained = train(config, runs[:1], epochs=1)
+    at = _app("pages/6_Explain.py")
+    at.session_state["models"]["tiny rc_lstm"] = trained
+    at.run()
+    at.selectbox(key="explain_model").set_value("tiny rc_lstm").run()
+    at.number_input(key="explain_lime_n").set_value(60).run()
+    at.number_input(key="explain_lime_seeds").set_value(2).run()
+    at.number_input(key="explain_shap_n").set_value(10).run()
+    at.number_input(key="explain_bands").set_value(10).run()
+    at.button(key="explain_go").click().run()
+    _no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    comp = at.session_state["explain_result"][1].comparison
+    assert comp.modality == ["signal"] * 10
+    assert set(comp.normalised) == {"lrp", "lime", "shap"}
+    # segment bars, layer sums, deletion curves, agreement heatmap (no ImR overlay)
+    assert _chart_count(at) == 4
+
+
 def test_report_exports_a_figure(demo_assets):
     at = _app("pages/1_Data.py")  # registers figures in this session
     at.switch_page("pages/7_Report.py").run()

@@ -106,6 +106,45 @@ def test_compare_window_on_a_tiny_multimodal_model() -> None:
     assert both.global_importance().shape == (F + 5, 5)
 
 
+def test_signal_segments_and_sums_by_hand() -> None:
+    from rul_core.explain.common import masked_signal, signal_segments, signal_sums
+
+    # 2 steps x 5 samples = 10 samples in sequence order, 5 segments of 2
+    np.testing.assert_array_equal(signal_segments((2, 5), 5), [[0, 0, 1, 1, 2], [2, 3, 3, 4, 4]])
+    attr = np.arange(20, dtype=np.float64).reshape(1, 2, 5, 1, 2)  # two channels summed
+    per_sample = (attr[..., 0, 0] + attr[..., 0, 1]).reshape(-1)  # 1, 5, 9, ... 37
+    np.testing.assert_allclose(signal_sums(attr, 5)[0], per_sample.reshape(5, 2).sum(axis=1))
+    x = np.ones((1, 2, 5, 1, 2), np.float32)
+    out = masked_signal(x, np.array([[1, 0, 1, 1, 1]]), np.zeros((2, 5, 1, 2), np.float32))
+    np.testing.assert_array_equal(out[0, 0, :, 0, 0], [1, 1, 0, 0, 1])  # segment 1 dropped
+
+
+def test_linear_signal_model_gets_its_exact_contributions_from_every_method() -> None:
+    """RC-LSTM's input kind (T, L, 1, C): on y = w . x every method should recover each
+    segment's contribution w . (x - baseline) (LIME up to its ridge's shrinkage)."""
+    shape = (2, 5, 1, 2)
+    w = np.random.default_rng(3).standard_normal(int(np.prod(shape)))
+    inp = keras.Input(shape, name="signal")
+    dense = L.Dense(1, use_bias=False)
+    model = keras.Model(inp, dense(L.Flatten()(inp)))
+    dense.set_weights([w.reshape(-1, 1).astype(np.float32)])
+    x = np.full((1, *shape), 2.0, np.float32)
+    background = [np.zeros((4, *shape), np.float32)]  # baseline: a flat zero signal
+    truth = (w * 2.0).reshape(2, 5, 2).sum(axis=2).reshape(-1).reshape(5, 2).sum(axis=1)
+    settings = CompareSettings(n_bands=5, lime_samples=500, lime_seeds=(0,), shap_samples=50,
+                               shap_background=4, n_random=2, rules="conservative")
+    cmp = compare_window(model, [x], 0, background, settings)
+    assert cmp.modality == ["signal"] * 5
+    assert cmp.prediction == pytest.approx(truth.sum(), rel=1e-5)
+    assert cmp.baseline_prediction == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(cmp.raw["lrp"], truth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cmp.raw["shap"], truth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cmp.raw["lime"], truth, rtol=0.05, atol=0.05)
+    # deletion along the true ranking ends at the baseline and beats the random order
+    faith = cmp.faithfulness_frame().set_index("method")
+    assert faith.loc["lrp", "deletion_auc"] <= faith.loc["random", "deletion_auc"]
+
+
 def test_identical_methods_agree_perfectly() -> None:
     from rul_core.explain.compare import WindowComparison
 

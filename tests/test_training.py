@@ -400,6 +400,16 @@ def test_rc_lstm_inputs_skip_the_features_without_changing_them(runs: list) -> N
     full = make_inputs(cfg, windows, pl.window_signals(run, norm, pc))
     np.testing.assert_array_equal(fast.snapshot_index, windows.snapshot_index)
     np.testing.assert_array_equal(fast.inputs[0], full[0])
+    # the app's views (Noise lab, Explain) take the same shortcut
+    from types import SimpleNamespace
+
+    from rul_core.views import model_inputs
+
+    shown, snap, window_set = model_inputs(
+        SimpleNamespace(config=cfg, normaliser=norm, pipeline_config=pc), run)
+    np.testing.assert_array_equal(shown[0], full[0])
+    np.testing.assert_array_equal(snap, windows.snapshot_index)
+    assert window_set is None
 
 
 def test_snapshot_phases_train_more_windows_in_the_same_batches_per_epoch(runs: list) -> None:

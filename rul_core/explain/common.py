@@ -1,9 +1,11 @@
 """Shared pieces of the explainers: model inputs by modality, batched prediction, image bands.
 
-An explanation looks at two modalities: the ImR image (input ``image``, (64, 500, 1)) and the
-TF features (input ``tf``, (7·k, 1)). Image attributions are compared per column band (by
-default 25 bands of 20 columns, the natural segments of a line raster: a band is a stretch of
-time), TF attributions per feature.
+An explanation looks at up to three modalities: the ImR image (input ``image``, (64, 500, 1)),
+the TF features (input ``tf``, (7·k, 1)) and RC-LSTM's filtered signal (input ``signal``,
+(T, L, 1, C): T consecutive windows, oldest first). Image attributions are compared per column
+band (by default 25 bands of 20 columns, the natural segments of a line raster: a band is a
+stretch of time), TF attributions per feature, signal attributions per segment of the T·L
+samples of the sequence (all channels together; by default 25 segments).
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ def input_names(model: Any) -> list[str]:
     return [kt.name for kt in model.inputs]
 
 
+#: The inputs the explainers know.
+MODALITIES = ("image", "tf", "signal")
+
+
 def modalities(model: Any) -> list[str]:
-    """Which of 'image' and 'tf' the model takes; other inputs are rejected."""
+    """Which of :data:`MODALITIES` the model takes; other inputs are rejected."""
     names = input_names(model)
-    unknown = [n for n in names if n not in ("image", "tf")]
+    unknown = [n for n in names if n not in MODALITIES]
     if unknown:
         raise RulError(
-            f"model '{model.name}': LIME/SHAP explain the inputs 'image' and 'tf'; "
-            f"found inputs {unknown} (RC-LSTM's raw signal is explained by LRP only)"
+            f"model '{model.name}': the explainers know the inputs {list(MODALITIES)}; "
+            f"found {unknown}"
         )
     return names
 
@@ -61,6 +67,38 @@ def band_sums(image_attr: np.ndarray, n_bands: int = 25) -> np.ndarray:
     for b in range(n_bands):  # n_bands vector ops, not per pixel
         out[:, b] = cols[:, seg == b].sum(axis=1)
     return out
+
+
+def signal_segments(shape: Sequence[int], n_segments: int = 25) -> np.ndarray:
+    """Segment index of every (step, sample) of a signal input shaped (T, L, ...): the T·L
+    samples in sequence order, cut into ``n_segments`` stretches as equal as possible."""
+    steps, length = int(shape[0]), int(shape[1])
+    return band_segments(steps * length, n_segments).reshape(steps, length)
+
+
+def signal_sums(signal_attr: np.ndarray, n_segments: int = 25) -> np.ndarray:
+    """Sum a signal attribution (n, T, L, 1, C) over the channels and each segment's samples."""
+    a = np.asarray(signal_attr, dtype=np.float64)
+    per_sample = a.reshape(a.shape[0], a.shape[1], a.shape[2], -1).sum(axis=3)  # (n, T, L)
+    seg = signal_segments(a.shape[1:3], n_segments)
+    out = np.zeros((a.shape[0], n_segments))
+    for b in range(n_segments):
+        out[:, b] = per_sample[:, seg == b].sum(axis=1)
+    return out
+
+
+def masked_signal(signal: np.ndarray, masks: np.ndarray, baseline: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Copies of one window's signal input (1, T, L, 1, C) for k keep-masks (k, n_segments):
+    a dropped segment takes ``baseline`` (T, L, 1, C) there, or without one the window's own
+    per-channel mean (flat: no vibration)."""
+    x = np.asarray(signal, dtype=np.float32)
+    masks = np.asarray(masks, dtype=bool)
+    seg = signal_segments(x.shape[1:3], masks.shape[1])
+    keep = masks[:, seg][..., None, None]  # (k, T, L, 1, 1)
+    base = (np.asarray(baseline, dtype=np.float32) if baseline is not None
+            else x[0].mean(axis=(0, 1), keepdims=True))
+    return np.where(keep, x, base[None]).astype(np.float32)
 
 
 def predict(model: Any, inputs: Sequence[np.ndarray], batch_size: int = 256,

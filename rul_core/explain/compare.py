@@ -1,19 +1,22 @@
 """LRP, LIME and SHAP side by side on the same window(s), on the same scale.
 
-Granularity: every TF feature and every image column band (default 25 bands of 20 columns) is
-one *feature*; LRP relevance and gradient-SHAP values are summed over each band's pixels, LIME
-weights come per feature/band directly. Each method's vector is divided by its sum of
+Granularity: every TF feature, every image column band (default 25 bands of 20 columns) and
+every segment of RC-LSTM's signal sequence (as many as the bands) is one *feature*; LRP
+relevance and gradient-SHAP values are summed over each band's pixels or segment's samples,
+LIME weights come per feature/band/segment directly. Each method's vector is divided by its sum of
 |attribution| (so the |values| sum to 1) before anything is compared.
 
 * Per modality: the share of |attribution| on the image and on the TF features.
 * Rank agreement: Spearman and Kendall (scipy) between every pair of methods, over all
   features and over the TF features alone.
 * Faithfulness: deletion and insertion curves. A removed TF feature takes its training mean,
-  a removed band is blanked (0). Features are ranked by attribution in the direction of
-  f(x) − f(baseline) (most relevant first). The curve is (f(x_k) − f(base)) / (f(x) − f(base))
-  after k removals (deletion, starts at 1; lower area = more faithful) or k insertions into the
-  baseline (insertion, starts at 0; higher area = more faithful); the area is the trapezoid
-  over the removed fraction in [0, 1]. A random ranking (seeded, averaged over permutations)
+  a removed band is blanked (0), a removed signal segment takes the training windows' mean
+  signal there (about flat at the normalised signal's centre: no vibration). Features are
+  ranked by attribution in the direction of f(x) − f(baseline) (most relevant first). The
+  curve is (f(x_k) − f(base)) / (f(x) − f(base)) after k removals (deletion, starts at 1;
+  lower area = more faithful) or k insertions into the baseline (insertion, starts at 0;
+  higher area = more faithful); the area is the trapezoid over the removed fraction in
+  [0, 1]. A random ranking (seeded, averaged over permutations)
   is the reference.
 * Cost: seconds per method.
 """
@@ -36,8 +39,10 @@ from rul_core.explain.common import (
     band_segments,
     band_sums,
     input_names,
+    masked_signal,
     modalities,
     predict,
+    signal_sums,
     tf_feature_names,
 )
 from rul_core.progress import CancelToken, ProgressFn, check, emit
@@ -47,18 +52,21 @@ METHODS = ("lrp", "lime", "shap")
 
 @dataclass
 class FeatureSpace:
-    """The comparison's features: TF features then image bands (whichever the model takes)."""
+    """The comparison's features: TF features, image bands, then signal segments (whichever
+    the model takes)."""
 
     names: list[str]
-    modality: list[str]  # "tf" | "image" per feature
+    modality: list[str]  # "tf" | "image" | "signal" per feature
     n_tf: int
     n_bands: int
     tf_baseline: np.ndarray | None  # per-feature replacement value (training mean)
+    n_segments: int = 0
+    signal_baseline: np.ndarray | None = None  # (T, L, 1, C) training mean signal
 
     @classmethod
     def for_model(cls, model: Any, background: list[np.ndarray] | None,
                   n_bands: int = 25) -> FeatureSpace:
-        """Features of ``model`` (inputs 'image' and/or 'tf')."""
+        """Features of ``model`` (inputs 'image' and/or 'tf', or 'signal')."""
         mods = modalities(model)
         names: list[str] = []
         modality: list[str] = []
@@ -79,15 +87,26 @@ class FeatureSpace:
             nb = n_bands
             names += [f"band{b}" for b in range(nb)]
             modality += ["image"] * nb
-        return cls(names, modality, n_tf, nb, tf_base)
+        n_seg, sig_base = 0, None
+        if "signal" in mods:
+            n_seg = n_bands
+            names += [f"segment{b}" for b in range(n_seg)]
+            modality += ["signal"] * n_seg
+            if background is not None:
+                bg = background[input_names(model).index("signal")]
+                sig_base = np.asarray(bg, dtype=np.float32).mean(axis=0)
+        return cls(names, modality, n_tf, nb, tf_base, n_seg, sig_base)
 
-    def vector(self, tf_part: np.ndarray | None, band_part: np.ndarray | None) -> np.ndarray:
+    def vector(self, tf_part: np.ndarray | None, band_part: np.ndarray | None,
+               segment_part: np.ndarray | None = None) -> np.ndarray:
         """Concatenate per-feature attributions in this space's order."""
         parts = []
         if self.n_tf:
             parts.append(np.asarray(tf_part, dtype=np.float64).reshape(-1))
         if self.n_bands:
             parts.append(np.asarray(band_part, dtype=np.float64).reshape(-1))
+        if self.n_segments:
+            parts.append(np.asarray(segment_part, dtype=np.float64).reshape(-1))
         return np.concatenate(parts)
 
     def masked_inputs(self, model: Any, window: WindowInputs, keep: np.ndarray) -> list[np.ndarray]:
@@ -102,11 +121,14 @@ class FeatureSpace:
                 m = keep[:, : self.n_tf]
                 rows = np.where(m, rows, self.tf_baseline[None, :])
                 out.append(rows.reshape(k, *x.shape[1:]).astype(np.float32))
-            else:
-                m = keep[:, self.n_tf:]
+            elif name == "image":
+                m = keep[:, self.n_tf: self.n_tf + self.n_bands]
                 seg = band_segments(x.shape[2], self.n_bands)
                 cols = m[:, seg]  # (k, W)
                 out.append(np.where(cols[:, None, :, None], x, np.float32(0.0)))
+            else:  # signal
+                out.append(masked_signal(x, keep[:, self.n_tf + self.n_bands:],
+                                         self.signal_baseline))
         return out
 
 
@@ -270,9 +292,7 @@ def method_attribution(
     names = input_names(model)
     if method == "lrp":
         exp = explain_lrp(model, window.ordered(model), rules=settings.rules)
-        tf_part = exp.relevance["tf"][0] if "tf" in names else None
-        bands = band_sums(exp.relevance["image"], space.n_bands)[0] if "image" in names else None
-        return space.vector(tf_part, bands), None, exp
+        return space.vector(*_per_feature(exp.relevance, names, space)), None, exp
     if method == "lime":
         bg_tf = None
         if "tf" in names:
@@ -281,11 +301,10 @@ def method_attribution(
             bg_tf = background[names.index("tf")]
             bg_tf = bg_tf.reshape(len(bg_tf), -1)
         res = lime_explain(model, window, bg_tf, settings.lime_samples, settings.lime_seeds,
-                           settings.n_bands)
-        vec = space.vector(res["tf"].mean if "tf" in res else None,
-                           res["image"].mean if "image" in res else None)
-        std = space.vector(res["tf"].std if "tf" in res else None,
-                           res["image"].std if "image" in res else None)
+                           settings.n_bands, signal_baseline=space.signal_baseline)
+        parts = ("tf", "image", "signal")
+        vec = space.vector(*(res[p].mean if p in res else None for p in parts))
+        std = space.vector(*(res[p].std if p in res else None for p in parts))
         return vec, std, res
     if method == "shap":
         if background is None:
@@ -293,10 +312,17 @@ def method_attribution(
         bg = choose_background(background, settings.shap_background, "random", settings.seed)
         res = gradient_shap(model, window.ordered(model), bg, nsamples=settings.shap_samples,
                             seed=settings.seed)
-        tf_part = res.values["tf"][0] if "tf" in names else None
-        bands = band_sums(res.values["image"], space.n_bands)[0] if "image" in names else None
-        return space.vector(tf_part, bands), None, res
+        return space.vector(*_per_feature(res.values, names, space)), None, res
     raise RulError(f"methods: expected some of {list(METHODS)}, found {method!r}")
+
+
+def _per_feature(maps: dict[str, np.ndarray], names: list[str], space: FeatureSpace
+                 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(TF, band, segment) parts of per-input attribution maps of one window."""
+    tf_part = maps["tf"][0] if "tf" in names else None
+    bands = band_sums(maps["image"], space.n_bands)[0] if "image" in names else None
+    segments = signal_sums(maps["signal"], space.n_segments)[0] if "signal" in names else None
+    return tf_part, bands, segments
 
 
 def compare_window(

@@ -79,8 +79,9 @@ def choose_background(
 
 
 def _squeeze_output_axis(v: np.ndarray, ndim: int) -> np.ndarray:
+    """SHAP values of output unit 0 (RUL; RC-LSTM's second unit is its sigma)."""
     v = np.asarray(v, dtype=np.float64)
-    while v.ndim > ndim and v.shape[-1] == 1:
+    while v.ndim > ndim:
         v = v[..., 0]
     return v
 
