@@ -34,7 +34,14 @@ snap, win = divmod(int(idx), per_snapshot)
 
 with st.expander("Settings", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
-    rules = c1.selectbox("LRP rules", ("paper", "conservative"), key="explain_rules")
+    recurrent_signal = trained.config.name == "rc_lstm"  # its own default and choice
+    rules = c1.selectbox(
+        "LRP rules", ("paper", "conservative"),
+        key="explain_rules_rc_lstm" if recurrent_signal else "explain_rules",
+        index=1 if recurrent_signal else 0,
+        help="paper: the Multimodal-RUL paper's rules as printed (they lose relevance, and on "
+             "RC-LSTM's recurrent cell keep only the last step's); conservative: input "
+             "relevance sums to the output.")
     methods = c2.multiselect("Methods", compare.METHODS, default=list(compare.METHODS),
                              key="explain_methods")
     lime_samples = c3.number_input("LIME samples", 50, 5000, 300, 50, key="explain_lime_n")

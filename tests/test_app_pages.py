@@ -296,6 +296,7 @@ def test_explain_an_rc_lstm_window_per_signal_segment(demo_assets):
     assert not at.error, [e.value for e in at.error]
     comp = at.session_state["explain_result"][1].comparison
     assert comp.modality == ["signal"] * 10
+    assert comp.details["lrp"].rules == "conservative"  # the paper's rules drop earlier steps
     assert set(comp.normalised) == {"lrp", "lime", "shap"}
     # segment bars, layer sums, deletion curves, agreement heatmap (no ImR overlay)
     assert _chart_count(at) == 4

@@ -77,6 +77,14 @@ class LimeResult:
         )
 
 
+def _dense(pairs: Sequence[tuple[int, float]], n: int) -> np.ndarray:
+    """LIME's (feature, weight) pairs as a weight vector of length n (absent features: 0)."""
+    w = np.zeros(n)
+    for j, v in pairs:
+        w[j] = v
+    return w
+
+
 def _only_map(exp: Any) -> list[tuple[int, float]]:
     local = exp.local_exp
     return list(local[next(iter(local))])
@@ -118,10 +126,7 @@ def lime_tabular(
             discretize_continuous=True,
         )
         exp = explainer.explain_instance(x, f, num_features=x.size, num_samples=num_samples)
-        w = np.zeros(x.size)
-        for j, v in _only_map(exp):
-            w[j] = v
-        weights.append(w)
+        weights.append(_dense(_only_map(exp), x.size))
         intercepts.append(float(np.ravel(exp.intercept[next(iter(exp.intercept))])[0])
                           if isinstance(exp.intercept, dict) else float(exp.intercept))
         local.append(float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None
@@ -185,10 +190,7 @@ def lime_image(
                 num_features=n_seg, num_samples=num_samples, batch_size=max(batch_size, 1),
                 segmentation_fn=segmentation_fn, random_seed=int(seed),
             )
-        w = np.zeros(n_seg)
-        for j, v in exp.local_exp[0]:
-            w[j] = v
-        weights.append(w)
+        weights.append(_dense(exp.local_exp[0], n_seg))
         intercepts.append(float(exp.intercept[0]))
         local.append(float(np.ravel(exp.local_pred[0])[0]) if exp.local_pred is not None
                      else np.nan)
@@ -249,10 +251,7 @@ def lime_signal(
         distances = pairwise_distances(data, data[:1], metric="cosine").ravel()
         intercept, local_exp, _, local_pred = LimeBase(kernel, random_state=rng) \
             .explain_instance_with_data(data, labels, distances, 0, n_segments)
-        w = np.zeros(n_segments)
-        for j, v in local_exp:
-            w[j] = v
-        weights.append(w)
+        weights.append(_dense(local_exp, n_segments))
         intercepts.append(float(intercept))
         local.append(float(np.ravel(local_pred)[0]))
         emit(progress, "lime signal", i + 1, len(seeds))
