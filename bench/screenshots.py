@@ -4,7 +4,8 @@
 
 Uses the demo assets (built into a temporary folder when --demo has none) and a temporary
 workspace, visits every page through the sidebar, triggers the main action of the pages that
-need one (Explain, the noise sweep), and saves one PNG per page.
+need one (Train: the PHM 2012 challenge settings; Explain; the noise sweep), and saves one PNG
+per page.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from app_support import (  # noqa: E402
 )
 
 PAGES = ("Data", "Representations", "Train", "Evaluate", "Noise lab", "Explain", "Report")
-ACTIONS = {"Explain": "Explain this window", "Noise lab": "Run sweep"}
+ACTIONS = {"Train": "PHM 2012 challenge settings", "Explain": "Explain this window",
+           "Noise lab": "Run sweep"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,8 @@ with tab_train:
                 "Healthy share of life (label 1 before it)", 0.0, 0.9, 0.3, 0.05,
                 key="train_knee")
         elif scheme == "capped":
-            cap_min = st.number_input(
+            c_cap, c_log = st.columns(2)
+            cap_min = c_cap.number_input(
                 "Cap: remaining life counted up to (minutes)", 0.5, 10_000.0, 50.0,
                 key="train_cap_min",
                 help="The label is min(time left, cap) / cap. Predictions turn straight into "
@@ -73,7 +74,7 @@ with tab_train:
             cap_runs = [dataset.run(n) for n in train_names] or dataset.runs
             label_params["max_rul"] = app_ui.guarded(
                 labels.snapshots_for, 60.0 * cap_min, cap_runs, context="label cap")
-            log_min = st.number_input(
+            log_min = c_log.number_input(
                 "Log scale (minutes; 0: linear labels)", 0.0, 10_000.0, 0.0, key="train_log_min",
                 help="Compress the capped labels: log(1 + t/s) / log(1 + cap/s) of the time "
                      "left t, so the loss weighs relative errors near failure (what the PHM "
