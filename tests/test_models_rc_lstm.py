@@ -125,6 +125,31 @@ def test_mean_std_pooling_hand_values_and_input_channels():
         ModelConfig("rc_lstm", preset="paper", hparams={"pool_stat": "mean_std"})  # pool 1
 
 
+def test_signal_baseline_scaling_is_causal_and_per_run():
+    from rul_core.errors import RulError
+    from rul_core.models.inputs import baseline_scale_signals, signal_input
+
+    sig = np.random.default_rng(0).normal(2.0, 3.0, (6, 4, 1))
+    snap = np.array([0, 0, 1, 2, 0, 1])  # run A: snapshots 0, 0, 1, 2; run B: 0, 1
+    out = baseline_scale_signals(sig, snap, 2)
+
+    def scaled(window: int, baseline: np.ndarray) -> np.ndarray:
+        return (sig[window, :, 0] - baseline.mean()) / baseline.std()
+
+    np.testing.assert_allclose(out[0, :, 0], scaled(0, sig[0:2]), rtol=1e-5)  # snapshot 0
+    np.testing.assert_allclose(out[3, :, 0], scaled(3, sig[0:3]), rtol=1e-5)  # frozen at k = 2
+    np.testing.assert_allclose(out[4, :, 0], scaled(4, sig[4]), rtol=1e-5)  # run B's own
+    prefix = baseline_scale_signals(sig[:3], snap[:3], 2)  # what was recorded so far
+    np.testing.assert_array_equal(prefix, out[:3])
+    cfg = ModelConfig("rc_lstm", hparams={"window_length": 64, "signal_baseline_snapshots": 2})
+    sig64 = np.random.default_rng(1).random((3, 64, 2))
+    plain = signal_input(ModelConfig("rc_lstm", hparams={"window_length": 64}), np.arange(3),
+                         sig64)
+    assert not np.allclose(signal_input(cfg, np.arange(3), sig64), plain)
+    with pytest.raises(RulError, match="signal_baseline_snapshots"):
+        ModelConfig("rc_lstm", hparams={"signal_baseline_snapshots": -1})
+
+
 # ---------------------------------------------------------------- losses
 
 

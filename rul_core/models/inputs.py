@@ -76,6 +76,31 @@ def sequence_indices(snapshot_index: np.ndarray, timesteps: int) -> np.ndarray:
     return np.maximum(j + offs, starts[:, None])
 
 
+def baseline_scale_signals(signals: np.ndarray, snapshot_index: np.ndarray, k: int
+                           ) -> np.ndarray:
+    """Centre and scale each run's windows (n, L, C) by that run's healthy baseline, causally:
+    per channel, the mean and standard deviation of all samples of the windows of snapshots
+    ``0 .. min(s, k - 1)`` for a window of snapshot ``s`` (the baseline grows with the first
+    ``k`` snapshots, then is frozen; a run prefix gives the prefix of the output). A new run
+    starts wherever ``snapshot_index`` decreases. Returns float32."""
+    if k < 1:
+        raise ValueError(f"signal_baseline_snapshots: expected >= 1, got {k}")
+    sig = np.asarray(signals, dtype=np.float64)
+    snap = np.asarray(snapshot_index).reshape(-1)
+    out = np.empty(sig.shape, dtype=np.float32)
+    starts = np.flatnonzero(run_starts(snap) == np.arange(snap.size))
+    for a, b in zip(starts, [*starts[1:], snap.size], strict=True):
+        s = snap[a:b]
+        c1 = np.cumsum(sig[a:b].mean(axis=1), axis=0)  # (w, C) running sums of window means
+        c2 = np.cumsum((sig[a:b] ** 2).mean(axis=1), axis=0)
+        last = np.searchsorted(s, np.minimum(s, k - 1), side="right") - 1
+        count = (last + 1).astype(np.float64)[:, None]
+        mu = c1[last] / count
+        sd = np.sqrt(np.maximum(c2[last] / count - mu * mu, 0.0))
+        out[a:b] = (sig[a:b] - mu[:, None, :]) / np.maximum(sd, 1e-6)[:, None, :]
+    return out
+
+
 #: How :func:`pool_signals` summarises each group of ``pool`` samples.
 POOL_STATS = ("mean", "mean_std")
 
@@ -122,6 +147,9 @@ def signal_input(
         raise DataFormatError(
             "signals", f"shape {expected} (windows, window_length, channels)", str(sig.shape)
         )
+    k = int(hp.get("signal_baseline_snapshots", 0))
+    if k:
+        sig = baseline_scale_signals(sig, snapshot_index, k)
     pooled = pool_signals(sig, int(hp["pool"]), str(hp.get("pool_stat", "mean")))
     idx = sequence_indices(snapshot_index, int(hp["timesteps"]))
     return pooled[idx][:, :, :, None, :]

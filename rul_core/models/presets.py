@@ -83,6 +83,8 @@ _RC_LSTM_PAPER: dict[str, Any] = {
     "n_channels": 2,
     "pool": 1,  # average-pooling decimation applied in make_inputs (1 = raw signal)
     "pool_stat": "mean",  # or "mean_std": each group's standard deviation as more channels
+    # k > 0: each run's signal centred and scaled by its first k snapshots (causal baseline)
+    "signal_baseline_snapshots": 0,
     "res_units": 9,
     "res_filters": 256,
     "convlstm_filters": 256,
@@ -203,6 +205,10 @@ class ModelConfig:
                     hp["pool_stat"] == "mean_std" and int(hp["pool"]) < 2):
                 raise RulError(f"model config: pool_stat must be 'mean', or 'mean_std' with "
                                f"pool >= 2; got {hp['pool_stat']!r} with pool {hp['pool']}")
+            k = hp["signal_baseline_snapshots"]
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise RulError(f"model config: signal_baseline_snapshots must be a whole "
+                               f"number >= 0 (0: off), got {k!r}")
 
     def _base(self) -> dict[str, Any]:
         base = copy.deepcopy(PRESETS[self.preset][self.name])
