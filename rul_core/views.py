@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rul_core.config import GAUSSIAN_SIGMA, WINDOW_LENGTH, WINDOW_STRIDE
-from rul_core.data.run import Run
+from rul_core.data.run import Run, every_nth_from_last
 from rul_core.progress import CancelToken, ProgressFn
 from rul_core.training import predict_inputs
 
@@ -183,13 +183,23 @@ def cone_notice(run: Run, settings: ViewSettings) -> str:
 def model_inputs(
     trained: Any, run: Run, noise: Any | None = None,
     progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+    thin: bool = True,
 ) -> tuple[list[np.ndarray], np.ndarray, Any]:
-    """A trained model's inputs for every window of ``run`` with optional noise (a
+    """A trained model's inputs for the windows of ``run`` with optional noise (a
     :class:`rul_core.signal.noise.NoiseModel` applied to the normalised snapshots).
 
-    Returns (inputs, snapshot_index, window_set); RC-LSTM reads only the filtered signal, so
-    its ImR rasters and TF features are not computed and window_set is None.
+    A model trained on every N-th snapshot (``snapshot_every``) gets the windows of every N-th
+    snapshot counted back from the run's last, as in ``predict_run`` (``thin=False``: ``run``
+    is already thinned). Returns (inputs, snapshot_index in ``run``'s numbering, window_set);
+    RC-LSTM reads only the filtered signal, so its ImR rasters and TF features are not
+    computed and window_set is None.
     """
+    every = int(getattr(trained, "snapshot_every", 1) or 1)
+    if thin and every > 1:
+        kept = every_nth_from_last(run.n_snapshots, every)
+        inputs, snap, ws = model_inputs(trained, run.take(kept), noise, progress, cancel,
+                                        thin=False)
+        return inputs, kept[snap], ws
     from rul_core.models import make_inputs
     from rul_core.models.inputs import signal_input
     from rul_core.signal import pipeline as pl
@@ -207,24 +217,39 @@ def model_inputs(
     return inputs, np.asarray(ws.snapshot_index), ws
 
 
-def context_run(run: Run, snapshot: int, context: int = 2) -> tuple[Run, int]:
-    """The snapshots ``snapshot - context .. snapshot`` as a short run (sequence models need
-    the preceding windows) and the position of ``snapshot`` in it."""
-    start = max(0, int(snapshot) - context)
-    stop = min(int(snapshot) + 1, run.n_snapshots)
-    return run.take(np.arange(start, stop)), int(snapshot) - start
+def context_run(run: Run, snapshot: int, trained: Any, context: int = 2) -> tuple[Run, int]:
+    """The snapshots the model's input for ``snapshot`` depends on, as a short run, and the
+    position of ``snapshot`` in it (the last).
+
+    As in ``predict_run`` on the snapshots recorded so far: every N-th snapshot counted back
+    from ``snapshot`` (N = ``snapshot_every``), of which the last ``context`` + 1 (sequence
+    models read the preceding windows) and the first k, k the per-run baseline of the TF
+    features (``baseline_snapshots``) or of RC-LSTM's signal (``signal_baseline_snapshots``).
+    """
+    every = int(getattr(trained, "snapshot_every", 1) or 1)
+    k = max(int(getattr(trained.pipeline_config, "baseline_snapshots", 0) or 0),
+            int(trained.config.resolved().get("signal_baseline_snapshots", 0) or 0))
+    kept = every_nth_from_last(min(int(snapshot), run.n_snapshots - 1) + 1, every)
+    idx = np.unique(np.concatenate([kept[:k], kept[-(context + 1):]]))
+    return run.take(idx), idx.size - 1
+
+
+def _window_inputs(trained: Any, run: Run, snapshot: int, window: int,
+                   noise: Any | None = None) -> tuple[list[np.ndarray], int]:
+    """The model's inputs around one window (see :func:`context_run`) and that window's row."""
+    part, local = context_run(run, snapshot, trained)
+    inputs, snap, _ = model_inputs(trained, part, noise, thin=False)
+    rows = np.flatnonzero(snap == local)
+    if rows.size == 0:
+        raise ValueError(f"run {run.name}: snapshot {snapshot} has no windows")
+    return inputs, int(rows[min(int(window), rows.size - 1)])
 
 
 def window_prediction(
     trained: Any, run: Run, snapshot: int, window: int, noise: Any | None = None
 ) -> dict[str, float]:
     """Prediction (mean, lower, upper, std) of one window, optionally under noise."""
-    part, local = context_run(run, snapshot)
-    inputs, snap, _ = model_inputs(trained, part, noise)
-    rows = np.flatnonzero(snap == local)
-    if rows.size == 0:
-        raise ValueError(f"run {run.name}: snapshot {snapshot} has no windows")
-    row = int(rows[min(int(window), rows.size - 1)])
+    inputs, row = _window_inputs(trained, run, snapshot, window, noise)
     out = predict_inputs(trained, [a[row:row + 1] for a in inputs])
     return {k: float(np.asarray(v)[0]) for k, v in out.items()}
 
@@ -326,12 +351,7 @@ def explain_window(
     from rul_core.explain.compare import compare_window
 
     model = trained.models[0]
-    part, local = context_run(run, snapshot)
-    inputs, snap, _ = model_inputs(trained, part)
-    rows = np.flatnonzero(snap == local)
-    if rows.size == 0:
-        raise ValueError(f"run {run.name}: snapshot {snapshot} has no windows")
-    row = int(rows[min(int(window), rows.size - 1)])
+    inputs, row = _window_inputs(trained, run, snapshot, window)
     comp = compare_window(model, inputs, row, background, settings, progress, cancel)
     names = input_names(model)
     image, maps = None, {}

@@ -412,6 +412,36 @@ def test_rc_lstm_inputs_skip_the_features_without_changing_them(runs: list) -> N
     assert window_set is None
 
 
+@pytest.mark.parametrize("name", ["carle", "rc_lstm"])
+@pytest.mark.parametrize("every", [1, 2])
+def test_one_window_views_see_what_predict_run_sees(runs: list, name: str, every: int) -> None:
+    """Explain and Noise lab rebuild one window's input from a few snapshots: the per-run
+    baseline's and the sequence's, thinned like the model's training; it must equal the
+    input predict_run builds from every snapshot recorded so far."""
+    from types import SimpleNamespace
+
+    from rul_core.signal import pipeline as pl
+    from rul_core.training import prepare_run
+    from rul_core.views import _window_inputs, model_inputs
+
+    run = runs[3]
+    pc = pl.PipelineConfig(baseline_snapshots=2)
+    cfg = tiny_carle() if name == "carle" else ModelConfig(
+        "rc_lstm", hparams={**tiny_rc_lstm().hparams, "signal_baseline_snapshots": 2})
+    norm = pl.fit_normaliser([run], pc)
+    shown = SimpleNamespace(config=cfg, normaliser=norm, pipeline_config=pc, snapshot_every=every)
+    for snapshot in (6, 7):
+        inputs, row = _window_inputs(shown, run, snapshot, 1)
+        so_far = prepare_run(cfg, run.take(np.arange(snapshot + 1)), norm, pc,
+                             snapshot_every=every)
+        want = int(np.flatnonzero(so_far.snapshot_index == snapshot)[1])
+        for got, expected in zip(inputs, so_far.inputs, strict=True):
+            np.testing.assert_allclose(got[row], expected[want], rtol=1e-5, atol=1e-6)
+    # the three-snapshot context the views used before saw another baseline
+    near, snap, _ = model_inputs(shown, run.take(np.arange(5, 8)), thin=False)
+    assert not np.allclose(near[0][np.flatnonzero(snap == 2)[1]], inputs[0][row], atol=1e-4)
+
+
 def test_snapshot_phases_train_more_windows_in_the_same_batches_per_epoch(runs: list) -> None:
     kw = {"epochs": 2, "batch_size": 8, "label_scheme": "capped", "label_params": {"max_rul": 4},
           "patience": 0, "snapshot_every": 2, "seed": 1}

@@ -55,7 +55,8 @@ def _load_run(path: str, name: str | None) -> Any:
 def _prepared_inputs(trained: Any, run: Any) -> list[np.ndarray]:
     from rul_core.training import prepare_run
 
-    return prepare_run(trained.config, run, trained.normaliser, trained.pipeline_config).inputs
+    return prepare_run(trained.config, run, trained.normaliser, trained.pipeline_config,
+                       snapshot_every=trained.snapshot_every).inputs  # as the model was trained
 
 
 def _figure(path: Path, method: str, cmp: Any, maps: dict[str, np.ndarray]) -> None:
