@@ -192,6 +192,7 @@ def prepare_run(
     cancel: CancelToken | None = None,
     snapshot_every: int = 1,
     phase: int = 0,
+    noise: Any | None = None,
 ) -> PreparedRun:
     """Windows of ``run`` as model inputs (+ window labels when ``label_scheme`` is given).
 
@@ -202,7 +203,8 @@ def prepare_run(
     ``phase`` k (0 <= k < N) counts back from the k-th snapshot before the last instead: the
     same run as if its recording had stopped k snapshots earlier (training augmentation,
     :func:`train`'s ``snapshot_phases``). RC-LSTM reads only the filtered windows, so its
-    runs skip the ImR rasters and TF features the other models need.
+    runs skip the ImR rasters and TF features the other models need. ``noise`` (a
+    :class:`rul_core.signal.noise.NoiseModel`) perturbs the normalised snapshots (Noise lab).
     """
     from rul_core.models import make_inputs
     from rul_core.models.inputs import signal_input
@@ -219,12 +221,12 @@ def prepare_run(
         window_snapshot, _ = window_positions(seen.n_snapshots, seen.n_samples,
                                               pipeline_config.window_length,
                                               pipeline_config.stride)
-        signals = pl.window_signals(seen, normaliser, pipeline_config)
+        signals = pl.window_signals(seen, normaliser, pipeline_config, noise=noise)
         inputs = [signal_input(config, window_snapshot, signals)]
         emit(progress, "features", len(window_snapshot), len(window_snapshot), run.name)
     else:
         windows = pl.extract_windows(seen, normaliser, pipeline_config, progress=progress,
-                                     cancel=cancel)
+                                     cancel=cancel, noise=noise)
         window_snapshot = windows.snapshot_index
         inputs = [np.asarray(a) for a in make_inputs(config, windows)]
     snap = kept[np.asarray(window_snapshot, dtype=np.int64)]

@@ -184,37 +184,21 @@ def model_inputs(
     trained: Any, run: Run, noise: Any | None = None,
     progress: ProgressFn | None = None, cancel: CancelToken | None = None,
     thin: bool = True,
-) -> tuple[list[np.ndarray], np.ndarray, Any]:
+) -> tuple[list[np.ndarray], np.ndarray]:
     """A trained model's inputs for the windows of ``run`` with optional noise (a
-    :class:`rul_core.signal.noise.NoiseModel` applied to the normalised snapshots).
+    :class:`rul_core.signal.noise.NoiseModel` applied to the normalised snapshots), built by
+    :func:`rul_core.training.prepare_run` as for training and ``predict_run``.
 
     A model trained on every N-th snapshot (``snapshot_every``) gets the windows of every N-th
-    snapshot counted back from the run's last, as in ``predict_run`` (``thin=False``: ``run``
-    is already thinned). Returns (inputs, snapshot_index in ``run``'s numbering, window_set);
-    RC-LSTM reads only the filtered signal, so its ImR rasters and TF features are not
-    computed and window_set is None.
+    snapshot counted back from the run's last (``thin=False``: ``run`` is already thinned).
+    Returns (inputs, snapshot_index in ``run``'s numbering).
     """
-    every = int(getattr(trained, "snapshot_every", 1) or 1)
-    if thin and every > 1:
-        kept = every_nth_from_last(run.n_snapshots, every)
-        inputs, snap, ws = model_inputs(trained, run.take(kept), noise, progress, cancel,
-                                        thin=False)
-        return inputs, kept[snap], ws
-    from rul_core.models import make_inputs
-    from rul_core.models.inputs import signal_input
-    from rul_core.signal import pipeline as pl
-    from rul_core.signal.windows import window_positions
+    from rul_core.training import prepare_run
 
-    config = trained.pipeline_config
-    if trained.config.name == "rc_lstm":
-        snap, _ = window_positions(run.n_snapshots, run.n_samples, config.window_length,
-                                   config.stride)
-        signals = pl.window_signals(run, trained.normaliser, config, noise=noise)
-        return [signal_input(trained.config, snap, signals)], np.asarray(snap), None
-    ws = pl.extract_windows(run, trained.normaliser, config, progress=progress, cancel=cancel,
-                            noise=noise)
-    inputs = [np.asarray(a) for a in make_inputs(trained.config, ws)]
-    return inputs, np.asarray(ws.snapshot_index), ws
+    every = int(getattr(trained, "snapshot_every", 1) or 1) if thin else 1
+    prepared = prepare_run(trained.config, run, trained.normaliser, trained.pipeline_config,
+                           progress=progress, cancel=cancel, snapshot_every=every, noise=noise)
+    return prepared.inputs, np.asarray(prepared.snapshot_index)
 
 
 def context_run(run: Run, snapshot: int, trained: Any, context: int = 2) -> tuple[Run, int]:
@@ -238,7 +222,7 @@ def _window_inputs(trained: Any, run: Run, snapshot: int, window: int,
                    noise: Any | None = None) -> tuple[list[np.ndarray], int]:
     """The model's inputs around one window (see :func:`context_run`) and that window's row."""
     part, local = context_run(run, snapshot, trained)
-    inputs, snap, _ = model_inputs(trained, part, noise, thin=False)
+    inputs, snap = model_inputs(trained, part, noise, thin=False)
     rows = np.flatnonzero(snap == local)
     if rows.size == 0:
         raise ValueError(f"run {run.name}: snapshot {snapshot} has no windows")
@@ -279,7 +263,7 @@ def noise_sweep(
             for run in runs:
                 check(cancel)
                 noise = NoiseModel(kind, float(sev), seed) if sev > 0 else None
-                inputs, snap, _ = model_inputs(trained, run, noise)
+                inputs, snap = model_inputs(trained, run, noise)
                 pred = predict_inputs(trained, inputs)["mean"]
                 y = lb.window_labels(lb.label_run(run, trained.label_scheme,
                                                   **trained.label_params), snap)
@@ -374,7 +358,7 @@ def explain_run(
     """The comparison over ``n_windows`` windows spread evenly over the run (global view)."""
     from rul_core.explain.compare import compare_windows
 
-    inputs, _, _ = model_inputs(trained, run)
+    inputs, _ = model_inputs(trained, run)
     n = inputs[0].shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(n_windows, n)).round().astype(int))
     return compare_windows(trained.models[0], inputs, idx.tolist(), background, settings,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rul_core.errors import DataFormatError
-from rul_core.models.presets import ModelConfig
+from rul_core.models.presets import POOL_STATS, ModelConfig
 
 
 def _image_input(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -99,10 +99,6 @@ def baseline_scale_signals(signals: np.ndarray, snapshot_index: np.ndarray, k: i
         sd = np.sqrt(np.maximum(c2[last] / count - mu * mu, 0.0))
         out[a:b] = (sig[a:b] - mu[:, None, :]) / np.maximum(sd, 1e-6)[:, None, :]
     return out
-
-
-#: How :func:`pool_signals` summarises each group of ``pool`` samples.
-POOL_STATS = ("mean", "mean_std")
 
 
 def signal_channels(hp: dict[str, Any]) -> int:

@@ -101,6 +101,10 @@ _RC_LSTM_PAPER: dict[str, Any] = {
     "epochs": 100,
 }
 
+#: How RC-LSTM's input pooling summarises each group of ``pool`` samples
+#: (:func:`rul_core.models.inputs.pool_signals`).
+POOL_STATS = ("mean", "mean_std")
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "multimodal": _MULTIMODAL_PAPER,
@@ -201,7 +205,7 @@ class ModelConfig:
             )
         if self.name == "rc_lstm":
             hp = self.resolved()
-            if hp["pool_stat"] not in ("mean", "mean_std") or (
+            if hp["pool_stat"] not in POOL_STATS or (
                     hp["pool_stat"] == "mean_std" and int(hp["pool"]) < 2):
                 raise RulError(f"model config: pool_stat must be 'mean', or 'mean_std' with "
                                f"pool >= 2; got {hp['pool_stat']!r} with pool {hp['pool']}")
