@@ -102,6 +102,14 @@ if res.image is not None and res.image_maps:
                                            "its 98th percentile |value| = 1, one colour scale)")
     app_ui.show_figure(fig, "image-maps", PAGE)
 
+if res.signal is not None and res.signal.segment_maps:
+    sig = res.signal
+    fig = plots.signal_attribution_figure(
+        sig.samples, sig.steps, sig.edges, sig.segment_maps,
+        "Signal attributions over the input sequence (shares of |attribution| per segment, "
+        "one colour scale)")
+    app_ui.show_figure(fig, "signal-maps", PAGE)
+
 frame = comp.attribution_frame()
 for modality, title, key in (
         ("tf", "TF-feature attributions (shares of |attribution|)", "tf-attr"),

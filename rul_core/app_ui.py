@@ -332,8 +332,7 @@ def index_slider(label: str, count: int, key: str, default: int = 0, **kwargs: A
     if count <= 1:
         st.caption(f"{label}: 0 (only one)")
         return 0
-    if key in st.session_state and not 0 <= int(st.session_state[key]) < count:
-        st.session_state[key] = count - 1  # another run with fewer positions was picked
+    clamp_state(key, count - 1)  # another run with fewer positions was picked
     return int(st.slider(label, 0, count - 1, min(max(default, 0), count - 1), key=key,
                          **kwargs))
 

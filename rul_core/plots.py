@@ -342,6 +342,57 @@ def attribution_overlay_figure(
     return _style(fig, title, height=320)
 
 
+def signal_attribution_figure(
+    samples: np.ndarray,
+    steps: int,
+    edges: np.ndarray,
+    segment_maps: Mapping[str, np.ndarray],
+    title: str = "Signal attributions",
+    max_points: int = 3000,
+) -> go.Figure:
+    """One row per method: the input sequence (T windows one after the other, each channel a
+    line) over its segments coloured by that method's attribution, one symmetric colour scale
+    for all methods; dotted lines separate the T windows, labelled t−(T−1) … t."""
+    x_sig = np.asarray(samples, dtype=float)
+    if x_sig.ndim == 1:
+        x_sig = x_sig[:, None]
+    n = x_sig.shape[0]
+    edges = np.asarray(edges, dtype=float)
+    top = shared_abs_max(segment_maps)
+    lo, hi = float(np.min(x_sig)), float(np.max(x_sig))
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    names = list(segment_maps)
+    fig = make_subplots(rows=max(1, len(names)), cols=1, shared_xaxes=True,
+                        vertical_spacing=0.04, subplot_titles=[m.upper() for m in names])
+    idx = np.arange(n)
+    for r, method in enumerate(names, start=1):
+        values = np.asarray(segment_maps[method], dtype=float)
+        fig.add_trace(go.Heatmap(z=values[None, :], x=edges, y=[lo - pad, hi + pad],
+                                 zmin=-top, zmax=top, colorscale="RdBu_r", opacity=0.8,
+                                 showscale=r == 1, name=method.upper(),
+                                 colorbar={"title": {"text": "attribution"}},
+                                 hovertemplate="samples %{x}<br>attribution %{z:.3f}"
+                                               "<extra></extra>"), row=r, col=1)
+        for c in range(x_sig.shape[1]):
+            xs, ys = minmax_downsample(idx, x_sig[:, c], max_points)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"channel {c}",
+                                     showlegend=r == 1, legendgroup=f"ch{c}",
+                                     line={"width": 0.8, "color": PALETTE[c % len(PALETTE)]
+                                           if c else "#303030"}), row=r, col=1)
+    step_len = n / max(1, steps)
+    for k in range(1, steps):
+        fig.add_vline(x=k * step_len, line={"dash": "dot", "width": 1, "color": "#888"})
+    fig.update_xaxes(tickvals=[(k + 0.5) * step_len for k in range(steps)],
+                     ticktext=[f"t−{steps - 1 - k}" if k < steps - 1 else "t"
+                               for k in range(steps)])
+    fig.update_xaxes(title_text="window of the input sequence (oldest first)",
+                     row=max(1, len(names)), col=1)
+    fig = _style(fig, title, height=140 + 170 * max(1, len(names)))
+    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.02,
+                              "xanchor": "right", "x": 1})
+    return fig
+
+
 def feature_attribution_figure(
     attributions: Mapping[str, np.ndarray],
     feature_names: Sequence[str],

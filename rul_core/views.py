@@ -294,12 +294,39 @@ def explain_background(trained: Any, runs: list[Run], max_windows: int = 100,
 
 @dataclass
 class WindowExplanation:
-    """The comparison of one window plus pixel maps for the image overlays."""
+    """The comparison of one window plus what its overlays draw: pixel maps over the image
+    (Multimodal-RUL, CARLE) or segment attributions over the signal sequence (RC-LSTM)."""
 
     comparison: Any  # rul_core.explain.compare.WindowComparison
     image: np.ndarray | None  # (64, W) model image input in [0, 1]
     image_maps: dict[str, np.ndarray]  # method -> (64, W) attribution
     tf_names: list[str]
+    signal: SignalView | None = None
+
+
+@dataclass
+class SignalView:
+    """A recurrent model's input sequence and each method's segment attributions over it."""
+
+    samples: np.ndarray  # (T·L, C): the T steps' windows one after the other, oldest first
+    steps: int  # T: the windows (snapshots) in the sequence
+    edges: np.ndarray  # (n_segments + 1,) sample index where each segment starts, then T·L
+    segment_maps: dict[str, np.ndarray]  # method -> (n_segments,) normalised attribution
+
+
+def signal_view(comp: Any, signal_input: np.ndarray) -> SignalView:
+    """The signal overlay of one window comparison: ``signal_input`` is the window's model
+    input (T, L, 1, C); the segments are those the explainers used."""
+    from rul_core.explain.common import signal_segments
+
+    x = np.asarray(signal_input, dtype=np.float64)
+    steps, length = int(x.shape[0]), int(x.shape[1])
+    is_signal = np.asarray(comp.modality) == "signal"
+    maps = {m: np.asarray(v, dtype=float)[is_signal] for m, v in comp.normalised.items()}
+    n_segments = int(is_signal.sum())
+    seg = signal_segments((steps, length), n_segments).reshape(-1)
+    edges = np.append(np.searchsorted(seg, np.arange(n_segments)), seg.size)
+    return SignalView(x.reshape(steps * length, -1), steps, edges, maps)
 
 
 def image_maps(comp: Any, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -342,8 +369,10 @@ def explain_window(
     if "image" in names:
         image = np.asarray(inputs[names.index("image")][row, :, :, 0], dtype=np.float32)
         maps = image_maps(comp, image)
+    signal = (signal_view(comp, inputs[names.index("signal")][row])
+              if "signal" in names else None)
     tf_names = [n for n, m in zip(comp.feature_names, comp.modality, strict=True) if m == "tf"]
-    return WindowExplanation(comp, image, maps, tf_names)
+    return WindowExplanation(comp, image, maps, tf_names, signal)
 
 
 def explain_run(

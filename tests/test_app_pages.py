@@ -298,8 +298,10 @@ def test_explain_an_rc_lstm_window_per_signal_segment(demo_assets):
     assert comp.modality == ["signal"] * 10
     assert comp.details["lrp"].rules == "conservative"  # the paper's rules drop earlier steps
     assert set(comp.normalised) == {"lrp", "lime", "shap"}
-    # segment bars, layer sums, deletion curves, agreement heatmap (no ImR overlay)
-    assert _chart_count(at) == 4
+    # signal overlay, segment bars, layer sums, deletion curves, agreement heatmap (no ImR)
+    assert _chart_count(at) == 5
+    view = at.session_state["explain_result"][1].signal
+    assert view.steps == trained.config.resolved()["timesteps"] and len(view.edges) == 11
 
 
 def test_report_exports_a_figure(demo_assets):

@@ -119,6 +119,31 @@ def test_signal_segments_and_sums_by_hand() -> None:
     np.testing.assert_array_equal(out[0, 0, :, 0, 0], [1, 1, 0, 0, 1])  # segment 1 dropped
 
 
+def test_signal_view_draws_the_explainers_segments_over_the_sequence() -> None:
+    from rul_core.explain.compare import WindowComparison
+    from rul_core.plots import signal_attribution_figure
+    from rul_core.views import signal_view
+
+    # 3 steps x 5 samples = 15 in sequence order; 4 segments: floor(i * 4 / 15) -> 4, 4, 4, 3
+    x = np.arange(30, dtype=np.float32).reshape(3, 5, 1, 2)
+    lrp, shap = np.array([0.5, -0.2, 0.1, 0.2]), np.array([0.1, 0.1, -0.4, 0.4])
+    cmp = WindowComparison(0, [f"segment{i}" for i in range(4)], ["signal"] * 4, 1.0, 0.0, {},
+                           {"lrp": lrp, "shap": shap}, {}, {}, {})
+    view = signal_view(cmp, x)
+    np.testing.assert_array_equal(view.edges, [0, 4, 8, 12, 15])
+    assert view.steps == 3 and view.samples.shape == (15, 2)
+    np.testing.assert_array_equal(view.samples[:, 1], np.arange(1, 30, 2))  # channel 1, in order
+    np.testing.assert_array_equal(view.segment_maps["shap"], shap)
+    fig = signal_attribution_figure(view.samples, view.steps, view.edges, view.segment_maps)
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert [t.name for t in heat] == ["LRP", "SHAP"]
+    np.testing.assert_array_equal(heat[0].x, view.edges)
+    np.testing.assert_array_equal(heat[1].z[0], shap)
+    assert heat[0].zmax == pytest.approx(0.5) and heat[1].zmin == pytest.approx(-0.5)  # shared
+    assert sum(t.type == "scatter" for t in fig.data) == 2 * 2  # two channels per method
+    assert list(fig.layout.xaxis.ticktext) == ["t−2", "t−1", "t"]
+
+
 def test_linear_signal_model_gets_its_exact_contributions_from_every_method() -> None:
     """RC-LSTM's input kind (T, L, 1, C): on y = w . x every method should recover each
     segment's contribution w . (x - baseline) (LIME up to its ridge's shrinkage)."""
@@ -189,3 +214,30 @@ def test_cli_explain_writes_one_file_per_method(tmp_path) -> None:
     rc = main(["explain", "--model", str(bundle), "--run", str(data), "--window", "10000",
                "--methods", "lrp", "--out", str(out)])
     assert rc == 2  # bad window index: one-line error, exit code 2
+
+
+@pytest.mark.slow
+def test_cli_explains_rc_lstm_with_conservative_rules_by_default(tmp_path) -> None:
+    from rul_core.bundle import save_bundle
+    from rul_core.cli import main
+    from rul_core.data import load_dataset
+    from rul_core.data.synthetic import write_dataset
+    from rul_core.models import ModelConfig
+    from rul_core.training import train
+
+    data = write_dataset(tmp_path / "data", "femto", n_bearings=1, n_snapshots=10, seed=0)
+    cfg = ModelConfig("rc_lstm", dataset_kind="femto", hparams={
+        "res_units": 1, "res_filters": 4, "convlstm_filters": 4, "tower_units": 4, "pool": 16})
+    bundle = save_bundle(train(cfg, load_dataset(data).runs, epochs=1), tmp_path / "bundle")
+    out = tmp_path / "out"
+    rc = main(["explain", "--model", str(bundle), "--run", str(data), "--window", "2",
+               "--methods", "lrp,shap", "--out", str(out), "--n-bands", "6",
+               "--shap-samples", "8"])
+    assert rc == 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert summary["rules"] == "conservative"  # the paper's rules keep only the last step
+    assert summary["features"] == [f"segment{i}" for i in range(6)]
+    assert (out / "lrp.png").read_bytes()[:4] == b"\x89PNG"
+    with np.load(out / "lrp.npz") as z:  # conservative rules: the input keeps the relevance
+        total = float(z["relevance_signal"].sum())
+        assert total == pytest.approx(float(z["prediction"].reshape(-1)[0]), rel=0.05)

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-name", default=None, help="which run of the dataset (default: first)")
     p.add_argument("--window", type=int, default=0, help="window index in the run")
     p.add_argument("--methods", default="lrp,lime,shap", help="comma list of lrp,lime,shap")
-    p.add_argument("--rules", choices=("paper", "conservative"), default="paper")
+    p.add_argument("--rules", choices=("paper", "conservative"), default=None,
+                   help="LRP rules (default: paper; conservative for RC-LSTM, whose recurrent "
+                        "cell keeps only its last step's relevance under the paper's rules)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--background", default=None, help="dataset path for background windows")
     p.add_argument("--n-bands", type=int, default=25)
@@ -59,32 +61,59 @@ def _prepared_inputs(trained: Any, run: Any) -> list[np.ndarray]:
                        snapshot_every=trained.snapshot_every).inputs  # as the model was trained
 
 
-def _figure(path: Path, method: str, cmp: Any, maps: dict[str, np.ndarray]) -> None:
-    """Per-method PNG: the image map (if any) and the per-feature bar chart."""
+def _figure(path: Path, method: str, cmp: Any, maps: dict[str, np.ndarray],
+            signal: Any = None) -> None:
+    """Per-method PNG: the image map (if any) or the signal sequence under its segment
+    attributions (RC-LSTM), then the per-feature bar chart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    has_img = "image" in maps
-    fig, axes = plt.subplots(1 + has_img, 1, figsize=(10, 3.2 * (1 + has_img)))
+    has_top = "image" in maps or signal is not None
+    fig, axes = plt.subplots(1 + has_top, 1, figsize=(10, 3.2 * (1 + has_top)))
     axes = np.atleast_1d(axes)
-    if has_img:
+    if "image" in maps:
         img = np.asarray(maps["image"])[0, ..., 0]
         lim = float(np.abs(img).max()) or 1.0
         im = axes[0].imshow(img, origin="lower", aspect="auto", cmap="bwr", vmin=-lim, vmax=lim)
         axes[0].set_title(f"{method}: ImR attribution")
         fig.colorbar(im, ax=axes[0])
+    elif signal is not None:
+        _signal_axes(fig, axes[0], method, signal)
     v = cmp.normalised[method]
     ax = axes[-1]
-    colors = ["tab:blue" if m == "tf" else "tab:gray" for m in cmp.modality]
-    ax.bar(range(len(v)), v, color=colors)
+    colours = {"tf": "tab:blue", "image": "tab:gray", "signal": "tab:purple"}
+    ax.bar(range(len(v)), v, color=[colours.get(m, "tab:gray") for m in cmp.modality])
     ax.set_xticks(range(len(v)))
     ax.set_xticklabels(cmp.feature_names, rotation=90, fontsize=6)
-    ax.set_title(f"{method}: normalised attribution (TF features blue, image bands grey)")
+    shown = {"tf": "TF features blue", "image": "image bands grey",
+             "signal": "signal segments purple, oldest first"}
+    legend = ", ".join(shown[m] for m in dict.fromkeys(cmp.modality) if m in shown)
+    ax.set_title(f"{method}: normalised attribution ({legend})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _signal_axes(fig: Any, ax: Any, method: str, signal: Any) -> None:
+    """The input sequence (each channel a line) over its segments coloured by attribution."""
+    from matplotlib import cm, colors
+
+    values = signal.segment_maps[method]
+    lim = float(np.abs(values).max()) or 1.0
+    norm = colors.Normalize(-lim, lim)
+    for k, value in enumerate(values):
+        ax.axvspan(signal.edges[k], signal.edges[k + 1], color=cm.bwr(norm(value)), lw=0)
+    for c in range(signal.samples.shape[1]):
+        ax.plot(signal.samples[:, c], lw=0.5, color="black" if c == 0 else "tab:orange")
+    step = signal.samples.shape[0] / signal.steps
+    for k in range(1, signal.steps):
+        ax.axvline(k * step, ls=":", lw=0.8, color="grey")
+    ax.set_xlim(0, signal.samples.shape[0])
+    ax.set_title(f"{method}: attribution over the input sequence ({signal.steps} windows, "
+                 "oldest first)")
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap="bwr"), ax=ax)
 
 
 def _method_maps(method: str, detail: Any) -> dict[str, np.ndarray]:
@@ -124,7 +153,9 @@ def _image_map(method: str, detail: Any, cmp: Any) -> dict[str, np.ndarray]:
 def run_explain(args: argparse.Namespace) -> int:
     """Explain window ``--window`` of the run with the chosen methods; write files to --out."""
     from rul_core.bundle import load_bundle
+    from rul_core.explain.common import input_names
     from rul_core.explain.compare import METHODS, CompareSettings, compare_window
+    from rul_core.views import signal_view
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     bad = [m for m in methods if m not in METHODS]
@@ -140,10 +171,14 @@ def run_explain(args: argparse.Namespace) -> int:
     background = inputs
     if args.background:
         background = _prepared_inputs(trained, _load_run(args.background, None))
-    settings = CompareSettings(methods=methods, rules=args.rules, n_bands=args.n_bands,
+    rules = args.rules or ("conservative" if trained.config.name == "rc_lstm" else "paper")
+    settings = CompareSettings(methods=methods, rules=rules, n_bands=args.n_bands,
                                lime_samples=args.lime_samples, shap_samples=args.shap_samples,
                                seed=args.seed)
     cmp = compare_window(model, inputs, args.window, background, settings)
+    names = input_names(model)
+    signal = (signal_view(cmp, inputs[names.index("signal")][args.window])
+              if "signal" in names else None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as tmp:
@@ -151,9 +186,9 @@ def run_explain(args: argparse.Namespace) -> int:
             detail = cmp.details[m]
             np.savez(tmp / f"{m}.npz", normalised=cmp.normalised[m],
                      features=np.array(cmp.feature_names), **_method_maps(m, detail))
-            _figure(tmp / f"{m}.png", m, cmp, _image_map(m, detail, cmp))
+            _figure(tmp / f"{m}.png", m, cmp, _image_map(m, detail, cmp), signal)
         summary = cmp.to_json()
-        summary.update({"model": str(args.model), "run": run.name, "rules": args.rules})
+        summary.update({"model": str(args.model), "run": run.name, "rules": rules})
         (tmp / "compare.json").write_text(json.dumps(summary, indent=2))
     faith = cmp.faithfulness_frame()
     print(faith.to_string(index=False))
