@@ -34,11 +34,10 @@ snap, win = divmod(int(idx), per_snapshot)
 
 with st.expander("Settings", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
-    recurrent_signal = trained.config.name == "rc_lstm"  # its own default and choice
+    first_rules = compare.default_rules(trained.config.name)  # each default keeps its choice
     rules = c1.selectbox(
-        "LRP rules", ("paper", "conservative"),
-        key="explain_rules_rc_lstm" if recurrent_signal else "explain_rules",
-        index=1 if recurrent_signal else 0,
+        "LRP rules", ("paper", "conservative"), key=f"explain_rules_{first_rules}",
+        index=("paper", "conservative").index(first_rules),
         help="paper: the Multimodal-RUL paper's rules as printed (they lose relevance, and on "
              "RC-LSTM's recurrent cell keep only the last step's); conservative: input "
              "relevance sums to the output.")

@@ -154,7 +154,12 @@ def run_explain(args: argparse.Namespace) -> int:
     """Explain window ``--window`` of the run with the chosen methods; write files to --out."""
     from rul_core.bundle import load_bundle
     from rul_core.explain.common import input_names
-    from rul_core.explain.compare import METHODS, CompareSettings, compare_window
+    from rul_core.explain.compare import (
+        METHODS,
+        CompareSettings,
+        compare_window,
+        default_rules,
+    )
     from rul_core.views import signal_view
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -171,7 +176,7 @@ def run_explain(args: argparse.Namespace) -> int:
     background = inputs
     if args.background:
         background = _prepared_inputs(trained, _load_run(args.background, None))
-    rules = args.rules or ("conservative" if trained.config.name == "rc_lstm" else "paper")
+    rules = args.rules or default_rules(trained.config.name)
     settings = CompareSettings(methods=methods, rules=rules, n_bands=args.n_bands,
                                lime_samples=args.lime_samples, shap_samples=args.shap_samples,
                                seed=args.seed)

@@ -50,6 +50,12 @@ from rul_core.progress import CancelToken, ProgressFn, check, emit
 METHODS = ("lrp", "lime", "shap")
 
 
+def default_rules(model_name: str) -> str:
+    """The LRP rule set offered first for a model: ``conservative`` for RC-LSTM (under the
+    paper's rules its recurrent cell keeps only the last step's relevance), else ``paper``."""
+    return "conservative" if model_name == "rc_lstm" else "paper"
+
+
 @dataclass
 class FeatureSpace:
     """The comparison's features: TF features, image bands, then signal segments (whichever
