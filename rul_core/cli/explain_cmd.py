@@ -33,10 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "cell keeps only its last step's relevance under the paper's rules)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--background", default=None, help="dataset path for background windows")
-    p.add_argument("--n-bands", type=int, default=25)
-    p.add_argument("--lime-samples", type=int, default=1000)
-    p.add_argument("--shap-samples", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-bands", type=int, default=25,
+                   help="features compared: ImR column bands, or RC-LSTM signal segments")
+    p.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbations")
+    p.add_argument("--shap-samples", type=int, default=200,
+                   help="SHAP GradientExplainer samples for the window")
+    p.add_argument("--seed", type=int, default=0, help="seed of LIME and SHAP sampling")
     p.set_defaults(func=run_explain)
 
 

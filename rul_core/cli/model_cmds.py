@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rul_core.atomic import atomic_path
+from rul_core.data.loader import LAYOUTS
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
 
@@ -313,6 +314,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _layout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="force a layout (default: detected)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add train, evaluate, predict, phm2012 and models."""
     from rul_core.models.presets import ABLATIONS, INTERVALS, MODEL_NAMES, PRESETS
@@ -329,12 +335,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ablation", default="full", choices=ablations, help="default: full")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="default: quick")
     p.add_argument("--data", required=True, help="dataset folder or archive")
-    p.add_argument("--layout", default=None, help="force a layout (default: detected)")
+    _layout(p)
     p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
     p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
     p.add_argument("--no-val", action="store_true", help="train without a validation run")
     p.add_argument("--test", nargs="+", metavar="RUN", help="runs held out and evaluated")
-    p.add_argument("--labels", default="piecewise", choices=LABEL_SCHEMES)
+    p.add_argument("--labels", default="piecewise", choices=LABEL_SCHEMES,
+                   help="RUL label scheme (default: piecewise, the papers'; capped: time left "
+                        "up to --label-param max_rul, the PHM 2012 challenge setting)")
     p.add_argument(
         "--label-param",
         action="append",
@@ -361,12 +369,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --every N: also train on the thinnings that end 1..K-1 snapshots "
                         "before each run's last (K <= N; K times the windows, the same batches "
                         "per epoch)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches and "
+                   "ensemble members (default 0): the same seed retrains the same model")
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
                    help="predictive interval: MC dropout (default) or a deep ensemble of "
                         "--n-members; rc_lstm: its Gaussian head, or an ensemble of them")
     p.add_argument("--n-members", type=int, default=5, help="deep-ensemble size")
-    p.add_argument("--dataset-kind", choices=("femto", "xjtu"), default=None)
+    p.add_argument("--dataset-kind", choices=("femto", "xjtu"), default=None,
+                   help="which paper's hyperparameters (CARLE's Table 6) apply (default: "
+                        "from the layout)")
     p.add_argument("--out", required=True, help="bundle directory to write")
     _common(p)
     p.set_defaults(func=cmd_train)
@@ -374,9 +385,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a bundle on runs and print the tables")
     p.add_argument("--model", required=True, help="bundle directory")
     p.add_argument("--data", required=True, help="dataset folder or archive")
-    p.add_argument("--layout", default=None)
+    _layout(p)
     p.add_argument("--runs", nargs="+", metavar="RUN", help="runs to evaluate (default: all)")
-    p.add_argument("--on", choices=("window", "snapshot"), default="window")
+    p.add_argument("--on", choices=("window", "snapshot"), default="window",
+                   help="metrics over every window (default) or over each snapshot's mean")
     p.add_argument("--out", default=None, help="write the per-bearing table as CSV")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
@@ -388,7 +400,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="bundle directory")
     p.add_argument("--run", required=True, help="run folder (or a dataset with --run-name)")
     p.add_argument("--run-name", default=None, help="which run when --run holds several")
-    p.add_argument("--layout", default=None)
+    _layout(p)
     p.add_argument("--upto", type=int, default=None, help="use only the first N snapshots")
     p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
     p.add_argument("--out", default=None, help="CSV file (default: stdout)")
@@ -405,7 +417,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="bundle directory")
     p.add_argument("--test-set", required=True, help="folder of truncated runs (e.g. Test_set)")
-    p.add_argument("--layout", default=None)
+    _layout(p)
     p.add_argument("--runs", nargs="+", metavar="RUN", help="runs to score (default: all)")
     p.add_argument("--quantile", type=float, default=0.5,
                    help="quantile of the predictive band turned into seconds: 0.5 the point "
