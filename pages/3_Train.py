@@ -29,7 +29,7 @@ with tab_train:
                   args=(ui_state.challenge_train_state(dataset.run_names),),
                   help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs without "
                        "early stopping, every bearing for training and none for validation, a "
-                       "seed ensemble of three: the README's challenge command, chosen on the "
+                       "seed ensemble of five: the README's challenge command, chosen on the "
                        "answer-free grid proxy of bench/phm2012.py.")
         c1, c2, c3 = st.columns(3)
         model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",

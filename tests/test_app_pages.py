@@ -162,7 +162,7 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     at.number_input(key="train_every").set_value(2).run()
     at.number_input(key="train_phases").set_value(2).run()  # the button sets it back to 1
     at.selectbox(key="train_interval").set_value("ensemble").run()
-    at.number_input(key="train_members").set_value(5).run()  # ... and this back to 3
+    at.number_input(key="train_members").set_value(3).run()  # ... and this back to 5
     at.button(key="train_challenge").click().run()
     _no_exceptions(at)
     assert not at.warning, [w.value for w in at.warning]
