@@ -103,10 +103,11 @@ if res.image is not None and res.image_maps:
 
 if res.signal is not None and res.signal.segment_maps:
     sig = res.signal
+    every = int(trained.snapshot_every)
     fig = plots.signal_attribution_figure(
         sig.samples, sig.steps, sig.edges, sig.segment_maps,
         "Signal attributions over the input sequence (shares of |attribution| per segment, "
-        "one colour scale)")
+        "one colour scale" + (f"; one window every {every} snapshots)" if every > 1 else ")"))
     app_ui.show_figure(fig, "signal-maps", PAGE)
 
 frame = comp.attribution_frame()
