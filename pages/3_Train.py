@@ -104,36 +104,40 @@ with tab_train:
                  "snapshots before each bearing's last (at most N). More distinct windows, the "
                  "same number of batches per epoch.")
         kind = "xjtu" if "xjtu" in (dataset.layout or "").lower() else "femto"
+        hp_keys = sorted(presets.ModelConfig(model_name, preset=preset,
+                                             dataset_kind=kind).resolved())
+        overrides = st.text_area(
+            f"{ui_state.HPARAMS_FIELD} (KEY=VALUE, one per line)", key="train_hparams",
+            height=68, placeholder="e.g. timesteps=14",
+            help="Change the preset's values, as the CLI's --hparam does (values are JSON: "
+                 "numbers, lists, \"quoted text\"); the model card lists the result. Keys of "
+                 f"this model: {', '.join(hp_keys)}.")
+        config = app_ui.guarded(ui_state.train_config, model_name, ablation, preset, kind,
+                                int(seed), interval, int(n_members), overrides,
+                                context="model configuration")
 
         job = st.session_state.get("train_job")
         running = job is not None and job.running
-        params_ok = all(v is not None for v in label_params.values())
+        params_ok = all(v is not None for v in label_params.values()) and config is not None
         if st.button("Start training", type="primary",
                      disabled=running or not train_names or not params_ok, key="train_start"):
-            try:
-                config = presets.ModelConfig(name=model_name, ablation=ablation, preset=preset,
-                                             dataset_kind=kind, seed=int(seed), interval=interval,
-                                             n_members=max(int(n_members), 1))
-            except Exception as exc:
-                app_ui.show_error(exc, "model configuration")
-            else:
-                train_runs = [dataset.run(n) for n in train_names]
-                val_runs = [dataset.run(n) for n in val_names] or None
+            train_runs = [dataset.run(n) for n in train_names]
+            val_runs = [dataset.run(n) for n in val_names] or None
 
-                def target(progress, cancel, config=config, train_runs=train_runs,
-                           val_runs=val_runs, scheme=scheme, epochs=int(epochs),
-                           label_params=label_params, patience=int(patience),
-                           every=int(every), phases=int(phases)):
-                    return isolated.train_isolated(
-                        config, train_runs, val_runs=val_runs, label_scheme=scheme,
-                        label_params=label_params, epochs=epochs, patience=patience,
-                        snapshot_every=every, snapshot_phases=phases, progress=progress,
-                        cancel=cancel)
+            def target(progress, cancel, config=config, train_runs=train_runs,
+                       val_runs=val_runs, scheme=scheme, epochs=int(epochs),
+                       label_params=label_params, patience=int(patience),
+                       every=int(every), phases=int(phases)):
+                return isolated.train_isolated(
+                    config, train_runs, val_runs=val_runs, label_scheme=scheme,
+                    label_params=label_params, epochs=epochs, patience=patience,
+                    snapshot_every=every, snapshot_phases=phases, progress=progress,
+                    cancel=cancel)
 
-                st.session_state["train_job"] = ui_state.start_job(
-                    f"{model_name}-{ablation}", target)
-                st.session_state.pop("train_job_collected", None)
-                st.rerun()
+            st.session_state["train_job"] = ui_state.start_job(
+                f"{model_name}-{ablation}", target)
+            st.session_state.pop("train_job_collected", None)
+            st.rerun()
 
         @st.fragment(run_every=1.0 if running else None)
         def job_panel() -> None:

@@ -56,6 +56,7 @@ CHALLENGE_TRAINING: dict[str, Any] = {
     "model": "rc_lstm", "ablation": "full", "preset": "quick", "label_scheme": "capped",
     "cap_minutes": 50.0, "log_scale_minutes": 0.0, "snapshot_every": 6, "snapshot_phases": 1,
     "epochs": 5, "patience": 0, "interval": "ensemble", "n_members": 5, "validation": False,
+    "hparams": {},
 }
 
 

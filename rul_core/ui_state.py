@@ -339,6 +339,27 @@ def path_fingerprint(path: str | Path, limit: int = 20000) -> str:
 # --------------------------------------------------------------------------- models
 
 
+HPARAMS_FIELD = "Hyperparameter overrides"
+
+
+def train_config(model: str, ablation: str, preset: str, dataset_kind: str, seed: int,
+                 interval: str, n_members: int, overrides: str) -> Any:
+    """The Train page's :class:`~rul_core.models.presets.ModelConfig`; ``overrides`` holds
+    one ``KEY=VALUE`` per line (the CLI's ``--hparam``). Unknown keys raise RulError."""
+    from rul_core.models import presets
+
+    hparams = presets.parse_key_values(overrides.splitlines(), HPARAMS_FIELD)
+    return presets.ModelConfig(name=model, ablation=ablation, preset=preset,
+                               dataset_kind=dataset_kind, seed=int(seed), interval=interval,
+                               n_members=max(int(n_members), 1), hparams=hparams)
+
+
+def overrides_text(hparams: dict[str, Any]) -> str:
+    """``KEY=VALUE`` lines of hyperparameter overrides (JSON values), as the Train page's
+    field and the CLI's ``--hparam`` take them."""
+    return "\n".join(f"{k}={json.dumps(v)}" for k, v in hparams.items())
+
+
 def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     """Train-page widget values (by key) for :data:`rul_core.phm2012.CHALLENGE_TRAINING`:
     every run trains, none validates."""
@@ -352,6 +373,7 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
         "train_interval": s["interval"], "train_epochs": s["epochs"],
         "train_patience": s["patience"], "train_every": s["snapshot_every"],
         "train_phases": s["snapshot_phases"], "train_members": s["n_members"],
+        "train_hparams": overrides_text(s["hparams"]),
         "train_runs": list(run_names), "val_runs": [],
     }
 

@@ -132,6 +132,7 @@ def test_train_quick_model_in_background(demo_assets):
     assert at.number_input(key="train_phases").value == 1  # never more offsets than N
     at.number_input(key="train_every").set_value(2).run()
     at.number_input(key="train_phases").set_value(2).run()
+    at.text_area(key="train_hparams").input("forest_trees=7\ndense_units=[8, 4]").run()
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
@@ -143,6 +144,9 @@ def test_train_quick_model_in_background(demo_assets):
     assert job.result.metrics["patience"] == 0.0  # reached the child's train()
     assert job.result.snapshot_every == 2 and job.result.metrics["snapshot_phases"] == 2
     assert len(job.epoch_history()["loss"]) == 1  # one point per epoch
+    hp = job.result.config.hparams  # the overrides, with the epochs and batch size train() used
+    assert (hp["forest_trees"], hp["dense_units"], hp["epochs"]) == (7, [8, 4], 1)
+    assert len(job.result.forest.forest.estimators_) == 7  # the override reached the model
     at.run()  # the fragment collects the finished job
     at.run()
     _no_exceptions(at)
@@ -163,6 +167,9 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     at.number_input(key="train_phases").set_value(2).run()  # the button sets it back to 1
     at.selectbox(key="train_interval").set_value("ensemble").run()
     at.number_input(key="train_members").set_value(3).run()  # ... and this back to 5
+    at.text_area(key="train_hparams").input("foo=1").run()  # an unknown key: refused ...
+    assert any("unknown hparams ['foo']" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
     at.button(key="train_challenge").click().run()
     _no_exceptions(at)
     assert not at.warning, [w.value for w in at.warning]
@@ -172,6 +179,8 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.number_input(key="train_log_min").value == CHALLENGE_TRAINING["log_scale_minutes"]
     assert at.selectbox(key="train_interval").value == CHALLENGE_TRAINING["interval"]
     assert at.number_input(key="train_members").value == CHALLENGE_TRAINING["n_members"]
+    assert at.text_area(key="train_hparams").value == ""  # ... and cleared by the button
+    assert not at.error and not at.button(key="train_start").disabled
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
             at.number_input(key="train_every").value,
             at.number_input(key="train_phases").value) == (5, 0, 6, 1)

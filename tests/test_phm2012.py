@@ -255,4 +255,7 @@ def test_readme_challenge_command_is_the_challenge_settings() -> None:
     # the band the bundle gets (RC-LSTM turns the CLI's default into its Gaussian head)
     assert ModelConfig(args.model, interval=args.interval).interval == s["interval"]
     assert args.n_members == s["n_members"]
+    from rul_core.models.presets import parse_key_values
+
+    assert parse_key_values(args.hparam, "--hparam") == s["hparams"]
     assert args.no_val is (not s["validation"])

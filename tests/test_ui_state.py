@@ -96,3 +96,21 @@ def test_demo_dataset_is_deterministic_and_listed(tmp_path):
     assert ui_state.demo_manifest(tmp_path / "a")["total_bytes"] == a["total_bytes"]
     assert ui_state.demo_models(a, tmp_path / "a") == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp folders left
+
+
+def test_train_config_reads_overrides_like_the_cli_and_names_bad_lines():
+    from rul_core.errors import RulError
+    from rul_core.ui_state import overrides_text, train_config
+
+    text = "timesteps=14\n\n pool_stat=mean_std \nres_filters=[4, 8]"
+    cfg = train_config("rc_lstm", "full", "quick", "femto", 3, "ensemble", 2, text)
+    assert cfg.hparams == {"timesteps": 14, "pool_stat": "mean_std", "res_filters": [4, 8]}
+    assert (cfg.seed, cfg.interval, cfg.n_members) == (3, "ensemble", 2)
+    assert cfg.resolved()["timesteps"] == 14
+    assert train_config("rc_lstm", "full", "quick", "femto", 0, "gaussian", 1,
+                        overrides_text(cfg.hparams)).hparams == cfg.hparams  # round trip
+    with pytest.raises(RulError, match=r"Hyperparameter overrides: expected KEY=VALUE, got "
+                                       r"'timesteps 14'"):
+        train_config("rc_lstm", "full", "quick", "femto", 0, "gaussian", 1, "timesteps 14")
+    with pytest.raises(RulError, match=r"unknown hparams \['timestep'\]"):
+        train_config("rc_lstm", "full", "quick", "femto", 0, "gaussian", 1, "timestep=14")

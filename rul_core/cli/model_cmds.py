@@ -11,7 +11,6 @@ validation. The bundle is registered in the workspace catalog (``--workspace``, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from rul_core.atomic import atomic_path
 from rul_core.data.loader import LAYOUTS
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
+from rul_core.models.presets import parse_key_values
 
 
 def _workspace(args: argparse.Namespace) -> Any:
@@ -57,20 +57,6 @@ def _write_csv_atomic(df: Any, path: str | Path) -> Path:
     with atomic_path(target) as tmp:
         df.to_csv(tmp, index=False)
     return target
-
-
-def _key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; VALUE is parsed as JSON when it can be (numbers, lists), else text."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise RulError(f"{flag}: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -133,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not train_runs:
             raise RulError("train: no training runs left after removing --test/--val runs")
         kind = args.dataset_kind or ("xjtu" if ds.layout == "xjtu" else "femto")
-        hparams = _key_values(args.hparam, "--hparam")
+        hparams = parse_key_values(args.hparam, "--hparam")
         config = ModelConfig(
             name=args.model,
             ablation=args.ablation,
@@ -154,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             train_runs,
             val_runs=val_runs or None,
             label_scheme=args.labels,
-            label_params=_key_values(args.label_param, "--label-param"),
+            label_params=parse_key_values(args.label_param, "--label-param"),
             epochs=args.epochs,
             batch_size=args.batch_size,
             patience=args.patience,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -153,6 +154,25 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+
+
+def parse_key_values(items: Iterable[str] | None, source: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (blank items skipped), e.g. hyperparameter overrides; VALUE is read
+    as JSON when it can be (numbers, lists, true), else kept as text. ``source`` (a CLI flag
+    or a form field) is named in the error."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RulError(f"{source}: expected KEY=VALUE, got {item.strip()!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value.strip()
+    return out
 
 
 def _check(value: str, allowed: tuple[str, ...] | list[str], what: str) -> None:
