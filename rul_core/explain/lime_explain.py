@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,7 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 class LimeResult:
     """LIME weights of one window for several seeds: ``weights`` (n_seeds, n_features)."""
 
-    method: str  # "lime_tabular" | "lime_image"
+    method: str  # "lime_tabular" | "lime_image" | "lime_signal"
     feature_names: list[str]
     weights: np.ndarray
     intercepts: np.ndarray
@@ -90,6 +90,46 @@ def _only_map(exp: Any) -> list[tuple[int, float]]:
     return list(local[next(iter(local))])
 
 
+#: One seed's LIME fit: (weights (n_features,), intercept, surrogate prediction at the instance).
+SeedFit = tuple[np.ndarray, float, float]
+
+
+def _over_seeds(
+    method: str,
+    feature_names: list[str],
+    seeds: Sequence[int],
+    num_samples: int,
+    fit_seed: Callable[[int], SeedFit],
+    instance_prediction: Callable[[], float],
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+    extras: dict[str, Any] | None = None,
+) -> LimeResult:
+    """Run ``fit_seed`` once per seed (cancellable, reporting progress as ``method``) and
+    collect the fits, the network's prediction and the seconds taken into a LimeResult."""
+    t0 = time.perf_counter()
+    weights, intercepts, local = [], [], []
+    for i, seed in enumerate(seeds):
+        check(cancel)
+        w, intercept, local_pred = fit_seed(int(seed))
+        weights.append(w)
+        intercepts.append(intercept)
+        local.append(local_pred)
+        emit(progress, method.replace("_", " "), i + 1, len(seeds))
+    return LimeResult(
+        method=method,
+        feature_names=list(feature_names),
+        weights=np.array(weights),
+        intercepts=np.array(intercepts),
+        local_predictions=np.array(local),
+        prediction=instance_prediction(),
+        seeds=tuple(int(s) for s in seeds),
+        num_samples=int(num_samples),
+        seconds=time.perf_counter() - t0,
+        extras=extras or {},
+    )
+
+
 def lime_tabular(
     model: Any,
     window: WindowInputs,
@@ -117,32 +157,20 @@ def lime_tabular(
         raise RulError(f"num_samples: expected at least 10, found {num_samples}")
     names = feature_names or tf_feature_names(x.size)
     f = tf_predictor(model, window, batch_size)
-    t0 = time.perf_counter()
-    weights, intercepts, local = [], [], []
-    for i, seed in enumerate(seeds):
-        check(cancel)
+
+    def fit_seed(seed: int) -> SeedFit:
         explainer = LimeTabularExplainer(
-            bg, mode="regression", feature_names=names, random_state=int(seed),
+            bg, mode="regression", feature_names=names, random_state=seed,
             discretize_continuous=True,
         )
         exp = explainer.explain_instance(x, f, num_features=x.size, num_samples=num_samples)
-        weights.append(_dense(_only_map(exp), x.size))
-        intercepts.append(float(np.ravel(exp.intercept[next(iter(exp.intercept))])[0])
-                          if isinstance(exp.intercept, dict) else float(exp.intercept))
-        local.append(float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None
-                     else np.nan)
-        emit(progress, "lime tabular", i + 1, len(seeds))
-    return LimeResult(
-        method="lime_tabular",
-        feature_names=list(names),
-        weights=np.array(weights),
-        intercepts=np.array(intercepts),
-        local_predictions=np.array(local),
-        prediction=float(f(x[None])[0]),
-        seeds=tuple(int(s) for s in seeds),
-        num_samples=int(num_samples),
-        seconds=time.perf_counter() - t0,
-    )
+        intercept = (float(np.ravel(exp.intercept[next(iter(exp.intercept))])[0])
+                     if isinstance(exp.intercept, dict) else float(exp.intercept))
+        local = float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else np.nan
+        return _dense(_only_map(exp), x.size), intercept, local
+
+    return _over_seeds("lime_tabular", names, seeds, num_samples, fit_seed,
+                       lambda: float(f(x[None])[0]), progress, cancel)
 
 
 def lime_image(
@@ -179,34 +207,21 @@ def lime_image(
     def classifier(images: np.ndarray) -> np.ndarray:
         return f(images)[:, None]
 
-    t0 = time.perf_counter()
-    weights, intercepts, local = [], [], []
-    for i, seed in enumerate(seeds):
-        check(cancel)
-        explainer = LimeImageExplainer(random_state=int(seed))
+    def fit_seed(seed: int) -> SeedFit:
+        explainer = LimeImageExplainer(random_state=seed)
         with contextlib.redirect_stderr(io.StringIO()):  # lime's own tqdm bar
             exp = explainer.explain_instance(
                 img, classifier, labels=(0,), top_labels=None, hide_color=hide_color,
                 num_features=n_seg, num_samples=num_samples, batch_size=max(batch_size, 1),
-                segmentation_fn=segmentation_fn, random_seed=int(seed),
+                segmentation_fn=segmentation_fn, random_seed=seed,
             )
-        weights.append(_dense(exp.local_exp[0], n_seg))
-        intercepts.append(float(exp.intercept[0]))
-        local.append(float(np.ravel(exp.local_pred[0])[0]) if exp.local_pred is not None
-                     else np.nan)
-        emit(progress, "lime image", i + 1, len(seeds))
-    return LimeResult(
-        method="lime_image",
-        feature_names=[f"band{b}" for b in range(n_seg)],
-        weights=np.array(weights),
-        intercepts=np.array(intercepts),
-        local_predictions=np.array(local),
-        prediction=float(f(img[None])[0]),
-        seeds=tuple(int(s) for s in seeds),
-        num_samples=int(num_samples),
-        seconds=time.perf_counter() - t0,
-        extras={"n_bands": n_seg},
-    )
+        local = (float(np.ravel(exp.local_pred[0])[0]) if exp.local_pred is not None
+                 else np.nan)
+        return _dense(exp.local_exp[0], n_seg), float(exp.intercept[0]), local
+
+    return _over_seeds("lime_image", [f"band{b}" for b in range(n_seg)], seeds, num_samples,
+                       fit_seed, lambda: float(f(img[None])[0]), progress, cancel,
+                       extras={"n_bands": n_seg})
 
 
 def lime_signal(
@@ -240,33 +255,19 @@ def lime_signal(
     def kernel(d: np.ndarray) -> np.ndarray:
         return np.sqrt(np.exp(-(d ** 2) / kernel_width ** 2))
 
-    t0 = time.perf_counter()
-    weights, intercepts, local = [], [], []
-    for i, seed in enumerate(seeds):
-        check(cancel)
-        rng = np.random.RandomState(int(seed))
+    def fit_seed(seed: int) -> SeedFit:
+        rng = np.random.RandomState(seed)
         data = rng.randint(0, 2, (num_samples, n_segments))
         data[0, :] = 1
         labels = predict(model, [masked_signal(x, data, baseline)], batch_size)[:, None]
         distances = pairwise_distances(data, data[:1], metric="cosine").ravel()
         intercept, local_exp, _, local_pred = LimeBase(kernel, random_state=rng) \
             .explain_instance_with_data(data, labels, distances, 0, n_segments)
-        weights.append(_dense(local_exp, n_segments))
-        intercepts.append(float(intercept))
-        local.append(float(np.ravel(local_pred)[0]))
-        emit(progress, "lime signal", i + 1, len(seeds))
-    return LimeResult(
-        method="lime_signal",
-        feature_names=[f"segment{b}" for b in range(n_segments)],
-        weights=np.array(weights),
-        intercepts=np.array(intercepts),
-        local_predictions=np.array(local),
-        prediction=float(predict(model, [x])[0]),
-        seeds=tuple(int(s) for s in seeds),
-        num_samples=int(num_samples),
-        seconds=time.perf_counter() - t0,
-        extras={"n_segments": n_segments},
-    )
+        return _dense(local_exp, n_segments), float(intercept), float(np.ravel(local_pred)[0])
+
+    return _over_seeds("lime_signal", [f"segment{b}" for b in range(n_segments)], seeds,
+                       num_samples, fit_seed, lambda: float(predict(model, [x])[0]), progress,
+                       cancel, extras={"n_segments": n_segments})
 
 
 def lime_explain(
