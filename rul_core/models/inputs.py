@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rul_core.errors import DataFormatError
-from rul_core.models.presets import POOL_STATS, ModelConfig
+from rul_core.models.presets import ModelConfig, check_pool_stat
 
 
 def _image_input(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -110,10 +110,7 @@ def pool_signals(signals: np.ndarray, pool: int, stat: str = "mean") -> np.ndarr
     """Pool (n, L, C) along L by ``pool`` (an incomplete trailing group is dropped): the group
     means (n, L // pool, C), or with ``stat="mean_std"`` the means and then the standard
     deviations (n, L // pool, 2 C)."""
-    if stat not in POOL_STATS:
-        raise ValueError(f"pool_stat: expected one of {POOL_STATS}, got {stat!r}")
-    if stat == "mean_std" and pool < 2:
-        raise ValueError("pool_stat 'mean_std' needs pool >= 2 (one sample has no spread)")
+    check_pool_stat(stat, pool)
     sig = np.asarray(signals, dtype=np.float32)
     if pool <= 1:
         return sig

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from rul_core.errors import RulError
+from rul_core.errors import InputError, RulError
 
 MODEL_NAMES: tuple[str, ...] = ("multimodal", "carle", "rc_lstm")
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -105,6 +105,14 @@ _RC_LSTM_PAPER: dict[str, Any] = {
 #: How RC-LSTM's input pooling summarises each group of ``pool`` samples
 #: (:func:`rul_core.models.inputs.pool_signals`).
 POOL_STATS = ("mean", "mean_std")
+
+
+def check_pool_stat(stat: Any, pool: int) -> None:
+    """RC-LSTM's pooling statistic: one of :data:`POOL_STATS`, and ``mean_std`` only with
+    ``pool`` >= 2 (one sample has no spread). Raises InputError (a RulError and ValueError)."""
+    if stat not in POOL_STATS or (stat == "mean_std" and int(pool) < 2):
+        raise InputError(f"pool_stat: expected one of {list(POOL_STATS)}, 'mean_std' with "
+                         f"pool >= 2 (one sample has no spread); got {stat!r} with pool {pool}")
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
@@ -225,10 +233,7 @@ class ModelConfig:
             )
         if self.name == "rc_lstm":
             hp = self.resolved()
-            if hp["pool_stat"] not in POOL_STATS or (
-                    hp["pool_stat"] == "mean_std" and int(hp["pool"]) < 2):
-                raise RulError(f"model config: pool_stat must be 'mean', or 'mean_std' with "
-                               f"pool >= 2; got {hp['pool_stat']!r} with pool {hp['pool']}")
+            check_pool_stat(hp["pool_stat"], hp["pool"])
             k = hp["signal_baseline_snapshots"]
             if isinstance(k, bool) or not isinstance(k, int) or k < 0:
                 raise RulError(f"model config: signal_baseline_snapshots must be a whole "
