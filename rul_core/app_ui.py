@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from rul_core import ui_state
-from rul_core.report import FigureRegistry
+from rul_core.report import FigureRegistry, plain_index
 
 
 @dataclass(frozen=True)
@@ -135,8 +134,7 @@ def show_figure(fig: go.Figure, key: str, page: str, caption: str = "") -> None:
 
 def show_table(df: Any, key: str, title: str, page: str) -> None:
     """Render a table (without a 0, 1, 2... index column) and register it for the report."""
-    plain_index = isinstance(df, pd.DataFrame) and isinstance(df.index, pd.RangeIndex)
-    st.dataframe(df, hide_index=plain_index or None)
+    st.dataframe(df, hide_index=plain_index(df) or None)
     registry().add_table(f"{page}/{key}", df, title, page=page)
 
 

@@ -438,6 +438,11 @@ def plotlyjs_source() -> str:
     return get_plotlyjs()
 
 
+def plain_index(table: object) -> bool:
+    """Whether a table's index is only 0, 1, 2... (a RangeIndex), which tables hide."""
+    return isinstance(table, pd.DataFrame) and isinstance(table.index, pd.RangeIndex)
+
+
 def html_report(
     items: Iterable[ReportItem], title: str = "Bearing RUL workbench report", notes: str = ""
 ) -> str:
@@ -469,9 +474,8 @@ def html_report(
             parts.append(item.figure.to_html(full_html=False, include_plotlyjs=False,
                                              div_id=f"fig-{n}"))
         elif item.table is not None:
-            table = item.table
-            parts.append(table.to_html(float_format=lambda v: f"{v:.4g}", border=0,
-                                       index=not isinstance(table.index, pd.RangeIndex)))
+            parts.append(item.table.to_html(float_format=lambda v: f"{v:.4g}", border=0,
+                                            index=not plain_index(item.table)))
         if item.caption:
             parts.append(f"<p class='cap'>{html.escape(item.caption)}</p>")
         parts.append("</section>")
