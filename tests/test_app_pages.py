@@ -6,6 +6,7 @@ import time
 
 import pytest
 from app_support import APP_ROOT, build_assets, use_workspace
+from tiny_models import TINY_RC_LSTM
 
 st_testing = pytest.importorskip("streamlit.testing.v1")
 TIMEOUT = 120
@@ -267,15 +268,20 @@ def test_noise_lab_window_and_sweep(demo_assets):
     assert _chart_count(at) == 6
 
 
-def test_explain_one_window(demo_assets):
-    at = _app("pages/6_Explain.py")
-    _no_exceptions(at)
+def _explain_with_few_samples(at) -> None:
+    """Explain the chosen window with LIME and SHAP at test-sized sample counts."""
     at.number_input(key="explain_lime_n").set_value(60).run()
     at.number_input(key="explain_lime_seeds").set_value(2).run()
     at.number_input(key="explain_shap_n").set_value(10).run()
     at.button(key="explain_go").click().run()
     _no_exceptions(at)
     assert not at.error, [e.value for e in at.error]
+
+
+def test_explain_one_window(demo_assets):
+    at = _app("pages/6_Explain.py")
+    _no_exceptions(at)
+    _explain_with_few_samples(at)
     # image overlays, TF bars, layer sums, deletion curves, agreement heatmap
     assert _chart_count(at) == 5
     faith = at.dataframe[-1].value
@@ -289,20 +295,14 @@ def test_explain_an_rc_lstm_window_per_signal_segment(demo_assets):
     from rul_core.training import train
 
     runs = load_dataset(demo_assets / "data", layout="femto").runs
-    config = ModelConfig("rc_lstm", dataset_kind="femto", hparams={
-        "res_units": 1, "res_filters": 4, "convlstm_filters": 4, "tower_units": 4, "pool": 16})
+    config = ModelConfig("rc_lstm", dataset_kind="femto", hparams=dict(TINY_RC_LSTM))
     trained = train(config, runs[:1], epochs=1)
     at = _app("pages/6_Explain.py")
     at.session_state["models"]["tiny rc_lstm"] = trained
     at.run()
     at.selectbox(key="explain_model").set_value("tiny rc_lstm").run()
-    at.number_input(key="explain_lime_n").set_value(60).run()
-    at.number_input(key="explain_lime_seeds").set_value(2).run()
-    at.number_input(key="explain_shap_n").set_value(10).run()
     at.number_input(key="explain_bands").set_value(10).run()
-    at.button(key="explain_go").click().run()
-    _no_exceptions(at)
-    assert not at.error, [e.value for e in at.error]
+    _explain_with_few_samples(at)
     comp = at.session_state["explain_result"][1].comparison
     assert comp.modality == ["signal"] * 10
     assert comp.details["lrp"].rules == "conservative"  # the paper's rules drop earlier steps

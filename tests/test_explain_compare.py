@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers as L  # noqa: N812
+from tiny_models import TINY_RC_LSTM
 
 from rul_core.explain.common import WindowInputs
 from rul_core.explain.compare import (
@@ -226,8 +227,7 @@ def test_cli_explains_rc_lstm_with_conservative_rules_by_default(tmp_path) -> No
     from rul_core.training import train
 
     data = write_dataset(tmp_path / "data", "femto", n_bearings=1, n_snapshots=10, seed=0)
-    cfg = ModelConfig("rc_lstm", dataset_kind="femto", hparams={
-        "res_units": 1, "res_filters": 4, "convlstm_filters": 4, "tower_units": 4, "pool": 16})
+    cfg = ModelConfig("rc_lstm", dataset_kind="femto", hparams=dict(TINY_RC_LSTM))
     bundle = save_bundle(train(cfg, load_dataset(data).runs, epochs=1), tmp_path / "bundle")
     out = tmp_path / "out"
     rc = main(["explain", "--model", str(bundle), "--run", str(data), "--window", "2",

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_models import TINY_CARLE
+from tiny_models import TINY_CARLE, TINY_RC_LSTM
 
 from rul_core import metrics as mt
 from rul_core.data.synthetic import synth_run
@@ -249,8 +249,7 @@ def test_rc_lstm_keeps_the_epoch_whose_mean_fits_best(runs: list) -> None:
     minimum, recomputed here from the model's own predictions."""
     from rul_core.training import model_x, prepare_run
 
-    cfg = ModelConfig("rc_lstm", hparams={"res_units": 1, "res_filters": 4, "convlstm_filters": 4,
-                                          "tower_units": 4, "pool": 16})
+    cfg = ModelConfig("rc_lstm", hparams=dict(TINY_RC_LSTM))
     tm = train(cfg, runs[:2], val_runs=[runs[2]], epochs=4, batch_size=8,
                label_scheme="linear")
     hist = tm.history[0]
@@ -267,8 +266,7 @@ def test_fixed_budget_keeps_the_last_epoch(runs: list) -> None:
     error on the validation run is the last epoch's, not the best one's."""
     from rul_core.training import model_x, prepare_run
 
-    cfg = ModelConfig("rc_lstm", hparams={"res_units": 1, "res_filters": 4, "convlstm_filters": 4,
-                                          "tower_units": 4, "pool": 16, "learning_rate": 0.03})
+    cfg = ModelConfig("rc_lstm", hparams={**TINY_RC_LSTM, "learning_rate": 0.03})
     tm = train(cfg, runs[:2], val_runs=[runs[2]], epochs=4, batch_size=8,
                label_scheme="linear", patience=None)
     hist = tm.history[0]
@@ -283,8 +281,7 @@ def test_fixed_budget_keeps_the_last_epoch(runs: list) -> None:
 
 # --- snapshot thinning -------------------------------------------------------------------------
 def tiny_rc_lstm() -> ModelConfig:
-    return ModelConfig("rc_lstm", hparams={"res_units": 1, "res_filters": 4, "convlstm_filters": 4,
-                                           "tower_units": 4, "pool": 16})
+    return ModelConfig("rc_lstm", hparams=dict(TINY_RC_LSTM))
 
 
 @pytest.fixture(scope="module")

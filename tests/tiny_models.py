@@ -9,3 +9,12 @@ TINY_CARLE = {
     "dense_units": [8, 6, 4],
     "forest_trees": 5,
 }
+
+# An RC-LSTM small enough to train an epoch in a second or two (window pooled by 16).
+TINY_RC_LSTM = {
+    "res_units": 1,
+    "res_filters": 4,
+    "convlstm_filters": 4,
+    "tower_units": 4,
+    "pool": 16,
+}
