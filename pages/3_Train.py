@@ -12,9 +12,9 @@ from rul_core import app_ui, labels, phm2012, plots, ui_state
 PAGE = "Train"
 app_ui.header(PAGE)
 
-presets, isolated = app_ui.require_modules(
-    "Model training (rul_core.models / rul_core.isolated)",
-    "rul_core.models.presets", "rul_core.isolated")
+presets, isolated, crossval = app_ui.require_modules(
+    "Model training (rul_core.models / rul_core.isolated / rul_core.crossval)",
+    "rul_core.models.presets", "rul_core.isolated", "rul_core.crossval")
 
 tab_train, tab_load = st.tabs(["Train a model", "Load a bundle"])
 
@@ -31,6 +31,14 @@ with tab_train:
                        "early stopping, every bearing for training and none for validation, a "
                        "seed ensemble of five: the README's challenge command, chosen on the "
                        "answer-free grid proxy of bench/phm2012.py.")
+        mode = st.radio(
+            "Run", (ui_state.TRAIN_ONE, ui_state.CROSS_VALIDATE), horizontal=True,
+            key="train_mode",
+            help="Cross-validation trains the model below once per fold of whole bearings and "
+                 "scores every bearing with the model that did not see it: how it will do on "
+                 "a new machine. Each fold trains in a fresh process; the result is saved in "
+                 "the workspace.")
+        cross_validating = mode == ui_state.CROSS_VALIDATE
         c1, c2, c3 = st.columns(3)
         model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",
                                   format_func={"multimodal": "Multimodal-RUL", "carle": "CARLE",
@@ -56,9 +64,13 @@ with tab_train:
         hp = presets.PRESETS[preset][model_name]
         epochs = c6.number_input("Epochs", 1, 500, int(hp.get("epochs", 20)), key="train_epochs")
         names = dataset.run_names
-        default_train = names[: max(1, len(names) - 1)]
-        train_names = st.multiselect("Training bearings", names, default=default_train,
-                                     key="train_runs")
+        if cross_validating:
+            train_names = st.multiselect("Bearings to cross-validate over", names,
+                                         default=names, key="cv_runs")
+        else:
+            train_names = st.multiselect("Training bearings", names,
+                                         default=names[: max(1, len(names) - 1)],
+                                         key="train_runs")
         label_params: dict = {}
         if scheme == "piecewise":
             label_params["knee_fraction"] = st.slider(
@@ -82,9 +94,28 @@ with tab_train:
             if log_min > 0:
                 label_params["log_scale"] = app_ui.guarded(
                     labels.snapshots_for, 60.0 * log_min, cap_runs, context="label log scale")
-        rest = [n for n in names if n not in train_names]
-        val_names = st.multiselect("Validation/test bearings (never mixed with training)", rest,
-                                   default=rest, key="val_runs")
+        n_folds, inner_val, val_names = None, False, []
+        if cross_validating:
+            cf1, cf2, cf3 = st.columns(3)
+            split = cf1.radio(
+                "Folds", ("Leave one bearing out", "K groups of bearings"), key="cv_split",
+                help="Folds hold whole bearings: windows of one bearing never train and test "
+                     "in the same fold (they overlap and share its history).")
+            if split != "Leave one bearing out":
+                most = max(2, len(train_names) - 1)
+                app_ui.clamp_state("cv_folds", most)
+                n_folds = int(cf2.number_input("K", 2, most, 2, key="cv_folds",
+                                               help="Bearings are shared out at random "
+                                                    "(seeded) into K groups of nearly equal "
+                                                    "size."))
+            inner_val = cf3.checkbox(
+                "A validation bearing in every fold", key="cv_inner_val",
+                help="The last training bearing of each fold validates (early stopping, band "
+                     "calibration) instead of training.")
+        else:
+            rest = [n for n in names if n not in train_names]
+            val_names = st.multiselect("Validation/test bearings (never mixed with training)",
+                                       rest, default=rest, key="val_runs")
         c7, c8, c9, c10 = st.columns(4)
         seed = c7.number_input("Seed", 0, 10_000, 0, key="train_seed")
         patience = c8.number_input(
@@ -119,8 +150,29 @@ with tab_train:
         job = st.session_state.get("train_job")
         running = job is not None and job.running
         params_ok = all(v is not None for v in label_params.values()) and config is not None
-        if st.button("Start training", type="primary",
-                     disabled=running or not train_names or not params_ok, key="train_start"):
+        if cross_validating and len(train_names) < 2:
+            st.info("Cross-validation needs at least two bearings.")
+        if cross_validating and st.button(
+                "Start cross-validation", type="primary", key="cv_start",
+                disabled=running or len(train_names) < 2 or not params_ok):
+            cv_runs = [dataset.run(n) for n in train_names]
+            train_kwargs = {"label_scheme": scheme, "label_params": label_params,
+                            "epochs": int(epochs), "patience": int(patience),
+                            "snapshot_every": int(every), "snapshot_phases": int(phases)}
+
+            def cv_target(progress, cancel, config=config, cv_runs=cv_runs, folds=n_folds,
+                          inner_val=inner_val, train_kwargs=train_kwargs):
+                return crossval.cross_validate(config, cv_runs, n_folds=folds,
+                                               inner_val=inner_val, progress=progress,
+                                               cancel=cancel, **train_kwargs)
+
+            st.session_state["train_job"] = ui_state.start_job(
+                f"crossval-{model_name}-{ablation}", cv_target)
+            st.session_state.pop("train_job_collected", None)
+            st.rerun()
+        if not cross_validating and st.button(
+                "Start training", type="primary", key="train_start",
+                disabled=running or not train_names or not params_ok):
             train_runs = [dataset.run(n) for n in train_names]
             val_runs = [dataset.run(n) for n in val_names] or None
 
@@ -146,7 +198,7 @@ with tab_train:
             if job is None:
                 return
             last = job.last
-            frac = last.fraction if last is not None else 0.0
+            frac = 0.0 if last is None else float(last.extra.get("overall", last.fraction))
             text = f"{job.status} · {job.elapsed:.0f} s"
             if last is not None:
                 text += f" · {last.stage}: {last.message}"
@@ -158,9 +210,17 @@ with tab_train:
             if hist:
                 app_ui.show_figure(plots.loss_figure(hist, "Training loss"), "loss", PAGE)
             if job.running:
-                if st.button("Cancel training", key="train_cancel"):
+                what = "cross-validation" if job.name.startswith("crossval") else "training"
+                if st.button(f"Cancel {what}", key="train_cancel"):
                     job.cancel()
                     st.toast("Cancelling after the current batch…")
+            elif (job.status == "done" and not st.session_state.get("train_job_collected")
+                  and isinstance(job.result, crossval.CrossValidation)):
+                st.session_state["cv_saved"] = app_ui.guarded(
+                    ui_state.record_cross_validation, job.result, dataset.name,
+                    context="save cross-validation")
+                st.session_state["train_job_collected"] = True
+                st.rerun(scope="app")
             elif job.status == "done" and not st.session_state.get("train_job_collected"):
                 trained = job.result
                 label = ui_state.model_label(trained)
@@ -169,7 +229,8 @@ with tab_train:
                 st.session_state["train_job_collected"] = True
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
-                st.error(f"Training {job.status}: {job.error}")
+                what = "Cross-validation" if job.name.startswith("crossval") else "Training"
+                st.error(f"{what} {job.status}: {job.error}")
                 if not st.session_state.get("train_job_collected"):
                     st.session_state["train_job_collected"] = True
                     st.rerun(scope="app")  # stop polling
@@ -177,7 +238,10 @@ with tab_train:
         job_panel()
 
         job = st.session_state.get("train_job")
-        if job is not None and job.status == "done" and job.result is not None:
+        if (job is not None and job.status == "done"
+                and isinstance(job.result, crossval.CrossValidation)):
+            app_ui.show_cross_validation(job.result, st.session_state.get("cv_saved"), PAGE)
+        elif job is not None and job.status == "done" and job.result is not None:
             trained = job.result
             st.success(f"Trained {ui_state.model_label(trained)} in {job.elapsed:.1f} s "
                        "— now available on Evaluate, Noise lab and Explain.")

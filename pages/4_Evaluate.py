@@ -60,12 +60,7 @@ if not current:
 # ----------------------------------------------------------------------------- RUL over life
 st.subheader("RUL over life")
 run_pick = st.selectbox("Bearing", run_names, key="eval_run_pick")
-curves = []
-for label, res in current.items():
-    s = res.snapshots[res.snapshots["run"] == run_pick]
-    curves.append({"x": s["snapshot"].to_numpy(), "pred": s["rul"].to_numpy(),
-                   "lower": s["lower"].to_numpy(), "upper": s["upper"].to_numpy(),
-                   "true": s["y_true"].to_numpy(), "name": label})
+curves = [views.rul_curve(res.snapshots, run_pick, label) for label, res in current.items()]
 seen = bool(next(iter(current.values())).snapshots.query("run == @run_pick")["seen"].iloc[0])
 fig = plots.rul_figure(curves, f"{run_pick}: predicted vs true RUL "
                                f"({'seen' if seen else 'unseen'} condition)")

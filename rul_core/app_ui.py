@@ -340,3 +340,48 @@ def clamp_state(key: str, upper: int) -> None:
     maximum follows another widget, e.g. phase offsets <= every N-th snapshot)."""
     if st.session_state.get(key, 0) > upper:
         st.session_state[key] = upper
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+
+def show_cross_validation(result: Any, saved: Path | None, page: str) -> None:
+    """A cross-validation's pooled out-of-fold scores, tables, one bearing's out-of-fold
+    predictions over life, and a download of all of them (:mod:`rul_core.crossval`)."""
+    from rul_core import plots, views
+
+    ev, summary = result.evaluation, result.summary()
+    config = result.settings.get("config", {})
+    where = f" — saved to {saved}" if saved else ""
+    st.success(f"Cross-validated {config.get('name')}/{config.get('ablation')} over "
+               f"{len(result.settings.get('runs', []))} bearings in {len(result.folds)} folds"
+               f"{where}")
+    shown = {"rmse": "Out-of-fold RMSE", "mae": "MAE", "picp": "PICP (band coverage)",
+             "grid_proxy": "PHM 2012 grid proxy"}
+    cols = st.columns(len(shown))
+    for col, (key, label) in zip(cols, shown.items(), strict=True):
+        value = summary.get(key)
+        col.metric(label, "—" if value is None else f"{value:.3f}")
+    tables = {
+        "cv-table": ("Out-of-fold metrics per bearing x condition", ev.table),
+        "cv-seen": ("Seen vs unseen conditions (seen: a training bearing of the same fold ran "
+                    "at that speed and load)", ev.seen_unseen),
+        "cv-folds": ("Folds", result.folds),
+        "cv-replay": ("PHM 2012 replay of each held-out bearing (mean accuracy A at the "
+                      "challenge's cuts, and at 13 cuts over 50–98 % of life)", result.replay),
+    }
+    for key, (title, df) in tables.items():
+        if len(df):
+            st.markdown(f"**{title}**")
+            show_table(df.round(4), key, f"Cross-validation: {title}", page)
+    runs = list(dict.fromkeys(ev.snapshots["run"]))
+    run = st.selectbox("Bearing", runs, key="cv_run_pick")
+    fold = int(ev.snapshots.loc[ev.snapshots["run"] == run, "fold"].iloc[0])
+    fig = plots.rul_figure([views.rul_curve(ev.snapshots, run, f"fold {fold}'s model")],
+                           f"{run}: out-of-fold prediction (fold {fold})")
+    show_figure(fig, f"cv-rul-{run}", page,
+                caption=f"Predicted by the model of fold {fold}, which never saw {run}; band: "
+                        f"{int(100 * ev.level)} % interval.")
+    st.download_button("Download the out-of-fold predictions (CSV)",
+                       ev.snapshots.to_csv(index=False), file_name="crossval_predictions.csv",
+                       mime="text/csv", key="cv_download")

@@ -109,10 +109,19 @@ def evaluate(
         win_frames.append(w)
         snap_frames.append(s)
     emit(progress, "evaluate", len(runs), len(runs), "done")
-    windows = pd.concat(win_frames, ignore_index=True)
-    snapshots = pd.concat(snap_frames, ignore_index=True)
-    base = windows if on == "window" else snapshots
+    return tabulate(pd.concat(win_frames, ignore_index=True),
+                    pd.concat(snap_frames, ignore_index=True), level, on)
 
+
+def tabulate(
+    windows: pd.DataFrame, snapshots: pd.DataFrame, level: float, on: str = "window"
+) -> EvaluationResult:
+    """The tables of an evaluation from its window and snapshot predictions (columns as in
+    :class:`EvaluationResult`; each row's ``seen`` already decided), e.g. the out-of-fold
+    predictions of a cross-validation pooled over its folds."""
+    if on not in ("window", "snapshot"):
+        raise ValueError(f"on must be 'window' or 'snapshot', got {on!r}")
+    base = windows if on == "window" else snapshots
     rows = []
     for (run, cond), g in base.groupby(["run", "condition"], sort=False):
         rows.append(
@@ -123,7 +132,7 @@ def evaluate(
             {
                 "run": "all runs",
                 "condition": cond,
-                "seen": bool(g["seen"].iloc[0]),
+                "seen": bool(g["seen"].all()),
                 **_metrics(g, level),
             }
         )

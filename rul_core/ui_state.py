@@ -120,16 +120,20 @@ class Job:
 
     def epoch_history(self) -> dict[str, list[float]]:
         """Per-epoch losses from the training events (``extra`` with ``epoch_end``):
-        ``loss``/``val_loss``, suffixed with the member for deep ensembles."""
+        ``loss``/``val_loss``, suffixed with the member for deep ensembles and with the fold
+        for a cross-validation."""
         hist: dict[str, list[float]] = {}
         for e in self.snapshot_events():
             if not e.extra.get("epoch_end"):
                 continue
             member = int(e.extra.get("member", 0) or 0)
+            fold = e.extra.get("fold")
+            tags = ([f"fold {fold}"] if fold else []) + ([f"member {member + 1}"] if member
+                                                         else [])
             for k in ("loss", "val_loss"):
                 v = e.extra.get(k)
                 if isinstance(v, (int, float)) and np.isfinite(v):
-                    key = k if not member else f"{k} (member {member + 1})"
+                    key = f"{k} ({', '.join(tags)})" if tags else k
                     hist.setdefault(key, []).append(float(v))
         return hist
 
@@ -360,6 +364,11 @@ def overrides_text(hparams: dict[str, Any]) -> str:
     return "\n".join(f"{k}={json.dumps(v)}" for k, v in hparams.items())
 
 
+#: The Train page's two kinds of run.
+TRAIN_ONE = "Train one model"
+CROSS_VALIDATE = "Cross-validate over bearings"
+
+
 def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     """Train-page widget values (by key) for :data:`rul_core.phm2012.CHALLENGE_TRAINING`:
     every run trains, none validates."""
@@ -374,7 +383,7 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
         "train_patience": s["patience"], "train_every": s["snapshot_every"],
         "train_phases": s["snapshot_phases"], "train_members": s["n_members"],
         "train_hparams": overrides_text(s["hparams"]),
-        "train_runs": list(run_names), "val_runs": [],
+        "train_runs": list(run_names), "val_runs": [], "train_mode": TRAIN_ONE,
     }
 
 
@@ -400,6 +409,15 @@ def save_model(trained: Any, name: str, root: Path | None = None) -> Path:
     Workspace().add_bundle(path, cfg.name, cfg.ablation, cfg.preset,
                            metrics=dict(trained.metrics))
     return path
+
+
+def record_cross_validation(result: Any, dataset: str, root: Path | None = None) -> Path:
+    """Save a cross-validation under ``<workspace>/crossval`` and catalog it
+    (:func:`rul_core.crossval.record`); returns its folder."""
+    from rul_core.crossval import record
+    from rul_core.workspace import Workspace
+
+    return record(result, Workspace(root) if root is not None else Workspace(), dataset)
 
 
 def bundle_from_upload(files: Iterable[tuple[str, bytes]], root: Path | None = None) -> Path:

@@ -415,3 +415,12 @@ def remaining_time_curves(trained: Any, snapshots: Any) -> Any:
                                           column=col, **timing) / 60.0
     out["actual_min"] = (t[-1] - t) / 60.0
     return out
+
+
+def rul_curve(snapshots: Any, run: str, name: str) -> dict[str, Any]:
+    """One run's snapshot predictions (an evaluation's ``snapshots`` table) as a curve of
+    :func:`rul_core.plots.rul_figure`: snapshot, prediction, band and true RUL."""
+    s = snapshots[snapshots["run"] == run]
+    return {"x": s["snapshot"].to_numpy(), "pred": s["rul"].to_numpy(),
+            "lower": s["lower"].to_numpy(), "upper": s["upper"].to_numpy(),
+            "true": s["y_true"].to_numpy(), "name": name}

@@ -1,9 +1,11 @@
-"""The workspace catalog: a SQLite file listing datasets, feature caches, bundles, evaluations.
+"""The workspace catalog: a SQLite file listing datasets, feature caches, bundles, evaluations
+and cross-validations.
 
 The file is ``<workspace>/catalog.sqlite`` (default workspace: ``rul_core.config.workspace_dir()``).
 It is safe for several processes at once: WAL journal, a busy timeout, one short
 ``BEGIN IMMEDIATE`` transaction per write, and a connection per call. The schema version is
-kept in ``PRAGMA user_version``; a catalog written by a newer program is refused.
+kept in ``PRAGMA user_version``; an older catalog is upgraded in place (version 2 added
+``cross_validations``), and a catalog written by a newer program is refused.
 
 Rows come back as plain dicts; ``*_json`` columns are decoded into ``metrics``/``config``/...
 """
@@ -22,7 +24,7 @@ from typing import Any
 from rul_core.config import workspace_dir
 from rul_core.errors import RulError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CATALOG_NAME = "catalog.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -64,6 +66,21 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evaluations_bundle ON evaluations(bundle_path);
+"""
+
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS cross_validations (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    model TEXT NOT NULL,
+    ablation TEXT NOT NULL DEFAULT 'full',
+    preset TEXT NOT NULL DEFAULT '',
+    dataset TEXT NOT NULL DEFAULT '',
+    runs_json TEXT NOT NULL DEFAULT '[]',
+    config_json TEXT NOT NULL DEFAULT '{}',
+    metrics_json TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL
+)
 """
 
 _JSON_COLUMNS = {
@@ -148,8 +165,9 @@ class Workspace:
                     f"{self.db_path}: catalog schema version {version} is newer than this "
                     f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
                 )
-            if version < 1:
-                for stmt in _SCHEMA_V1.split(";"):
+            if version < SCHEMA_VERSION:
+                schema = (_SCHEMA_V1 if version < 1 else "") + ";" + _SCHEMA_V2
+                for stmt in schema.split(";"):
                     if stmt.strip():
                         con.execute(stmt)
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -320,3 +338,34 @@ class Workspace:
                 con.execute("DELETE FROM evaluations WHERE id=?", (int(evaluation_id),)).rowcount
                 > 0
             )
+
+    # -- cross-validations ------------------------------------------------------------
+    def add_cross_validation(
+        self,
+        path: str | Path,
+        model: str,
+        ablation: str = "full",
+        preset: str = "",
+        dataset: str = "",
+        runs: list[str] | None = None,
+        config: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> int:
+        """Record one cross-validation (its result folder, settings and pooled out-of-fold
+        metrics, :mod:`rul_core.crossval`); returns its id."""
+        with self._write() as con:
+            cur = con.execute(
+                "INSERT INTO cross_validations (path, model, ablation, preset, dataset, "
+                "runs_json, config_json, metrics_json, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(Path(path).resolve()), model, ablation, preset, dataset,
+                 json.dumps(runs or []), json.dumps(config or {}), json.dumps(metrics or {}),
+                 _now()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_cross_validations(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Every cross-validation (of one model when given), oldest first."""
+        if model is None:
+            return self._read("SELECT * FROM cross_validations ORDER BY id")
+        return self._read("SELECT * FROM cross_validations WHERE model=? ORDER BY id", (model,))

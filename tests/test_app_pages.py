@@ -189,6 +189,57 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.multiselect(key="train_runs").value == at.multiselect(key="train_runs").options
 
 
+def test_train_cross_validates_in_the_background(demo_assets):
+    from rul_core.crossval import CrossValidation
+    from rul_core.ui_state import CROSS_VALIDATE
+    from rul_core.workspace import Workspace
+
+    at = _app("pages/3_Train.py")
+    at.radio(key="train_mode").set_value(CROSS_VALIDATE).run()
+    _no_exceptions(at)
+    assert at.radio(key="cv_split").value == "Leave one bearing out"
+    at.radio(key="cv_split").set_value("K groups of bearings").run()
+    assert at.number_input(key="cv_folds").max == 3  # 4 demo bearings: at most 3 groups
+    at.number_input(key="cv_folds").set_value(3).run()
+    at.multiselect(key="cv_runs").set_value(["Bearing1_1"]).run()
+    assert any("at least two bearings" in i.value for i in at.info)
+    assert at.button(key="cv_start").disabled
+    at.multiselect(key="cv_runs").set_value(["Bearing1_1", "Bearing1_3", "Bearing2_1"]).run()
+    assert at.number_input(key="cv_folds").value == 2  # never more groups than possible
+    at.selectbox(key="train_model").set_value("carle").run()
+    at.selectbox(key="train_ablation").set_value("carl").run()
+    at.number_input(key="train_epochs").set_value(1).run()
+    at.number_input(key="train_patience").set_value(0).run()
+    at.selectbox(key="train_scheme").set_value("capped").run()
+    at.number_input(key="train_cap_min").set_value(0.5).run()
+    at.text_area(key="train_hparams").input("lstm_units=[4, 4]").run()
+    at.button(key="cv_start").click().run()
+    _no_exceptions(at)
+    job = at.session_state["train_job"]
+    job.join(timeout=240)
+    assert job.status == "done", job.error
+    cv = job.result
+    assert isinstance(cv, CrossValidation) and len(cv.folds) == 2
+    held = sorted(n for f in cv.folds["held_out"] for n in f.split(", "))
+    assert held == ["Bearing1_1", "Bearing1_3", "Bearing2_1"]  # each bearing once
+    assert cv.settings["train"]["label_params"] == {"max_rul": 3}
+    assert cv.settings["config"]["hparams"]["lstm_units"] == [4, 4]  # reached every fold
+    assert set(job.epoch_history()) == {"loss (fold 1)", "loss (fold 2)"}
+    at.run()  # the fragment collects the result, saves and catalogs it
+    at.run()
+    _no_exceptions(at)
+    assert any("in 2 folds — saved to" in s.value for s in at.success)
+    saved = at.session_state["cv_saved"]
+    assert (saved / "predictions.csv").is_file()
+    assert str(saved) in [r["path"] for r in Workspace().list_cross_validations()]
+    assert at.metric[0].label == "Out-of-fold RMSE"
+    assert float(at.metric[0].value) == pytest.approx(cv.summary()["rmse"], abs=1e-3)
+    assert sorted(at.dataframe[0].value["run"].tolist()[:3]) == held
+    at.selectbox(key="cv_run_pick").set_value("Bearing2_1").run()
+    _no_exceptions(at)
+    assert at.get("download_button")
+
+
 def test_train_offers_each_model_its_own_intervals(demo_assets):
     at = _app("pages/3_Train.py")
     at.selectbox(key="train_model").set_value("rc_lstm").run()

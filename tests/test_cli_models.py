@@ -24,7 +24,7 @@ TINY = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("cmd", ["train", "evaluate", "predict", "phm2012", "models"])
+@pytest.mark.parametrize("cmd", ["train", "crossval", "evaluate", "predict", "phm2012", "models"])
 def test_every_subcommand_has_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([cmd, "--help"])

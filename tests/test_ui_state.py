@@ -25,6 +25,18 @@ def test_job_reports_progress_and_result():
     assert job.epoch_history() == {"loss": [1.0, 0.5, 1.0 / 3.0]}
 
 
+def test_epoch_history_keeps_folds_and_members_apart():
+    def target(progress, cancel):
+        for fold, member, loss in ((1, 0, 3.0), (1, 1, 2.0), (2, 0, 1.0), (2, 0, 0.5)):
+            emit(progress, "train", 1, 1, "", epoch_end=True, loss=loss, member=member,
+                 fold=fold)
+
+    job = ui_state.start_job("cv", target)
+    job.join(5)
+    assert job.epoch_history() == {"loss (fold 1)": [3.0], "loss (fold 1, member 2)": [2.0],
+                                   "loss (fold 2)": [1.0, 0.5]}
+
+
 def test_job_cancel_and_failure_are_readable():
     def slow(progress, cancel):
         for _ in range(500):

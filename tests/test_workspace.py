@@ -54,6 +54,38 @@ def test_crud_round_trip(tmp_path: Path) -> None:
     con.close()
 
 
+def test_cross_validations_round_trip(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    cid = ws.add_cross_validation(tmp_path / "cv", model="rc_lstm", preset="quick",
+                                  dataset="femto", runs=["B1", "B2"], config={"seed": 3},
+                                  metrics={"rmse": 0.3, "grid_proxy": 0.2})
+    ws.add_cross_validation(tmp_path / "cv2", model="carle", ablation="carl")
+    rows = ws.list_cross_validations()
+    assert [r["id"] for r in rows] == [cid, cid + 1]
+    first = rows[0]
+    assert (first["path"], first["runs"], first["config"], first["metrics"]) == (
+        str((tmp_path / "cv").resolve()), ["B1", "B2"], {"seed": 3},
+        {"rmse": 0.3, "grid_proxy": 0.2})
+    assert [r["model"] for r in ws.list_cross_validations("carle")] == ["carle"]
+
+
+def test_a_version_1_catalog_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A catalog written before cross-validations existed keeps its rows and gains the table."""
+    from rul_core.workspace import _SCHEMA_V1
+
+    con = sqlite3.connect(tmp_path / CATALOG_NAME)
+    con.executescript(_SCHEMA_V1)
+    con.execute("INSERT INTO bundles (path, model, created) VALUES ('/b', 'carle', 'then')")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    ws = Workspace(tmp_path)
+    assert ws.schema_version == SCHEMA_VERSION == 2
+    assert [b["path"] for b in ws.list_bundles()] == ["/b"]
+    ws.add_cross_validation(tmp_path / "cv", model="carle")
+    assert len(ws.list_cross_validations()) == 1
+
+
 def test_newer_schema_refused(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     con = sqlite3.connect(ws.db_path)

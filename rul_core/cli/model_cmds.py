@@ -88,25 +88,61 @@ def _print_protocol(tables: dict[str, Any]) -> None:
         print(note)
 
 
+def check_training_args(args: argparse.Namespace) -> None:
+    """The training options that argparse cannot check alone (``--patience``, ``--every``,
+    ``--phases``), named in the error."""
+    if args.patience < 0:
+        raise RulError(f"{args.command}: --patience must be 0 (no early stopping) or more, got "
+                       f"{args.patience}")
+    if args.every < 1:
+        raise RulError(f"{args.command}: --every must be 1 (every snapshot) or more, got "
+                       f"{args.every}")
+    if not 1 <= args.phases <= args.every:
+        raise RulError(f"{args.command}: --phases must lie between 1 and --every ({args.every}), "
+                       f"got {args.phases}")
+
+
+def model_config(args: argparse.Namespace, layout: str | None) -> Any:
+    """The ModelConfig of the model options (``--dataset-kind`` defaults from the layout)."""
+    from rul_core.models.presets import ModelConfig
+
+    return ModelConfig(
+        name=args.model,
+        ablation=args.ablation,
+        preset=args.preset,
+        dataset_kind=args.dataset_kind or ("xjtu" if layout == "xjtu" else "femto"),
+        seed=args.seed,
+        interval=args.interval,  # rc_lstm: gaussian, or an ensemble of Gaussian heads
+        n_members=args.n_members,
+        hparams=parse_key_values(args.hparam, "--hparam"),
+    )
+
+
+def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`rul_core.training.train` keywords of the training options."""
+    return {
+        "label_scheme": args.labels,
+        "label_params": parse_key_values(args.label_param, "--label-param"),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "patience": args.patience,
+        "seed": args.seed,
+        "snapshot_every": args.every,
+        "snapshot_phases": args.phases,
+    }
+
+
 # --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model and write its bundle."""
     from rul_core.bundle import save_bundle
     from rul_core.evaluation import evaluate
-    from rul_core.models.presets import ModelConfig
     from rul_core.training import train
 
     ws = _workspace(args)
     progress = _progress(args)
     try:
-        if args.patience < 0:
-            raise RulError(f"train: --patience must be 0 (no early stopping) or more, got "
-                           f"{args.patience}")
-        if args.every < 1:
-            raise RulError(f"train: --every must be 1 (every snapshot) or more, got {args.every}")
-        if not 1 <= args.phases <= args.every:
-            raise RulError(f"train: --phases must lie between 1 and --every ({args.every}), got "
-                           f"{args.phases}")
+        check_training_args(args)
         ds = _load(args.data, args.layout, ws, progress)
         test_names = set(args.test or [])
         train_runs = _select(ds, args.train, "train")
@@ -118,37 +154,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             val_runs = [train_runs.pop()]
         if not train_runs:
             raise RulError("train: no training runs left after removing --test/--val runs")
-        kind = args.dataset_kind or ("xjtu" if ds.layout == "xjtu" else "femto")
-        hparams = parse_key_values(args.hparam, "--hparam")
-        config = ModelConfig(
-            name=args.model,
-            ablation=args.ablation,
-            preset=args.preset,
-            dataset_kind=kind,
-            seed=args.seed,
-            interval=args.interval,  # rc_lstm: gaussian, or an ensemble of Gaussian heads
-            n_members=args.n_members,
-            hparams=hparams,
-        )
+        config = model_config(args, ds.layout)
         print(
             f"training {config.name}/{config.ablation} ({config.preset}) on "
             f"{[r.name for r in train_runs]}, validation {[r.name for r in val_runs]}",
             file=sys.stderr,
         )
-        trained = train(
-            config,
-            train_runs,
-            val_runs=val_runs or None,
-            label_scheme=args.labels,
-            label_params=parse_key_values(args.label_param, "--label-param"),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            patience=args.patience,
-            progress=progress,
-            seed=args.seed,
-            snapshot_every=args.every,
-            snapshot_phases=args.phases,
-        )
+        trained = train(config, train_runs, val_runs=val_runs or None, progress=progress,
+                        **training_kwargs(args))
         out = save_bundle(trained, args.out)
         ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
         ws.add_bundle(
@@ -305,27 +318,21 @@ def _layout(p: argparse.ArgumentParser) -> None:
                    help="force a layout (default: detected)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add train, evaluate, predict, phm2012 and models."""
-    from rul_core.models.presets import ABLATIONS, INTERVALS, MODEL_NAMES, PRESETS
+def model_options(p: argparse.ArgumentParser) -> None:
+    """``--model``, ``--ablation`` and ``--preset`` (shared by train and crossval)."""
+    from rul_core.models.presets import ABLATIONS, MODEL_NAMES, PRESETS
 
     ablations = sorted({a for v in ABLATIONS.values() for a in v})
-
-    p = sub.add_parser(
-        "train",
-        help="train a model and write a bundle",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("--model", required=True, choices=MODEL_NAMES)
     p.add_argument("--ablation", default="full", choices=ablations, help="default: full")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="default: quick")
-    p.add_argument("--data", required=True, help="dataset folder or archive")
-    _layout(p)
-    p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
-    p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
-    p.add_argument("--no-val", action="store_true", help="train without a validation run")
-    p.add_argument("--test", nargs="+", metavar="RUN", help="runs held out and evaluated")
+
+
+def training_options(p: argparse.ArgumentParser) -> None:
+    """Labels, hyperparameter overrides, epochs, sampling, seed and interval options (shared
+    by train and crossval; read back by :func:`model_config` and :func:`training_kwargs`)."""
+    from rul_core.models.presets import INTERVALS
+
     p.add_argument("--labels", default="piecewise", choices=LABEL_SCHEMES,
                    help="RUL label scheme (default: piecewise, the papers'; capped: time left "
                         "up to --label-param max_rul, the PHM 2012 challenge setting)")
@@ -364,6 +371,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset-kind", choices=("femto", "xjtu"), default=None,
                    help="which paper's hyperparameters (CARLE's Table 6) apply (default: "
                         "from the layout)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add train, evaluate, predict, phm2012 and models."""
+    from rul_core.models.presets import MODEL_NAMES
+
+    p = sub.add_parser(
+        "train",
+        help="train a model and write a bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model_options(p)
+    p.add_argument("--data", required=True, help="dataset folder or archive")
+    _layout(p)
+    p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
+    p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
+    p.add_argument("--no-val", action="store_true", help="train without a validation run")
+    p.add_argument("--test", nargs="+", metavar="RUN", help="runs held out and evaluated")
+    training_options(p)
     p.add_argument("--out", required=True, help="bundle directory to write")
     _common(p)
     p.set_defaults(func=cmd_train)

@@ -1,0 +1,167 @@
+"""Cross-validation over bearings: the fold plan, out-of-fold predictions that equal a model
+trained on the fold by hand, pooled metrics, seen/unseen per fold, saving, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tiny_models import TINY_CARLE
+
+from rul_core.crossval import cross_validate, fold_plan
+from rul_core.data.synthetic import synth_run
+from rul_core.errors import Cancelled, InputError
+from rul_core.models import ModelConfig
+from rul_core.progress import CancelToken
+from rul_core.training import predict_windows, train
+
+TRAIN_KW = {"epochs": 1, "batch_size": 16, "label_scheme": "capped",
+            "label_params": {"max_rul": 5}, "patience": 0}
+
+
+def tiny_carl() -> ModelConfig:
+    """CARL (no forest) at test size, MC dropout band."""
+    return ModelConfig("carle", ablation="carl", hparams=dict(TINY_CARLE), mc_samples=3, seed=2)
+
+
+@pytest.fixture(scope="module")
+def runs() -> list:
+    """Two bearings at condition 1 and one at condition 2 (unseen when it is held out)."""
+    return [synth_run("Bearing1_1", n_snapshots=8, seed=1),
+            synth_run("Bearing1_2", n_snapshots=8, seed=2),
+            synth_run("Bearing2_1", n_snapshots=8, rpm=1650.0, load_n=4200.0, seed=9)]
+
+
+@pytest.fixture(scope="module")
+def result(runs: list):
+    events: list = []
+    cv = cross_validate(tiny_carl(), runs, isolate=False, progress=events.append, **TRAIN_KW)
+    cv.events = events  # type: ignore[attr-defined]
+    return cv
+
+
+def test_fold_plan_is_leave_one_out_or_k_groups() -> None:
+    names = ["a", "b", "c", "d"]
+    assert fold_plan(names) == fold_plan(names, 4) == [
+        (["b", "c", "d"], ["a"]), (["a", "c", "d"], ["b"]),
+        (["a", "b", "d"], ["c"]), (["a", "b", "c"], ["d"])]
+    two = fold_plan(names, 2, seed=1)
+    assert len(two) == 2
+    assert sorted(n for _, held in two for n in held) == names  # each bearing held out once
+    for training, held in two:
+        assert not set(training) & set(held) and sorted(training + held) == names
+    for bad in (1, 5):
+        with pytest.raises(InputError, match="between 2 and the number of bearings"):
+            fold_plan(names, bad)
+
+
+def test_out_of_fold_predictions_are_those_of_the_fold_model(runs: list, result) -> None:
+    """Fold 2 holds out Bearing1_2: its predictions equal a model trained by hand on the
+    other two bearings with the same seed, predicted on Bearing1_2."""
+    by_hand = train(tiny_carl(), [runs[0], runs[2]], **TRAIN_KW)
+    expected = predict_windows(by_hand, runs[1], with_labels=True)
+    got = result.evaluation.windows.query("run == 'Bearing1_2'")
+    assert (got["fold"] == 2).all()
+    np.testing.assert_allclose(got["rul"].to_numpy(), expected["rul"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got["y_true"].to_numpy(), expected["y_true"].to_numpy())
+
+
+def test_each_bearing_once_and_pooled_metrics_by_hand(result) -> None:
+    w = result.evaluation.windows
+    assert w.groupby("run")["fold"].unique().map(list).to_dict() == {
+        "Bearing1_1": [1], "Bearing1_2": [2], "Bearing2_1": [3]}
+    table = result.evaluation.table.set_index("run")
+    rmse = float(np.sqrt(np.mean((w["rul"] - w["y_true"]) ** 2)))
+    assert table.loc["all", "rmse"] == pytest.approx(rmse)
+    one = w[w["run"] == "Bearing2_1"]
+    assert table.loc["Bearing2_1", "mae"] == pytest.approx(float(np.mean(
+        np.abs(one["rul"] - one["y_true"]))))
+    assert result.summary()["rmse"] == pytest.approx(rmse)
+
+
+def test_seen_is_decided_per_fold(result) -> None:
+    """Bearing2_1's fold trained on condition 1 only: unseen; the others saw a twin."""
+    seen = result.evaluation.table.set_index("run")["seen"]
+    assert seen["Bearing1_1"] and seen["Bearing1_2"] and not seen["Bearing2_1"]
+    su = result.evaluation.seen_unseen.set_index("conditions")
+    assert su.loc["seen", "runs"] == 2 and su.loc["unseen", "runs"] == 1
+
+
+def test_folds_replay_and_progress(result) -> None:
+    folds = result.folds
+    assert folds["held_out"].tolist() == ["Bearing1_1", "Bearing1_2", "Bearing2_1"]
+    assert folds.loc[0, "training"] == "Bearing1_2, Bearing2_1"
+    assert (folds["epochs"] == 1).all() and (folds["train_windows"] == 64).all()
+    # capped labels turn into time: one PHM 2012 replay row per held-out bearing
+    assert result.replay["run"].tolist() == folds["held_out"].tolist()
+    assert result.summary()["grid_proxy"] == pytest.approx(result.replay["grid_proxy"].mean())
+    assert [e.done for e in result.events if e.stage == "cross-validation"] == [0, 1, 2, 3]
+    epochs = [e for e in result.events if e.extra.get("epoch_end")]
+    assert [e.extra["fold"] for e in epochs] == [1, 2, 3]  # one epoch per fold
+    assert all(e.message.startswith(f"fold {e.extra['fold']}/3") for e in epochs)
+    # the share of the whole run done: fold 2's last epoch ends two thirds of the way
+    assert [e.extra["overall"] for e in epochs] == pytest.approx([1 / 3, 2 / 3, 1])
+
+
+def test_save_writes_every_table(result, tmp_path: Path) -> None:
+    out = result.save(tmp_path / "cv")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "folds.csv", "predictions.csv", "replay.csv", "summary.json", "table.csv"]
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["summary"]["rmse"] == pytest.approx(result.summary()["rmse"])
+    assert saved["settings"]["config"]["ablation"] == "carl"
+    assert saved["settings"]["train"]["label_params"] == {"max_rul": 5}
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == len(result.evaluation.snapshots) == 24  # 3 bearings x 8 snapshots
+
+
+def test_record_saves_into_new_folders_and_catalogs(result, tmp_path: Path) -> None:
+    from rul_core.crossval import record
+    from rul_core.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    first, second = record(result, ws, dataset="synth"), record(result, ws, dataset="synth")
+    assert first != second and first.parent == second.parent == ws.path / "crossval"
+    assert first.name.startswith("carle-carl-") and (second / "table.csv").is_file()
+    rows = ws.list_cross_validations()
+    assert [r["path"] for r in rows] == [str(first), str(second)]
+    assert rows[0]["runs"] == ["Bearing1_1", "Bearing1_2", "Bearing2_1"]
+    assert rows[0]["metrics"] == pytest.approx(result.summary())
+
+
+def test_impossible_plans_and_cancel(runs: list) -> None:
+    with pytest.raises(InputError, match="at least two training bearings"):
+        cross_validate(tiny_carl(), runs[:2], inner_val=True, isolate=False, **TRAIN_KW)
+    with pytest.raises(InputError, match="share a name"):
+        cross_validate(tiny_carl(), [runs[0], runs[0]], isolate=False, **TRAIN_KW)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        cross_validate(tiny_carl(), runs, isolate=False, cancel=token, **TRAIN_KW)
+
+
+def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path) -> None:
+    """Two bearings, two folds, each trained in a fresh child process; the tables are
+    printed, saved, and the run is in the catalog."""
+    from rul_core.cli import main
+    from rul_core.workspace import Workspace
+
+    data = make_synth("femto", n_snapshots=8, samples=2560)
+    out = tmp_path / "cv"
+    code = main(["crossval", "--model", "carle", "--ablation", "carl", "--data", str(data),
+                 "--labels", "capped", "--label-param", "max_rul=5", "--epochs", "1",
+                 "--patience", "0", "--batch-size", "16", "--out", str(out), "--quiet",
+                 "--workspace", str(tmp_path / "ws"),
+                 *(a for k, v in TINY_CARLE.items() for a in ("--hparam", f"{k}={json.dumps(v)}"))])
+    assert code == 0
+    folds = pd.read_csv(out / "folds.csv")
+    assert folds["held_out"].tolist() == ["Bearing1_1", "Bearing1_2"]
+    rows = Workspace(tmp_path / "ws").list_cross_validations()
+    assert [r["path"] for r in rows] == [str(out.resolve())]
+    assert rows[0]["metrics"]["rmse"] == pytest.approx(
+        pd.read_csv(out / "table.csv").set_index("run").loc["all", "rmse"])
+    assert main(["crossval", "--model", "carle", "--data", str(data), "--folds", "3",
+                 "--workspace", str(tmp_path / "ws"), "--quiet"]) == 2  # 2 bearings
