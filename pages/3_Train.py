@@ -1,7 +1,9 @@
-"""Train: pick a model and bearings, train in the background with live curves, or load a bundle.
+"""Train: pick a model and bearings, train in the background with live curves, cross-validate
+the same settings over bearings, or load a bundle.
 
-Training runs in a child process (``rul_core.isolated``), so the server does not keep what
-TensorFlow leaves behind after every fit; the model comes back as a checked bundle."""
+Training (every fold of a cross-validation too) runs in a child process
+(``rul_core.isolated``), so the server does not keep what TensorFlow leaves behind after every
+fit; the model comes back as a checked bundle."""
 
 from __future__ import annotations
 
@@ -199,6 +201,7 @@ with tab_train:
                 return
             last = job.last
             frac = 0.0 if last is None else float(last.extra.get("overall", last.fraction))
+            what = "Cross-validation" if job.name.startswith("crossval") else "Training"
             text = f"{job.status} · {job.elapsed:.0f} s"
             if last is not None:
                 text += f" · {last.stage}: {last.message}"
@@ -210,8 +213,7 @@ with tab_train:
             if hist:
                 app_ui.show_figure(plots.loss_figure(hist, "Training loss"), "loss", PAGE)
             if job.running:
-                what = "cross-validation" if job.name.startswith("crossval") else "training"
-                if st.button(f"Cancel {what}", key="train_cancel"):
+                if st.button(f"Cancel {what.lower()}", key="train_cancel"):
                     job.cancel()
                     st.toast("Cancelling after the current batch…")
             elif (job.status == "done" and not st.session_state.get("train_job_collected")
@@ -229,7 +231,6 @@ with tab_train:
                 st.session_state["train_job_collected"] = True
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
-                what = "Cross-validation" if job.name.startswith("crossval") else "Training"
                 st.error(f"{what} {job.status}: {job.error}")
                 if not st.session_state.get("train_job_collected"):
                     st.session_state["train_job_collected"] = True

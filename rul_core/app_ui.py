@@ -36,7 +36,8 @@ PAGES = (
     PageInfo("pages/2_Representations.py", "Representations", ":material/image:",
              "ImR raster, scalogram with cone of influence, TF features of any window."),
     PageInfo("pages/3_Train.py", "Train", ":material/model_training:",
-             "Train a model in the background with live loss curves, or load a bundle."),
+             "Train a model in the background with live loss curves, cross-validate it over "
+             "bearings, or load a bundle."),
     PageInfo("pages/4_Evaluate.py", "Evaluate", ":material/monitoring:",
              "Predicted vs true RUL with bands, time left, PHM 2012 score, metric tables, "
              "seen vs unseen, compare models."),

@@ -143,7 +143,7 @@ def test_impossible_plans_and_cancel(runs: list) -> None:
         cross_validate(tiny_carl(), runs, isolate=False, cancel=token, **TRAIN_KW)
 
 
-def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path) -> None:
+def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path, capsys) -> None:
     """Two bearings, two folds, each trained in a fresh child process; the tables are
     printed, saved, and the run is in the catalog."""
     from rul_core.cli import main
@@ -163,5 +163,10 @@ def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path) -> None:
     assert [r["path"] for r in rows] == [str(out.resolve())]
     assert rows[0]["metrics"]["rmse"] == pytest.approx(
         pd.read_csv(out / "table.csv").set_index("run").loc["all", "rmse"])
+    capsys.readouterr()
+    assert main(["models", "--workspace", str(tmp_path / "ws")]) == 0
+    listing = capsys.readouterr().out
+    assert "cross-validations (out-of-fold scores)" in listing
+    assert f"carle\tcarl\tquick\t{data.name}\t2\t" in listing and str(out.resolve()) in listing
     assert main(["crossval", "--model", "carle", "--data", str(data), "--folds", "3",
                  "--workspace", str(tmp_path / "ws"), "--quiet"]) == 2  # 2 bearings

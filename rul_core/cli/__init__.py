@@ -15,7 +15,7 @@ from rul_core.errors import RulError
 SUBCOMMAND_MODULES = (
     "rul_core.cli.data_cmds",  # inspect, synth
     "rul_core.cli.features_cmd",  # features
-    "rul_core.cli.model_cmds",  # train, evaluate, predict, phm2012, models
+    "rul_core.cli.model_cmds",  # train, evaluate, predict, phm2012, models (+ cross-validations)
     "rul_core.cli.crossval_cmd",  # crossval
     "rul_core.cli.explain_cmd",  # explain
     "rul_core.cli.demo_cmd",  # demo-assets

@@ -284,22 +284,36 @@ def cmd_phm2012(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric(metrics: dict[str, Any], key: str) -> str:
+    value = metrics.get(key)
+    return f"{value:.4g}" if isinstance(value, int | float) else ""
+
+
+def _missing(path: str) -> str:
+    return "" if Path(path).is_dir() else " (missing)"
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    """List the bundles in the workspace catalog."""
+    """List the bundles and the cross-validations in the workspace catalog."""
     ws = _workspace(args)
     rows = ws.list_bundles(args.model_filter)
     if not rows:
         print(f"no model bundles in {ws.db_path}")
-        return 0
-    print("id\tmodel\tablation\tpreset\tdataset\tval_rmse\tcreated\tpath")
+    else:
+        print("id\tmodel\tablation\tpreset\tdataset\tval_rmse\tcreated\tpath")
     for r in rows:
-        rmse = r["metrics"].get("val_rmse")
-        rmse_s = f"{rmse:.4g}" if isinstance(rmse, int | float) else ""
-        exists = "" if Path(r["path"]).is_dir() else " (missing)"
-        print(
-            f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
-            f"{rmse_s}\t{r['created']}\t{r['path']}{exists}"
-        )
+        print(f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
+              f"{_metric(r['metrics'], 'val_rmse')}\t{r['created']}\t{r['path']}"
+              f"{_missing(r['path'])}")
+    cvs = ws.list_cross_validations(args.model_filter)
+    if cvs:
+        print("\ncross-validations (out-of-fold scores)")
+        print("id\tmodel\tablation\tpreset\tdataset\tbearings\trmse\tgrid_proxy\tcreated\tpath")
+    for r in cvs:
+        print(f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
+              f"{len(r['runs'])}\t{_metric(r['metrics'], 'rmse')}\t"
+              f"{_metric(r['metrics'], 'grid_proxy')}\t{r['created']}\t{r['path']}"
+              f"{_missing(r['path'])}")
     return 0
 
 
@@ -443,7 +457,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_phm2012)
 
-    p = sub.add_parser("models", help="list the model bundles in the workspace catalog")
+    p = sub.add_parser("models", help="list the model bundles and cross-validations in the "
+                       "workspace catalog")
     p.add_argument("--model", dest="model_filter", default=None, choices=MODEL_NAMES)
     _common(p)
     p.set_defaults(func=cmd_models)
