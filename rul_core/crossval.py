@@ -179,16 +179,22 @@ def cross_validate(
         })
         del trained
     emit(progress, "cross-validation", len(plan), len(plan), "done")
-    level = float(train_kwargs.get("level", result.level))
     pooled = tabulate(pd.concat(windows, ignore_index=True),
-                      pd.concat(snapshots, ignore_index=True), level, on)
+                      pd.concat(snapshots, ignore_index=True), result.level, on)
     replay = pd.concat(replays, ignore_index=True) if replays else pd.DataFrame()
     settings = {
         "config": config.to_dict(), "runs": list(by_name), "n_folds": len(plan),
         "split_seed": split_seed, "inner_val": inner_val, "on": on,
-        "train": {k: v for k, v in train_kwargs.items() if k not in ("pipeline_config",)},
+        "train": {k: v for k, v in train_kwargs.items() if k != "pipeline_config"},
     }
+    # plain JSON (numpy scalars from widgets become numbers), as saved and catalogued
+    settings = json.loads(json.dumps(settings, default=_plain))
     return CrossValidation(pooled, pd.DataFrame(fold_rows), replay, settings)
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback: a numpy scalar's Python value, else the text of the value."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def record(result: CrossValidation, workspace: Any, dataset: str = "",

@@ -132,6 +132,16 @@ def test_record_saves_into_new_folders_and_catalogs(result, tmp_path: Path) -> N
     assert rows[0]["metrics"] == pytest.approx(result.summary())
 
 
+def test_settings_are_plain_json(runs: list) -> None:
+    """Widget values arrive as numpy scalars; the saved settings hold plain numbers."""
+    cv = cross_validate(tiny_carl(), runs[:2], isolate=False,
+                        **{**TRAIN_KW, "epochs": np.int64(1),
+                           "label_params": {"max_rul": np.int64(5)}})
+    assert cv.settings["train"]["epochs"] == 1
+    assert type(cv.settings["train"]["label_params"]["max_rul"]) is int
+    json.dumps(cv.settings)
+
+
 def test_impossible_plans_and_cancel(runs: list) -> None:
     with pytest.raises(InputError, match="at least two training bearings"):
         cross_validate(tiny_carl(), runs[:2], inner_val=True, isolate=False, **TRAIN_KW)
