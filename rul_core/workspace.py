@@ -142,6 +142,14 @@ class Workspace:
         finally:
             con.close()
 
+    def _of_model(self, table: str, model: str | None) -> list[dict[str, Any]]:
+        """Rows of ``table`` (a catalog table with a ``model`` column), of one model when
+        given, oldest first."""
+        if model is None:
+            return self._read(f"SELECT * FROM {table} ORDER BY id")
+        return self._read(f"SELECT * FROM {table} WHERE model=? ORDER BY id",
+                          (model,))
+
     def _init_schema(self) -> None:
         con = self._connect()
         try:
@@ -276,9 +284,7 @@ class Workspace:
 
     def list_bundles(self, model: str | None = None) -> list[dict[str, Any]]:
         """Every bundle (of one model when given), oldest first."""
-        if model is None:
-            return self._read("SELECT * FROM bundles ORDER BY id")
-        return self._read("SELECT * FROM bundles WHERE model=? ORDER BY id", (model,))
+        return self._of_model("bundles", model)
 
     def get_bundle(self, path: str | Path) -> dict[str, Any] | None:
         """The bundle at ``path`` or None."""
@@ -366,6 +372,4 @@ class Workspace:
 
     def list_cross_validations(self, model: str | None = None) -> list[dict[str, Any]]:
         """Every cross-validation (of one model when given), oldest first."""
-        if model is None:
-            return self._read("SELECT * FROM cross_validations ORDER BY id")
-        return self._read("SELECT * FROM cross_validations WHERE model=? ORDER BY id", (model,))
+        return self._of_model("cross_validations", model)

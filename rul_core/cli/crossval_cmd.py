@@ -17,15 +17,14 @@ from pathlib import Path
 
 from rul_core.cli.model_cmds import (
     _common,
-    _layout,
     _load,
     _print_table,
     _progress,
     _select,
     _workspace,
     check_training_args,
+    model_and_data_options,
     model_config,
-    model_options,
     training_kwargs,
     training_options,
 )
@@ -72,9 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    model_options(p)
-    p.add_argument("--data", required=True, help="dataset folder or archive")
-    _layout(p)
+    model_and_data_options(p)
     p.add_argument("--runs", nargs="+", metavar="RUN",
                    help="bearings to cross-validate over (default: all)")
     p.add_argument("--folds", type=int, default=None, metavar="K",

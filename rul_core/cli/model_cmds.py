@@ -332,14 +332,17 @@ def _layout(p: argparse.ArgumentParser) -> None:
                    help="force a layout (default: detected)")
 
 
-def model_options(p: argparse.ArgumentParser) -> None:
-    """``--model``, ``--ablation`` and ``--preset`` (shared by train and crossval)."""
+def model_and_data_options(p: argparse.ArgumentParser) -> None:
+    """``--model``, ``--ablation``, ``--preset``, ``--data`` and ``--layout`` (shared by train
+    and crossval)."""
     from rul_core.models.presets import ABLATIONS, MODEL_NAMES, PRESETS
 
     ablations = sorted({a for v in ABLATIONS.values() for a in v})
     p.add_argument("--model", required=True, choices=MODEL_NAMES)
     p.add_argument("--ablation", default="full", choices=ablations, help="default: full")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="default: quick")
+    p.add_argument("--data", required=True, help="dataset folder or archive")
+    _layout(p)
 
 
 def training_options(p: argparse.ArgumentParser) -> None:
@@ -397,9 +400,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    model_options(p)
-    p.add_argument("--data", required=True, help="dataset folder or archive")
-    _layout(p)
+    model_and_data_options(p)
     p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
     p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
     p.add_argument("--no-val", action="store_true", help="train without a validation run")
