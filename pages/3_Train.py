@@ -18,7 +18,8 @@ presets, isolated, crossval = app_ui.require_modules(
     "Model training (rul_core.models / rul_core.isolated / rul_core.crossval)",
     "rul_core.models.presets", "rul_core.isolated", "rul_core.crossval")
 
-tab_train, tab_load = st.tabs(["Train a model", "Load a bundle"])
+tab_train, tab_load, tab_cv = st.tabs(["Train a model", "Load a bundle",
+                                       "Past cross-validations"])
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
@@ -311,3 +312,20 @@ with tab_load:
                 st.json({"train_runs": [r.name for r in m.train_runs],
                          "label_scheme": m.label_scheme, "label_params": m.label_params,
                          "snapshot_every": m.snapshot_every, "metrics": m.metrics})
+
+# ----------------------------------------------------------------------------- past runs
+with tab_cv:
+    past = app_ui.guarded(ui_state.cross_validation_table, context="workspace catalog")
+    if past is None or not len(past):
+        st.info("No cross-validation in the workspace yet: run one from the first tab, or "
+                "with python -m rul_core crossval.")
+    else:
+        app_ui.show_table(past.drop(columns="path"), "cv-catalog",
+                          "Cross-validations in the workspace", PAGE)
+        pick = st.selectbox("Open", past.index, key="cv_past_pick",
+                            format_func=lambda i: f"#{i} {past.loc[i, 'model']} — "
+                                                  f"{past.loc[i, 'created']}")
+        loaded = app_ui.guarded(crossval.load, past.loc[pick, "path"],
+                                context="load cross-validation")
+        if loaded is not None:
+            app_ui.show_cross_validation(loaded, past.loc[pick, "path"], PAGE, key="cv-past")

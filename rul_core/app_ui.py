@@ -346,9 +346,11 @@ def clamp_state(key: str, upper: int) -> None:
 # --------------------------------------------------------------------------- cross-validation
 
 
-def show_cross_validation(result: Any, saved: Path | None, page: str) -> None:
+def show_cross_validation(result: Any, saved: Path | str | None, page: str,
+                          key: str = "cv") -> None:
     """A cross-validation's pooled out-of-fold scores, tables, one bearing's out-of-fold
-    predictions over life, and a download of all of them (:mod:`rul_core.crossval`)."""
+    predictions over life, and a download of all of them (:mod:`rul_core.crossval`).
+    ``key`` prefixes the widget and figure keys (two results on one page)."""
     from rul_core import plots, views
 
     ev, summary = result.evaluation, result.summary()
@@ -360,29 +362,29 @@ def show_cross_validation(result: Any, saved: Path | None, page: str) -> None:
     shown = {"rmse": "Out-of-fold RMSE", "mae": "MAE", "picp": "PICP (band coverage)",
              "grid_proxy": "PHM 2012 grid proxy"}
     cols = st.columns(len(shown))
-    for col, (key, label) in zip(cols, shown.items(), strict=True):
-        value = summary.get(key)
+    for col, (metric, label) in zip(cols, shown.items(), strict=True):
+        value = summary.get(metric)
         col.metric(label, "—" if value is None else f"{value:.3f}")
     tables = {
-        "cv-table": ("Out-of-fold metrics per bearing x condition", ev.table),
-        "cv-seen": ("Seen vs unseen conditions (seen: a training bearing of the same fold ran "
+        f"{key}-table": ("Out-of-fold metrics per bearing x condition", ev.table),
+        f"{key}-seen": ("Seen vs unseen conditions (seen: a training bearing of the same fold ran "
                     "at that speed and load)", ev.seen_unseen),
-        "cv-folds": ("Folds", result.folds),
-        "cv-replay": ("PHM 2012 replay of each held-out bearing (mean accuracy A at the "
+        f"{key}-folds": ("Folds", result.folds),
+        f"{key}-replay": ("PHM 2012 replay of each held-out bearing (mean accuracy A at the "
                       "challenge's cuts, and at 13 cuts over 50–98 % of life)", result.replay),
     }
-    for key, (title, df) in tables.items():
+    for table_key, (title, df) in tables.items():
         if len(df):
             st.markdown(f"**{title}**")
-            show_table(df.round(4), key, f"Cross-validation: {title}", page)
+            show_table(df.round(4), table_key, f"Cross-validation: {title}", page)
     runs = list(dict.fromkeys(ev.snapshots["run"]))
-    run = st.selectbox("Bearing", runs, key="cv_run_pick")
+    run = st.selectbox("Bearing", runs, key=f"{key}_run_pick")
     fold = int(ev.snapshots.loc[ev.snapshots["run"] == run, "fold"].iloc[0])
     fig = plots.rul_figure([views.rul_curve(ev.snapshots, run, f"fold {fold}'s model")],
                            f"{run}: out-of-fold prediction (fold {fold})")
-    show_figure(fig, f"cv-rul-{run}", page,
+    show_figure(fig, f"{key}-rul-{run}", page,
                 caption=f"Predicted by the model of fold {fold}, which never saw {run}; band: "
                         f"{int(100 * ev.level)} % interval.")
     st.download_button("Download the out-of-fold predictions (CSV)",
                        ev.snapshots.to_csv(index=False), file_name="crossval_predictions.csv",
-                       mime="text/csv", key="cv_download")
+                       mime="text/csv", key=f"{key}_download")

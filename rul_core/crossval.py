@@ -74,19 +74,60 @@ class CrossValidation:
         return out
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``table.csv`` (per bearing x condition), ``folds.csv``, ``replay.csv``,
-        ``predictions.csv`` (out-of-fold snapshot means) and ``summary.json`` into ``folder``,
-        each file atomically; returns the folder."""
+        """Write the result into ``folder``, each file atomically, and return the folder:
+        ``windows.csv`` and ``predictions.csv`` (out-of-fold window and snapshot predictions),
+        ``folds.csv``, ``replay.csv``, ``table.csv`` (per bearing x condition, for reading) and
+        ``summary.json`` (pooled metrics and settings). :func:`load` reads it back."""
         out = Path(folder).resolve()
         out.mkdir(parents=True, exist_ok=True)
-        frames = {"table": self.evaluation.table, "folds": self.folds, "replay": self.replay,
-                  "predictions": self.evaluation.snapshots}
+        frames = {"windows": self.evaluation.windows, "predictions": self.evaluation.snapshots,
+                  "folds": self.folds, "replay": self.replay, "table": self.evaluation.table}
         for name, df in frames.items():
             with atomic_path(out / f"{name}.csv") as tmp:
-                df.to_csv(tmp, index=False)
+                df.to_csv(tmp, index=False, na_rep=MISSING)  # "" stays an empty text
         write_text(out / "summary.json",
                    json.dumps({"summary": self.summary(), "settings": self.settings}, indent=2))
         return out
+
+
+#: The files :meth:`CrossValidation.save` writes and :func:`load` needs.
+SAVED_FILES = ("windows.csv", "predictions.csv", "folds.csv", "replay.csv", "summary.json")
+
+
+#: How a saved table writes a missing number.
+MISSING = "nan"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A saved table (an empty file, e.g. no replay, is an empty table)."""
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[MISSING])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (OSError, ValueError) as exc:
+        raise RulError(f"{path}: not a readable CSV table ({exc})") from exc
+
+
+def load(folder: str | Path) -> CrossValidation:
+    """A cross-validation saved by :meth:`CrossValidation.save` (CSV and JSON only; the tables
+    are rebuilt from the saved predictions). Raises :class:`RulError` naming a missing or
+    unreadable file."""
+    root = Path(folder)
+    missing = [name for name in SAVED_FILES if not (root / name).is_file()]
+    if missing:
+        raise RulError(f"{root}: not a saved cross-validation: {', '.join(missing)} missing "
+                       f"(expected {', '.join(SAVED_FILES)})")
+    try:
+        saved = json.loads((root / "summary.json").read_text())
+        settings = dict(saved["settings"])
+        level, on = float(settings["level"]), str(settings["on"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RulError(f"{root / 'summary.json'}: expected the settings of a cross-validation "
+                       f"with its level and 'on' ({exc!r})") from exc
+    evaluation = tabulate(_read_csv(root / "windows.csv"), _read_csv(root / "predictions.csv"),
+                          level, on)
+    return CrossValidation(evaluation, _read_csv(root / "folds.csv"),
+                           _read_csv(root / "replay.csv"), settings)
 
 
 def _fold_progress(progress: ProgressFn | None, fold: int, n_folds: int) -> ProgressFn | None:
@@ -184,7 +225,7 @@ def cross_validate(
     replay = pd.concat(replays, ignore_index=True) if replays else pd.DataFrame()
     settings = {
         "config": config.to_dict(), "runs": list(by_name), "n_folds": len(plan),
-        "split_seed": split_seed, "inner_val": inner_val, "on": on,
+        "split_seed": split_seed, "inner_val": inner_val, "on": on, "level": result.level,
         "train": {k: v for k, v in train_kwargs.items() if k != "pipeline_config"},
     }
     # plain JSON (numpy scalars from widgets become numbers), as saved and catalogued

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rul_core.config import workspace_dir
 from rul_core.errors import Cancelled, RulError
@@ -418,6 +419,22 @@ def record_cross_validation(result: Any, dataset: str, root: Path | None = None)
     from rul_core.workspace import Workspace
 
     return record(result, Workspace(root) if root is not None else Workspace(), dataset)
+
+
+def cross_validation_table(root: Path | None = None) -> pd.DataFrame:
+    """The workspace's catalogued cross-validations, newest first, indexed by id: model,
+    bearings, pooled out-of-fold RMSE and grid proxy, dataset, date and folder."""
+    from rul_core.workspace import Workspace
+
+    rows = (Workspace(root) if root is not None else Workspace()).list_cross_validations()
+    table = pd.DataFrame([{
+        "id": r["id"], "model": f"{r['model']}/{r['ablation']} ({r['preset']})",
+        "dataset": r["dataset"], "bearings": len(r["runs"]),
+        "rmse": r["metrics"].get("rmse"), "grid_proxy": r["metrics"].get("grid_proxy"),
+        "created": r["created"], "path": r["path"],
+    } for r in reversed(rows)], columns=["id", "model", "dataset", "bearings", "rmse",
+                                         "grid_proxy", "created", "path"])
+    return table.set_index("id")
 
 
 def bundle_from_upload(files: Iterable[tuple[str, bytes]], root: Path | None = None) -> Path:

@@ -238,6 +238,14 @@ def test_train_cross_validates_in_the_background(demo_assets):
     at.selectbox(key="cv_run_pick").set_value("Bearing2_1").run()
     _no_exceptions(at)
     assert at.get("download_button")
+    # the third tab lists it from the catalog and opens it from its folder
+    at = _app("pages/3_Train.py")
+    _no_exceptions(at)
+    past = at.selectbox(key="cv_past_pick")
+    assert "carle/carl (quick)" in past.options[0]  # newest first
+    assert float(at.metric[0].value) == pytest.approx(cv.summary()["rmse"], abs=1e-3)
+    assert at.selectbox(key="cv-past_run_pick").options == list(
+        dict.fromkeys(cv.evaluation.snapshots["run"]))
 
 
 def test_train_offers_each_model_its_own_intervals(demo_assets):

@@ -13,7 +13,7 @@ from tiny_models import TINY_CARLE
 
 from rul_core.crossval import cross_validate, fold_plan
 from rul_core.data.synthetic import synth_run
-from rul_core.errors import Cancelled, InputError
+from rul_core.errors import Cancelled, InputError, RulError
 from rul_core.models import ModelConfig
 from rul_core.progress import CancelToken
 from rul_core.training import predict_windows, train
@@ -106,16 +106,32 @@ def test_folds_replay_and_progress(result) -> None:
     assert [e.extra["overall"] for e in epochs] == pytest.approx([1 / 3, 2 / 3, 1])
 
 
-def test_save_writes_every_table(result, tmp_path: Path) -> None:
+def test_save_writes_every_table_and_load_reads_it_back(result, tmp_path: Path) -> None:
+    from rul_core.crossval import load
+
     out = result.save(tmp_path / "cv")
     assert sorted(p.name for p in out.iterdir()) == [
-        "folds.csv", "predictions.csv", "replay.csv", "summary.json", "table.csv"]
+        "folds.csv", "predictions.csv", "replay.csv", "summary.json", "table.csv", "windows.csv"]
+    back = load(out)
+    pd.testing.assert_frame_equal(back.evaluation.table, result.evaluation.table,
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(back.evaluation.seen_unseen, result.evaluation.seen_unseen,
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(back.folds, result.folds, check_dtype=False)
+    assert back.summary() == pytest.approx(result.summary())
+    assert back.settings == result.settings
     saved = json.loads((out / "summary.json").read_text())
     assert saved["summary"]["rmse"] == pytest.approx(result.summary()["rmse"])
     assert saved["settings"]["config"]["ablation"] == "carl"
     assert saved["settings"]["train"]["label_params"] == {"max_rul": 5}
     preds = pd.read_csv(out / "predictions.csv")
     assert len(preds) == len(result.evaluation.snapshots) == 24  # 3 bearings x 8 snapshots
+    (out / "summary.json").write_text('{"settings": {}}')
+    with pytest.raises(RulError, match=r"summary\.json: expected the settings"):
+        load(out)
+    (out / "windows.csv").unlink()
+    with pytest.raises(RulError, match=r"windows\.csv missing"):
+        load(out)
 
 
 def test_record_saves_into_new_folders_and_catalogs(result, tmp_path: Path) -> None:
