@@ -147,5 +147,8 @@ if len(current) > 1:
     st.subheader("Comparison")
     summary = pd.DataFrame({label: res.summary() for label, res in current.items()}).T
     app_ui.show_table(summary, "compare", "Model comparison (all evaluated windows)", PAGE)
+    st.markdown("**Per bearing × condition, side by side** (the papers' ablation tables)")
+    app_ui.show_table(evaluation.ablation_table(current, flat=True).round(4), "ablation",
+                      "Models side by side per bearing x condition", PAGE)
 st.caption("Score: CARLE eq. 16 on the normalised RUL in percent of life; RMSE/MAE on the "
            "normalised RUL.")

@@ -153,12 +153,15 @@ def tabulate(
 
 
 def ablation_table(
-    results: dict[str, EvaluationResult], metrics: tuple[str, ...] = ("rmse", "mae", "score")
+    results: dict[str, EvaluationResult],
+    metrics: tuple[str, ...] = ("rmse", "mae", "score"),
+    flat: bool = False,
 ) -> pd.DataFrame:
     """One row per (condition, run) and per-condition/overall rows; columns (variant, metric).
 
     ``results`` maps a variant name (e.g. "CARLE", "CARL", "CRLE", "CALE") to its evaluation on
-    the same runs, as in the papers' ablation tables.
+    the same runs, as in the papers' ablation tables. ``flat``: plain columns instead
+    (condition, run, then "variant · metric"), for widgets that show one header row.
     """
     if not results:
         raise ValueError("ablation_table: no results given")
@@ -167,7 +170,11 @@ def ablation_table(
         t = res.table.set_index(["condition", "run"])[list(metrics)]
         t.columns = pd.MultiIndex.from_product([[variant], list(metrics)])
         frames.append(t)
-    return pd.concat(frames, axis=1)
+    table = pd.concat(frames, axis=1)
+    if flat:
+        table.columns = [f"{variant} · {metric}" for variant, metric in table.columns]
+        table = table.reset_index()
+    return table
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:

@@ -306,6 +306,17 @@ def test_evaluate_demo_model(demo_assets):
     assert list(seen["conditions"]) == ["unseen", "seen"]  # Bearing2_1 / Bearing1_3
     at.selectbox(key="eval_run_pick").set_value("Bearing2_1").run()
     _no_exceptions(at)
+    # two models: the comparison and the papers' side-by-side (ablation) table
+    (label,) = at.session_state["models"]
+    at.session_state["models"]["copy"] = at.session_state["models"][label]
+    at.run()
+    at.multiselect(key="eval_models").set_value([label, "copy"]).run()
+    _no_exceptions(at)
+    side = at.dataframe[-1].value
+    assert list(side.columns[:4]) == ["condition", "run", f"{label} · rmse", f"{label} · mae"]
+    assert side[f"{label} · rmse"].tolist() == side["copy · rmse"].tolist()  # the same model
+    assert side.set_index("run").loc["Bearing2_1", "copy · rmse"] == pytest.approx(
+        table.set_index("run").loc["Bearing2_1", "rmse"], abs=1e-4)
 
 
 def test_noise_lab_window_and_sweep(demo_assets):

@@ -80,6 +80,22 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
     assert list(table["run"]) == ["Bearing1_3", "all runs", "all"]
     assert len(ws.list_evaluations(bundle)) == 2
 
+    # two bundles (a copy of the same model): each one's tables, then side by side
+    import shutil
+
+    twin = tmp_path / "bundles" / "twin"
+    shutil.copytree(bundle, twin)
+    assert main(["evaluate", "--model", str(bundle), str(twin), "--data", str(data), "--runs",
+                 "Bearing1_3", "--out", str(csv), *common]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "## per bearing x condition (windows): twin" in printed
+    assert "## side by side (the papers' ablation table)" in printed
+    side = pd.read_csv(csv)
+    assert list(side.columns[:4]) == ["condition", "run", "carle · rmse", "carle · mae"]
+    assert side["carle · rmse"].tolist() == side["twin · rmse"].tolist()
+    assert side["twin · rmse"].iloc[0] == pytest.approx(table["rmse"].iloc[0])
+    assert len(ws.list_evaluations(twin)) == 1
+
 
 def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = ["--workspace", str(tmp_path / "ws"), "--quiet"]

@@ -220,6 +220,9 @@ def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
     )
     md = to_markdown(abl)
     assert md.splitlines()[0].startswith("| condition | run | CARLE / rmse")
+    flat = ablation_table({"CARLE": res, "again": res}, metrics=("rmse",), flat=True)
+    assert list(flat.columns) == ["condition", "run", "CARLE · rmse", "again · rmse"]
+    assert flat["CARLE · rmse"].tolist() == abl[("CARLE", "rmse")].tolist()
 
 
 def test_markdown_prints_seconds_whole_and_ratios_to_four_digits() -> None:

@@ -186,39 +186,52 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a bundle on runs and print the tables."""
+    """Evaluate one or more bundles on runs and print the tables (several: also side by
+    side, as the papers' ablation tables)."""
     from rul_core.bundle import load_bundle
-    from rul_core.evaluation import evaluate
+    from rul_core.evaluation import ablation_table, evaluate
     from rul_core.phm2012 import protocol_tables
 
     ws = _workspace(args)
     progress = _progress(args)
+    results = {}
     try:
-        trained = load_bundle(args.model)
+        bundles = {_bundle_label(path, args.model): path for path in args.model}
+        trained = {label: load_bundle(path) for label, path in bundles.items()}
         ds = _load(args.data, args.layout, ws, progress)
         runs = _select(ds, args.runs, "runs")
-        result = evaluate(trained, runs, on=args.on, progress=progress)
+        for label, model in trained.items():
+            results[label] = evaluate(model, runs, on=args.on, progress=progress)
     finally:
         if progress is not None:
             progress.close()
-    _print_table(f"per bearing x condition ({args.on}s)", result.table)
-    _print_table("seen vs unseen conditions", result.seen_unseen)
-    try:
-        _print_protocol(protocol_tables(trained, runs, result.snapshots))
-    except RulError as exc:  # e.g. labels that cannot be turned into time without a knee
-        print(f"\nPHM 2012 protocol skipped: {exc}")
+    several = len(results) > 1
+    for label, result in results.items():
+        about = f": {label}" if several else ""
+        _print_table(f"per bearing x condition ({args.on}s){about}", result.table)
+        _print_table(f"seen vs unseen conditions{about}", result.seen_unseen)
+        try:
+            _print_protocol(protocol_tables(trained[label], runs, result.snapshots))
+        except RulError as exc:  # e.g. labels that cannot be turned into time without a knee
+            print(f"\nPHM 2012 protocol skipped: {exc}")
+    if several:
+        _print_table("side by side (the papers' ablation table)", ablation_table(results))
     table_path = ""
     if args.out:
-        table_path = str(_write_csv_atomic(result.table, args.out))
+        table = (ablation_table(results, flat=True) if several
+                 else next(iter(results.values())).table)
+        table_path = str(_write_csv_atomic(table, args.out))
         print(f"\ntable written to {table_path}")
-    ws.add_evaluation(
-        args.model,
-        dataset=ds.name,
-        runs=[r.name for r in runs],
-        metrics=result.summary(),
-        table_path=table_path,
-    )
+    for label, result in results.items():
+        ws.add_evaluation(bundles[label], dataset=ds.name, runs=[r.name for r in runs],
+                          metrics=result.summary(), table_path=table_path)
     return 0
+
+
+def _bundle_label(path: str, paths: list[str]) -> str:
+    """A bundle's name in the tables: its folder name, or the whole path when two share it."""
+    name = Path(path).name or path
+    return path if sum(Path(p).name == name for p in paths) > 1 else name
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -410,14 +423,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a bundle on runs and print the tables")
-    p.add_argument("--model", required=True, help="bundle directory")
+    p = sub.add_parser("evaluate", help="evaluate bundles on runs and print the tables")
+    p.add_argument("--model", required=True, nargs="+", metavar="BUNDLE",
+                   help="bundle directory; several: also a side-by-side (ablation) table")
     p.add_argument("--data", required=True, help="dataset folder or archive")
     _layout(p)
     p.add_argument("--runs", nargs="+", metavar="RUN", help="runs to evaluate (default: all)")
     p.add_argument("--on", choices=("window", "snapshot"), default="window",
                    help="metrics over every window (default) or over each snapshot's mean")
-    p.add_argument("--out", default=None, help="write the per-bearing table as CSV")
+    p.add_argument("--out", default=None, help="write the per-bearing table as CSV (several "
+                   "bundles: the side-by-side table)")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
