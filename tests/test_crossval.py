@@ -196,3 +196,30 @@ def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path, capsys) -> 
     assert f"carle\tcarl\tquick\t{data.name}\t2\t" in listing and str(out.resolve()) in listing
     assert main(["crossval", "--model", "carle", "--data", str(data), "--folds", "3",
                  "--workspace", str(tmp_path / "ws"), "--quiet"]) == 2  # 2 bearings
+
+
+def test_cli_crossval_several_ablations_side_by_side(make_synth, tmp_path: Path, capsys) -> None:
+    """Each ablation cross-validated in turn, saved in its own subfolder, then the papers'
+    ablation table of the out-of-fold metrics; a wrong ablation stops before any training."""
+    from rul_core.cli import main
+    from rul_core.workspace import Workspace
+
+    data = make_synth("femto", n_snapshots=8, samples=2560)
+    common = ["--data", str(data), "--epochs", "1", "--patience", "0", "--batch-size", "16",
+              "--in-process", "--quiet", "--workspace", str(tmp_path / "ws"),
+              *(a for k, v in TINY_CARLE.items() for a in ("--hparam", f"{k}={json.dumps(v)}"))]
+    out = tmp_path / "cv"
+    assert main(["crossval", "--model", "carle", "--ablation", "carl", "cale", "--out",
+                 str(out), *common]) == 0
+    printed = capsys.readouterr().out
+    assert "## folds: carle/cale" in printed
+    assert "## out-of-fold metrics side by side (the papers' ablation table)" in printed
+    header = next(line for line in printed.splitlines() if "carl / rmse" in line)
+    assert "cale / rmse" in header
+    carl = pd.read_csv(out / "carl" / "table.csv").set_index("run")
+    row = [line for line in printed.splitlines() if line.startswith("| all | all |")][-1]
+    assert row.split("|")[3].strip() == f"{carl.loc['all', 'rmse']:.4g}"  # carl's rmse first
+    assert [r["ablation"] for r in Workspace(tmp_path / "ws").list_cross_validations()] == [
+        "carl", "cale"]
+    assert main(["crossval", "--model", "carle", "--ablation", "carl", "mmv1", *common]) == 2
+    assert "ablation of 'carle' must be one of" in capsys.readouterr().err

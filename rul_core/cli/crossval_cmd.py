@@ -31,35 +31,47 @@ from rul_core.cli.model_cmds import (
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
-    """Cross-validate over bearings, print the tables, save and catalog the result."""
+    """Cross-validate each ablation over bearings, print the tables (several ablations: also
+    side by side), save and catalog each result."""
     from rul_core.crossval import cross_validate, record
+    from rul_core.evaluation import ablation_table
 
     ws = _workspace(args)
     progress = _progress(args)
+    results = {}
     try:
         check_training_args(args)
         ds = _load(args.data, args.layout, ws, progress)
         runs = _select(ds, args.runs, "runs")
-        config = model_config(args, ds.layout)
-        result = cross_validate(config, runs, n_folds=args.folds, split_seed=args.split_seed,
-                                inner_val=args.inner_val, on=args.on,
-                                isolate=not args.in_process, progress=progress,
-                                **training_kwargs(args))
+        configs = {a: model_config(args, ds.layout, ablation=a) for a in args.ablation}
+        for ablation, config in configs.items():  # every config checked before any training
+            results[ablation] = cross_validate(
+                config, runs, n_folds=args.folds, split_seed=args.split_seed,
+                inner_val=args.inner_val, on=args.on, isolate=not args.in_process,
+                progress=progress, **training_kwargs(args))
     finally:
         if progress is not None:
             progress.close()
-    ev = result.evaluation
-    _print_table(f"out-of-fold predictions per bearing x condition ({args.on}s)", ev.table)
-    _print_table("seen vs unseen conditions (seen: a training bearing of the same fold ran "
-                 "at that speed and load)", ev.seen_unseen)
-    _print_table("folds", result.folds)
-    if len(result.replay):
-        _print_table("PHM 2012 replay of each held-out bearing (mean accuracy A at the "
-                     "challenge's cuts, and at 13 cuts over 50-98 % of life)", result.replay)
-    print("\nsummary: " + ", ".join(f"{k} {v:.4g}" for k, v in result.summary().items()))
     ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
-    folder = record(result, ws, dataset=ds.name, out=args.out)
-    print(f"written to {folder}")
+    several = len(results) > 1
+    for ablation, result in results.items():
+        about = f": {args.model}/{ablation}" if several else ""
+        ev = result.evaluation
+        _print_table(f"out-of-fold predictions per bearing x condition ({args.on}s){about}",
+                     ev.table)
+        _print_table(f"seen vs unseen conditions{about} (seen: a training bearing of the same "
+                     "fold ran at that speed and load)", ev.seen_unseen)
+        _print_table(f"folds{about}", result.folds)
+        if len(result.replay):
+            _print_table(f"PHM 2012 replay of each held-out bearing{about} (mean accuracy A at "
+                         "the challenge's cuts, and at 13 cuts over 50-98 % of life)",
+                         result.replay)
+        print("\nsummary: " + ", ".join(f"{k} {v:.4g}" for k, v in result.summary().items()))
+        out = Path(args.out) / ablation if args.out and several else args.out
+        print(f"written to {record(result, ws, dataset=ds.name, out=out)}")
+    if several:
+        _print_table("out-of-fold metrics side by side (the papers' ablation table)",
+                     ablation_table({a: r.evaluation for a, r in results.items()}))
     return 0
 
 
@@ -71,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    model_and_data_options(p)
+    model_and_data_options(p, several_ablations=True)
     p.add_argument("--runs", nargs="+", metavar="RUN",
                    help="bearings to cross-validate over (default: all)")
     p.add_argument("--folds", type=int, default=None, metavar="K",
@@ -88,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "TensorFlow keeps after each fit)")
     training_options(p)
     p.add_argument("--out", default=None,
-                   help="result folder (default: <workspace>/crossval/<model>-<ablation>-<time>)")
+                   help="result folder, one subfolder per ablation when several (default: "
+                        "<workspace>/crossval/<model>-<ablation>-<time>)")
     _common(p)
     p.set_defaults(func=cmd_crossval)

@@ -102,13 +102,15 @@ def check_training_args(args: argparse.Namespace) -> None:
                        f"got {args.phases}")
 
 
-def model_config(args: argparse.Namespace, layout: str | None) -> Any:
-    """The ModelConfig of the model options (``--dataset-kind`` defaults from the layout)."""
+def model_config(args: argparse.Namespace, layout: str | None, ablation: str | None = None
+                 ) -> Any:
+    """The ModelConfig of the model options (``--dataset-kind`` defaults from the layout;
+    ``ablation`` instead of ``--ablation``)."""
     from rul_core.models.presets import ModelConfig
 
     return ModelConfig(
         name=args.model,
-        ablation=args.ablation,
+        ablation=ablation or args.ablation,
         preset=args.preset,
         dataset_kind=args.dataset_kind or ("xjtu" if layout == "xjtu" else "femto"),
         seed=args.seed,
@@ -345,14 +347,18 @@ def _layout(p: argparse.ArgumentParser) -> None:
                    help="force a layout (default: detected)")
 
 
-def model_and_data_options(p: argparse.ArgumentParser) -> None:
-    """``--model``, ``--ablation``, ``--preset``, ``--data`` and ``--layout`` (shared by train
-    and crossval)."""
+def model_and_data_options(p: argparse.ArgumentParser, several_ablations: bool = False) -> None:
+    """``--model``, ``--ablation`` (a list with ``several_ablations``), ``--preset``, ``--data``
+    and ``--layout`` (shared by train and crossval)."""
     from rul_core.models.presets import ABLATIONS, MODEL_NAMES, PRESETS
 
     ablations = sorted({a for v in ABLATIONS.values() for a in v})
     p.add_argument("--model", required=True, choices=MODEL_NAMES)
-    p.add_argument("--ablation", default="full", choices=ablations, help="default: full")
+    if several_ablations:
+        p.add_argument("--ablation", nargs="+", default=["full"], choices=ablations,
+                       help="default: full; several: each in turn, then side by side")
+    else:
+        p.add_argument("--ablation", default="full", choices=ablations, help="default: full")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="default: quick")
     p.add_argument("--data", required=True, help="dataset folder or archive")
     _layout(p)
