@@ -632,9 +632,9 @@ def main(argv: list[str] | None = None) -> int:
         pc = replace(pc, baseline_snapshots=args.baseline_snapshots or None)
     if args.sigma is not None:
         pc = replace(pc, gaussian_sigma=args.sigma or None)
-    import json
+    from rul_core.models.presets import parse_key_values
 
-    hparams = {k: json.loads(v) for k, _, v in (h.partition("=") for h in args.hparam or [])}
+    hparams = parse_key_values(args.hparam, "--hparam")  # the CLI's syntax: JSON, else text
     label_params: dict = {}
     if args.labels == "piecewise":
         label_params = {"knee_fraction": args.knee}

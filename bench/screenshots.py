@@ -5,7 +5,7 @@
 Uses the demo assets (built into a temporary folder when --demo has none) and a temporary
 workspace, visits every page through the sidebar, triggers the main action of the pages that
 need one (Train: the PHM 2012 challenge settings; Explain; the noise sweep), and saves one PNG
-per page.
+per page, then one of a cross-validation's result on the Train page (3b_train_crossval.png).
 """
 
 from __future__ import annotations
@@ -69,16 +69,40 @@ def main(argv: list[str] | None = None) -> int:
             if title in ACTIONS:
                 page.get_by_role("button", name=ACTIONS[title]).click()
                 wait_for_app(page, timeout_ms=300_000)
-            page.mouse.move(700, 5)
-            page.evaluate("() => { const m = document.querySelector("
-                          "'[data-testid=\"stMain\"]'); if (m) m.scrollTo(0, 0); "
-                          "window.scrollTo(0, 0); }")
-            page.wait_for_timeout(1500)  # let plotly finish drawing
             name = f"{n}_{title.lower().replace(' ', '_')}.png"
-            page.screenshot(path=str(out / name))
-            print(f"saved {out / name}")
+            _screenshot(page, out / name)
+        goto_page(page, "Train")
+        cross_validate_demo(page)
+        _screenshot(page, out / "3b_train_crossval.png", full_page=True)
         browser.close()
     return 0
+
+
+def _screenshot(page: object, path: Path, full_page: bool = False) -> None:
+    """Scroll to the top, let plotly finish drawing, save a PNG."""
+    page.mouse.move(700, 5)
+    page.evaluate("() => { const m = document.querySelector("
+                  "'[data-testid=\"stMain\"]'); if (m) m.scrollTo(0, 0); "
+                  "window.scrollTo(0, 0); }")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(path), full_page=full_page)
+    print(f"saved {path}")
+
+
+def cross_validate_demo(page: object) -> None:
+    """Train page: leave-one-bearing-out of a quick CARL (the preset's 10 epochs) over the demo
+    bearings, waiting for its result (each fold trains in its own process: a few minutes)."""
+    page.get_by_text("Cross-validate over bearings").click()
+    wait_for_app(page)
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="CARLE").click()
+    wait_for_app(page)
+    page.locator('[data-testid="stSelectbox"]').nth(1).click()
+    page.get_by_role("option", name="carl", exact=True).click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Start cross-validation").click()
+    page.get_by_text("saved to").wait_for(timeout=600_000)
+    wait_for_app(page)
 
 
 if __name__ == "__main__":
