@@ -359,12 +359,23 @@ def show_cross_validation(result: Any, saved: Path | str | None, page: str,
     st.success(f"Cross-validated {config.get('name')}/{config.get('ablation')} over "
                f"{len(result.settings.get('runs', []))} bearings in {len(result.folds)} folds"
                f"{where}")
-    shown = {"rmse": "Out-of-fold RMSE", "mae": "MAE", "picp": "PICP (band coverage)",
-             "grid_proxy": "PHM 2012 grid proxy"}
+    level = round(100 * ev.level)
+    calibrated = bool(result.settings.get("inner_val"))
+    shown = {
+        "rmse": ("Out-of-fold RMSE", "Of the normalised RUL, over every held-out window."),
+        "mae": ("MAE", "Mean absolute error of the normalised RUL."),
+        "picp": ("PICP (band coverage)",
+                 f"Share of the held-out labels inside the {level} % band; "
+                 + ("calibrated on each fold's validation bearing." if calibrated else
+                    "uncalibrated: tick 'A validation bearing in every fold' to calibrate it.")),
+        "grid_proxy": ("PHM 2012 grid proxy",
+                       "Mean challenge accuracy A of the time left at 13 cuts over 50–98 % of "
+                       "each held-out bearing's life (1 = perfect)."),
+    }
     cols = st.columns(len(shown))
-    for col, (metric, label) in zip(cols, shown.items(), strict=True):
+    for col, (metric, (label, about)) in zip(cols, shown.items(), strict=True):
         value = summary.get(metric)
-        col.metric(label, "—" if value is None else f"{value:.3f}")
+        col.metric(label, "—" if value is None else f"{value:.3f}", help=about)
     tables = {
         f"{key}-table": ("Out-of-fold metrics per bearing x condition", ev.table),
         f"{key}-seen": ("Seen vs unseen conditions (seen: a training bearing of the same fold ran "
@@ -384,7 +395,7 @@ def show_cross_validation(result: Any, saved: Path | str | None, page: str,
                            f"{run}: out-of-fold prediction (fold {fold})")
     show_figure(fig, f"{key}-rul-{run}", page,
                 caption=f"Predicted by the model of fold {fold}, which never saw {run}; band: "
-                        f"{int(100 * ev.level)} % interval.")
+                        f"{level} % interval.")
     st.download_button("Download the out-of-fold predictions (CSV)",
                        ev.snapshots.to_csv(index=False), file_name="crossval_predictions.csv",
                        mime="text/csv", key=f"{key}_download")
