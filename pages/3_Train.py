@@ -325,7 +325,7 @@ with tab_cv:
         pick = st.selectbox("Open", past.index, key="cv_past_pick",
                             format_func=lambda i: f"#{i} {past.loc[i, 'model']} — "
                                                   f"{past.loc[i, 'created']}")
-        loaded = app_ui.guarded(crossval.load, past.loc[pick, "path"],
+        loaded = app_ui.guarded(app_ui.load_cross_validation, past.loc[pick, "path"],
                                 context="load cross-validation")
         if loaded is not None:
             app_ui.show_cross_validation(loaded, past.loc[pick, "path"], PAGE, key="cv-past")

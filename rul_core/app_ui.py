@@ -346,6 +346,19 @@ def clamp_state(key: str, upper: int) -> None:
 # --------------------------------------------------------------------------- cross-validation
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading cross-validation…")
+def _load_cross_validation(path: str, fingerprint: str) -> Any:
+    from rul_core.crossval import load
+
+    return load(path)
+
+
+def load_cross_validation(path: str | Path) -> Any:
+    """A saved cross-validation, read once per content fingerprint (shared across sessions;
+    the result is only read, never changed)."""
+    return _load_cross_validation(str(path), ui_state.path_fingerprint(path))
+
+
 def show_cross_validation(result: Any, saved: Path | str | None, page: str,
                           key: str = "cv") -> None:
     """A cross-validation's pooled out-of-fold scores, tables, one bearing's out-of-fold
