@@ -153,44 +153,34 @@ with tab_train:
         job = st.session_state.get("train_job")
         running = job is not None and job.running
         params_ok = all(v is not None for v in label_params.values()) and config is not None
-        if cross_validating and len(train_names) < 2:
+        too_few = len(train_names) < (2 if cross_validating else 1)
+        if cross_validating and too_few:
             st.info("Cross-validation needs at least two bearings.")
-        if cross_validating and st.button(
-                "Start cross-validation", type="primary", key="cv_start",
-                disabled=running or len(train_names) < 2 or not params_ok):
-            cv_runs = [dataset.run(n) for n in train_names]
+        if st.button("Start cross-validation" if cross_validating else "Start training",
+                     type="primary", key="cv_start" if cross_validating else "train_start",
+                     disabled=running or too_few or not params_ok):
+            chosen_runs = [dataset.run(n) for n in train_names]
             train_kwargs = {"label_scheme": scheme, "label_params": label_params,
                             "epochs": int(epochs), "patience": int(patience),
                             "snapshot_every": int(every), "snapshot_phases": int(phases)}
+            if cross_validating:
+                job_name = f"crossval-{model_name}-{ablation}"
 
-            def cv_target(progress, cancel, config=config, cv_runs=cv_runs, folds=n_folds,
-                          inner_val=inner_val, train_kwargs=train_kwargs):
-                return crossval.cross_validate(config, cv_runs, n_folds=folds,
-                                               inner_val=inner_val, progress=progress,
-                                               cancel=cancel, **train_kwargs)
+                def target(progress, cancel, config=config, runs=chosen_runs, folds=n_folds,
+                           inner_val=inner_val, kwargs=train_kwargs):
+                    return crossval.cross_validate(config, runs, n_folds=folds,
+                                                   inner_val=inner_val, progress=progress,
+                                                   cancel=cancel, **kwargs)
+            else:
+                job_name = f"{model_name}-{ablation}"
+                val_runs = [dataset.run(n) for n in val_names] or None
 
-            st.session_state["train_job"] = ui_state.start_job(
-                f"crossval-{model_name}-{ablation}", cv_target)
-            st.session_state.pop("train_job_collected", None)
-            st.rerun()
-        if not cross_validating and st.button(
-                "Start training", type="primary", key="train_start",
-                disabled=running or not train_names or not params_ok):
-            train_runs = [dataset.run(n) for n in train_names]
-            val_runs = [dataset.run(n) for n in val_names] or None
+                def target(progress, cancel, config=config, runs=chosen_runs,
+                           val_runs=val_runs, kwargs=train_kwargs):
+                    return isolated.train_isolated(config, runs, val_runs=val_runs,
+                                                   progress=progress, cancel=cancel, **kwargs)
 
-            def target(progress, cancel, config=config, train_runs=train_runs,
-                       val_runs=val_runs, scheme=scheme, epochs=int(epochs),
-                       label_params=label_params, patience=int(patience),
-                       every=int(every), phases=int(phases)):
-                return isolated.train_isolated(
-                    config, train_runs, val_runs=val_runs, label_scheme=scheme,
-                    label_params=label_params, epochs=epochs, patience=patience,
-                    snapshot_every=every, snapshot_phases=phases, progress=progress,
-                    cancel=cancel)
-
-            st.session_state["train_job"] = ui_state.start_job(
-                f"{model_name}-{ablation}", target)
+            st.session_state["train_job"] = ui_state.start_job(job_name, target)
             st.session_state.pop("train_job_collected", None)
             st.rerun()
 

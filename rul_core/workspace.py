@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS cross_validations (
 )
 """
 
+#: What takes a catalog from version i to i + 1 (so version 0, a new file, runs them all).
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
 _JSON_COLUMNS = {
     "runs_json": "runs",
     "config_json": "config",
@@ -174,10 +178,10 @@ class Workspace:
                     f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
                 )
             if version < SCHEMA_VERSION:
-                schema = (_SCHEMA_V1 if version < 1 else "") + ";" + _SCHEMA_V2
-                for stmt in schema.split(";"):
-                    if stmt.strip():
-                        con.execute(stmt)
+                for script in _MIGRATIONS[version:]:
+                    for stmt in script.split(";"):
+                        if stmt.strip():
+                            con.execute(stmt)
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @property

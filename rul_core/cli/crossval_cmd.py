@@ -25,6 +25,7 @@ from rul_core.cli.model_cmds import (
     check_training_args,
     model_and_data_options,
     model_config,
+    on_option,
     training_kwargs,
     training_options,
 )
@@ -93,8 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inner-val", action="store_true",
                    help="the last training bearing of each fold validates (early stopping, "
                         "interval calibration) instead of training")
-    p.add_argument("--on", choices=("window", "snapshot"), default="window",
-                   help="metrics over every window (default) or over each snapshot's mean")
+    on_option(p)
     p.add_argument("--in-process", action="store_true",
                    help="train the folds in this process (faster start; memory grows by what "
                         "TensorFlow keeps after each fit)")

@@ -342,6 +342,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def on_option(p: argparse.ArgumentParser) -> None:
+    """``--on``: metrics over windows or snapshot means (evaluate and crossval)."""
+    p.add_argument("--on", choices=("window", "snapshot"), default="window",
+                   help="metrics over every window (default) or over each snapshot's mean")
+
+
 def _layout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=LAYOUTS, default=None,
                    help="force a layout (default: detected)")
@@ -435,8 +441,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder or archive")
     _layout(p)
     p.add_argument("--runs", nargs="+", metavar="RUN", help="runs to evaluate (default: all)")
-    p.add_argument("--on", choices=("window", "snapshot"), default="window",
-                   help="metrics over every window (default) or over each snapshot's mean")
+    on_option(p)
     p.add_argument("--out", default=None, help="write the per-bearing table as CSV (several "
                    "bundles: the side-by-side table)")
     _common(p)
