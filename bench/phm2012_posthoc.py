@@ -8,6 +8,8 @@
 - ``mean of n``: the snapshot predictions averaged over the n seeds of one model — what a deep
   ensemble of independently seeded members would predict (point estimate; its ``q<q>`` columns
   are the members' quantiles averaged, an approximation of the mixture's quantile);
+- ``median of n``: the same with the seeds' median at each snapshot (n > 2), which one
+  member far off does not move;
 - ``blend ...``: the same average over every listed model/ablation and seed;
 - the smoothing window ``last_k`` of :func:`rul_core.phm2012.estimate_rul_s` and the band
   quantile columns ``q<q>``.
@@ -56,10 +58,10 @@ def load_predictions(folder: Path) -> dict[tuple[str, str, int, str], pd.DataFra
     return out
 
 
-def mean_table(tables: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Element-wise mean of snapshot tables of the same run, over the snapshot times they all
-    hold (a run kept every 6th snapshot and one kept every 3rd, both counted back from failure,
-    meet on the every-6th times); snapshots renumbered from 0."""
+def mean_table(tables: Iterable[pd.DataFrame], how: str = "mean") -> pd.DataFrame:
+    """Element-wise mean (or ``how="median"``) of snapshot tables of the same run, over the
+    snapshot times they all hold (a run kept every 6th snapshot and one kept every 3rd, both
+    counted back from failure, meet on the every-6th times); snapshots renumbered from 0."""
     tables = list(tables)
     times = set(tables[0]["time_s"])
     for t in tables[1:]:
@@ -71,7 +73,8 @@ def mean_table(tables: Iterable[pd.DataFrame]) -> pd.DataFrame:
     cols = set.intersection(*(set(t.columns) for t in keep)) - {"snapshot", "time_s"}
     out = pd.DataFrame({"snapshot": np.arange(len(keep[0])), "time_s": keep[0]["time_s"]})
     for c in sorted(cols):
-        out[c] = np.mean([t[c].to_numpy() for t in keep], axis=0)
+        stack = [t[c].to_numpy() for t in keep]
+        out[c] = np.median(stack, axis=0) if how == "median" else np.mean(stack, axis=0)
     return out
 
 
@@ -139,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         bearings = set.intersection(*(set(b) for b in by_seed.values()))
         seed_mean = {b: mean_table(by_seed[s][b] for s in by_seed) for b in sorted(bearings)}
         add(name, f"mean of {len(by_seed)}", seed_mean)
+        if len(by_seed) > 2:
+            seed_median = {b: mean_table((by_seed[s][b] for s in by_seed), how="median")
+                           for b in sorted(bearings)}
+            add(name, f"median of {len(by_seed)}", seed_median)
     chosen = args.models or list(groups)
     members = [(n, s) for n in chosen for s in groups.get(n, {})]
     if len(chosen) > 1 and members:
