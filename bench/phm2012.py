@@ -262,14 +262,23 @@ def recorded_label_params(label_scheme: str, label_params: dict, every: int) -> 
     return dict(label_params)
 
 
+_FOLD_TAG = ""  # the fold this process trains, named in its log lines (folds may run at once)
+
+
+def fold_tag(fold: Fold) -> str:
+    """``model/ablation seed s held Bearing``: names a fold in the log."""
+    return f"{fold.model}/{fold.ablation} seed {fold.seed} held {fold.held.name}"
+
+
 def log_epoch_end(event: Any) -> None:
     """Progress callback: one stderr line per finished epoch (a run stopped by a time limit
     still shows how far its training got)."""
     x = event.extra
     if x.get("epoch_end"):
         val = "" if x.get("val_loss") is None else f", val_loss {x['val_loss']:.4g}"
-        print(f"    epoch {x['epoch']} (member {x.get('member', 0)}): loss {x['loss']:.4g}{val} "
-              f"at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+        print(f"    [{_FOLD_TAG}] epoch {x['epoch']} (member {x.get('member', 0)}): "
+              f"loss {x['loss']:.4g}{val} at {time.strftime('%H:%M:%S')}",
+              file=sys.stderr, flush=True)
 
 
 def run_fold(fold: Fold) -> dict:
@@ -282,6 +291,8 @@ def run_fold(fold: Fold) -> dict:
     from rul_core.models import ModelConfig
     from rul_core.training import predict_windows, train
 
+    global _FOLD_TAG
+    _FOLD_TAG = fold_tag(fold)
     ensemble = {"interval": "ensemble", "n_members": fold.n_members} if fold.n_members > 1 else {}
     cfg = ModelConfig(fold.model, ablation=fold.ablation, preset=fold.preset, dataset_kind="femto",
                       seed=fold.seed, mc_samples=10, hparams=dict(fold.hparams), **ensemble)
@@ -305,7 +316,7 @@ def run_fold(fold: Fold) -> dict:
 
         tm = replace(tm, snapshot_every=1, label_params=dict(fold.label_params))
     for member in tm.history:  # one history per ensemble member
-        print("    " + "; ".join(f"{k} " + " ".join(f"{v:.4g}" for v in vals)
+        print(f"    [{_FOLD_TAG}] " + "; ".join(f"{k} " + " ".join(f"{v:.4g}" for v in vals)
                                  for k, vals in member.items() if k != "learning_rate"),
               file=sys.stderr, flush=True)
     held = fold.held
@@ -337,6 +348,27 @@ def in_fresh_process(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
+def run_parallel(folds: list[Fold], jobs: int, report: Any) -> list[dict]:
+    """:func:`run_fold` of every fold, ``jobs`` at a time, each in a fresh spawned process;
+    ``report(fold, row)`` as each ends; the rows in the order of ``folds``, failed folds left
+    out (named on stderr)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    rows: dict[int, dict] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(run_fold, fold): i for i, fold in enumerate(folds)}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                rows[i] = report(folds[i], future.result())
+            except Exception as exc:  # a child killed for memory breaks the pool: say which
+                print(f"  {fold_tag(folds[i])}: FAILED ({type(exc).__name__}: {exc})",
+                      file=sys.stderr, flush=True)
+    return [rows[i] for i in sorted(rows)]
+
+
 def lobo(
     models: list[str],
     ablations: list[str] | None,
@@ -358,6 +390,7 @@ def lobo(
     full_runs: dict[str, Run] | None = None,
     every: int = 1,
     phases: int = 1,
+    jobs: int = 1,
 ) -> list[dict]:
     """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
@@ -368,14 +401,17 @@ def lobo(
     0 trains every epoch of each fold and keeps the last (the validation bearing then only
     calibrates the interval). ``phases`` > 1: the training and validation bearings come whole
     from ``full_runs`` and train thins them to every ``every``-th snapshot in ``phases`` phases
-    (``runs`` are those thinned runs, phase 0, and hold the held-out bearing).
+    (``runs`` are those thinned runs, phase 0, and hold the held-out bearing). ``jobs`` > 1:
+    that many folds train at once, each in its own fresh child process (on a GPU or a machine
+    with many cores; the rows are the same as one at a time, in the same order); a fold whose
+    process fails is reported on stderr and left out.
     """
     from rul_core.models import ABLATIONS
     from rul_core.training import leave_one_bearing_out
 
     bearings = list(runs)
     seed_list = [seeds] if isinstance(seeds, int) else list(seeds)
-    rows = []
+    folds = []
     for model in models:
         for ablation in ablations or ABLATIONS[model]:
             if ablation not in ABLATIONS[model]:
@@ -388,23 +424,31 @@ def lobo(
                 if inner_val:  # the fold's last training bearing validates and calibrates
                     fit_names, val_names = train_names[:-1], train_names[-1:]
                 src = full_runs if phases > 1 and full_runs else runs
-                fold = Fold(model, ablation, {n: src[n] for n in fit_names},
-                            {n: src[n] for n in val_names}, runs[held], epochs, seed,
-                            pipeline_config, label_scheme, dict(label_params or {}),
-                            dict(hparams or {}), tuple(quantiles), int(n_members), save_dir,
-                            preset, patience, int(every), int(phases))
-                row = in_fresh_process(run_fold, fold) if isolate else run_fold(fold)
-                row["seed"] = seed
-                rows.append(row)
-                print(
-                    f"  {model}/{ablation} seed {seed} held {held}: rmse {row['rmse']:.4f} "
-                    f"proxy {row['proxy']:.3f} grid {row['proxy_grid']:.3f} "
-                    + " ".join(f"q{q:g} {row[f'proxy@{q:g}']:.3f}/{row[f'grid@{q:g}']:.3f}"
-                               for q in quantiles)
-                    + f" ({row['wall_s']:.1f} s, {row['peak_rss_mb']:.0f} MB)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                folds.append(Fold(
+                    model, ablation, {n: src[n] for n in fit_names},
+                    {n: src[n] for n in val_names}, runs[held], epochs, seed, pipeline_config,
+                    label_scheme, dict(label_params or {}), dict(hparams or {}),
+                    tuple(quantiles), int(n_members), save_dir, preset, patience, int(every),
+                    int(phases)))
+
+    def report(fold: Fold, row: dict) -> dict:
+        row["seed"] = fold.seed
+        print(
+            f"  {fold_tag(fold)}: rmse {row['rmse']:.4f} "
+            f"proxy {row['proxy']:.3f} grid {row['proxy_grid']:.3f} "
+            + " ".join(f"q{q:g} {row[f'proxy@{q:g}']:.3f}/{row[f'grid@{q:g}']:.3f}"
+                       for q in quantiles)
+            + f" ({row['wall_s']:.1f} s, {row['peak_rss_mb']:.0f} MB)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return row
+
+    if jobs > 1 and len(folds) > 1:
+        return run_parallel(folds, jobs, report)
+    rows = []
+    for fold in folds:
+        rows.append(report(fold, in_fresh_process(run_fold, fold) if isolate else run_fold(fold)))
     return rows
 
 
@@ -608,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-process", action="store_true",
                    help="train every fold in this process (default: a fresh child process per "
                         "fold, so TensorFlow's per-model memory does not accumulate)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many folds at once, each in its own process (a GPU runs "
+                        "many small trainings side by side; default 1)")
     p.add_argument("--save-predictions", metavar="DIR", default=None,
                    help="write each fold's held-out snapshot means (rul, band, q<q>, y_true) "
                         "to DIR/<model>-<ablation>-seed<s>-<bearing>.csv")
@@ -646,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
         sampling = f"{args.max_snapshots} evenly spaced"
     else:
         sampling = f"every {args.stride}. from the last" if args.stride > 1 else "all"
+    if args.jobs < 1:
+        raise SystemExit("--jobs: a whole number >= 1")
     if not 1 <= args.phases <= max(1, args.stride) or (args.phases > 1 and args.max_snapshots):
         raise SystemExit("--phases: a whole number from 1 to --stride, without --max-snapshots")
     full_runs = {b: load_femto_npz(b, args.npz_dir) for b in args.bearings} if (
@@ -679,7 +728,8 @@ def main(argv: list[str] | None = None) -> int:
                          save_dir=args.save_predictions, preset=args.preset,
                          held_out=args.held_out,
                          patience=0 if args.fixed_epochs else DEFAULT_PATIENCE,
-                         full_runs=full_runs, every=args.stride, phases=args.phases)
+                         full_runs=full_runs, every=args.stride, phases=args.phases,
+                         jobs=args.jobs)
         if args.held_out:
             rows = [r for r in rows if r["bearing"] in args.held_out]
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "
