@@ -97,9 +97,9 @@ with tab_train:
             if log_min > 0:
                 label_params["log_scale"] = app_ui.guarded(
                     labels.snapshots_for, 60.0 * log_min, cap_runs, context="label log scale")
-        n_folds, inner_val, val_names = None, False, []
+        n_folds, inner_val, val_names, jobs = None, False, [], 1
         if cross_validating:
-            cf1, cf2, cf3 = st.columns(3)
+            cf1, cf2, cf3, cf4 = st.columns(4)
             split = cf1.radio(
                 "Folds", ("Leave one bearing out", "K groups of bearings"), key="cv_split",
                 help="Folds hold whole bearings: windows of one bearing never train and test "
@@ -115,6 +115,13 @@ with tab_train:
                 "A validation bearing in every fold", key="cv_inner_val",
                 help="The last training bearing of each fold validates (early stopping, band "
                      "calibration) instead of training.")
+            most_jobs = max(1, len(train_names))
+            app_ui.clamp_state("cv_jobs", most_jobs)
+            jobs = int(cf4.number_input(
+                "Folds at once", 1, most_jobs, 1, key="cv_jobs",
+                help="Train this many folds side by side, each in its own process: faster on "
+                     "a GPU or a machine with many cores, not on two. Each takes its own "
+                     "memory. The result is the same as one at a time."))
         else:
             rest = [n for n in names if n not in train_names]
             val_names = st.multiselect("Validation/test bearings (never mixed with training)",
@@ -167,10 +174,10 @@ with tab_train:
                 job_name = f"crossval-{model_name}-{ablation}"
 
                 def target(progress, cancel, config=config, runs=chosen_runs, folds=n_folds,
-                           inner_val=inner_val, kwargs=train_kwargs):
+                           inner_val=inner_val, jobs=jobs, kwargs=train_kwargs):
                     return crossval.cross_validate(config, runs, n_folds=folds,
-                                                   inner_val=inner_val, progress=progress,
-                                                   cancel=cancel, **kwargs)
+                                                   inner_val=inner_val, jobs=jobs,
+                                                   progress=progress, cancel=cancel, **kwargs)
             else:
                 job_name = f"{model_name}-{ablation}"
                 val_runs = [dataset.run(n) for n in val_names] or None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -130,20 +131,58 @@ def load(folder: str | Path) -> CrossValidation:
                            _read_csv(root / "replay.csv"), settings)
 
 
-def _fold_progress(progress: ProgressFn | None, fold: int, n_folds: int) -> ProgressFn | None:
-    """Events of one fold's training, their message prefixed "fold i/n", with the fold (from 1)
-    and the fraction of the whole cross-validation done (``overall``) in ``extra``; the stage
-    is kept, so a progress bar per stage serves every fold."""
-    if progress is None:
-        return None
+class _FoldRelay:
+    """Relays the folds' training events to ``progress``, one call at a time (folds may train
+    at once, in threads): the message prefixed "fold i/n", the fold (from 1) and the fraction
+    of the whole cross-validation done (``overall``: the folds' fractions summed, over n) in
+    ``extra``; the stage is kept, so a progress bar per stage serves every fold."""
 
-    def relay(event: ProgressEvent) -> None:
-        message = f"fold {fold + 1}/{n_folds}" + (f" · {event.message}" if event.message else "")
-        overall = (fold + event.fraction) / n_folds
-        progress(ProgressEvent(event.stage, event.done, event.total, message,
-                               {**event.extra, "fold": fold + 1, "overall": overall}))
+    def __init__(self, progress: ProgressFn | None, n_folds: int) -> None:
+        self.progress = progress
+        self.n_folds = n_folds
+        self.fractions = [0.0] * n_folds
+        self.lock = threading.Lock()
 
-    return relay
+    def emit(self, stage: str, done: int, total: int, message: str) -> None:
+        """A cross-validation-level event (not of one fold)."""
+        with self.lock:
+            emit(self.progress, stage, done, total, message)
+
+    def finished(self, fold: int) -> None:
+        """Count fold ``fold`` (from 0) as done."""
+        with self.lock:
+            self.fractions[fold] = 1.0
+
+    def for_fold(self, fold: int) -> ProgressFn | None:
+        """The progress callback of fold ``fold`` (from 0)."""
+        if self.progress is None:
+            return None
+
+        def relay(event: ProgressEvent) -> None:
+            with self.lock:
+                self.fractions[fold] = max(self.fractions[fold], event.fraction)
+                overall = sum(self.fractions) / self.n_folds
+                message = (f"fold {fold + 1}/{self.n_folds}"
+                           + (f" · {event.message}" if event.message else ""))
+                self.progress(ProgressEvent(event.stage, event.done, event.total, message,
+                                            {**event.extra, "fold": fold + 1,
+                                             "overall": overall}))
+
+        return relay
+
+
+class _EitherToken(CancelToken):
+    """Cancelled when the user's token is, or when :meth:`cancel` is called on this one (a
+    fold failed, so the folds still training stop)."""
+
+    def __init__(self, user: CancelToken | None) -> None:
+        super().__init__()
+        self._user = user
+
+    @property
+    def cancelled(self) -> bool:
+        """True once either was cancelled."""
+        return super().cancelled or (self._user is not None and self._user.cancelled)
 
 
 def _final_loss(history: list[dict[str, list[float]]]) -> float:
@@ -161,6 +200,7 @@ def cross_validate(
     inner_val: bool = False,
     on: str = "window",
     isolate: bool = True,
+    jobs: int = 1,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     **train_kwargs: Any,
@@ -171,15 +211,22 @@ def cross_validate(
     ``train_kwargs`` go to :func:`rul_core.training.train` (``label_scheme``, ``label_params``,
     ``epochs``, ``patience``, ``snapshot_every``, ...). ``inner_val``: the last training
     bearing of each fold validates (early stopping, interval calibration) instead of training.
-    ``isolate``: each fold trains in a fresh child process. Progress: one "cross-validation"
-    event per fold, and each fold's training events with "fold i/n" in their message. Raises
-    :class:`Cancelled` when ``cancel`` fires and :class:`InputError` for an impossible plan.
+    ``isolate``: each fold trains in a fresh child process. ``jobs`` > 1 (with ``isolate``):
+    that many folds train at once, each in its own child process — for a GPU or a machine with
+    many cores; the result is the same as one fold at a time. Progress: a "cross-validation"
+    event as each fold starts (one at a time) or ends (several at once), and each fold's
+    training events with "fold i/n" in their message. Raises :class:`Cancelled` when
+    ``cancel`` fires, :class:`InputError` for an impossible plan, and the first failing fold's
+    error (the other folds are stopped).
     """
     from rul_core.phm2012 import protocol_tables
 
     by_name = {r.name: r for r in runs}
     if len(by_name) != len(runs):
         raise InputError("cross-validation: two runs share a name; bearings must be unique")
+    if jobs < 1 or (jobs > 1 and not isolate):
+        raise InputError(f"cross-validation: jobs must be 1, or more with isolate=True (each "
+                         f"fold in its own process), got jobs={jobs}, isolate={isolate}")
     plan = fold_plan(list(by_name), n_folds, seed=split_seed)
     if inner_val and min(len(train) for train, _ in plan) < 2:
         raise InputError("cross-validation: a validation bearing per fold needs at least two "
@@ -188,49 +235,97 @@ def cross_validate(
         from rul_core.isolated import train_isolated as fit
     else:
         from rul_core.training import train as fit
-    windows, snapshots, replays, fold_rows = [], [], [], []
-    for i, (train_names, held_names) in enumerate(plan):
-        check(cancel)
-        emit(progress, "cross-validation", i, len(plan),
-             f"fold {i + 1}/{len(plan)}: holding out {', '.join(held_names)}")
-        fit_names, val_names = train_names, []
-        if inner_val:
-            fit_names, val_names = train_names[:-1], train_names[-1:]
+    relay = _FoldRelay(progress, len(plan))
+
+    def split(i: int) -> tuple[list[str], list[str]]:
+        train_names = plan[i][0]
+        return (train_names[:-1], train_names[-1:]) if inner_val else (train_names, [])
+
+    def fit_fold(i: int, token: CancelToken | None) -> tuple[Any, float]:
+        fit_names, val_names = split(i)
         t0 = time.perf_counter()
         trained = fit(config, [by_name[n] for n in fit_names],
                       val_runs=[by_name[n] for n in val_names] or None,
-                      progress=_fold_progress(progress, i, len(plan)), cancel=cancel,
-                      **train_kwargs)
-        train_s = time.perf_counter() - t0
+                      progress=relay.for_fold(i), cancel=token, **train_kwargs)
+        return trained, time.perf_counter() - t0
+
+    scored: dict[int, dict[str, Any]] = {}
+
+    def score_fold(i: int, trained: Any, train_s: float) -> None:
+        held_names = plan[i][1]
+        fit_names, val_names = split(i)
         held = [by_name[n] for n in held_names]
         result = evaluate(trained, held, on=on, cancel=cancel)
-        for frames, df in ((windows, result.windows), (snapshots, result.snapshots)):
+        for df in (result.windows, result.snapshots):
             df.insert(0, "fold", i + 1)
-            frames.append(df)
+        replay = None
         # labels that do not turn into time (a knee unknown in advance) have no replay
         with contextlib.suppress(RulError):
             replay = protocol_tables(trained, held, result.snapshots)["replayed"]
             replay.insert(0, "fold", i + 1)
-            replays.append(replay)
-        fold_rows.append({
+        scored[i] = {"result": result, "replay": replay, "row": {
             "fold": i + 1, "held_out": ", ".join(held_names), "training": ", ".join(fit_names),
             "validation": ", ".join(val_names), "epochs": int(trained.metrics["epochs_run"]),
             "train_windows": int(trained.metrics["train_windows"]),
             "final_loss": _final_loss(trained.history), "train_s": train_s,
-        })
-        del trained
-    emit(progress, "cross-validation", len(plan), len(plan), "done")
-    pooled = tabulate(pd.concat(windows, ignore_index=True),
-                      pd.concat(snapshots, ignore_index=True), result.level, on)
+        }}
+        relay.finished(i)
+
+    if jobs == 1 or len(plan) == 1:
+        for i, (_, held_names) in enumerate(plan):
+            check(cancel)
+            relay.emit("cross-validation", i, len(plan),
+                       f"fold {i + 1}/{len(plan)}: holding out {', '.join(held_names)}")
+            score_fold(i, *fit_fold(i, cancel))
+    else:
+        _run_at_once(plan, min(jobs, len(plan)), fit_fold, score_fold, relay, cancel)
+    relay.emit("cross-validation", len(plan), len(plan), "done")
+    folds = [scored[i] for i in range(len(plan))]
+    level = folds[-1]["result"].level
+    pooled = tabulate(pd.concat([f["result"].windows for f in folds], ignore_index=True),
+                      pd.concat([f["result"].snapshots for f in folds], ignore_index=True),
+                      level, on)
+    replays = [f["replay"] for f in folds if f["replay"] is not None]
     replay = pd.concat(replays, ignore_index=True) if replays else pd.DataFrame()
     settings = {
         "config": config.to_dict(), "runs": list(by_name), "n_folds": len(plan),
-        "split_seed": split_seed, "inner_val": inner_val, "on": on, "level": result.level,
+        "split_seed": split_seed, "inner_val": inner_val, "on": on, "level": level,
         "train": {k: v for k, v in train_kwargs.items() if k != "pipeline_config"},
     }
     # plain JSON (numpy scalars from widgets become numbers), as saved and catalogued
     settings = json.loads(json.dumps(settings, default=_plain))
-    return CrossValidation(pooled, pd.DataFrame(fold_rows), replay, settings)
+    return CrossValidation(pooled, pd.DataFrame([f["row"] for f in folds]), replay, settings)
+
+
+def _run_at_once(
+    plan: list[Fold], jobs: int, fit_fold: Any, score_fold: Any, relay: _FoldRelay,
+    cancel: CancelToken | None,
+) -> None:
+    """Train the folds of ``plan`` ``jobs`` at a time (a thread each, waiting on its child
+    process) and score each in this thread as it ends. The first failure (or the user's
+    cancel) stops the folds still training and is raised."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    check(cancel)
+    stop = _EitherToken(cancel)
+    relay.emit("cross-validation", 0, len(plan),
+               f"{len(plan)} folds, {jobs} at once: holding out "
+               + "; ".join(", ".join(held) for _, held in plan))
+    with ThreadPoolExecutor(jobs, thread_name_prefix="rul-fold") as pool:
+        futures = {pool.submit(fit_fold, i, stop): i for i in range(len(plan))}
+        done = 0
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                score_fold(i, *future.result())
+                done += 1
+                if done < len(plan):  # the last one is the caller's "done"
+                    relay.emit("cross-validation", done, len(plan),
+                               f"fold {i + 1}/{len(plan)} done (held out "
+                               f"{', '.join(plan[i][1])})")
+        except BaseException:
+            stop.cancel()  # the pool's exit waits for the folds still training: stop them
+            raise
 
 
 def _plain(value: Any) -> Any:

@@ -206,6 +206,8 @@ def test_train_cross_validates_in_the_background(demo_assets):
     assert at.button(key="cv_start").disabled
     at.multiselect(key="cv_runs").set_value(["Bearing1_1", "Bearing1_3", "Bearing2_1"]).run()
     assert at.number_input(key="cv_folds").value == 2  # never more groups than possible
+    assert at.number_input(key="cv_jobs").max == 3
+    at.number_input(key="cv_jobs").set_value(2).run()  # both folds train at once
     at.selectbox(key="train_model").set_value("carle").run()
     at.selectbox(key="train_ablation").set_value("carl").run()
     at.number_input(key="train_epochs").set_value(1).run()
@@ -220,6 +222,7 @@ def test_train_cross_validates_in_the_background(demo_assets):
     assert job.status == "done", job.error
     cv = job.result
     assert isinstance(cv, CrossValidation) and len(cv.folds) == 2
+    assert "2 folds, 2 at once" in job.snapshot_events("cross-validation")[0].message
     held = sorted(n for f in cv.folds["held_out"] for n in f.split(", "))
     assert held == ["Bearing1_1", "Bearing1_3", "Bearing2_1"]  # each bearing once
     assert cv.settings["train"]["label_params"] == {"max_rul": 3}

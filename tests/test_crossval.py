@@ -169,9 +169,40 @@ def test_impossible_plans_and_cancel(runs: list) -> None:
         cross_validate(tiny_carl(), runs, isolate=False, cancel=token, **TRAIN_KW)
 
 
+def test_folds_at_once_in_child_processes_match_one_at_a_time(runs: list, result) -> None:
+    """jobs=3: the three folds train at once, each in its own child process; the pooled
+    predictions and the fold table are those of the folds trained one at a time in this
+    process, and every fold's progress arrives, labelled."""
+    events: list = []
+    cv = cross_validate(tiny_carl(), runs, jobs=3, progress=events.append, **TRAIN_KW)
+    got, expected = cv.evaluation.windows, result.evaluation.windows
+    assert got[["fold", "run", "snapshot"]].equals(expected[["fold", "run", "snapshot"]])
+    np.testing.assert_allclose(got["rul"].to_numpy(), expected["rul"].to_numpy(), rtol=1e-5)
+    same = ["fold", "held_out", "training", "validation", "epochs", "train_windows"]
+    assert cv.folds[same].equals(result.folds[same])
+    np.testing.assert_allclose(cv.folds["final_loss"], result.folds["final_loss"], rtol=1e-5)
+    assert cv.replay["run"].tolist() == result.replay["run"].tolist()
+    stage = [e for e in events if e.stage == "cross-validation"]
+    assert [e.done for e in stage] == [0, 1, 2, 3] and "3 at once" in stage[0].message
+    epochs = [e for e in events if e.extra.get("epoch_end")]
+    assert sorted(e.extra["fold"] for e in epochs) == [1, 2, 3]
+    assert epochs[-1].extra["overall"] == pytest.approx(1.0)
+
+
+def test_folds_at_once_need_child_processes_and_stop_on_cancel(runs: list) -> None:
+    with pytest.raises(InputError, match="isolate=True"):
+        cross_validate(tiny_carl(), runs, jobs=2, isolate=False, **TRAIN_KW)
+    with pytest.raises(InputError, match="jobs must be 1"):
+        cross_validate(tiny_carl(), runs, jobs=0, **TRAIN_KW)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        cross_validate(tiny_carl(), runs, jobs=2, cancel=token, **TRAIN_KW)
+
+
 def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path, capsys) -> None:
-    """Two bearings, two folds, each trained in a fresh child process; the tables are
-    printed, saved, and the run is in the catalog."""
+    """Two bearings, two folds, trained at once, each in a fresh child process; the tables
+    are printed, saved, and the run is in the catalog."""
     from rul_core.cli import main
     from rul_core.workspace import Workspace
 
@@ -180,7 +211,7 @@ def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path, capsys) -> 
     code = main(["crossval", "--model", "carle", "--ablation", "carl", "--data", str(data),
                  "--labels", "capped", "--label-param", "max_rul=5", "--epochs", "1",
                  "--patience", "0", "--batch-size", "16", "--out", str(out), "--quiet",
-                 "--workspace", str(tmp_path / "ws"),
+                 "--workspace", str(tmp_path / "ws"), "--jobs", "2",
                  *(a for k, v in TINY_CARLE.items() for a in ("--hparam", f"{k}={json.dumps(v)}"))])
     assert code == 0
     folds = pd.read_csv(out / "folds.csv")
@@ -223,3 +254,19 @@ def test_cli_crossval_several_ablations_side_by_side(make_synth, tmp_path: Path,
         "carl", "cale"]
     assert main(["crossval", "--model", "carle", "--ablation", "carl", "mmv1", *common]) == 2
     assert "ablation of 'carle' must be one of" in capsys.readouterr().err
+    assert main(["crossval", "--model", "carle", "--jobs", "2", *common]) == 2  # --in-process
+    assert "jobs must be 1, or more with isolate=True" in capsys.readouterr().err
+
+
+def test_cli_progress_of_folds_at_once_is_one_bar_of_the_whole_run() -> None:
+    from rul_core.cli.crossval_cmd import _overall
+    from rul_core.progress import ProgressEvent
+
+    seen: list = []
+    relay = _overall(seen.append)
+    relay(ProgressEvent("cross-validation", 0, 3, "3 folds, 2 at once"))
+    relay(ProgressEvent("train", 4, 10, "fold 2/3 · epoch 1", {"fold": 2, "overall": 0.4567}))
+    assert seen[0].stage == "cross-validation"  # not a fold's event: as it came
+    assert (seen[1].stage, seen[1].done, seen[1].total) == ("folds", 46, 100)
+    assert seen[1].message == "fold 2/3 · epoch 1"
+    assert _overall(None) is None
