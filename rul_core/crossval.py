@@ -134,8 +134,9 @@ def load(folder: str | Path) -> CrossValidation:
 class _FoldRelay:
     """Relays the folds' training events to ``progress``, one call at a time (folds may train
     at once, in threads): the message prefixed "fold i/n", the fold (from 1) and the fraction
-    of the whole cross-validation done (``overall``: the folds' fractions summed, over n) in
-    ``extra``; the stage is kept, so a progress bar per stage serves every fold."""
+    of the whole cross-validation done (``overall``: the folds' shares of their training
+    batches done, finished folds counting 1, summed over n) in ``extra``; the stage is kept,
+    so a progress bar per stage serves every fold."""
 
     def __init__(self, progress: ProgressFn | None, n_folds: int) -> None:
         self.progress = progress
@@ -160,7 +161,8 @@ class _FoldRelay:
 
         def relay(event: ProgressEvent) -> None:
             with self.lock:
-                self.fractions[fold] = max(self.fractions[fold], event.fraction)
+                if event.stage == "train":  # the bulk of a fold's time; never goes back
+                    self.fractions[fold] = event.fraction
                 overall = sum(self.fractions) / self.n_folds
                 message = (f"fold {fold + 1}/{self.n_folds}"
                            + (f" · {event.message}" if event.message else ""))

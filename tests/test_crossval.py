@@ -104,6 +104,8 @@ def test_folds_replay_and_progress(result) -> None:
     assert all(e.message.startswith(f"fold {e.extra['fold']}/3") for e in epochs)
     # the share of the whole run done: fold 2's last epoch ends two thirds of the way
     assert [e.extra["overall"] for e in epochs] == pytest.approx([1 / 3, 2 / 3, 1])
+    overall = [e.extra["overall"] for e in result.events if "overall" in e.extra]
+    assert overall == sorted(overall)  # the bar of the whole run never goes back
 
 
 def test_save_writes_every_table_and_load_reads_it_back(result, tmp_path: Path) -> None:
@@ -187,6 +189,8 @@ def test_folds_at_once_in_child_processes_match_one_at_a_time(runs: list, result
     epochs = [e for e in events if e.extra.get("epoch_end")]
     assert sorted(e.extra["fold"] for e in epochs) == [1, 2, 3]
     assert epochs[-1].extra["overall"] == pytest.approx(1.0)
+    overall = [e.extra["overall"] for e in events if "overall" in e.extra]
+    assert overall == sorted(overall)
 
 
 def test_folds_at_once_need_child_processes_and_stop_on_cancel(runs: list) -> None:
