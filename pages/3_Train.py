@@ -99,7 +99,7 @@ with tab_train:
                     labels.snapshots_for, 60.0 * log_min, cap_runs, context="label log scale")
         n_folds, inner_val, val_names, jobs = None, False, [], 1
         if cross_validating:
-            cf1, cf2, cf3, cf4 = st.columns(4)
+            cf1, cf2, cf3 = st.columns(3)
             split = cf1.radio(
                 "Folds", ("Leave one bearing out", "K groups of bearings"), key="cv_split",
                 help="Folds hold whole bearings: windows of one bearing never train and test "
@@ -111,13 +111,13 @@ with tab_train:
                                                help="Bearings are shared out at random "
                                                     "(seeded) into K groups of nearly equal "
                                                     "size."))
-            inner_val = cf3.checkbox(
+            inner_val = cf1.checkbox(
                 "A validation bearing in every fold", key="cv_inner_val",
                 help="The last training bearing of each fold validates (early stopping, band "
                      "calibration) instead of training.")
             most_jobs = max(1, len(train_names))
             app_ui.clamp_state("cv_jobs", most_jobs)
-            jobs = int(cf4.number_input(
+            jobs = int(cf3.number_input(
                 "Folds at once", 1, most_jobs, 1, key="cv_jobs",
                 help="Train this many folds side by side, each in its own process, with the "
                      "same result as one at a time. Two at once ran a six-fold RC-LSTM "
