@@ -204,6 +204,24 @@ def test_folds_at_once_need_child_processes_and_stop_on_cancel(runs: list) -> No
         cross_validate(tiny_carl(), runs, jobs=2, cancel=token, **TRAIN_KW)
 
 
+def test_folds_at_once_stop_when_cancelled_mid_run(runs: list) -> None:
+    """Cancelled at the first training batch of any fold: every fold's process stops and
+    none is left behind."""
+    import multiprocessing
+
+    token = CancelToken()
+
+    def cancel_once_training(event) -> None:
+        if event.stage == "train":
+            token.cancel()
+
+    before = set(multiprocessing.active_children())
+    with pytest.raises(Cancelled):
+        cross_validate(tiny_carl(), runs[:2], jobs=2, cancel=token,
+                       progress=cancel_once_training, **{**TRAIN_KW, "epochs": 500})
+    assert set(multiprocessing.active_children()) == before
+
+
 def test_cli_crossval_in_child_processes(make_synth, tmp_path: Path, capsys) -> None:
     """Two bearings, two folds, trained at once, each in a fresh child process; the tables
     are printed, saved, and the run is in the catalog."""
