@@ -122,7 +122,8 @@ with tab_train:
                 help="Train this many folds side by side, each in its own process, with the "
                      "same result as one at a time. Two at once ran a six-fold RC-LSTM "
                      "cross-validation 1.4 times faster on two CPU cores; a GPU takes many "
-                     "more. Each fold needs its own memory (about 1 GB for a quick preset)."))
+                     "more. Each fold needs its own memory (quick presets on FEMTO: 1 GB for "
+                     "RC-LSTM, 2.5 GB for Multimodal-RUL)."))
         else:
             rest = [n for n in names if n not in train_names]
             val_names = st.multiselect("Validation/test bearings (never mixed with training)",
