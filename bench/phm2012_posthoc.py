@@ -58,7 +58,7 @@ def load_predictions(folder: Path) -> dict[tuple[str, str, int, str], pd.DataFra
     return out
 
 
-def mean_table(tables: Iterable[pd.DataFrame], how: str = "mean") -> pd.DataFrame:
+def combined_table(tables: Iterable[pd.DataFrame], how: str = "mean") -> pd.DataFrame:
     """Element-wise mean (or ``how="median"``) of snapshot tables of the same run, over the
     snapshot times they all hold (a run kept every 6th snapshot and one kept every 3rd, both
     counted back from failure, meet on the every-6th times); snapshots renumbered from 0."""
@@ -140,17 +140,17 @@ def main(argv: list[str] | None = None) -> int:
                      "grid": float(np.mean([s[1] for s in singles])),
                      "worst grid": float(np.mean([s[2] for s in singles]))})
         bearings = set.intersection(*(set(b) for b in by_seed.values()))
-        seed_mean = {b: mean_table(by_seed[s][b] for s in by_seed) for b in sorted(bearings)}
+        seed_mean = {b: combined_table(by_seed[s][b] for s in by_seed) for b in sorted(bearings)}
         add(name, f"mean of {len(by_seed)}", seed_mean)
         if len(by_seed) > 2:
-            seed_median = {b: mean_table((by_seed[s][b] for s in by_seed), how="median")
+            seed_median = {b: combined_table((by_seed[s][b] for s in by_seed), how="median")
                            for b in sorted(bearings)}
             add(name, f"median of {len(by_seed)}", seed_median)
     chosen = args.models or list(groups)
     members = [(n, s) for n in chosen for s in groups.get(n, {})]
     if len(chosen) > 1 and members:
         bearings = set.intersection(*(set(groups[n][s]) for n, s in members))
-        blend = {b: mean_table(groups[n][s][b] for n, s in members) for b in sorted(bearings)}
+        blend = {b: combined_table(groups[n][s][b] for n, s in members) for b in sorted(bearings)}
         add("blend " + "+".join(chosen), f"mean of {len(members)}", blend)
     rows.sort(key=lambda r: -r["grid"])
     print(markdown(rows, ["predictor", "seeds", "column", "last_k", "proxy", "grid",

@@ -239,12 +239,11 @@ def cross_validate(
         from rul_core.training import train as fit
     relay = _FoldRelay(progress, len(plan))
 
-    def split(i: int) -> tuple[list[str], list[str]]:
-        train_names = plan[i][0]
-        return (train_names[:-1], train_names[-1:]) if inner_val else (train_names, [])
+    # (fitting, validation) bearings of each fold
+    splits = [(train[:-1], train[-1:]) if inner_val else (train, []) for train, _ in plan]
 
     def fit_fold(i: int, token: CancelToken | None) -> tuple[Any, float]:
-        fit_names, val_names = split(i)
+        fit_names, val_names = splits[i]
         t0 = time.perf_counter()
         trained = fit(config, [by_name[n] for n in fit_names],
                       val_runs=[by_name[n] for n in val_names] or None,
@@ -255,7 +254,7 @@ def cross_validate(
 
     def score_fold(i: int, trained: Any, train_s: float) -> None:
         held_names = plan[i][1]
-        fit_names, val_names = split(i)
+        fit_names, val_names = splits[i]
         held = [by_name[n] for n in held_names]
         result = evaluate(trained, held, on=on, cancel=cancel)
         for df in (result.windows, result.snapshots):
