@@ -248,6 +248,7 @@ class Fold:
     patience: int = DEFAULT_PATIENCE  # 0: a fixed budget, every epoch trained, the last kept
     every: int = 1  # > 1 with phases > 1: fit/val hold whole runs, thinned by train() itself
     phases: int = 1
+    augmentation: Any = None  # a rul_core.signal.noise.NoiseAugmentation, or None
 
 
 def recorded_label_params(label_scheme: str, label_params: dict, every: int) -> dict:
@@ -309,7 +310,7 @@ def run_fold(fold: Fold) -> dict:
                    label_params=recorded_label_params(fold.label_scheme, fold.label_params,
                                                       fold.every if thinning else 1),
                    pipeline_config=fold.pipeline_config, progress=log_epoch_end,
-                   patience=fold.patience, **thinning)
+                   patience=fold.patience, augmentation=fold.augmentation, **thinning)
     wall = time.perf_counter() - t0
     if thinning:  # predict the pre-thinned held-out run as the other settings do (same inputs)
         from dataclasses import replace
@@ -391,6 +392,7 @@ def lobo(
     every: int = 1,
     phases: int = 1,
     jobs: int = 1,
+    augmentation: Any = None,
 ) -> list[dict]:
     """Leave-one-bearing-out rows (:func:`run_fold`), one per model, ablation, seed and bearing.
 
@@ -404,7 +406,8 @@ def lobo(
     (``runs`` are those thinned runs, phase 0, and hold the held-out bearing). ``jobs`` > 1:
     that many folds train at once, each in its own fresh child process (on a GPU or a machine
     with many cores; the rows are the same as one at a time, in the same order); a fold whose
-    process fails is reported on stderr and left out.
+    process fails is reported on stderr and left out. ``augmentation``: noisy copies of the
+    training bearings (``train(augmentation=...)``).
     """
     from rul_core.models import ABLATIONS
     from rul_core.training import leave_one_bearing_out
@@ -429,7 +432,7 @@ def lobo(
                     {n: src[n] for n in val_names}, runs[held], epochs, seed, pipeline_config,
                     label_scheme, dict(label_params or {}), dict(hparams or {}),
                     tuple(quantiles), int(n_members), save_dir, preset, patience, int(every),
-                    int(phases)))
+                    int(phases), augmentation))
 
     def report(fold: Fold, row: dict) -> dict:
         row["seed"] = fold.seed
@@ -627,6 +630,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep every N-th snapshot counted back from failure (absolute time kept)")
     p.add_argument("--phases", type=int, default=1,
                    help="train on this many phase offsets of the --stride thinning (<= stride)")
+    p.add_argument("--augment-noise", default=None,
+                   choices=("uniform", "gaussian", "salt_and_pepper"),
+                   help="also train on noisy copies of the training bearings (train(augmentation="
+                        "NoiseAugmentation(kind, --augment-severity, --augment-copies)))")
+    p.add_argument("--augment-severity", type=float, default=1.0)
+    p.add_argument("--augment-copies", type=int, default=1)
     p.add_argument("--knee", type=float, default=0.3, help="piecewise label knee fraction")
     p.add_argument("--constant", action="store_true",
                    help="add the constant (training-label mean) baseline rows")
@@ -697,6 +706,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--jobs: a whole number >= 1")
     if not 1 <= args.phases <= max(1, args.stride) or (args.phases > 1 and args.max_snapshots):
         raise SystemExit("--phases: a whole number from 1 to --stride, without --max-snapshots")
+    augmentation = None
+    if args.augment_noise:
+        from rul_core.signal.noise import NoiseAugmentation
+
+        try:
+            augmentation = NoiseAugmentation(args.augment_noise, args.augment_severity,
+                                             args.augment_copies)
+        except ValueError as exc:
+            raise SystemExit(f"--augment-{exc}") from None
     full_runs = {b: load_femto_npz(b, args.npz_dir) for b in args.bearings} if (
         args.phases > 1 and not args.skip_lobo) else None
     runs = {} if args.skip_lobo else {
@@ -716,7 +734,8 @@ def main(argv: list[str] | None = None) -> int:
             f"hyperparameter overrides: {hparams or 'none'}"
             + (f"; deep ensemble of {args.n_members}" if args.n_members > 1 else "")
             + (f"; training on {args.phases} phase offsets of the thinning (train(snapshot_every="
-               f"{args.stride}, snapshot_phases={args.phases}))" if args.phases > 1 else "") + "\n"
+               f"{args.stride}, snapshot_phases={args.phases}))" if args.phases > 1 else "")
+            + (f"; augmentation: {augmentation.describe()}" if augmentation else "") + "\n"
         )
     if not args.skip_lobo:
         rows = constant_rows(runs, args.labels, label_params, quantiles) if (
@@ -729,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
                          held_out=args.held_out,
                          patience=0 if args.fixed_epochs else DEFAULT_PATIENCE,
                          full_runs=full_runs, every=args.stride, phases=args.phases,
-                         jobs=args.jobs)
+                         jobs=args.jobs, augmentation=augmentation)
         if args.held_out:
             rows = [r for r in rows if r["bearing"] in args.held_out]
         print("RMSE of the normalised RUL per held-out bearing (window predictions); PHM score: "

@@ -146,6 +146,26 @@ with tab_train:
             help="With every N-th snapshot: also train on the thinnings that end 1, 2, ... "
                  "snapshots before each bearing's last (at most N). More distinct windows, the "
                  "same number of batches per epoch.")
+        with st.expander("Noise augmentation"):
+            ca1, ca2, ca3 = st.columns(3)
+            aug_kind = ca1.selectbox(
+                "Noise", ui_state.AUGMENTATION_KINDS, key="train_aug_kind",
+                format_func=lambda k: k.replace("_", " ").replace("and", "&"),
+                help="Also train on noisy copies of every training bearing, with the Noise "
+                     "lab's noise, so the model learns to read through it. Validation bearings "
+                     "stay clean; an epoch keeps the same number of batches.")
+            aug_severity = ca2.number_input(
+                "Severity", 0.05, 5.0, 1.0, 0.05, key="train_aug_severity",
+                disabled=aug_kind == ui_state.NO_AUGMENTATION,
+                help="As in the Noise lab: 1 is the papers' amplitude (Gaussian sigma 0.03 of "
+                     "the normalised signal) or fractions (salt & pepper 10 % / 20 %).")
+            aug_copies = ca3.number_input(
+                "Noisy copies", 1, 10, 1, key="train_aug_copies",
+                disabled=aug_kind == ui_state.NO_AUGMENTATION,
+                help="Noisy copies per training bearing, each with its own noise; memory "
+                     "grows with them.")
+        augmentation = app_ui.guarded(ui_state.train_augmentation, aug_kind, aug_severity,
+                                      aug_copies, context="noise augmentation")
         kind = "xjtu" if "xjtu" in (dataset.layout or "").lower() else "femto"
         hp_keys = sorted(presets.ModelConfig(model_name, preset=preset,
                                              dataset_kind=kind).resolved())
@@ -161,7 +181,8 @@ with tab_train:
 
         job = st.session_state.get("train_job")
         running = job is not None and job.running
-        params_ok = all(v is not None for v in label_params.values()) and config is not None
+        params_ok = (all(v is not None for v in label_params.values()) and config is not None
+                     and (augmentation is not None or aug_kind == ui_state.NO_AUGMENTATION))
         too_few = len(train_names) < (2 if cross_validating else 1)
         if cross_validating and too_few:
             st.info("Cross-validation needs at least two bearings.")
@@ -171,7 +192,8 @@ with tab_train:
             chosen_runs = [dataset.run(n) for n in train_names]
             train_kwargs = {"label_scheme": scheme, "label_params": label_params,
                             "epochs": int(epochs), "patience": int(patience),
-                            "snapshot_every": int(every), "snapshot_phases": int(phases)}
+                            "snapshot_every": int(every), "snapshot_phases": int(phases),
+                            "augmentation": augmentation}
             if cross_validating:
                 job_name = f"crossval-{model_name}-{ablation}"
 
@@ -310,7 +332,10 @@ with tab_load:
                     st.markdown(pres(m.config))
                 st.json({"train_runs": [r.name for r in m.train_runs],
                          "label_scheme": m.label_scheme, "label_params": m.label_params,
-                         "snapshot_every": m.snapshot_every, "metrics": m.metrics})
+                         "snapshot_every": m.snapshot_every,
+                         "augmentation": (m.augmentation.describe()
+                                          if m.augmentation is not None else "none"),
+                         "metrics": m.metrics})
 
 # ----------------------------------------------------------------------------- past runs
 with tab_cv:

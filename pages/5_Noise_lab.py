@@ -91,6 +91,8 @@ if rows:
 
 # ----------------------------------------------------------------------------- sweep
 st.subheader("Severity sweep")
+st.caption("A model trained with noisy copies of its bearings (Train page, Noise augmentation) "
+           "can be swept next to the same model trained clean.")
 sweep_models = st.multiselect("Models", list(models), default=list(models), key="sweep_models")
 trained_names = set()
 for m in sweep_models:

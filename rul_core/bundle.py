@@ -148,6 +148,8 @@ def make_card(trained: TrainedModel) -> dict[str, Any]:
         "label_scheme": trained.label_scheme,
         "label_params": trained.label_params,
         "snapshot_every": int(trained.snapshot_every),
+        "augmentation": (trained.augmentation.to_dict()
+                         if trained.augmentation is not None else None),
         "train_runs": [r.to_dict() for r in trained.train_runs],
         "val_runs": [r.to_dict() for r in trained.val_runs],
         "metrics": trained.metrics,
@@ -176,6 +178,8 @@ def _card_markdown(trained: TrainedModel, card: dict[str, Any]) -> str:
         "Training runs: " + ", ".join(r["name"] for r in card["train_runs"]),
         "",
         *_sampling_lines(trained),
+        *([f"Augmentation: {trained.augmentation.describe()} (the same batches per epoch; "
+           "validation runs clean).", ""] if trained.augmentation is not None else []),
         _interval_line(trained),
         "",
         describe(trained.config),
@@ -389,6 +393,7 @@ def load_bundle(path: str | Path) -> TrainedModel:
 
     from rul_core.models import custom_objects
     from rul_core.models.presets import ModelConfig
+    from rul_core.signal.noise import NoiseAugmentation
     from rul_core.signal.pipeline import Normaliser
 
     bundle = Path(path).resolve()
@@ -402,6 +407,8 @@ def load_bundle(path: str | Path) -> TrainedModel:
         pipeline_config = _pipeline_from_dict(card["pipeline_config"])
         train_runs = [RunInfo.from_dict(r) for r in card.get("train_runs", [])]
         val_runs = [RunInfo.from_dict(r) for r in card.get("val_runs", [])]
+        augmentation = (NoiseAugmentation.from_dict(card["augmentation"])
+                        if card.get("augmentation") is not None else None)
     except (RulError, ValueError, TypeError, KeyError) as exc:
         raise BundleError(f"{card_path}: invalid card content: {exc}") from exc
 
@@ -452,5 +459,6 @@ def load_bundle(path: str | Path) -> TrainedModel:
         level=float(card.get("level", 0.9)),
         interval_calibration=_calibration(card, card_path),
         snapshot_every=_snapshot_every(card, card_path),
+        augmentation=augmentation,
         created=str(card.get("created", "")),
     )

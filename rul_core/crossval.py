@@ -330,8 +330,11 @@ def _run_at_once(
 
 
 def _plain(value: Any) -> Any:
-    """JSON fallback: a numpy scalar's Python value, else the text of the value."""
-    return value.item() if hasattr(value, "item") else str(value)
+    """JSON fallback: a numpy scalar's Python value, a settings object's ``to_dict()``
+    (a noise augmentation), else the text of the value."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value.to_dict() if hasattr(value, "to_dict") else str(value)
 
 
 def record(result: CrossValidation, workspace: Any, dataset: str = "",

@@ -29,6 +29,7 @@ from rul_core import metrics as mt
 from rul_core.data.run import Run, every_nth_from_last
 from rul_core.errors import Cancelled, InputError, RulError
 from rul_core.progress import CancelToken, ProgressFn, check, emit
+from rul_core.signal.noise import NoiseAugmentation
 
 DEFAULT_PATIENCE = 10
 DEFAULT_LEVEL = 0.9
@@ -82,6 +83,7 @@ class TrainedModel:
     (:func:`rul_core.models.intervals.calibration_quantiles`), None without validation runs.
     ``snapshot_every``: the model saw every N-th snapshot counted back from each run's last
     (:meth:`rul_core.data.run.Run.every_nth`); it predicts runs thinned the same way.
+    ``augmentation``: the noisy copies of the training runs it also saw (None: none).
     """
 
     config: Any  # rul_core.models.ModelConfig
@@ -99,6 +101,7 @@ class TrainedModel:
     level: float = DEFAULT_LEVEL
     interval_calibration: list[float] | None = None
     snapshot_every: int = 1
+    augmentation: Any | None = None  # rul_core.signal.noise.NoiseAugmentation
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -398,6 +401,29 @@ def set_determinism(seed: int) -> None:
 # --------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------
+def preparation_jobs(
+    train_runs: Sequence[Run],
+    val_runs: Sequence[Run],
+    snapshot_phases: int = 1,
+    augmentation: NoiseAugmentation | None = None,
+    seed: int = 0,
+) -> list[tuple[Run, int, Any]]:
+    """What :func:`train` prepares, in order, as (run, phase, noise model or None): phase 0 of
+    every training run, then of every validation run, then the other phases of the training
+    runs long enough to have them, then ``augmentation``'s noisy copies of every training
+    phase (copy by copy). Validation runs are never noisy."""
+    fitting = [(run, 0) for run in train_runs]
+    fitting += [(run, k) for k in range(1, snapshot_phases) for run in train_runs
+                if run.n_snapshots > k]
+    jobs: list[tuple[Run, int, Any]] = [(run, k, None) for run, k in fitting[:len(train_runs)]]
+    jobs += [(run, 0, None) for run in val_runs]
+    jobs += [(run, k, None) for run, k in fitting[len(train_runs):]]
+    if augmentation is not None:
+        jobs += [(run, k, augmentation.noise_model(seed, c, run.name))
+                 for c in range(1, int(augmentation.copies) + 1) for run, k in fitting]
+    return jobs
+
+
 def train(
     config: Any,
     train_runs: list[Run],
@@ -415,6 +441,7 @@ def train(
     seed: int | None = None,
     snapshot_every: int = 1,
     snapshot_phases: int = 1,
+    augmentation: Any | None = None,
 ) -> TrainedModel:
     """Train ``config`` on ``train_runs`` (optionally validated on ``val_runs``).
 
@@ -433,7 +460,10 @@ def train(
     thinnings that end 1..K-1 snapshots before each training run's last (K times more
     distinct windows; ``prepare_run``'s ``phase``); an epoch still takes as many batches as
     one thinning gives, drawn without replacement from all of them (:func:`cycled_batches`),
-    so the epoch budget, early stopping and the loss schedule keep their meaning. Raises
+    so the epoch budget, early stopping and the loss schedule keep their meaning.
+    ``augmentation`` (a :class:`rul_core.signal.noise.NoiseAugmentation`) adds that many noisy
+    copies of every training run (and phase) to the pool the batches are drawn from, again
+    without adding batches per epoch; validation runs stay clean. Raises
     :class:`Cancelled` when ``cancel`` fires (after the current batch) and :class:`RulError`
     on unusable input.
     """
@@ -474,27 +504,27 @@ def train(
         raise RulError(f"train: snapshot_phases must be a whole number from 1 to snapshot_every "
                        f"({snapshot_every}), got {snapshot_phases!r}")
     snapshot_phases = int(snapshot_phases)
+    if augmentation is not None and not isinstance(augmentation, NoiseAugmentation):
+        raise RulError(f"train: augmentation must be a NoiseAugmentation or None, got "
+                       f"{type(augmentation).__name__}")
 
     set_determinism(seed)
-    # phase 0 of every run (training, then validation), then the other phases of the training
-    # runs that are long enough to have them
-    jobs = [(run, 0) for run in list(train_runs) + list(val_runs or [])]
-    jobs += [(run, k) for k in range(1, snapshot_phases) for run in train_runs
-             if run.n_snapshots > k]
+    jobs = preparation_jobs(train_runs, val_runs or [], snapshot_phases, augmentation, seed)
     emit(progress, "prepare", 0, len(jobs), "fitting normaliser")
     normaliser = pl.fit_normaliser([r.every_nth(snapshot_every) for r in train_runs],
                                    pipeline_config)
     prepared = []
-    for i, (run, phase) in enumerate(jobs):
+    for i, (run, phase, noise) in enumerate(jobs):
         check(cancel)
         prepared.append(
             prepare_run(
                 config, run, normaliser, pipeline_config, label_scheme, label_params,
-                cancel=cancel, snapshot_every=snapshot_every, phase=phase,
+                cancel=cancel, snapshot_every=snapshot_every, phase=phase, noise=noise,
             )
         )
         emit(progress, "prepare", i + 1, len(jobs),
-             f"windows of {run.name}" + (f" (phase {phase})" if phase else ""))
+             f"windows of {run.name}" + (f" (phase {phase})" if phase else "")
+             + (f" ({noise.kind} noise)" if noise is not None else ""))
     n_train, n_val = len(train_runs), len(val_runs or [])
     tr, va = prepared[:n_train], prepared[n_train : n_train + n_val]
     phase0_windows = sum(len(p.snapshot_index) for p in tr)  # > 0: no run is empty
@@ -524,7 +554,7 @@ def train(
         callbacks.append(_progress_callback(progress, cancel, epochs, steps, m, n_members))
         data: dict[str, Any] = (
             {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
-            if snapshot_phases == 1 else
+            if snapshot_phases == 1 and augmentation is None else
             {"x": cycled_batches(x_train, y_train, batch_size, int(member_cfg.seed)),
              "steps_per_epoch": steps, "shuffle": False}
         )
@@ -569,6 +599,7 @@ def train(
         seed=seed,
         level=level,
         snapshot_every=snapshot_every,
+        augmentation=augmentation,
     )
     trained.metrics["train_windows"] = float(len(y_train))
     if snapshot_phases > 1:

@@ -24,6 +24,7 @@ import pandas as pd
 from rul_core.config import workspace_dir
 from rul_core.errors import Cancelled, RulError
 from rul_core.progress import CancelToken, ProgressEvent
+from rul_core.signal.noise import NOISE_KINDS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
@@ -359,6 +360,24 @@ def train_config(model: str, ablation: str, preset: str, dataset_kind: str, seed
                                n_members=max(int(n_members), 1), hparams=hparams)
 
 
+#: The Train page's choice of no noise augmentation, and the noise kinds it offers.
+NO_AUGMENTATION = "none"
+AUGMENTATION_KINDS = (NO_AUGMENTATION, *NOISE_KINDS)
+
+
+def train_augmentation(kind: str, severity: float, copies: int) -> Any:
+    """The Train page's :class:`~rul_core.signal.noise.NoiseAugmentation` (None for
+    :data:`NO_AUGMENTATION`); a bad value raises RulError naming the field."""
+    from rul_core.signal.noise import NoiseAugmentation
+
+    if kind == NO_AUGMENTATION:
+        return None
+    try:
+        return NoiseAugmentation(kind, float(severity), int(copies))
+    except ValueError as exc:
+        raise RulError(f"Noise augmentation: {exc}") from None
+
+
 def overrides_text(hparams: dict[str, Any]) -> str:
     """``KEY=VALUE`` lines of hyperparameter overrides (JSON values), as the Train page's
     field and the CLI's ``--hparam`` take them."""
@@ -385,6 +404,7 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
         "train_phases": s["snapshot_phases"], "train_members": s["n_members"],
         "train_hparams": overrides_text(s["hparams"]),
         "train_runs": list(run_names), "val_runs": [], "train_mode": TRAIN_ONE,
+        "train_aug_kind": NO_AUGMENTATION,
     }
 
 

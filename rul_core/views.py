@@ -238,7 +238,7 @@ def window_prediction(
     return {k: float(np.asarray(v)[0]) for k, v in out.items()}
 
 
-def noise_sweep(
+def noise_sweep_predictions(
     models: dict[str, Any],
     runs: list[Run],
     kind: str,
@@ -246,18 +246,18 @@ def noise_sweep(
     seed: int = 0,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
-) -> dict[str, tuple[list[float], list[float]]]:
-    """RMSE of each model over the windows of ``runs`` at each noise severity."""
+) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Window labels and mean predictions of each model over ``runs`` at each noise severity:
+    ``{label: [(labels, predictions) per severity]}``, the runs' windows concatenated."""
     from rul_core import labels as lb
-    from rul_core.metrics import point_metrics
     from rul_core.progress import check, emit
     from rul_core.signal.noise import NoiseModel
 
     total = len(models) * len(severities) * len(runs)
     done = 0
-    out: dict[str, tuple[list[float], list[float]]] = {}
+    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for label, trained in models.items():
-        errs = []
+        pairs = []
         for sev in severities:
             ys, ps = [], []
             for run in runs:
@@ -271,9 +271,27 @@ def noise_sweep(
                 ps.append(np.asarray(pred, float))
                 done += 1
                 emit(progress, "noise sweep", done, total, f"{label} severity {sev:g}")
-            errs.append(float(point_metrics(np.concatenate(ys), np.concatenate(ps))["rmse"]))
-        out[label] = (list(map(float, severities)), errs)
+            pairs.append((np.concatenate(ys), np.concatenate(ps)))
+        out[label] = pairs
     return out
+
+
+def noise_sweep(
+    models: dict[str, Any],
+    runs: list[Run],
+    kind: str,
+    severities: list[float],
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, tuple[list[float], list[float]]]:
+    """RMSE of each model over the windows of ``runs`` at each noise severity."""
+    from rul_core.metrics import point_metrics
+
+    pairs = noise_sweep_predictions(models, runs, kind, severities, seed, progress, cancel)
+    return {label: (list(map(float, severities)),
+                    [float(point_metrics(y, p)["rmse"]) for y, p in per_severity])
+            for label, per_severity in pairs.items()}
 
 
 # --------------------------------------------------------------------------- explanations

@@ -8,6 +8,8 @@ import pytest
 from app_support import APP_ROOT, build_assets, use_workspace
 from tiny_models import TINY_RC_LSTM
 
+from rul_core.signal.noise import NoiseAugmentation
+
 st_testing = pytest.importorskip("streamlit.testing.v1")
 TIMEOUT = 120
 
@@ -134,6 +136,9 @@ def test_train_quick_model_in_background(demo_assets):
     at.number_input(key="train_every").set_value(2).run()
     at.number_input(key="train_phases").set_value(2).run()
     at.text_area(key="train_hparams").input("forest_trees=7\ndense_units=[8, 4]").run()
+    at.selectbox(key="train_aug_kind").set_value("gaussian").run()
+    at.number_input(key="train_aug_severity").set_value(0.5).run()
+    at.number_input(key="train_aug_copies").set_value(2).run()
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
@@ -144,6 +149,7 @@ def test_train_quick_model_in_background(demo_assets):
     assert [r.name for r in job.result.train_runs] == ["Bearing1_1"]
     assert job.result.metrics["patience"] == 0.0  # reached the child's train()
     assert job.result.snapshot_every == 2 and job.result.metrics["snapshot_phases"] == 2
+    assert job.result.augmentation == NoiseAugmentation("gaussian", 0.5, 2)  # via the bundle
     assert len(job.epoch_history()["loss"]) == 1  # one point per epoch
     hp = job.result.config.hparams  # the overrides, with the epochs and batch size train() used
     assert (hp["forest_trees"], hp["dense_units"], hp["epochs"]) == (7, [8, 4], 1)
@@ -168,6 +174,7 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     at.number_input(key="train_phases").set_value(2).run()  # the button sets it back to 1
     at.selectbox(key="train_interval").set_value("ensemble").run()
     at.number_input(key="train_members").set_value(3).run()  # ... and this back to 5
+    at.selectbox(key="train_aug_kind").set_value("uniform").run()  # ... and this to none
     at.text_area(key="train_hparams").input("foo=1").run()  # an unknown key: refused ...
     assert any("unknown hparams ['foo']" in e.value for e in at.error)
     assert at.button(key="train_start").disabled
@@ -181,6 +188,7 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.selectbox(key="train_interval").value == CHALLENGE_TRAINING["interval"]
     assert at.number_input(key="train_members").value == CHALLENGE_TRAINING["n_members"]
     assert at.text_area(key="train_hparams").value == ""  # ... and cleared by the button
+    assert at.selectbox(key="train_aug_kind").value == "none"
     assert not at.error and not at.button(key="train_start").disabled
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
             at.number_input(key="train_every").value,

@@ -137,9 +137,14 @@ def test_phm2012_scores_a_truncated_test_bearing(
     common = ["--workspace", str(tmp_path / "ws"), "--quiet"]
     assert main(["train", "--model", "carle", "--ablation", "carl", "--data", str(data),
                  "--no-val", "--epochs", "1", "--every", "2", "--phases", "2", "--out",
-                 str(bundle), *TINY, *common]) == 0  # fmt: skip
+                 str(bundle), "--augment-noise", "uniform", "--augment-copies", "2",
+                 *TINY, *common]) == 0  # fmt: skip
     card = json.loads((bundle / "card.json").read_text())
     assert card["snapshot_every"] == 2 and card["metrics"]["snapshot_phases"] == 2
+    assert card["augmentation"] == {"kind": "uniform", "severity": 1.0, "copies": 2}
+    assert "Augmentation: 2 noisy copies of each training run with uniform noise at " \
+        "severity 1 (the same batches per epoch; validation runs clean)." \
+        in (bundle / "card.md").read_text()
     assert "one snapshot in 2, counted back from each run's last (and from the 1 snapshot(s) " \
         "before it: 2 phase offsets" in (bundle / "card.md").read_text()
     test_set = tmp_path / "Test_set"
@@ -188,3 +193,21 @@ def test_phm2012_on_the_real_test_set_copy(
     assert 0 <= cautious < table["estimate_rul_s"].iloc[0]
     assert main([*base, "--quantile", "1"]) == 2
     assert "quantile must lie strictly between 0 and 1, got 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--augment-noise", "gaussian", "--augment-copies", "0"],
+     "--augment-copies: expected a whole number >= 1, got 0"),
+    (["--augment-noise", "gaussian", "--augment-severity", "-1"],
+     "--augment-severity: expected a finite value > 0, got -1.0"),
+    (["--augment-copies", "2"], "--augment-severity and --augment-copies need --augment-noise"),
+])
+def test_train_refuses_bad_noise_augmentation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    assert main(["train", "--model", "rc_lstm", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "b"), "--workspace", str(tmp_path / "ws"), "--quiet",
+                 *options]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert message in err and "train:" in err
+    assert not (tmp_path / "b").exists()

@@ -151,12 +151,18 @@ def test_record_saves_into_new_folders_and_catalogs(result, tmp_path: Path) -> N
 
 
 def test_settings_are_plain_json(runs: list) -> None:
-    """Widget values arrive as numpy scalars; the saved settings hold plain numbers."""
+    """Widget values arrive as numpy scalars; the saved settings hold plain numbers, and a
+    noise augmentation its fields."""
+    from rul_core.signal.noise import NoiseAugmentation
+
     cv = cross_validate(tiny_carl(), runs[:2], isolate=False,
                         **{**TRAIN_KW, "epochs": np.int64(1),
-                           "label_params": {"max_rul": np.int64(5)}})
+                           "label_params": {"max_rul": np.int64(5)},
+                           "augmentation": NoiseAugmentation("gaussian", 0.5)})
     assert cv.settings["train"]["epochs"] == 1
     assert type(cv.settings["train"]["label_params"]["max_rul"]) is int
+    assert cv.settings["train"]["augmentation"] == {"kind": "gaussian", "severity": 0.5,
+                                                    "copies": 1}
     json.dumps(cv.settings)
 
 

@@ -17,12 +17,14 @@ from rul_core.errors import Cancelled, RulError
 from rul_core.evaluation import ablation_table, evaluate, to_markdown
 from rul_core.models import ModelConfig
 from rul_core.progress import CancelToken, ProgressEvent
+from rul_core.signal.noise import NoiseAugmentation
 from rul_core.training import (
     TrainedModel,
     grouped_kfold,
     leave_one_bearing_out,
     predict_run,
     predict_windows,
+    preparation_jobs,
     train,
 )
 
@@ -471,3 +473,100 @@ def test_snapshot_phases_train_more_windows_in_the_same_batches_per_epoch(runs: 
     short = train(tiny_rc_lstm(), [runs[0], runs[1].head(1)], **{**kw, "epochs": 1},
                   snapshot_phases=2)
     assert short.metrics["train_windows"] == 36
+
+
+def test_noise_augmentation_jobs_leave_validation_clean_and_seed_each_copy(runs: list) -> None:
+    aug = NoiseAugmentation("gaussian", 2.0, copies=2)
+    jobs = preparation_jobs(runs[:2], [runs[2]], snapshot_phases=2, augmentation=aug, seed=5)
+    plain = [(r.name, k) for r, k, noise in jobs if noise is None]
+    assert plain == [("Bearing1_1", 0), ("Bearing1_2", 0), ("Bearing1_3", 0),
+                     ("Bearing1_1", 1), ("Bearing1_2", 1)]
+    noisy = [(r.name, k, noise) for r, k, noise in jobs if noise is not None]
+    assert [(n, k) for n, k, _ in noisy] == [("Bearing1_1", 0), ("Bearing1_2", 0),
+                                            ("Bearing1_1", 1), ("Bearing1_2", 1)] * 2
+    assert all(m.kind == "gaussian" and m.severity == 2.0 for _, _, m in noisy)
+    # phases of one run in one copy share a pattern; runs and copies never do
+    seeds = {(n, c // 4): m.seed for c, (n, _, m) in enumerate(noisy)}
+    assert len(set(seeds.values())) == 4
+    again = preparation_jobs(runs[:2], [runs[2]], 2, aug, 5)
+    assert [m.seed for _, _, m in again if m] == [m.seed for _, _, m in noisy]
+    assert [m.seed for *_, m in preparation_jobs(runs[:2], [], 1, aug, 6) if m] != \
+        [m.seed for *_, m in preparation_jobs(runs[:2], [], 1, aug, 5) if m]
+
+
+def test_noise_augmentation_adds_the_noise_to_the_model_input(runs: list) -> None:
+    """RC-LSTM reads the normalised signal, mean-pooled by ``pool`` samples: a noisy copy is
+    the clean input plus N(0, 0.06² / pool) at severity 2 (the papers' sigma 0.03, doubled)."""
+    from rul_core.signal.pipeline import fit_normaliser
+    from rul_core.training import default_pipeline_config, prepare_run
+
+    cfg = tiny_rc_lstm()
+    pcfg = default_pipeline_config(cfg)
+    norm = fit_normaliser(runs[:2], pcfg)
+    noise = NoiseAugmentation("gaussian", 2.0).noise_model(0, 1, runs[0].name)
+    clean = prepare_run(cfg, runs[0], norm, pcfg).inputs[0]
+    noisy = prepare_run(cfg, runs[0], norm, pcfg, noise=noise).inputs[0]
+    diff = (noisy - clean).ravel()
+    assert diff.size > 10_000
+    pool = int(cfg.resolved()["pool"])
+    assert pool > 1 and abs(diff.mean()) < 0.002
+    assert diff.std() == pytest.approx(0.06 / np.sqrt(pool), rel=0.03)
+
+
+def test_training_with_noise_augmentation(runs: list) -> None:
+    kw = {"epochs": 2, "batch_size": 8, "label_scheme": "capped", "label_params": {"max_rul": 4},
+          "patience": 0, "seed": 1}
+    aug = NoiseAugmentation("salt_and_pepper", 0.5, copies=2)
+    events: list[ProgressEvent] = []
+    clean = train(tiny_rc_lstm(), runs[:2], **kw)
+    noisy = train(tiny_rc_lstm(), runs[:2], val_runs=[runs[2]], augmentation=aug,
+                  progress=events.append, **kw)
+    again = train(tiny_rc_lstm(), runs[:2], val_runs=[runs[2]], augmentation=aug, **kw)
+    # 2 runs x 8 snapshots x 4 windows = 64 clean windows, and two noisy copies of them
+    assert clean.metrics["train_windows"] == 64 and noisy.metrics["train_windows"] == 192
+    batches = [(e.extra["epoch"], e.extra["batch"]) for e in events
+               if e.stage == "train" and not e.extra.get("epoch_end")]
+    assert batches == [(e, b) for e in (1, 2) for b in range(1, 9)]  # 64 / 8 per epoch
+    prepared = [e.message for e in events if e.stage == "prepare" and e.done > 0]
+    assert prepared[-4:] == ["windows of Bearing1_1 (salt_and_pepper noise)",
+                             "windows of Bearing1_2 (salt_and_pepper noise)"] * 2
+    assert not any("Bearing1_3 (" in m for m in prepared)  # validation stays clean
+    for wa, wb in zip(noisy.models[0].get_weights(), again.models[0].get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert noisy.augmentation == aug and clean.augmentation is None
+    with pytest.raises(RulError, match="augmentation must be a NoiseAugmentation"):
+        train(tiny_rc_lstm(), runs[:2], augmentation={"kind": "gaussian"}, **kw)
+
+
+def test_noise_augmentation_checks_its_fields() -> None:
+    for bad, match in (({"kind": "pink"}, "kind: expected one of"),
+                       ({"kind": "gaussian", "severity": 0}, "severity: expected a finite"),
+                       ({"kind": "gaussian", "copies": 1.5}, "copies: expected a whole"),
+                       ({"kind": "gaussian", "severity": "x"}, "field 'severity'"),
+                       ({"kind": "uniform", "seed": 3}, r"unknown field\(s\) \['seed'\]"),
+                       ({"severity": 1}, "field 'kind' is missing"),
+                       (["gaussian"], "expected an object")):
+        with pytest.raises(ValueError, match=match):
+            NoiseAugmentation.from_dict(bad)  # type: ignore[arg-type]
+    aug = NoiseAugmentation("uniform", 1.5, 3)
+    assert NoiseAugmentation.from_dict(aug.to_dict()) == aug
+    assert aug.describe() == ("3 noisy copies of each training run with uniform noise at "
+                              "severity 1.5")
+
+
+def test_noise_sweep_pairs_labels_with_predictions_and_its_rmse_is_theirs(runs: list) -> None:
+    from rul_core.views import noise_sweep, noise_sweep_predictions
+
+    model = train(tiny_rc_lstm(), runs[:2], epochs=1, batch_size=8, label_scheme="capped",
+                  label_params={"max_rul": 4}, patience=0, seed=2)
+    pairs = noise_sweep_predictions({"m": model}, runs[2:], "gaussian", [0.0, 2.0], seed=3)
+    (clean_y, clean_p), (noisy_y, noisy_p) = pairs["m"]
+    windows = pd.concat([predict_windows(model, r, with_labels=True) for r in runs[2:]])
+    np.testing.assert_allclose(clean_p, windows["rul"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(clean_y, windows["y_true"], rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(noisy_y, clean_y)
+    assert np.abs(noisy_p - clean_p).max() > 1e-5  # the noise reached the predictions
+    severities, rmse = noise_sweep({"m": model}, runs[2:], "gaussian", [0.0, 2.0], seed=3)["m"]
+    assert severities == [0.0, 2.0]
+    assert rmse == pytest.approx([np.sqrt(np.mean((clean_y - clean_p) ** 2)),
+                                  np.sqrt(np.mean((noisy_y - noisy_p) ** 2))], rel=1e-6)

@@ -126,3 +126,14 @@ def test_train_config_reads_overrides_like_the_cli_and_names_bad_lines():
         train_config("rc_lstm", "full", "quick", "femto", 0, "gaussian", 1, "timesteps 14")
     with pytest.raises(RulError, match=r"unknown hparams \['timestep'\]"):
         train_config("rc_lstm", "full", "quick", "femto", 0, "gaussian", 1, "timestep=14")
+
+
+def test_train_augmentation_offers_every_noise_kind_and_names_bad_values():
+    from rul_core.signal.noise import NoiseAugmentation
+
+    assert ui_state.AUGMENTATION_KINDS == ("none", "uniform", "gaussian", "salt_and_pepper")
+    assert ui_state.train_augmentation(ui_state.NO_AUGMENTATION, 1.0, 1) is None
+    assert ui_state.train_augmentation("salt_and_pepper", np.float64(0.5), np.int64(2)) == \
+        NoiseAugmentation("salt_and_pepper", 0.5, 2)
+    with pytest.raises(RulError, match="Noise augmentation: severity: expected a finite value"):
+        ui_state.train_augmentation("gaussian", 0.0, 1)

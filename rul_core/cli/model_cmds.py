@@ -100,6 +100,7 @@ def check_training_args(args: argparse.Namespace) -> None:
     if not 1 <= args.phases <= args.every:
         raise RulError(f"{args.command}: --phases must lie between 1 and --every ({args.every}), "
                        f"got {args.phases}")
+    augmentation(args)  # its own errors name the option
 
 
 def model_config(args: argparse.Namespace, layout: str | None, ablation: str | None = None
@@ -120,6 +121,23 @@ def model_config(args: argparse.Namespace, layout: str | None, ablation: str | N
     )
 
 
+def augmentation(args: argparse.Namespace) -> Any:
+    """The NoiseAugmentation of ``--augment-noise`` (None without it), checked."""
+    from rul_core.signal.noise import NoiseAugmentation
+
+    if args.augment_noise is None:
+        if args.augment_copies != 1 or args.augment_severity != 1.0:
+            raise RulError(f"{args.command}: --augment-severity and --augment-copies need "
+                           "--augment-noise KIND")
+        return None
+    try:
+        return NoiseAugmentation(args.augment_noise, args.augment_severity, args.augment_copies)
+    except ValueError as exc:  # "<field>: expected ..., got ..."
+        field, _, what = str(exc).partition(": ")
+        option = {"kind": "noise"}.get(field, field)
+        raise RulError(f"{args.command}: --augment-{option}: {what}") from None
+
+
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`rul_core.training.train` keywords of the training options."""
     return {
@@ -131,6 +149,7 @@ def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "snapshot_every": args.every,
         "snapshot_phases": args.phases,
+        "augmentation": augmentation(args),
     }
 
 
@@ -374,6 +393,7 @@ def training_options(p: argparse.ArgumentParser) -> None:
     """Labels, hyperparameter overrides, epochs, sampling, seed and interval options (shared
     by train and crossval; read back by :func:`model_config` and :func:`training_kwargs`)."""
     from rul_core.models.presets import INTERVALS
+    from rul_core.signal.noise import NOISE_KINDS
 
     p.add_argument("--labels", default="piecewise", choices=LABEL_SCHEMES,
                    help="RUL label scheme (default: piecewise, the papers'; capped: time left "
@@ -404,6 +424,14 @@ def training_options(p: argparse.ArgumentParser) -> None:
                    help="with --every N: also train on the thinnings that end 1..K-1 snapshots "
                         "before each run's last (K <= N; K times the windows, the same batches "
                         "per epoch)")
+    p.add_argument("--augment-noise", choices=sorted(NOISE_KINDS), default=None, metavar="KIND",
+                   help="also train on noisy copies of every training run: uniform, gaussian "
+                        "or salt_and_pepper noise, as in the Noise lab (validation stays clean; "
+                        "the same batches per epoch)")
+    p.add_argument("--augment-severity", type=float, default=1.0, metavar="S",
+                   help="severity of that noise (1: the papers' default amplitude)")
+    p.add_argument("--augment-copies", type=int, default=1, metavar="K",
+                   help="noisy copies per training run (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, batches and "
                    "ensemble members (default 0): the same seed retrains the same model")
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,

@@ -154,3 +154,60 @@ class NoiseModel:
         """JSON-ready description."""
         return {"kind": self.kind, "severity": self.severity, "seed": self.seed,
                 "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class NoiseAugmentation:
+    """Training augmentation: ``copies`` noisy copies of every training run, each perturbed
+    by ``kind`` noise at ``severity`` (:class:`NoiseModel`) on top of the clean run.
+
+    Copy ``c`` of a run draws its own noise, seeded from (training seed, c, run name), so runs
+    and copies never share a pattern and the same seed trains the same model. Validation
+    runs stay clean.
+    """
+
+    kind: str
+    severity: float = 1.0
+    copies: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in NOISE_KINDS:
+            raise ValueError(f"kind: expected one of {sorted(NOISE_KINDS)}, got {self.kind!r}")
+        if not (np.isfinite(self.severity) and self.severity > 0):
+            raise ValueError(f"severity: expected a finite value > 0, got {self.severity!r}")
+        if int(self.copies) != self.copies or self.copies < 1:
+            raise ValueError(f"copies: expected a whole number >= 1, got {self.copies!r}")
+
+    def noise_model(self, seed: int, copy: int, run_name: str) -> NoiseModel:
+        """The noise of copy ``copy`` (1-based) of run ``run_name`` under training seed ``seed``."""
+        words = [int(seed) & 0xFFFFFFFF, int(copy), *str(run_name).encode("utf-8")]
+        derived = int(np.random.SeedSequence(words).generate_state(1)[0])
+        return NoiseModel(self.kind, float(self.severity), derived)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (what the model card stores)."""
+        return {"kind": self.kind, "severity": float(self.severity), "copies": int(self.copies)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NoiseAugmentation:
+        """Inverse of :meth:`to_dict`; raises ValueError naming the field that is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"augmentation: expected an object with kind, severity and "
+                             f"copies, got {data!r}")
+        unknown = set(data) - {"kind", "severity", "copies"}
+        if unknown:
+            raise ValueError(f"augmentation: unknown field(s) {sorted(unknown)}")
+        if "kind" not in data:
+            raise ValueError("augmentation: field 'kind' is missing")
+        try:
+            severity = float(data.get("severity", 1.0))
+        except (TypeError, ValueError):
+            raise ValueError(f"augmentation: field 'severity' is {data.get('severity')!r}, "
+                             "expected a number > 0") from None
+        return cls(str(data["kind"]), severity, data.get("copies", 1))
+
+    def describe(self) -> str:
+        """One line for model cards and logs."""
+        copies = "one noisy copy" if self.copies == 1 else f"{self.copies} noisy copies"
+        return (f"{copies} of each training run with {self.kind.replace('_', '-')} noise at "
+                f"severity {self.severity:g}")
