@@ -166,6 +166,8 @@ with tab_train:
                      "grows with them.")
         augmentation = app_ui.guarded(ui_state.train_augmentation, aug_kind, aug_severity,
                                       aug_copies, context="noise augmentation")
+        if augmentation is not None:
+            st.caption(f"Noise augmentation: {augmentation.describe()}.")
         kind = "xjtu" if "xjtu" in (dataset.layout or "").lower() else "femto"
         hp_keys = sorted(presets.ModelConfig(model_name, preset=preset,
                                              dataset_kind=kind).resolved())

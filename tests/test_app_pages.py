@@ -139,6 +139,8 @@ def test_train_quick_model_in_background(demo_assets):
     at.selectbox(key="train_aug_kind").set_value("gaussian").run()
     at.number_input(key="train_aug_severity").set_value(0.5).run()
     at.number_input(key="train_aug_copies").set_value(2).run()
+    assert any("2 noisy copies of each training run with gaussian noise at severity 0.5" in c.value
+               for c in at.caption)
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
