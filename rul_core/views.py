@@ -332,6 +332,16 @@ class SignalView:
     segment_maps: dict[str, np.ndarray]  # method -> (n_segments,) normalised attribution
 
 
+def model_signal_view(comp: Any, model: Any, inputs: list[np.ndarray], row: int
+                      ) -> SignalView | None:
+    """:func:`signal_view` of window ``row`` of ``inputs`` when ``model`` reads the signal
+    (its input named ``signal``; RC-LSTM), else None."""
+    from rul_core.explain.common import input_names
+
+    names = input_names(model)
+    return signal_view(comp, inputs[names.index("signal")][row]) if "signal" in names else None
+
+
 def signal_view(comp: Any, signal_input: np.ndarray) -> SignalView:
     """The signal overlay of one window comparison: ``signal_input`` is the window's model
     input (T, L, 1, C); the segments are those the explainers used."""
@@ -387,8 +397,7 @@ def explain_window(
     if "image" in names:
         image = np.asarray(inputs[names.index("image")][row, :, :, 0], dtype=np.float32)
         maps = image_maps(comp, image)
-    signal = (signal_view(comp, inputs[names.index("signal")][row])
-              if "signal" in names else None)
+    signal = model_signal_view(comp, model, inputs, row)
     tf_names = [n for n, m in zip(comp.feature_names, comp.modality, strict=True) if m == "tf"]
     return WindowExplanation(comp, image, maps, tf_names, signal)
 

@@ -155,14 +155,13 @@ def _image_map(method: str, detail: Any, cmp: Any) -> dict[str, np.ndarray]:
 def run_explain(args: argparse.Namespace) -> int:
     """Explain window ``--window`` of the run with the chosen methods; write files to --out."""
     from rul_core.bundle import load_bundle
-    from rul_core.explain.common import input_names
     from rul_core.explain.compare import (
         METHODS,
         CompareSettings,
         compare_window,
         default_rules,
     )
-    from rul_core.views import signal_view
+    from rul_core.views import model_signal_view
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     bad = [m for m in methods if m not in METHODS]
@@ -183,9 +182,7 @@ def run_explain(args: argparse.Namespace) -> int:
                                lime_samples=args.lime_samples, shap_samples=args.shap_samples,
                                seed=args.seed)
     cmp = compare_window(model, inputs, args.window, background, settings)
-    names = input_names(model)
-    signal = (signal_view(cmp, inputs[names.index("signal")][args.window])
-              if "signal" in names else None)
+    signal = model_signal_view(cmp, model, inputs, args.window)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as tmp:
