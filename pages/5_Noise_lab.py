@@ -109,7 +109,7 @@ except ValueError:
 if st.button("Run sweep", key="sweep_run", disabled=not (sweep_models and sweep_runs and levels)):
     bar = st.progress(0.0, text="Sweeping…")
     result = app_ui.guarded(
-        views.noise_sweep, {m: models[m] for m in sweep_models},
+        views.noise_sweep_table, {m: models[m] for m in sweep_models},
         [dataset.run(n) for n in sweep_runs], kind, levels, int(seed),
         progress=lambda ev: bar.progress(ev.fraction, text=ev.message), context="sweep")
     bar.empty()
@@ -117,4 +117,15 @@ if st.button("Run sweep", key="sweep_run", disabled=not (sweep_models and sweep_
         st.session_state["noise_sweep_result"] = (kind, result)
 if st.session_state.get("noise_sweep_result"):
     s_kind, result = st.session_state["noise_sweep_result"]
-    app_ui.show_figure(plots.error_vs_severity_figure(result, s_kind), "sweep", PAGE)
+    col_e, col_r = st.columns(2)
+    with col_e:
+        app_ui.show_figure(plots.error_vs_severity_figure(views.sweep_curves(result), s_kind),
+                           "sweep", PAGE)
+    with col_r:
+        app_ui.show_figure(plots.error_vs_severity_figure(
+            views.sweep_curves(result, "rank_correlation"), s_kind,
+            metric="rank correlation"), "sweep-rank", PAGE)
+    st.caption("Rank correlation: Spearman's, of the estimate with the label within each "
+               "bearing, averaged over the bearings. Near 0, the estimate no longer falls as "
+               "the bearing wears, however low its RMSE stays.")
+    app_ui.show_table(result, "sweep-table", "Severity sweep", PAGE)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rul_core.config import GAUSSIAN_SIGMA, WINDOW_LENGTH, WINDOW_STRIDE
 from rul_core.data.run import Run, every_nth_from_last
@@ -246,20 +247,20 @@ def noise_sweep_predictions(
     seed: int = 0,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
-) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Window labels and mean predictions of each model over ``runs`` at each noise severity:
-    ``{label: [(labels, predictions) per severity]}``, the runs' windows concatenated."""
+) -> dict[str, list[list[tuple[np.ndarray, np.ndarray]]]]:
+    """Window labels and mean predictions of each model on each run at each noise severity:
+    ``{label: [[(labels, predictions) per run] per severity]}``."""
     from rul_core import labels as lb
     from rul_core.progress import check, emit
     from rul_core.signal.noise import NoiseModel
 
     total = len(models) * len(severities) * len(runs)
     done = 0
-    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    out: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]] = {}
     for label, trained in models.items():
-        pairs = []
+        per_severity = []
         for sev in severities:
-            ys, ps = [], []
+            pairs = []
             for run in runs:
                 check(cancel)
                 noise = NoiseModel(kind, float(sev), seed) if sev > 0 else None
@@ -267,16 +268,29 @@ def noise_sweep_predictions(
                 pred = predict_inputs(trained, inputs)["mean"]
                 y = lb.window_labels(lb.label_run(run, trained.label_scheme,
                                                   **trained.label_params), snap)
-                ys.append(np.asarray(y, float))
-                ps.append(np.asarray(pred, float))
+                pairs.append((np.asarray(y, float), np.asarray(pred, float)))
                 done += 1
                 emit(progress, "noise sweep", done, total, f"{label} severity {sev:g}")
-            pairs.append((np.concatenate(ys), np.concatenate(ps)))
-        out[label] = pairs
+            per_severity.append(pairs)
+        out[label] = per_severity
     return out
 
 
-def noise_sweep(
+def rank_correlation(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Spearman's rank correlation of predictions with labels (NaN when either is constant)."""
+    from scipy.stats import spearmanr
+
+    y, p = np.asarray(labels, float), np.asarray(predictions, float)
+    if y.size < 2 or np.ptp(y) == 0 or np.ptp(p) == 0:
+        return float("nan")
+    return float(spearmanr(y, p).statistic)
+
+
+#: Columns of :func:`noise_sweep_table`.
+SWEEP_COLUMNS = ("model", "severity", "rmse", "rank_correlation")
+
+
+def noise_sweep_table(
     models: dict[str, Any],
     runs: list[Run],
     kind: str,
@@ -284,14 +298,31 @@ def noise_sweep(
     seed: int = 0,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
-) -> dict[str, tuple[list[float], list[float]]]:
-    """RMSE of each model over the windows of ``runs`` at each noise severity."""
+) -> pd.DataFrame:
+    """One row per model and severity: the RMSE over the windows of all ``runs``, and the rank
+    correlation of prediction and label within each run, averaged over the runs (does the
+    estimate still fall as the bearing wears? An error that stays low under noise can also
+    mean a model that no longer reads its input)."""
     from rul_core.metrics import point_metrics
 
-    pairs = noise_sweep_predictions(models, runs, kind, severities, seed, progress, cancel)
-    return {label: (list(map(float, severities)),
-                    [float(point_metrics(y, p)["rmse"]) for y, p in per_severity])
-            for label, per_severity in pairs.items()}
+    found = noise_sweep_predictions(models, runs, kind, severities, seed, progress, cancel)
+    rows = []
+    for label, per_severity in found.items():
+        for sev, pairs in zip(severities, per_severity, strict=True):
+            y = np.concatenate([a for a, _ in pairs])
+            p = np.concatenate([b for _, b in pairs])
+            rhos = [rank_correlation(a, b) for a, b in pairs]
+            rho = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else float("nan")
+            rows.append((label, float(sev), float(point_metrics(y, p)["rmse"]), rho))
+    return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def sweep_curves(table: pd.DataFrame, column: str = "rmse"
+                 ) -> dict[str, tuple[list[float], list[float]]]:
+    """``{model: (severities, values of column)}`` of a :func:`noise_sweep_table`, in the
+    models' order (what :func:`rul_core.plots.error_vs_severity_figure` draws)."""
+    return {str(m): (g["severity"].tolist(), g[column].tolist())
+            for m, g in table.groupby("model", sort=False)}
 
 
 # --------------------------------------------------------------------------- explanations

@@ -348,7 +348,12 @@ def test_noise_lab_window_and_sweep(demo_assets):
     at.text_input(key="sweep_levels").input("0, 1").run()
     at.button(key="sweep_run").click().run()
     _no_exceptions(at)
-    assert _chart_count(at) == 6
+    assert _chart_count(at) == 7  # + the error and the rank correlation against severity
+    sweep = at.dataframe[-1].value
+    assert list(sweep.columns) == ["model", "severity", "rmse", "rank_correlation"]
+    assert sweep["severity"].tolist() == [0.0, 1.0] * (len(sweep) // 2)
+    assert set(sweep["model"]) == set(change.index)
+    assert sweep["rank_correlation"].between(-1, 1).all()  # the demo bearing wears: finite
 
 
 def _explain_with_few_samples(at) -> None:

@@ -554,19 +554,40 @@ def test_noise_augmentation_checks_its_fields() -> None:
                               "severity 1.5")
 
 
-def test_noise_sweep_pairs_labels_with_predictions_and_its_rmse_is_theirs(runs: list) -> None:
-    from rul_core.views import noise_sweep, noise_sweep_predictions
+def test_noise_sweep_table_by_hand(runs: list) -> None:
+    """Severity 0 is the model's own window predictions; the RMSE pools the runs' windows and
+    the rank correlation is the mean of each run's Spearman."""
+    from scipy.stats import spearmanr
+
+    from rul_core.views import noise_sweep_predictions, noise_sweep_table, sweep_curves
 
     model = train(tiny_rc_lstm(), runs[:2], epochs=1, batch_size=8, label_scheme="capped",
                   label_params={"max_rul": 4}, patience=0, seed=2)
-    pairs = noise_sweep_predictions({"m": model}, runs[2:], "gaussian", [0.0, 2.0], seed=3)
-    (clean_y, clean_p), (noisy_y, noisy_p) = pairs["m"]
-    windows = pd.concat([predict_windows(model, r, with_labels=True) for r in runs[2:]])
-    np.testing.assert_allclose(clean_p, windows["rul"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(clean_y, windows["y_true"], rtol=0, atol=1e-7)
-    np.testing.assert_array_equal(noisy_y, clean_y)
-    assert np.abs(noisy_p - clean_p).max() > 1e-5  # the noise reached the predictions
-    severities, rmse = noise_sweep({"m": model}, runs[2:], "gaussian", [0.0, 2.0], seed=3)["m"]
-    assert severities == [0.0, 2.0]
-    assert rmse == pytest.approx([np.sqrt(np.mean((clean_y - clean_p) ** 2)),
-                                  np.sqrt(np.mean((noisy_y - noisy_p) ** 2))], rel=1e-6)
+    test = runs[2:]
+    found = noise_sweep_predictions({"m": model}, test, "gaussian", [0.0, 2.0], seed=3)["m"]
+    assert [len(per_run) for per_run in found] == [2, 2]
+    for (y, p), run in zip(found[0], test, strict=True):
+        windows = predict_windows(model, run, with_labels=True)
+        np.testing.assert_allclose(p, windows["rul"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y, windows["y_true"], rtol=0, atol=1e-7)
+    for (y0, p0), (y2, p2) in zip(*found, strict=True):
+        np.testing.assert_array_equal(y2, y0)
+        assert np.abs(p2 - p0).max() > 1e-5  # the noise reached the predictions
+    table = noise_sweep_table({"m": model}, test, "gaussian", [0.0, 2.0], seed=3)
+    assert list(table.columns) == ["model", "severity", "rmse", "rank_correlation"]
+    for i, pairs in enumerate(found):
+        y = np.concatenate([a for a, _ in pairs])
+        p = np.concatenate([b for _, b in pairs])
+        assert table["rmse"][i] == pytest.approx(np.sqrt(np.mean((y - p) ** 2)), rel=1e-6)
+        assert table["rank_correlation"][i] == pytest.approx(
+            np.mean([spearmanr(a, b).statistic for a, b in pairs]), rel=1e-6)
+    assert sweep_curves(table) == {"m": ([0.0, 2.0], table["rmse"].tolist())}
+
+
+def test_rank_correlation_known_answers() -> None:
+    from rul_core.views import rank_correlation
+
+    assert rank_correlation(np.array([1.0, 0.5, 0.0]), np.array([9.0, 3.0, 1.0])) == 1.0
+    assert rank_correlation(np.array([1.0, 0.5, 0.0]), np.array([0.0, 0.2, 7.0])) == -1.0
+    assert np.isnan(rank_correlation(np.ones(4), np.arange(4.0)))  # constant labels
+    assert np.isnan(rank_correlation(np.arange(4.0), np.zeros(4)))  # constant estimate
