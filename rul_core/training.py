@@ -101,7 +101,7 @@ class TrainedModel:
     level: float = DEFAULT_LEVEL
     interval_calibration: list[float] | None = None
     snapshot_every: int = 1
-    augmentation: Any | None = None  # rul_core.signal.noise.NoiseAugmentation
+    augmentation: NoiseAugmentation | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -441,7 +441,7 @@ def train(
     seed: int | None = None,
     snapshot_every: int = 1,
     snapshot_phases: int = 1,
-    augmentation: Any | None = None,
+    augmentation: NoiseAugmentation | None = None,
 ) -> TrainedModel:
     """Train ``config`` on ``train_runs`` (optionally validated on ``val_runs``).
 
