@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from rul_core import labels as lb
     from rul_core.models import ModelConfig
     from rul_core.training import train
-    from rul_core.views import noise_sweep_table
+    from rul_core.views import noise_sweep_predictions, sweep_table
 
     variants = {"clean": None}
     variants.update({f"{a.kind} x{a.severity:g}" + (f" ({a.copies} copies)" if a.copies > 1
@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                             augmentation=aug)
             fit_s = time.perf_counter() - t0
             for kind in args.kinds:
-                table = noise_sweep_table({name: trained}, test_runs, kind,
-                                          list(args.severities), 1000 + seed)
+                table = sweep_table(noise_sweep_predictions(
+                    {name: trained}, test_runs, kind, list(args.severities), 1000 + seed),
+                    list(args.severities))
                 rmse.setdefault((name, kind), []).append(table["rmse"].to_numpy())
                 rho.setdefault((name, kind), []).append(table["rank_correlation"].to_numpy())
             print(f"  seed {seed} {name}: trained in {fit_s:.0f} s "

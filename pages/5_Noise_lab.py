@@ -108,13 +108,13 @@ except ValueError:
     levels = []
 if st.button("Run sweep", key="sweep_run", disabled=not (sweep_models and sweep_runs and levels)):
     bar = st.progress(0.0, text="Sweeping…")
-    result = app_ui.guarded(
-        views.noise_sweep_table, {m: models[m] for m in sweep_models},
+    found = app_ui.guarded(
+        views.noise_sweep_predictions, {m: models[m] for m in sweep_models},
         [dataset.run(n) for n in sweep_runs], kind, levels, int(seed),
         progress=lambda ev: bar.progress(ev.fraction, text=ev.message), context="sweep")
     bar.empty()
-    if result is not None:
-        st.session_state["noise_sweep_result"] = (kind, result)
+    if found is not None:
+        st.session_state["noise_sweep_result"] = (kind, views.sweep_table(found, levels))
 if st.session_state.get("noise_sweep_result"):
     s_kind, result = st.session_state["noise_sweep_result"]
     col_e, col_r = st.columns(2)

@@ -412,12 +412,11 @@ def preparation_jobs(
     every training run, then of every validation run, then the other phases of the training
     runs long enough to have them, then ``augmentation``'s noisy copies of every training
     phase (copy by copy). Validation runs are never noisy."""
-    fitting = [(run, 0) for run in train_runs]
-    fitting += [(run, k) for k in range(1, snapshot_phases) for run in train_runs
-                if run.n_snapshots > k]
-    jobs: list[tuple[Run, int, Any]] = [(run, k, None) for run, k in fitting[:len(train_runs)]]
-    jobs += [(run, 0, None) for run in val_runs]
-    jobs += [(run, k, None) for run, k in fitting[len(train_runs):]]
+    later = [(run, k) for k in range(1, snapshot_phases) for run in train_runs
+             if run.n_snapshots > k]
+    fitting = [(run, 0) for run in train_runs] + later
+    jobs: list[tuple[Run, int, Any]] = [(run, 0, None) for run in train_runs]
+    jobs += [(run, 0, None) for run in val_runs] + [(run, k, None) for run, k in later]
     if augmentation is not None:
         jobs += [(run, k, augmentation.noise_model(seed, c, run.name))
                  for c in range(1, int(augmentation.copies) + 1) for run, k in fitting]

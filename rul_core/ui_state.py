@@ -24,7 +24,7 @@ import pandas as pd
 from rul_core.config import workspace_dir
 from rul_core.errors import Cancelled, RulError
 from rul_core.progress import CancelToken, ProgressEvent
-from rul_core.signal.noise import NOISE_KINDS
+from rul_core.signal.noise import NOISE_KINDS, NoiseAugmentation
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
@@ -365,11 +365,9 @@ NO_AUGMENTATION = "none"
 AUGMENTATION_KINDS = (NO_AUGMENTATION, *NOISE_KINDS)
 
 
-def train_augmentation(kind: str, severity: float, copies: int) -> Any:
+def train_augmentation(kind: str, severity: float, copies: int) -> NoiseAugmentation | None:
     """The Train page's :class:`~rul_core.signal.noise.NoiseAugmentation` (None for
     :data:`NO_AUGMENTATION`); a bad value raises RulError naming the field."""
-    from rul_core.signal.noise import NoiseAugmentation
-
     if kind == NO_AUGMENTATION:
         return None
     try:

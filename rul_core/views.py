@@ -286,26 +286,20 @@ def rank_correlation(labels: np.ndarray, predictions: np.ndarray) -> float:
     return float(spearmanr(y, p).statistic)
 
 
-#: Columns of :func:`noise_sweep_table`.
+#: Columns of :func:`sweep_table`.
 SWEEP_COLUMNS = ("model", "severity", "rmse", "rank_correlation")
 
 
-def noise_sweep_table(
-    models: dict[str, Any],
-    runs: list[Run],
-    kind: str,
-    severities: list[float],
-    seed: int = 0,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+def sweep_table(
+    found: dict[str, list[list[tuple[np.ndarray, np.ndarray]]]], severities: list[float]
 ) -> pd.DataFrame:
-    """One row per model and severity: the RMSE over the windows of all ``runs``, and the rank
-    correlation of prediction and label within each run, averaged over the runs (does the
-    estimate still fall as the bearing wears? An error that stays low under noise can also
-    mean a model that no longer reads its input)."""
+    """The scores of a :func:`noise_sweep_predictions` result at its ``severities``, one row
+    per model and severity: the RMSE over the windows of all runs, and the rank correlation
+    of prediction and label within each run, averaged over the runs (does the estimate still
+    fall as the bearing wears? An error that stays low under noise can also mean a model that
+    no longer reads its input)."""
     from rul_core.metrics import point_metrics
 
-    found = noise_sweep_predictions(models, runs, kind, severities, seed, progress, cancel)
     rows = []
     for label, per_severity in found.items():
         for sev, pairs in zip(severities, per_severity, strict=True):
@@ -319,7 +313,7 @@ def noise_sweep_table(
 
 def sweep_curves(table: pd.DataFrame, column: str = "rmse"
                  ) -> dict[str, tuple[list[float], list[float]]]:
-    """``{model: (severities, values of column)}`` of a :func:`noise_sweep_table`, in the
+    """``{model: (severities, values of column)}`` of a :func:`sweep_table`, in the
     models' order (what :func:`rul_core.plots.error_vs_severity_figure` draws)."""
     return {str(m): (g["severity"].tolist(), g[column].tolist())
             for m, g in table.groupby("model", sort=False)}

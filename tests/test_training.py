@@ -559,12 +559,13 @@ def test_noise_sweep_table_by_hand(runs: list) -> None:
     the rank correlation is the mean of each run's Spearman."""
     from scipy.stats import spearmanr
 
-    from rul_core.views import noise_sweep_predictions, noise_sweep_table, sweep_curves
+    from rul_core.views import noise_sweep_predictions, sweep_curves, sweep_table
 
     model = train(tiny_rc_lstm(), runs[:2], epochs=1, batch_size=8, label_scheme="capped",
                   label_params={"max_rul": 4}, patience=0, seed=2)
     test = runs[2:]
-    found = noise_sweep_predictions({"m": model}, test, "gaussian", [0.0, 2.0], seed=3)["m"]
+    swept = noise_sweep_predictions({"m": model}, test, "gaussian", [0.0, 2.0], seed=3)
+    found = swept["m"]
     assert [len(per_run) for per_run in found] == [2, 2]
     for (y, p), run in zip(found[0], test, strict=True):
         windows = predict_windows(model, run, with_labels=True)
@@ -573,7 +574,7 @@ def test_noise_sweep_table_by_hand(runs: list) -> None:
     for (y0, p0), (y2, p2) in zip(*found, strict=True):
         np.testing.assert_array_equal(y2, y0)
         assert np.abs(p2 - p0).max() > 1e-5  # the noise reached the predictions
-    table = noise_sweep_table({"m": model}, test, "gaussian", [0.0, 2.0], seed=3)
+    table = sweep_table(swept, [0.0, 2.0])
     assert list(table.columns) == ["model", "severity", "rmse", "rank_correlation"]
     for i, pairs in enumerate(found):
         y = np.concatenate([a for a, _ in pairs])
