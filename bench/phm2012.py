@@ -54,7 +54,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rul_core.cli.model_cmds import augmentation as augmentation_from_args
+from rul_core.cli.model_cmds import augmentation_options
 from rul_core.data.run import Condition, Run, every_nth_from_last
+from rul_core.errors import RulError
 from rul_core.training import DEFAULT_PATIENCE
 
 NPZ_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "femto_npz"
@@ -630,12 +633,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep every N-th snapshot counted back from failure (absolute time kept)")
     p.add_argument("--phases", type=int, default=1,
                    help="train on this many phase offsets of the --stride thinning (<= stride)")
-    p.add_argument("--augment-noise", default=None,
-                   choices=("uniform", "gaussian", "salt_and_pepper"),
-                   help="also train on noisy copies of the training bearings (train(augmentation="
-                        "NoiseAugmentation(kind, --augment-severity, --augment-copies)))")
-    p.add_argument("--augment-severity", type=float, default=1.0)
-    p.add_argument("--augment-copies", type=int, default=1)
+    augmentation_options(p)  # the CLI's --augment-noise/--augment-severity/--augment-copies
     p.add_argument("--knee", type=float, default=0.3, help="piecewise label knee fraction")
     p.add_argument("--constant", action="store_true",
                    help="add the constant (training-label mean) baseline rows")
@@ -706,15 +704,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--jobs: a whole number >= 1")
     if not 1 <= args.phases <= max(1, args.stride) or (args.phases > 1 and args.max_snapshots):
         raise SystemExit("--phases: a whole number from 1 to --stride, without --max-snapshots")
-    augmentation = None
-    if args.augment_noise:
-        from rul_core.signal.noise import NoiseAugmentation
-
-        try:
-            augmentation = NoiseAugmentation(args.augment_noise, args.augment_severity,
-                                             args.augment_copies)
-        except ValueError as exc:
-            raise SystemExit(f"--augment-{exc}") from None
+    try:
+        augmentation = augmentation_from_args(args)
+    except RulError as exc:
+        raise SystemExit(str(exc)) from None
     full_runs = {b: load_femto_npz(b, args.npz_dir) for b in args.bearings} if (
         args.phases > 1 and not args.skip_lobo) else None
     runs = {} if args.skip_lobo else {

@@ -125,9 +125,10 @@ def augmentation(args: argparse.Namespace) -> Any:
     """The NoiseAugmentation of ``--augment-noise`` (None without it), checked."""
     from rul_core.signal.noise import NoiseAugmentation
 
+    prefix = f"{args.command}: " if getattr(args, "command", None) else ""
     if args.augment_noise is None:
         if args.augment_copies != 1 or args.augment_severity != 1.0:
-            raise RulError(f"{args.command}: --augment-severity and --augment-copies need "
+            raise RulError(f"{prefix}--augment-severity and --augment-copies need "
                            "--augment-noise KIND")
         return None
     try:
@@ -135,7 +136,7 @@ def augmentation(args: argparse.Namespace) -> Any:
     except ValueError as exc:  # "<field>: expected ..., got ..."
         field, _, what = str(exc).partition(": ")
         option = {"kind": "noise"}.get(field, field)
-        raise RulError(f"{args.command}: --augment-{option}: {what}") from None
+        raise RulError(f"{prefix}--augment-{option}: {what}") from None
 
 
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -389,11 +390,25 @@ def model_and_data_options(p: argparse.ArgumentParser, several_ablations: bool =
     _layout(p)
 
 
+def augmentation_options(p: argparse.ArgumentParser) -> None:
+    """``--augment-noise KIND [--augment-severity S] [--augment-copies K]``, read back by
+    :func:`augmentation` (the CLI's training commands and ``bench/phm2012.py``)."""
+    from rul_core.signal.noise import NOISE_KINDS
+
+    p.add_argument("--augment-noise", choices=sorted(NOISE_KINDS), default=None, metavar="KIND",
+                   help="also train on noisy copies of every training run: uniform, gaussian "
+                        "or salt_and_pepper noise, as in the Noise lab (validation stays clean; "
+                        "the same batches per epoch)")
+    p.add_argument("--augment-severity", type=float, default=1.0, metavar="S",
+                   help="severity of that noise (1: the papers' default amplitude)")
+    p.add_argument("--augment-copies", type=int, default=1, metavar="K",
+                   help="noisy copies per training run (default 1)")
+
+
 def training_options(p: argparse.ArgumentParser) -> None:
     """Labels, hyperparameter overrides, epochs, sampling, seed and interval options (shared
     by train and crossval; read back by :func:`model_config` and :func:`training_kwargs`)."""
     from rul_core.models.presets import INTERVALS
-    from rul_core.signal.noise import NOISE_KINDS
 
     p.add_argument("--labels", default="piecewise", choices=LABEL_SCHEMES,
                    help="RUL label scheme (default: piecewise, the papers'; capped: time left "
@@ -424,14 +439,7 @@ def training_options(p: argparse.ArgumentParser) -> None:
                    help="with --every N: also train on the thinnings that end 1..K-1 snapshots "
                         "before each run's last (K <= N; K times the windows, the same batches "
                         "per epoch)")
-    p.add_argument("--augment-noise", choices=sorted(NOISE_KINDS), default=None, metavar="KIND",
-                   help="also train on noisy copies of every training run: uniform, gaussian "
-                        "or salt_and_pepper noise, as in the Noise lab (validation stays clean; "
-                        "the same batches per epoch)")
-    p.add_argument("--augment-severity", type=float, default=1.0, metavar="S",
-                   help="severity of that noise (1: the papers' default amplitude)")
-    p.add_argument("--augment-copies", type=int, default=1, metavar="K",
-                   help="noisy copies per training run (default 1)")
+    augmentation_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of weights, batches and "
                    "ensemble members (default 0): the same seed retrains the same model")
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
