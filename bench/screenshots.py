@@ -29,6 +29,9 @@ from app_support import (  # noqa: E402
 PAGES = ("Data", "Representations", "Train", "Evaluate", "Noise lab", "Explain", "Report")
 ACTIONS = {"Train": "PHM 2012 challenge settings", "Explain": "Explain this window",
            "Noise lab": "Run sweep"}
+# pages whose result lies below the default viewport: taller screenshots (px). Streamlit scrolls
+# inside its main container, so Playwright's full_page does not reach below the viewport.
+TALL = {"Noise lab": 3350, "3b_train_crossval": 3400}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,22 +73,28 @@ def main(argv: list[str] | None = None) -> int:
                 page.get_by_role("button", name=ACTIONS[title]).click()
                 wait_for_app(page, timeout_ms=300_000)
             name = f"{n}_{title.lower().replace(' ', '_')}.png"
-            _screenshot(page, out / name)
+            _screenshot(page, out / name, TALL.get(title))
         goto_page(page, "Train")
         cross_validate_demo(page)
-        _screenshot(page, out / "3b_train_crossval.png", full_page=True)
+        _screenshot(page, out / "3b_train_crossval.png", TALL["3b_train_crossval"])
         browser.close()
     return 0
 
 
-def _screenshot(page: object, path: Path, full_page: bool = False) -> None:
-    """Scroll to the top, let plotly finish drawing, save a PNG."""
+def _screenshot(page: object, path: Path, height: int | None = None) -> None:
+    """Scroll to the top, let plotly finish drawing, save a PNG (``height`` px tall, the
+    viewport's height restored afterwards)."""
+    size = page.viewport_size
+    if height:
+        page.set_viewport_size({"width": size["width"], "height": height})
     page.mouse.move(700, 5)
     page.evaluate("() => { const m = document.querySelector("
                   "'[data-testid=\"stMain\"]'); if (m) m.scrollTo(0, 0); "
                   "window.scrollTo(0, 0); }")
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(path), full_page=full_page)
+    page.screenshot(path=str(path))
+    if height:
+        page.set_viewport_size(size)
     print(f"saved {path}")
 
 
