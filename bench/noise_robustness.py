@@ -6,9 +6,10 @@ The setting is the PHM 2012 challenge command's (RC-LSTM, quick preset, capped l
 50 min, every 6th snapshot counted back from failure, a fixed 5 epochs, no validation
 bearing), on one split that keeps each operating condition on both sides: by default train on
 Bearing1_1, Bearing2_1, Bearing3_1 and test on Bearing1_2, Bearing2_2, Bearing3_2. The noise
-is the Noise lab's (``rul_core.views.noise_sweep``: :class:`rul_core.signal.noise.NoiseModel`
-on the normalised snapshots). The RMSE is of the capped label, a fraction of the 50 min cap
-(0.1 = 5 min); the table's last line is the constant estimate (the training labels' mean).
+is the Noise lab's sweep (``rul_core.views.noise_sweep_predictions`` scored by
+``sweep_table``: :class:`rul_core.signal.noise.NoiseModel` on the normalised snapshots).
+The RMSE is of the capped label, a fraction of the 50 min cap (0.1 = 5 min); the table's last
+line is the constant estimate (the training labels' mean).
 
     python bench/noise_robustness.py [--augment gaussian:1 salt_and_pepper:0.5:1] [--seeds 0 1]
 """

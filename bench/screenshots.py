@@ -29,9 +29,10 @@ from app_support import (  # noqa: E402
 PAGES = ("Data", "Representations", "Train", "Evaluate", "Noise lab", "Explain", "Report")
 ACTIONS = {"Train": "PHM 2012 challenge settings", "Explain": "Explain this window",
            "Noise lab": "Run sweep"}
-# pages whose result lies below the default viewport: taller screenshots (px). Streamlit scrolls
-# inside its main container, so Playwright's full_page does not reach below the viewport.
-TALL = {"Noise lab": 3350, "3b_train_crossval": 3400}
+# screenshots whose page continues below the default viewport, by file name: their heights
+# (px). Streamlit scrolls inside its main container, so Playwright's full_page does not reach
+# below the viewport.
+TALL = {"5_noise_lab.png": 3350, "3b_train_crossval.png": 3400}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                 page.get_by_role("button", name=ACTIONS[title]).click()
                 wait_for_app(page, timeout_ms=300_000)
             name = f"{n}_{title.lower().replace(' ', '_')}.png"
-            _screenshot(page, out / name, TALL.get(title))
+            _screenshot(page, out / name, TALL.get(name))
         goto_page(page, "Train")
         cross_validate_demo(page)
-        _screenshot(page, out / "3b_train_crossval.png", TALL["3b_train_crossval"])
+        _screenshot(page, out / "3b_train_crossval.png", TALL["3b_train_crossval.png"])
         browser.close()
     return 0
 
