@@ -251,7 +251,7 @@ with tab_train:
                 trained = job.result
                 label = ui_state.model_label(trained)
                 app_ui.session_models()[label] = trained
-                st.session_state["model_label"] = label
+                app_ui.set_model_label(label)
                 st.session_state["train_job_collected"] = True
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
@@ -301,14 +301,14 @@ with tab_load:
                 trained = app_ui.guarded(app_ui.load_model, choices[pick], context="load bundle")
                 if trained is not None:
                     app_ui.session_models()[pick] = trained
-                    st.session_state["model_label"] = pick
+                    app_ui.set_model_label(pick)
                     st.success(f"Loaded {pick}")
         path_text = st.text_input("…or a bundle folder on the server", key="bundle_path")
         if path_text and st.button("Load from path", key="bundle_load_path"):
             trained = app_ui.guarded(app_ui.load_model, path_text, context="load bundle")
             if trained is not None:
                 app_ui.session_models()[path_text] = trained
-                st.session_state["model_label"] = path_text
+                app_ui.set_model_label(path_text)
                 st.success(f"Loaded {path_text}")
         files = st.file_uploader("…or upload a bundle (its folder, or a .zip of it)",
                                  accept_multiple_files=True, key="bundle_upload")
@@ -321,7 +321,7 @@ with tab_load:
             if trained is not None:
                 label = f"upload {path.parent.name}"
                 app_ui.session_models()[label] = trained
-                st.session_state["model_label"] = label
+                app_ui.set_model_label(label)
                 st.success(f"Loaded {label}")
 
     models = app_ui.session_models()

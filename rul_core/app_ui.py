@@ -66,13 +66,36 @@ def header(title: str) -> None:
     sidebar_status()
 
 
+_SIDEBAR_SLOT = "_sidebar_status_slot"
+
+
 def sidebar_status() -> None:
-    """Sidebar: the active dataset and model of this session."""
+    """Sidebar: the active dataset and model of this session, in a slot that
+    :func:`refresh_sidebar_status` rewrites when the page changes either later in the run."""
     with st.sidebar:
-        src = st.session_state.get("dataset_source")
-        model = st.session_state.get("model_label")
+        st.session_state[_SIDEBAR_SLOT] = st.empty()
+    refresh_sidebar_status()
+
+
+def refresh_sidebar_status() -> None:
+    """Rewrite this run's sidebar status from the session's current dataset and model."""
+    slot = st.session_state.get(_SIDEBAR_SLOT)
+    if slot is None:
+        return
+    src = st.session_state.get("dataset_source")
+    model = st.session_state.get("model_label")
+    with slot.container():
         st.caption(f"**Dataset:** {src['label'] if src else 'none loaded'}")
         st.caption(f"**Model:** {model or 'none loaded'}")
+
+
+def set_model_label(label: str, only_if_unset: bool = False) -> None:
+    """Make ``label`` the session's current model (shown in the sidebar, preselected on
+    Evaluate); with ``only_if_unset``, only when the session has none yet."""
+    if only_if_unset and st.session_state.get("model_label"):
+        return
+    st.session_state["model_label"] = label
+    refresh_sidebar_status()
 
 
 def optional(module: str, attr: str | None = None) -> Any:
@@ -153,12 +176,14 @@ def _load_dataset(path: str, layout: str | None, fingerprint: str) -> Any:
 def set_dataset(path: str | Path, label: str, layout: str | None = None) -> None:
     """Make ``path`` the session's dataset (loaded lazily by :func:`current_dataset`)."""
     st.session_state["dataset_source"] = {"path": str(path), "layout": layout, "label": label}
+    refresh_sidebar_status()
 
 
 def current_dataset(default_to_demo: bool = True) -> Any:
     """The session's Dataset (the demo when nothing was chosen and it exists), or None.
 
-    Errors are shown on the page; the previous choice is forgotten so the page recovers.
+    Errors are shown on the page; the choice is kept, so every page says why it has no
+    dataset until another is chosen.
     """
     if optional("rul_core.data", "load_dataset") is None:
         not_available("Reading datasets")
@@ -225,7 +250,7 @@ def session_models() -> dict[str, Any]:
         for label, path in ui_state.demo_models().items():
             try:
                 models[label] = load_model(path)
-                st.session_state.setdefault("model_label", label)
+                set_model_label(label, only_if_unset=True)
             except Exception as exc:
                 show_error(exc, f"could not load {label}")
     return models

@@ -130,6 +130,27 @@ def imr_figure(
     return _style(fig, title, height=300)
 
 
+def log_ticks(lo: float, hi: float, min_ticks: int = 4) -> list[float]:
+    """Round tick values (1-2-5 per decade, or every integer mantissa when that leaves fewer
+    than ``min_ticks``) in ``[lo, hi]``, for a log axis that plotly would otherwise label with
+    bare mantissas ("2" for 20 Hz) when it spans less than a few decades."""
+    if not (0 < lo <= hi) or not np.isfinite(hi):
+        return []
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    ticks: list[float] = []
+    for mantissas in ((1, 2, 5), tuple(range(1, 10))):
+        ticks = [float(m * 10.0**d) for d in decades for m in mantissas]
+        ticks = [round(t, 12) for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+        if len(ticks) >= min_ticks:
+            break
+    return ticks
+
+
+def _hz_label(value: float) -> str:
+    """A frequency tick: 8, 20, 500, 1k, 12.5k."""
+    return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
+
+
 def scalogram_figure(
     power: np.ndarray,
     freqs: np.ndarray,
@@ -159,6 +180,10 @@ def scalogram_figure(
                                  line={"width": 0}, hoverinfo="skip",
                                  name="edge-affected (inside COI)"))
     fig.update_yaxes(type="log", title_text="frequency (Hz)")
+    ticks = log_ticks(float(freqs.min()), float(freqs.max()))
+    if len(ticks) >= 2:
+        fig.update_yaxes(tickmode="array", tickvals=ticks,
+                         ticktext=[_hz_label(v) for v in ticks])
     fig.update_xaxes(title_text="time (ms)")
     fig.update_layout(legend={"orientation": "h", "y": -0.25})
     if notice:

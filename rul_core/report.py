@@ -279,6 +279,9 @@ def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes
                 ax.set_xlabel(xt, fontsize=8)
             if yt:
                 ax.set_ylabel(yt, fontsize=8)
+            if ya.get("tickvals") is not None:  # plotly's explicit ticks (log frequency axes)
+                ax.set_yticks(ya["tickvals"], ya.get("ticktext") or None)
+                ax.minorticks_off()
             if ya.get("range") and ya.get("type") != "log":
                 ax.set_ylim(*ya["range"])
             if ya.get("autorange") == "reversed":

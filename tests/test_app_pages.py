@@ -71,6 +71,25 @@ def test_data_page_reports_bad_server_path(demo_assets):
     assert any("no such file or folder" in e.value for e in at.error)
 
 
+def test_sidebar_follows_a_dataset_and_model_chosen_in_the_same_run(demo_assets):
+    """The sidebar is drawn before the page loads anything: it must still name the dataset
+    loaded by this run's button and the model this run made current, not the previous ones."""
+    at = _app("pages/1_Data.py")
+    assert any(c.value == "**Model:** none loaded" for c in at.sidebar.caption)
+    data_dir = str(demo_assets / "data")
+    at.radio(key="data_source").set_value("Server path").run()
+    at.text_input(key="server_path").input(data_dir).run()
+    at.button(key="load_path").click().run()
+    _no_exceptions(at)
+    captions = [c.value for c in at.sidebar.caption]
+    assert f"**Dataset:** {data_dir}" in captions
+    assert "**Dataset:** demo (synthetic FEMTO layout)" not in captions
+    at.switch_page("pages/4_Evaluate.py").run()  # its first visit loads the demo model
+    _no_exceptions(at)
+    model = at.session_state["model_label"]
+    assert model and f"**Model:** {model}" in [c.value for c in at.sidebar.caption]
+
+
 @pytest.mark.real
 def test_data_page_reads_real_femto_bearing(demo_assets):
     from rul_core.ui_state import catalogued_paths

@@ -26,6 +26,8 @@ def _figures() -> list:
         plots.attribution_overlay_figure(np.eye(64, 500), {"lrp": np.eye(64, 500),
                                                            "shap": -np.eye(64, 500)}),
         plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"]),
+        plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 25 / 3, 20), 25600.0,
+                               np.full(50, 30.0)),
         plots.table_figure(pd.DataFrame({"run": ["a", "b"], "rmse": [0.123456, 0.2]}), "t"),
     ]
 
@@ -41,6 +43,21 @@ def test_minmax_downsample_keeps_extremes_and_order():
     assert np.all(np.diff(xs) >= 0)
     short = plots.minmax_downsample(x[:100], y[:100], 400)
     assert short[0].size == 100  # short traces unchanged
+
+
+def test_log_frequency_axis_is_labelled_in_hertz():
+    """Plotly labels a log axis spanning under a decade with bare mantissas ("2" for 20 Hz);
+    the scalogram's frequency axis gets round values in Hz instead."""
+    assert plots.log_ticks(25 / 3, 75.0) == [9.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]
+    assert plots.log_ticks(8.0, 12_800.0) == [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0,
+                                              2000.0, 5000.0, 10_000.0]
+    assert plots.log_ticks(0.0, 10.0) == []
+    axis = next(f for f in _figures() if f.layout.yaxis.type == "log").layout.yaxis
+    assert axis.type == "log"
+    assert list(axis.tickvals) == plots.log_ticks(25 / 3, 75.0)
+    assert list(axis.ticktext) == ["9", "10", "20", "30", "40", "50", "60", "70"]
+    wide = plots.scalogram_figure(np.ones((3, 4)), np.array([100.0, 1500.0, 12_000.0]), 25600.0)
+    assert list(wide.layout.yaxis.ticktext) == ["100", "200", "500", "1k", "2k", "5k", "10k"]
 
 
 def test_normalise_attributions_same_scale():
