@@ -375,6 +375,37 @@ def test_mc_dropout_sampling_seeded_and_bn_untouched(windows):
     assert set_mc_dropout(m, False) == 2
 
 
+@pytest.mark.parametrize(("name", "ablation"), [("multimodal", "full"), ("multimodal", "mmv3"),
+                                              ("carle", "full"), ("carle", "cale")])
+def test_mc_dropout_samples_only_the_head(windows, monkeypatch, tmp_path, name, ablation):
+    """The trunk before the first MCDropout runs once; the head alone is sampled. With the same
+    seed and batch shapes the head draws the same masks as sampling the whole model, so the
+    samples are those of the whole model, at a fraction of the cost."""
+    from rul_core.models import intervals
+
+    c = tiny_config(name, ablation, mc_samples=4, dropout=0.3)
+    m = build_model(c)
+    x = make_inputs(c, windows)
+    split = intervals.mc_split(m)
+    assert split is not None and intervals.mc_split(m) is split  # built once per model
+    trunk, head = split
+    assert not intervals.mc_dropout_layers(trunk)
+    assert len(intervals.mc_dropout_layers(head)) == len(intervals.mc_dropout_layers(m))
+    np.testing.assert_allclose(head.predict(trunk.predict(x, verbose=0), verbose=0),
+                               m.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    fast = intervals.mc_samples(m, x, 4, seed=3)
+    monkeypatch.setattr(intervals, "mc_split", lambda model: None)
+    whole = intervals.mc_samples(m, x, 4, seed=3)  # one batch of 4 x N rows in both paths
+    assert fast.shape == whole.shape == (4, N)
+    np.testing.assert_allclose(fast, whole, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fast[0], fast[1])
+    n_layers = len(m.layers)  # cutting the graph leaves the model as it was: it saves, reloads
+    m.save(tmp_path / "m.keras")
+    back = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
+    assert len(back.layers) == n_layers
+    np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
+
+
 def test_mc_dropout_needs_dropout(windows):
     c = tiny_config("carle", dropout=0.0)
     m = build_model(c)

@@ -12,7 +12,8 @@ How the interval is made (``level`` is the central coverage, default 0.9):
 - **mc_dropout**: ``config.mc_samples`` stochastic passes per model with the MCDropout layers
   switched on (BatchNormalization stays in inference mode, its statistics are not touched);
   samples are seeded (``seed``), so the same call gives the same numbers; empirical quantiles
-  as for the forest.
+  as for the forest. Dropout sits only in the dense head, so the deterministic trunk runs once
+  per window and only the head is sampled (:func:`mc_split`; ``bench/mc_dropout.py``).
 - **ensemble**: one deterministic prediction per member; mean, sample std (ddof 1), and
   ``mean +/- z std`` (a normal approximation: five members have no useful tails).
 
@@ -27,6 +28,7 @@ window by window.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,14 +77,45 @@ def _normal(mean: np.ndarray, std: np.ndarray, level: float) -> dict[str, np.nda
     return {"mean": mean, "lower": mean - z * std, "upper": mean + z * std, "std": std}
 
 
+# model -> its (trunk, head), or None; entries go with their model
+_MC_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def mc_split(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+    """(trunk, head) of ``model`` cut at the input of its first MCDropout layer, or None when
+    the model does not cut there (a dropout outside the head, a path around the cut, nested
+    models).
+
+    Dropout only ever sits in the dense head, so everything before it is deterministic: the
+    trunk (the CNN/LSTM/attention body, nearly all the cost) runs once per window and only the
+    head is sampled. Both share the model's layers and weights; built once per model.
+    """
+    if model in _MC_SPLITS:
+        return _MC_SPLITS[model]
+    found = mc_dropout_layers(model)
+    split = None
+    if found:
+        try:
+            cut = found[0].input
+            trunk = keras.Model(model.inputs, cut, name=f"{model.name}_trunk")
+            head = keras.Model(cut, model.outputs, name=f"{model.name}_head")
+            if {id(lay) for lay in mc_dropout_layers(head)} == {id(lay) for lay in found}:
+                split = (trunk, head)
+        except Exception:  # not a single-graph functional model: sample the whole model
+            split = None
+    _MC_SPLITS[model] = split
+    return split
+
+
 def mc_samples(
     model: keras.Model, inputs: Any, n_samples: int, seed: int = 0, batch_size: int = 256
 ) -> np.ndarray:
     """(n_samples, n) MC-dropout predictions, reproducible for a seed; dropout off afterwards.
 
-    Each chunk of windows is tiled ``n_samples`` times into one batch: every row draws its own
-    dropout masks, so each copy is an independent sample, at a fraction of the cost of
-    ``n_samples`` separate ``predict`` calls; memory stays at one batch.
+    The deterministic trunk (:func:`mc_split`) runs once per window; each chunk of its outputs
+    is tiled ``n_samples`` times into one batch of the head, where every row draws its own
+    dropout masks, so each copy is an independent sample. A model that does not split is
+    sampled whole the same way (tiled inputs). Memory stays at one batch.
     """
     if set_mc_dropout(model, True, seed) == 0:
         set_mc_dropout(model, False)
@@ -92,13 +125,19 @@ def mc_samples(
         )
     arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     n, k = len(arrays[0]), int(n_samples)
-    step = max(1, int(batch_size) // k)
+    split = mc_split(model)
+    step = max(1, int(batch_size) // k) if split is None else max(1, int(batch_size))
     try:
         parts = []
         for i in range(0, n, step):
-            tiled = [np.concatenate([a[i : i + step]] * k, axis=0) for a in arrays]
-            out = np.asarray(model.predict_on_batch(tiled)).reshape(k, -1)
-            parts.append(out)
+            chunk = [a[i : i + step] for a in arrays]
+            if split is None:
+                head, head_in = model, [np.concatenate([c] * k, axis=0) for c in chunk]
+            else:
+                head = split[1]
+                cut = np.asarray(split[0].predict_on_batch(chunk))
+                head_in = np.concatenate([cut] * k, axis=0)
+            parts.append(np.asarray(head.predict_on_batch(head_in)).reshape(k, -1))
     finally:
         set_mc_dropout(model, False)
     return np.concatenate(parts, axis=1).astype(np.float64)
