@@ -88,6 +88,10 @@ for label, trained in models.items():
 if rows:
     app_ui.show_table(pd.DataFrame(rows).set_index("model"), "pred-change",
                       "Prediction change under noise", PAGE)
+    if any(min(r["clean RUL"], r["noisy RUL"]) < 0 for r in rows):
+        st.caption("An estimate below 0 is the model's raw output (RC-LSTM's Gaussian mean is "
+                   "not bounded): it reads the window as past failure, 0 time left. Metrics "
+                   "and explanations use the raw value.")
 
 # ----------------------------------------------------------------------------- sweep
 st.subheader("Severity sweep")
