@@ -1,6 +1,6 @@
 """Screenshots of every app page into docs/screenshots/ (headless Debian Chromium).
 
-    python bench/screenshots.py [--demo assets/demo] [--out docs/screenshots]
+    python bench/screenshots.py [--demo assets/demo] [--out docs/screenshots] [--only FILE ...]
 
 Uses the demo assets (built into a temporary folder when --demo has none) and a temporary
 workspace, visits every page through the sidebar, triggers the main action of the pages that
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--height", type=int, default=2400)
+    ap.add_argument("--only", nargs="+", default=None, metavar="FILE",
+                    help="retake only these screenshots (file names, e.g. 3b_train_crossval.png)")
     args = ap.parse_args(argv)
+    wanted = set(args.only) if args.only else None
     from playwright.sync_api import sync_playwright
 
     demo = Path(args.demo)
@@ -60,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(url, wait_until="domcontentloaded")
         wait_for_app(page)
-        page.screenshot(path=str(out / "0_home.png"))
+        if wanted is None or "0_home.png" in wanted:
+            page.screenshot(path=str(out / "0_home.png"))
         for n, title in enumerate(PAGES, 1):
+            name = f"{n}_{title.lower().replace(' ', '_')}.png"
+            if wanted is not None and name not in wanted:
+                continue
             goto_page(page, title)
             if title == "Explain" and page.get_by_text("demo multimodal").count() == 0:
                 try:  # show the image overlays: pick the multimodal demo model
@@ -73,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             if title in ACTIONS:
                 page.get_by_role("button", name=ACTIONS[title]).click()
                 wait_for_app(page, timeout_ms=300_000)
-            name = f"{n}_{title.lower().replace(' ', '_')}.png"
             _screenshot(page, out / name, TALL.get(name))
-        goto_page(page, "Train")
-        cross_validate_demo(page)
-        _screenshot(page, out / "3b_train_crossval.png", TALL["3b_train_crossval.png"])
+        if wanted is None or "3b_train_crossval.png" in wanted:
+            goto_page(page, "Train")
+            cross_validate_demo(page)
+            _screenshot(page, out / "3b_train_crossval.png", TALL["3b_train_crossval.png"])
         browser.close()
     return 0
 
@@ -111,7 +118,8 @@ def cross_validate_demo(page: object) -> None:
     page.get_by_role("option", name="carl", exact=True).click()
     wait_for_app(page)
     page.get_by_role("button", name="Start cross-validation").click()
-    page.get_by_text("saved to").wait_for(timeout=600_000)
+    # .first: the "Past cross-validations" tab (hidden) shows the same saved result
+    page.get_by_text("saved to").first.wait_for(timeout=600_000)
     wait_for_app(page)
 
 
