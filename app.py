@@ -49,7 +49,6 @@ def home() -> None:
     if ui_state.catalogued_paths():
         st.caption("Real PRONOSTIA/FEMTO bearings found on this machine: pick them on **Data** → "
                    "*Catalogued* (read in place, never copied).")
-    sidebar_status()
 
 
 st.set_page_config(page_title="Bearing RUL workbench", page_icon=":material/settings:",
@@ -66,5 +65,6 @@ with st.sidebar:
         st.page_link(page, label=info.title, icon=info.icon, help=info.description)
         st.caption(info.description)
     st.divider()
+sidebar_status()  # before the page runs: a fresh slot each run, which the page may rewrite
 
 nav.run()

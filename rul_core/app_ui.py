@@ -59,19 +59,20 @@ def page_info(title: str) -> PageInfo:
 
 
 def header(title: str) -> None:
-    """Page title plus its one-line description, and the shared sidebar status."""
+    """Page title plus its one-line description (the sidebar's status is drawn by
+    ``app.py`` before the page runs)."""
     info = page_info(title)
     st.title(title)
     st.caption(info.description)
-    sidebar_status()
 
 
 _SIDEBAR_SLOT = "_sidebar_status_slot"
 
 
 def sidebar_status() -> None:
-    """Sidebar: the active dataset and model of this session, in a slot that
-    :func:`refresh_sidebar_status` rewrites when the page changes either later in the run."""
+    """Sidebar: the active dataset and model of this session, in a slot of this run that
+    :func:`refresh_sidebar_status` rewrites when the page changes either. ``app.py`` calls
+    it on every run before the page, so the slot never outlives its run."""
     with st.sidebar:
         st.session_state[_SIDEBAR_SLOT] = st.empty()
     refresh_sidebar_status()

@@ -87,7 +87,10 @@ def test_sidebar_follows_a_dataset_and_model_chosen_in_the_same_run(demo_assets)
     at.switch_page("pages/4_Evaluate.py").run()  # its first visit loads the demo model
     _no_exceptions(at)
     model = at.session_state["model_label"]
-    assert model and f"**Model:** {model}" in [c.value for c in at.sidebar.caption]
+    captions = [c.value for c in at.sidebar.caption]
+    assert model and f"**Model:** {model}" in captions
+    assert [c.split(":**")[0] for c in captions if c.startswith("**")] == ["**Dataset",
+                                                                         "**Model"]
 
 
 @pytest.mark.real
