@@ -79,15 +79,25 @@ def sidebar_status() -> None:
 
 
 def refresh_sidebar_status() -> None:
-    """Rewrite this run's sidebar status from the session's current dataset and model."""
+    """Rewrite this run's sidebar status from the session's current dataset and model.
+
+    Not during a fragment's rerun (the Train page's job panel): a fragment may not write
+    outside itself, and the panel reruns the whole app once its job is collected."""
     slot = st.session_state.get(_SIDEBAR_SLOT)
-    if slot is None:
+    if slot is None or _in_fragment_rerun():
         return
     src = st.session_state.get("dataset_source")
     model = st.session_state.get("model_label")
     with slot.container():
         st.caption(f"**Dataset:** {src['label'] if src else 'none loaded'}")
         st.caption(f"**Model:** {model or 'none loaded'}")
+
+
+def _in_fragment_rerun() -> bool:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
 def set_model_label(label: str, only_if_unset: bool = False) -> None:

@@ -73,7 +73,10 @@ def test_upload_archive_then_representations_and_explain(tmp_path):
         page.locator("input[type=file]").first.set_input_files(str(archive))
         page.get_by_role("button", name="Load the upload").click(timeout=30_000)
         wait_for_app(page)
-        page.get_by_text("Dataset: upload").wait_for(timeout=60_000)
+        main = page.get_by_test_id("stMainBlockContainer")
+        main.get_by_text("Dataset: upload").wait_for(timeout=60_000)
+        # the sidebar, drawn before the button loaded the upload, already names it
+        assert page.get_by_test_id("stSidebar").get_by_text("Dataset: upload").is_visible()
         metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
         assert metrics[:2] == ["femto", "2"]  # layout and run count of the upload
         page.screenshot(path=str(ARTIFACTS / "e2e_data.png"), full_page=True)
