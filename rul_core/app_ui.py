@@ -88,9 +88,13 @@ def refresh_sidebar_status() -> None:
         return
     src = st.session_state.get("dataset_source")
     model = st.session_state.get("model_label")
+    if not model:
+        demos = {} if st.session_state.get("demo_models_loaded") else ui_state.demo_models()
+        model = (f"none loaded yet (demo models: {len(demos)}, loaded by the first model page)"
+                 if demos else "none loaded")
     with slot.container():
         st.caption(f"**Dataset:** {src['label'] if src else 'none loaded'}")
-        st.caption(f"**Model:** {model or 'none loaded'}")
+        st.caption(f"**Model:** {model}")
 
 
 def _in_fragment_rerun() -> bool:
