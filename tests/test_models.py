@@ -393,10 +393,20 @@ def test_mc_dropout_samples_only_the_head(windows, monkeypatch, tmp_path, name, 
     assert len(intervals.mc_dropout_layers(head)) == len(intervals.mc_dropout_layers(m))
     np.testing.assert_allclose(head.predict(trunk.predict(x, verbose=0), verbose=0),
                                m.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    switched_on = []  # the head is sampled with training=True: the shared flags stay off,
+    real_switch = intervals.set_mc_dropout  # so another session's plain predict never samples
+
+    def spy(model, active, seed=None):
+        switched_on.append(active)
+        return real_switch(model, active, seed)
+
+    monkeypatch.setattr(intervals, "set_mc_dropout", spy)
     fast = intervals.mc_samples(m, x, 4, seed=3)
+    assert switched_on and not any(switched_on)
     monkeypatch.setattr(intervals, "mc_split", lambda model: None)
     whole = intervals.mc_samples(m, x, 4, seed=3)  # one batch of 4 x N rows in both paths
     assert fast.shape == whole.shape == (4, N)
+    assert any(switched_on)  # the whole-model fallback switches them on
     np.testing.assert_allclose(fast, whole, rtol=1e-5, atol=1e-6)
     assert not np.allclose(fast[0], fast[1])
     n_layers = len(m.layers)  # cutting the graph leaves the model as it was: it saves, reloads
@@ -404,6 +414,32 @@ def test_mc_dropout_samples_only_the_head(windows, monkeypatch, tmp_path, name, 
     back = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
     assert len(back.layers) == n_layers
     np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_mc_dropout_under_concurrent_calls(windows):
+    """App sessions share a cached model. MC calls on it from several threads each get their
+    seed's samples (they are serialised), and a plain predict running meanwhile never samples
+    dropout (the head is sampled with training=True; the shared flags stay off)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rul_core.models import mc_samples
+
+    c = tiny_config("carle", mc_samples=4, dropout=0.3)
+    m = build_model(c)
+    x = make_inputs(c, windows)
+    expected = {seed: mc_samples(m, x, 4, seed=seed) for seed in (1, 2)}
+    point = m.predict(x, verbose=0)
+    with ThreadPoolExecutor(4) as pool:
+        runs = [(seed, pool.submit(mc_samples, m, x, 4, seed=seed)) for seed in (1, 2) * 3]
+        for seed, fut in runs:
+            np.testing.assert_array_equal(fut.result(), expected[seed])
+        # a plain predict still draws (and discards) masks, advancing the shared seed stream,
+        # so MC samples drawn meanwhile are valid but not their seed's: only plain is checked
+        mixed = [pool.submit(mc_samples, m, x, 4, seed=1) for _ in range(3)]
+        plain = [pool.submit(m.predict, x, verbose=0) for _ in range(6)]
+        for fut in plain:
+            np.testing.assert_array_equal(fut.result(), point)
+        assert all(f.result().shape == (4, N) for f in mixed)
 
 
 def test_mc_dropout_needs_dropout(windows):

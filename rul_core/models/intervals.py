@@ -13,7 +13,9 @@ How the interval is made (``level`` is the central coverage, default 0.9):
   switched on (BatchNormalization stays in inference mode, its statistics are not touched);
   samples are seeded (``seed``), so the same call gives the same numbers; empirical quantiles
   as for the forest. Dropout sits only in the dense head, so the deterministic trunk runs once
-  per window and only the head is sampled (:func:`mc_split`; ``bench/mc_dropout.py``).
+  per window and only the head is sampled, with ``training=True`` rather than the shared
+  flags, so a plain prediction running meanwhile never samples (:func:`mc_split`,
+  :func:`mc_samples`; ``bench/mc_dropout.py``).
 - **ensemble**: one deterministic prediction per member; mean, sample std (ddof 1), and
   ``mean +/- z std`` (a normal approximation: five members have no useful tails).
 
@@ -28,6 +30,7 @@ window by window.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -107,6 +110,23 @@ def mc_split(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
     return split
 
 
+# layers a split head may hold for it to be sampled with ``training=True`` (no flag): dropout
+# is the only one of them whose output depends on ``training``
+_FLAG_FREE_HEAD_LAYERS = (MCDropout, keras.layers.Dense, keras.layers.InputLayer,
+                          keras.layers.Activation)
+_MC_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MC_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: keras.Model) -> threading.Lock:
+    """One lock per model: MC sampling reseeds the model's shared dropout streams."""
+    with _MC_LOCKS_GUARD:
+        lock = _MC_LOCKS.get(model)
+        if lock is None:
+            lock = _MC_LOCKS[model] = threading.Lock()
+    return lock
+
+
 def mc_samples(
     model: keras.Model, inputs: Any, n_samples: int, seed: int = 0, batch_size: int = 256
 ) -> np.ndarray:
@@ -114,32 +134,41 @@ def mc_samples(
 
     The deterministic trunk (:func:`mc_split`) runs once per window; each chunk of its outputs
     is tiled ``n_samples`` times into one batch of the head, where every row draws its own
-    dropout masks, so each copy is an independent sample. A model that does not split is
-    sampled whole the same way (tiled inputs). Memory stays at one batch.
+    dropout masks, so each copy is an independent sample. A head of dense and dropout layers
+    only is called with ``training=True``, so the model's ``mc_active`` flags stay off and a
+    deterministic prediction running meanwhile (another app session sharing the cached model)
+    never samples. A model that does not split is sampled whole the same way (tiled inputs,
+    flags on). Calls on one model are serialised: each reseeds its dropout streams. Memory
+    stays at one batch.
     """
-    if set_mc_dropout(model, True, seed) == 0:
-        set_mc_dropout(model, False)
-        raise RulError(
-            f"model {model.name!r} has no MCDropout layer (dropout 0?): no MC-dropout interval; "
-            "use interval='ensemble' or a dropout > 0"
-        )
     arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     n, k = len(arrays[0]), int(n_samples)
-    split = mc_split(model)
-    step = max(1, int(batch_size) // k) if split is None else max(1, int(batch_size))
-    try:
-        parts = []
-        for i in range(0, n, step):
-            chunk = [a[i : i + step] for a in arrays]
-            if split is None:
-                head, head_in = model, [np.concatenate([c] * k, axis=0) for c in chunk]
-            else:
-                head = split[1]
-                cut = np.asarray(split[0].predict_on_batch(chunk))
-                head_in = np.concatenate([cut] * k, axis=0)
-            parts.append(np.asarray(head.predict_on_batch(head_in)).reshape(k, -1))
-    finally:
-        set_mc_dropout(model, False)
+    with _model_lock(model):
+        split = mc_split(model)
+        flag_free = split is not None and all(
+            isinstance(lay, _FLAG_FREE_HEAD_LAYERS) for lay in split[1].layers
+        )
+        if set_mc_dropout(model, not flag_free, seed) == 0:
+            raise RulError(
+                f"model {model.name!r} has no MCDropout layer (dropout 0?): no MC-dropout "
+                "interval; use interval='ensemble' or a dropout > 0"
+            )
+        step = max(1, int(batch_size) // k) if split is None else max(1, int(batch_size))
+        try:
+            parts = []
+            for i in range(0, n, step):
+                chunk = [a[i : i + step] for a in arrays]
+                if split is None:
+                    tiled = [np.concatenate([c] * k, axis=0) for c in chunk]
+                    out = model.predict_on_batch(tiled)
+                else:
+                    cut = np.asarray(split[0].predict_on_batch(chunk))
+                    tiled = np.concatenate([cut] * k, axis=0)
+                    out = (keras.ops.convert_to_numpy(split[1](tiled, training=True))
+                           if flag_free else split[1].predict_on_batch(tiled))
+                parts.append(np.asarray(out).reshape(k, -1))
+        finally:
+            set_mc_dropout(model, False)
     return np.concatenate(parts, axis=1).astype(np.float64)
 
 
