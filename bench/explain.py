@@ -116,8 +116,9 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
     faith = comp.faithfulness_frame()
     aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
     deletion = plots.deletion_curves_figure(
-        {m: (np.linspace(0, 1, len(c["deletion"])), c["deletion"])
-         for m, c in comp.curves.items()}, aucs)
+        {m: (np.linspace(0, 1, len(c["deletion_pred"])), c["deletion_pred"])
+         for m, c in comp.curves.items()}, aucs, prediction=comp.prediction,
+        baseline=comp.baseline_prediction)
 
     names = list(maps)
     fig = make_subplots(
@@ -247,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     mods = pd.concat([w.modality_frame() for w in res.windows])
     print(mods.groupby(["method", "modality"])["abs_share"].mean().unstack().to_string(
         float_format=lambda v: f"{v:.3f}"))
-    print(f"\nmost faithful (largest insertion - deletion AUC): {res.most_faithful()}")
+    print(f"\nmost faithful (largest insertion - deletion AUC, over the {res.n_conditioned} of "
+          f"{len(res.windows)} windows whose prediction moves >= {settings.min_contrast:g} when "
+          f"every feature is removed): {res.most_faithful()}")
     if args.figure:
         write_figure(args.figure, model, trained, test_run, bg, settings)
     return 0 if ok else 1

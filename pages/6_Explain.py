@@ -135,11 +135,16 @@ with col_a:
                                            f"LRP relevance sum per layer ({lrp.rules} rules)")
         app_ui.show_figure(fig, "layers", PAGE)
 with col_b:
-    curves = {m: (np.linspace(0, 1, len(c["deletion"])), c["deletion"])
+    curves = {m: (np.linspace(0, 1, len(c["deletion_pred"])), c["deletion_pred"])
               for m, c in comp.curves.items()}
     faith = comp.faithfulness_frame()
     aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
-    app_ui.show_figure(plots.deletion_curves_figure(curves, aucs), "deletion", PAGE)
+    fig = plots.deletion_curves_figure(curves, aucs, prediction=comp.prediction,
+                                       baseline=comp.baseline_prediction,
+                                       y_title="prediction (normalised RUL)")
+    app_ui.show_figure(fig, "deletion", PAGE, caption=(
+        "AUC: the area under (prediction − baseline) / (input − baseline), lower = more "
+        "faithful."))
 
 agree = comp.agreement_frame()
 if len(agree):
@@ -154,6 +159,8 @@ if len(agree):
                                                        "features)"), "agreement", PAGE)
     with col_d:
         app_ui.show_table(agree, "agreement-table", "Rank agreement between methods", PAGE)
+if note := comp.faithfulness_note():
+    st.info(note)
 app_ui.show_table(faith, "faithfulness", "Faithfulness (deletion: lower is better; insertion: "
                   "higher is better)", PAGE)
 
@@ -180,4 +187,11 @@ if glob is not None:
                                            gi["feature"].tolist(),
                                            "Global importance: mean |attribution| over windows")
     app_ui.show_figure(fig, "global", PAGE)
-    st.caption(f"Most faithful over these windows: **{glob.most_faithful().upper()}**.")
+    best, n_ok = glob.most_faithful(), glob.n_conditioned
+    if best is None:
+        st.caption(f"No faithfulness ranking: in none of these {len(glob.windows)} windows does "
+                   "removing every feature move the prediction enough to normalise by.")
+    else:
+        st.caption(f"Most faithful over these windows: **{best.upper()}** (largest insertion − "
+                   f"deletion area, over the {n_ok} of {len(glob.windows)} windows where removing "
+                   "every feature moves the prediction enough to measure).")

@@ -458,19 +458,30 @@ def deletion_curves_figure(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     aucs: Mapping[str, float] | None = None,
     title: str = "Deletion curves (most relevant removed first)",
+    prediction: float | None = None,
+    baseline: float | None = None,
+    y_title: str = "prediction",
 ) -> go.Figure:
-    """Prediction against fraction of features removed, one line per method."""
+    """Prediction against fraction of features removed, one line per method; ``prediction``
+    and ``baseline`` (the input's and the all-removed input's predictions) are drawn as
+    reference lines; an AUC that is NaN (an ill-conditioned window) is left out of the
+    legend."""
     fig = go.Figure()
+    for value, text, dash in ((prediction, "input", "solid"), (baseline, "baseline", "dash")):
+        if value is not None:
+            fig.add_hline(y=float(value), line={"color": "#888", "dash": dash, "width": 1},
+                          annotation_text=f"{text} {float(value):.3f}",
+                          annotation_position="top left" if text == "input" else "bottom left")
     for i, (method, (frac, score)) in enumerate(curves.items()):
         label = method.upper()
-        if aucs and method in aucs:
+        if aucs and method in aucs and np.isfinite(aucs[method]):
             label += f" (AUC {aucs[method]:.3f})"
         fig.add_trace(go.Scatter(
             x=np.asarray(frac), y=np.asarray(score), mode="lines", name=label,
             line={"color": METHOD_COLOURS.get(method, PALETTE[i % len(PALETTE)]),
                   "dash": "dot" if method == "random" else "solid"}))
     fig.update_xaxes(title_text="fraction removed")
-    fig.update_yaxes(title_text="prediction")
+    fig.update_yaxes(title_text=y_title)
     return _style(fig, title, height=340)
 
 

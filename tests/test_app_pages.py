@@ -400,6 +400,20 @@ def test_explain_one_window(demo_assets):
     assert _chart_count(at) == 5
     faith = at.dataframe[-1].value
     assert set(faith["method"]) == {"lrp", "lime", "shap", "random"}
+    # every model: areas where removing every feature moves the prediction enough, else a
+    # note and none (the shipped demo CARL's first window moves by 0.10, its Multimodal-RUL's
+    # by 0.003)
+    for model in at.selectbox(key="explain_model").options:
+        at.selectbox(key="explain_model").set_value(model).run()
+        at.button(key="explain_go").click().run()
+        comp = at.session_state["explain_result"][1].comparison
+        faith = at.dataframe[-1].value
+        # the deletion chart plots raw predictions, from f(x) down the removal path
+        assert comp.curves["lrp"]["deletion_pred"][0] == pytest.approx(comp.prediction,
+                                                                        abs=1e-5)
+        notes = [i.value for i in at.info if "moves the prediction by only" in i.value]
+        assert len(notes) == (0 if comp.conditioned else 1), model
+        assert faith["deletion_auc"].isna().all() == (not comp.conditioned), model
 
 
 def test_explain_an_rc_lstm_window_per_signal_segment(demo_assets):

@@ -74,6 +74,45 @@ def test_true_attribution_beats_random_on_deletion_and_insertion() -> None:
     assert worst > rand
 
 
+def test_ill_conditioned_window_keeps_raw_curves_but_reports_no_areas() -> None:
+    # contributions 0.3, -0.2, -0.095 (sum 0.005): removing every feature barely moves f
+    w = np.array([0.3, -0.2, -0.095, 0.0, 0.0, 0.0, 0.0])
+    model = _linear_tf_model(w)
+    xs = np.ones((2, F, 1), dtype=np.float32)
+    xs[1, 1] = 0.0  # window 1: contributions 0.3, 0, -0.095 (sum 0.205)
+    background = [np.zeros((4, F, 1), dtype=np.float32)]  # the TF baseline is 0
+    settings = CompareSettings(methods=("lrp", "shap"), shap_samples=20, shap_background=4,
+                               n_random=3, rules="conservative")
+    cmp = compare_window(model, [xs], 0, background, settings)
+    assert cmp.contrast == pytest.approx(0.005, abs=1e-6) and not cmp.conditioned
+    # by hand, SHAP's exact ranking 0.3 | 0 0 0 0 | -0.095 | -0.2 (stable among the zeros)
+    shap_curves = cmp.curves["shap"]
+    np.testing.assert_allclose(shap_curves["deletion_pred"],
+                               [0.005, -0.295, -0.295, -0.295, -0.295, -0.295, -0.2, 0.0],
+                               atol=1e-6)
+    np.testing.assert_allclose(shap_curves["insertion_pred"],
+                               [0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.205, 0.005], atol=1e-6)
+    assert np.abs(shap_curves["deletion"]).max() > 50  # what dividing by 0.005 does
+    faith = cmp.faithfulness_frame()
+    assert faith[["deletion_auc", "insertion_auc"]].isna().all().all()
+    assert "+0.005" in cmp.faithfulness_note()
+    assert json.loads(json.dumps(cmp.to_json(), allow_nan=True))["contrast"] == pytest.approx(
+        0.005, abs=1e-6)
+    # the same window is ranked when the threshold allows it
+    loose = compare_window(model, [xs], 0, background,
+                           CompareSettings(**{**settings.__dict__, "min_contrast": 0.001}))
+    assert loose.conditioned and np.isfinite(loose.faithfulness_frame()["deletion_auc"]).all()
+    # over a set, only windows with areas count; none -> no "most faithful"
+    good = compare_window(model, [xs], 1, background, settings)
+    assert good.conditioned and good.faithfulness_note() == ""
+    both = compare_windows(model, [xs], [0, 1], background, settings).faithfulness_frame()
+    assert (both["windows"] == 1).all()
+    np.testing.assert_allclose(both["deletion_auc"],
+                               good.faithfulness_frame()["deletion_auc"], rtol=1e-9)
+    assert compare_windows(model, [xs], [0], background, settings).most_faithful() is None
+    assert compare_windows(model, [xs], [0, 1], background, settings).n_conditioned == 1
+
+
 def test_compare_window_on_a_tiny_multimodal_model() -> None:
     model = _tiny_multimodal()
     rng = np.random.default_rng(1)

@@ -29,6 +29,8 @@ def _figures() -> list:
         plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 25 / 3, 20), 25600.0,
                                np.full(50, 30.0)),
         plots.table_figure(pd.DataFrame({"run": ["a", "b"], "rmse": [0.123456, 0.2]}), "t"),
+        plots.deletion_curves_figure({"lrp": (np.linspace(0, 1, 5), [0.5, 0.3, 0.2, 0.1, 0.1])},
+                                     prediction=0.5, baseline=0.1),
     ]
 
 
@@ -175,3 +177,15 @@ def test_write_atomic(tmp_path):
     p = report.write_atomic(tmp_path / "a" / "r.bin", b"xyz")
     assert p.read_bytes() == b"xyz"
     assert [f.name for f in p.parent.iterdir()] == ["r.bin"]
+
+
+def test_deletion_curves_draw_the_input_and_baseline_and_skip_missing_areas():
+    x = np.linspace(0, 1, 3)
+    fig = plots.deletion_curves_figure(
+        {"lrp": (x, [0.47, 0.2, 0.46]), "shap": (x, [0.47, 0.5, 0.46])},
+        {"lrp": 0.25, "shap": float("nan")}, prediction=0.47, baseline=0.46)
+    assert [t.name for t in fig.data] == ["LRP (AUC 0.250)", "SHAP"]
+    lines = {round(sh.y0, 3): sh.line.dash for sh in fig.layout.shapes}
+    assert lines == {0.47: "solid", 0.46: "dash"}
+    assert {a.text for a in fig.layout.annotations} == {"input 0.470", "baseline 0.460"}
+    assert not plots.deletion_curves_figure({"lrp": (x, [1, 0, 0])}).layout.shapes

@@ -196,5 +196,7 @@ def run_explain(args: argparse.Namespace) -> int:
         (tmp / "compare.json").write_text(json.dumps(summary, indent=2))
     faith = cmp.faithfulness_frame()
     print(faith.to_string(index=False))
+    if note := cmp.faithfulness_note():
+        print(note)
     print(f"wrote {', '.join(f'{m}.npz/{m}.png' for m in methods)}, compare.json to {out}")
     return 0

@@ -17,7 +17,11 @@ LIME weights come per feature/band/segment directly. Each method's vector is div
   lower area = more faithful) or k insertions into the baseline (insertion, starts at 0;
   higher area = more faithful); the area is the trapezoid over the removed fraction in
   [0, 1]. A random ranking (seeded, averaged over permutations)
-  is the reference.
+  is the reference. The raw predictions along both paths are kept too (what the page plots).
+  Where removing everything barely moves the prediction (|f(x) − f(base)| below
+  ``CompareSettings.min_contrast``, default 0.02 of the normalised RUL), that division blows
+  noise up (a contrast of 0.003 turns a 0.06 swing into 20): such a window's areas are
+  reported as NaN, not ranked, and set-level summaries count only the windows that have them.
 * Cost: seconds per method.
 """
 
@@ -153,6 +157,32 @@ def auc(curve: np.ndarray) -> float:
     return float(np.sum((c[1:] + c[:-1]) / 2.0) / (len(c) - 1))
 
 
+DEFAULT_MIN_CONTRAST = 0.02  # |f(x) - f(base)| below this: the normalised areas are not ranked
+
+
+def faithfulness_predictions(
+    model: Any, space: FeatureSpace, window: WindowInputs, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's raw predictions after k = 0 .. n removals (deletion: starts at f(x)) and
+    k insertions into the baseline (insertion: starts at f(base)), for one feature ranking
+    (most relevant first)."""
+    n = len(space.names)
+    steps = np.arange(n + 1)
+    rank = np.empty(n, dtype=int)
+    rank[np.asarray(order)] = np.arange(n)
+    removed = rank[None, :] < steps[:, None]  # (n+1, n): True where removed after k steps
+    preds = predict(model, space.masked_inputs(model, window, np.vstack([~removed, removed])))
+    preds = np.asarray(preds, dtype=np.float64).reshape(-1)
+    return preds[: n + 1], preds[n + 1:]
+
+
+def normalised_curve(preds: np.ndarray, f_x: float, f_base: float) -> np.ndarray:
+    """(preds − f(base)) / (f(x) − f(base)): 1 at the input, 0 at the baseline."""
+    d = f_x - f_base
+    den = d if abs(d) > 1e-12 else (1e-12 if d >= 0 else -1e-12)
+    return (np.asarray(preds, dtype=np.float64) - f_base) / den
+
+
 def faithfulness_curves(
     model: Any, space: FeatureSpace, window: WindowInputs, order: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -160,20 +190,10 @@ def faithfulness_curves(
 
     Returns (deletion, insertion, f(x), f(baseline)); curves normalised as in the module doc.
     """
-    n = len(space.names)
-    steps = np.arange(n + 1)
-    rank = np.empty(n, dtype=int)
-    rank[np.asarray(order)] = np.arange(n)
-    removed = rank[None, :] < steps[:, None]  # (n+1, n): True where removed after k steps
-    keep_del = ~removed
-    keep_ins = removed
-    preds = predict(model, space.masked_inputs(model, window, np.vstack([keep_del, keep_ins])))
-    f_x, f_base = preds[0], preds[n + 1]
-    d = f_x - f_base
-    den = d if abs(d) > 1e-12 else (1e-12 if d >= 0 else -1e-12)
-    dele = (preds[: n + 1] - f_base) / den
-    ins = (preds[n + 1:] - f_base) / den
-    return dele, ins, float(f_x), float(f_base)
+    dele, ins = faithfulness_predictions(model, space, window, order)
+    f_x, f_base = float(dele[0]), float(ins[0])
+    return (normalised_curve(dele, f_x, f_base), normalised_curve(ins, f_x, f_base), f_x,
+            f_base)
 
 
 def ranking(attribution: np.ndarray, direction: float) -> np.ndarray:
@@ -195,8 +215,31 @@ class WindowComparison:
     normalised: dict[str, np.ndarray]
     spread: dict[str, np.ndarray]  # per-feature std over seeds (LIME), normalised scale
     seconds: dict[str, float]
-    curves: dict[str, dict[str, np.ndarray]]  # method|'random' -> {'deletion','insertion'}
+    # method|'random' -> {'deletion', 'insertion'} (normalised) and {'deletion_pred',
+    # 'insertion_pred'} (the raw predictions along the same paths)
+    curves: dict[str, dict[str, np.ndarray]]
     details: dict[str, Any] = field(default_factory=dict)
+    min_contrast: float = DEFAULT_MIN_CONTRAST
+
+    @property
+    def contrast(self) -> float:
+        """f(x) − f(baseline): how far removing every feature moves the prediction."""
+        return self.prediction - self.baseline_prediction
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the normalised faithfulness areas mean anything (|contrast| large enough)."""
+        return abs(self.contrast) >= self.min_contrast
+
+    def faithfulness_note(self) -> str:
+        """Why this window's faithfulness areas are missing ('' when they are not)."""
+        if self.conditioned:
+            return ""
+        return (f"Removing every feature moves the prediction by only {self.contrast:+.3f} "
+                f"({self.prediction:.3f} → baseline {self.baseline_prediction:.3f}; below "
+                f"{self.min_contrast:g}), so curves normalised by that difference would be "
+                "noise: no faithfulness areas for this window. The raw predictions along each "
+                "removal path are still shown.")
 
     def attribution_frame(self) -> pd.DataFrame:
         """feature, modality and one normalised column per method."""
@@ -234,9 +277,11 @@ class WindowComparison:
                                            "kendall"])
 
     def faithfulness_frame(self) -> pd.DataFrame:
-        """Per method (and 'random'): deletion AUC (lower better), insertion AUC (higher)."""
-        rows = [{"method": m, "deletion_auc": auc(c["deletion"]),
-                 "insertion_auc": auc(c["insertion"]),
+        """Per method (and 'random'): deletion AUC (lower better), insertion AUC (higher);
+        NaN when the window is not :attr:`conditioned`."""
+        ok = self.conditioned
+        rows = [{"method": m, "deletion_auc": auc(c["deletion"]) if ok else float("nan"),
+                 "insertion_auc": auc(c["insertion"]) if ok else float("nan"),
                  "seconds": self.seconds.get(m, float("nan"))}
                 for m, c in self.curves.items()]
         df = pd.DataFrame(rows, columns=["method", "deletion_auc", "insertion_auc", "seconds"])
@@ -249,6 +294,9 @@ class WindowComparison:
             "window": self.window,
             "prediction": self.prediction,
             "baseline_prediction": self.baseline_prediction,
+            "contrast": self.contrast,
+            "min_contrast": self.min_contrast,
+            "faithfulness_note": self.faithfulness_note(),
             "features": self.feature_names,
             "modality": self.modality,
             "normalised": {m: v.tolist() for m, v in self.normalised.items()},
@@ -280,6 +328,7 @@ class CompareSettings:
     shap_background: int = 50
     n_random: int = 10
     seed: int = 0
+    min_contrast: float = DEFAULT_MIN_CONTRAST
 
 
 def method_attribution(
@@ -363,22 +412,31 @@ def compare_window(
         if std is not None:
             spread[method] = std / total if total > 0 else std
         details[method] = res
-        dele, ins, _, _ = faithfulness_curves(model, space, window, ranking(vec, direction))
-        curves[method] = {"deletion": dele, "insertion": ins}
+        curves[method] = _curves(
+            *faithfulness_predictions(model, space, window, ranking(vec, direction)))
         emit(progress, "compare", i + 1, len(settings.methods) + 1, method)
     rng = np.random.default_rng(settings.seed)
-    dels, inss = [], []
-    for _ in range(max(1, settings.n_random)):
-        dele, ins, _, _ = faithfulness_curves(model, space, window, rng.permutation(n))
-        dels.append(dele)
-        inss.append(ins)
-    curves["random"] = {"deletion": np.mean(dels, axis=0), "insertion": np.mean(inss, axis=0)}
+    paths = [faithfulness_predictions(model, space, window, rng.permutation(n))
+             for _ in range(max(1, settings.n_random))]
+    curves["random"] = _curves(np.mean([p[0] for p in paths], axis=0),
+                               np.mean([p[1] for p in paths], axis=0))
     emit(progress, "compare", len(settings.methods) + 1, len(settings.methods) + 1, "random")
     return WindowComparison(
         window=int(index), feature_names=space.names, modality=space.modality,
         prediction=float(full), baseline_prediction=float(base), raw=raw, normalised=norm,
         spread=spread, seconds=seconds, curves=curves, details=details,
+        min_contrast=float(settings.min_contrast),
     )
+
+
+def _curves(deletion: np.ndarray, insertion: np.ndarray) -> dict[str, np.ndarray]:
+    """The normalised curves and the raw predictions of one ranking's two paths (each starts
+    at its end point: f(x) for deletion, f(base) for insertion)."""
+    f_x, f_base = float(deletion[0]), float(insertion[0])
+    return {"deletion": normalised_curve(deletion, f_x, f_base),
+            "insertion": normalised_curve(insertion, f_x, f_base),
+            "deletion_pred": np.asarray(deletion, dtype=np.float64),
+            "insertion_pred": np.asarray(insertion, dtype=np.float64)}
 
 
 @dataclass
@@ -388,10 +446,12 @@ class SetComparison:
     windows: list[WindowComparison]
 
     def faithfulness_frame(self) -> pd.DataFrame:
-        """Mean and std over windows of the AUCs and seconds, per method."""
+        """Mean and std of the AUCs over the windows that have them (``windows``: how many;
+        see :attr:`WindowComparison.conditioned`) and mean seconds over all, per method."""
         df = pd.concat([w.faithfulness_frame().assign(window=w.window) for w in self.windows])
         return (df.groupby("method", sort=False)
-                .agg(deletion_auc=("deletion_auc", "mean"),
+                .agg(windows=("deletion_auc", "count"),
+                     deletion_auc=("deletion_auc", "mean"),
                      deletion_std=("deletion_auc", "std"),
                      insertion_auc=("insertion_auc", "mean"),
                      insertion_std=("insertion_auc", "std"),
@@ -413,10 +473,18 @@ class SetComparison:
             df[m] = np.mean([np.abs(w.normalised[m]) for w in self.windows], axis=0)
         return df
 
-    def most_faithful(self) -> str:
-        """The method with the largest mean insertion − deletion AUC (random excluded)."""
+    @property
+    def n_conditioned(self) -> int:
+        """How many windows have faithfulness areas."""
+        return sum(w.conditioned for w in self.windows)
+
+    def most_faithful(self) -> str | None:
+        """The method with the largest mean insertion − deletion AUC (random excluded), over
+        the windows that have areas; None when no window has them."""
         df = self.faithfulness_frame()
-        df = df[df["method"] != "random"]
+        df = df[(df["method"] != "random") & df["insertion_minus_deletion"].notna()]
+        if df.empty:
+            return None
         return str(df.sort_values("insertion_minus_deletion", ascending=False)["method"].iloc[0])
 
 
