@@ -416,13 +416,14 @@ def test_mc_dropout_samples_only_the_head(windows, monkeypatch, tmp_path, name, 
     np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
 
 
-def test_mc_dropout_under_concurrent_calls(windows):
+def test_mc_dropout_under_concurrent_calls(windows, monkeypatch):
     """App sessions share a cached model. MC calls on it from several threads each get their
     seed's samples (they are serialised), and a plain predict running meanwhile never samples
-    dropout (the head is sampled with training=True; the shared flags stay off)."""
+    dropout (the head is sampled with training=True; the shared flags stay off) nor moves the
+    random stream the head's samples are drawn from."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from rul_core.models import mc_samples
+    from rul_core.models import intervals, mc_samples
 
     c = tiny_config("carle", mc_samples=4, dropout=0.3)
     m = build_model(c)
@@ -433,13 +434,30 @@ def test_mc_dropout_under_concurrent_calls(windows):
         runs = [(seed, pool.submit(mc_samples, m, x, 4, seed=seed)) for seed in (1, 2) * 3]
         for seed, fut in runs:
             np.testing.assert_array_equal(fut.result(), expected[seed])
-        # a plain predict still draws (and discards) masks, advancing the shared seed stream,
-        # so MC samples drawn meanwhile are valid but not their seed's: only plain is checked
+        # a plain predict draws (and discards) masks from the inference stream only, so MC
+        # samples of the split head drawn meanwhile are still exactly their seed's
         mixed = [pool.submit(mc_samples, m, x, 4, seed=1) for _ in range(3)]
         plain = [pool.submit(m.predict, x, verbose=0) for _ in range(6)]
         for fut in plain:
             np.testing.assert_array_equal(fut.result(), point)
-        assert all(f.result().shape == (4, N) for f in mixed)
+        for fut in mixed:
+            np.testing.assert_array_equal(fut.result(), expected[1])
+    # the race made deterministic: a plain predict between the reseed and the head's draws
+    # (it runs inside the trunk call) moves the inference stream, not the sampling stream
+    trunk = intervals.mc_split(m)[0]
+    run_trunk = trunk.predict_on_batch
+    moved = []
+
+    def trunk_after_a_plain_predict(chunk):
+        before = [np.asarray(lay.seed_generator.state) for lay in intervals.mc_dropout_layers(m)]
+        np.testing.assert_array_equal(m.predict(x, verbose=0), point)
+        moved.append(any((np.asarray(lay.seed_generator.state) != b).any() for lay, b in
+                         zip(intervals.mc_dropout_layers(m), before, strict=True)))
+        return run_trunk(chunk)
+
+    monkeypatch.setattr(trunk, "predict_on_batch", trunk_after_a_plain_predict)
+    np.testing.assert_array_equal(mc_samples(m, x, 4, seed=2), expected[2])
+    assert moved and all(moved)
 
 
 def test_mc_dropout_needs_dropout(windows):

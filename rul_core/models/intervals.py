@@ -137,9 +137,11 @@ def mc_samples(
     dropout masks, so each copy is an independent sample. A head of dense and dropout layers
     only is called with ``training=True``, so the model's ``mc_active`` flags stay off and a
     deterministic prediction running meanwhile (another app session sharing the cached model)
-    never samples. A model that does not split is sampled whole the same way (tiled inputs,
-    flags on). Calls on one model are serialised: each reseeds its dropout streams. Memory
-    stays at one batch.
+    never samples, and draws from the layers' inference stream, not from the sampling stream
+    used here (:class:`MCDropout`), so the samples stay their seed's. A model that does not split is
+    sampled whole the same way (tiled inputs, flags on; a plain prediction running meanwhile
+    then moves its stream). Calls on one model are serialised: each reseeds its dropout
+    streams. Memory stays at one batch.
     """
     arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     n, k = len(arrays[0]), int(n_samples)
@@ -154,7 +156,10 @@ def mc_samples(
                 "interval; use interval='ensemble' or a dropout > 0"
             )
         step = max(1, int(batch_size) // k) if split is None else max(1, int(batch_size))
+        sampled = mc_dropout_layers(model) if flag_free else []
         try:
+            for lay in sampled:
+                lay.sampling = True  # their training=True draws come from the sampling stream
             parts = []
             for i in range(0, n, step):
                 chunk = [a[i : i + step] for a in arrays]
@@ -168,6 +173,8 @@ def mc_samples(
                            if flag_free else split[1].predict_on_batch(tiled))
                 parts.append(np.asarray(out).reshape(k, -1))
         finally:
+            for lay in sampled:
+                lay.sampling = False
             set_mc_dropout(model, False)
     return np.concatenate(parts, axis=1).astype(np.float64)
 

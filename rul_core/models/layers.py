@@ -23,7 +23,15 @@ class MCDropout(keras.layers.Layer):
 
     The flag is a non-trainable variable (not a Python attribute), so a compiled predict function
     reads it at run time: :func:`rul_core.models.intervals.set_mc_dropout` flips it and resets the
-    layer's seed generator for reproducible samples.
+    layer's seed generators for reproducible samples.
+
+    Two random streams, both starting at ``seed``. Fitting and every inference call draw from
+    ``seed_generator`` (an inference call draws whether the flag is on or off: a compiled graph
+    cannot skip the draw). :func:`rul_core.models.intervals.mc_samples` samples a split head
+    eagerly with ``training=True`` while :attr:`sampling` is set (under the model's lock): those
+    draws come from ``sampling_seed_generator``, so a plain prediction running meanwhile in
+    another thread never moves the stream they are drawn from. Seed-generator states are not
+    saved weights.
     """
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
@@ -33,6 +41,8 @@ class MCDropout(keras.layers.Layer):
         self.rate = float(rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.sampling_seed_generator = keras.random.SeedGenerator(seed)
+        self.sampling = False  # read at call time by an eager training=True call only
         self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -47,15 +57,17 @@ class MCDropout(keras.layers.Layer):
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if self.rate == 0.0:
             return inputs
-        dropped = keras.random.dropout(inputs, self.rate, seed=self.seed_generator)
         if training:
-            return dropped
+            stream = self.sampling_seed_generator if self.sampling else self.seed_generator
+            return keras.random.dropout(inputs, self.rate, seed=stream)
+        dropped = keras.random.dropout(inputs, self.rate, seed=self.seed_generator)
         return ops.where(ops.greater(self.mc_active, 0.5), dropped, inputs)
 
     def reset_seed(self, seed: int) -> None:
-        """Restart the random stream at ``seed`` (reproducible MC samples)."""
-        state = self.seed_generator.state
-        state.assign(np.array([int(seed), 0], dtype=state.dtype))
+        """Restart both random streams at ``seed`` (reproducible MC samples)."""
+        for generator in (self.seed_generator, self.sampling_seed_generator):
+            state = generator.state
+            state.assign(np.array([int(seed), 0], dtype=state.dtype))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
