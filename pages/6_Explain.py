@@ -69,6 +69,84 @@ if not train_names:
 model_key = f"{label}|{trained.created}"
 state_key = (model_key, app_ui.run_key(run)[:16], int(idx), repr(cmp_settings))
 
+
+def _show_window(res) -> None:
+    """The comparison of one window: maps, bars, layer sums, curves, agreement, faithfulness."""
+    comp = res.comparison
+    st.markdown(f"**Prediction** {comp.prediction:.3f} (baseline input: "
+                f"{comp.baseline_prediction:.3f}) · cost: "
+                + ", ".join(f"{m.upper()} {s:.2f} s" for m, s in comp.seconds.items()))
+
+    if res.image is not None and res.image_maps:
+        maps = plots.normalise_attributions(res.image_maps, quantile=0.98)
+        fig = plots.attribution_overlay_figure(res.image, maps, "ImR attributions (each scaled to "
+                                               "its 98th percentile |value| = 1, one colour scale)")
+        app_ui.show_figure(fig, "image-maps", PAGE)
+
+    if res.signal is not None and res.signal.segment_maps:
+        sig = res.signal
+        every = int(trained.snapshot_every)
+        fig = plots.signal_attribution_figure(
+            sig.samples, sig.steps, sig.edges, sig.segment_maps,
+            "Signal attributions over the input sequence (shares of |attribution| per segment, "
+            "one colour scale" + (f"; one window every {every} snapshots)" if every > 1 else ")"))
+        app_ui.show_figure(fig, "signal-maps", PAGE)
+
+    frame = comp.attribution_frame()
+    for modality, title, key in (
+            ("tf", "TF-feature attributions (shares of |attribution|)", "tf-attr"),
+            ("signal", "Signal attributions per segment of the input sequence (oldest first; "
+                       "shares of |attribution|)", "signal-attr")):
+        rows = frame[frame["modality"] == modality]
+        if len(rows):
+            attr = {m: rows[m].to_numpy() for m in comp.normalised}
+            spread = {m: np.asarray(v)[frame["modality"].to_numpy() == modality]
+                      for m, v in comp.spread.items()}
+            fig = plots.feature_attribution_figure(attr, rows["feature"].tolist(), title,
+                                                   errors=spread or None)
+            app_ui.show_figure(fig, key, PAGE, caption="Error bars: LIME's spread across seeds.")
+
+    col_a, col_b = st.columns(2)
+    with col_a:
+        lrp = comp.details.get("lrp")
+        if lrp is not None:
+            table = lrp.layer_table()
+            fig = plots.layer_relevance_figure(table["layer"].tolist(),
+                                               table["relevance_out"].tolist(),
+                                               float(np.mean(lrp.prediction)),
+                                               f"LRP relevance sum per layer ({lrp.rules} rules)")
+            app_ui.show_figure(fig, "layers", PAGE)
+    with col_b:
+        curves = {m: (np.linspace(0, 1, len(c["deletion_pred"])), c["deletion_pred"])
+                  for m, c in comp.curves.items()}
+        faith = comp.faithfulness_frame()
+        aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
+        fig = plots.deletion_curves_figure(curves, aucs, prediction=comp.prediction,
+                                           baseline=comp.baseline_prediction,
+                                           y_title="prediction (normalised RUL)")
+        app_ui.show_figure(fig, "deletion", PAGE, caption=(
+            "AUC: the area under (prediction − baseline) / (input − baseline), lower = more "
+            "faithful."))
+
+    agree = comp.agreement_frame()
+    if len(agree):
+        ms = sorted(comp.normalised)
+        mat = pd.DataFrame(np.eye(len(ms)), index=ms, columns=ms)
+        for _, r in agree[agree["scope"] == "all"].iterrows():
+            mat.loc[r["method_a"], r["method_b"]] = mat.loc[r["method_b"], r["method_a"]] = (
+                r["spearman"])
+        col_c, col_d = st.columns(2)
+        with col_c:
+            app_ui.show_figure(plots.rank_agreement_figure(mat, "Rank agreement (Spearman, all "
+                                                           "features)"), "agreement", PAGE)
+        with col_d:
+            app_ui.show_table(agree, "agreement-table", "Rank agreement between methods", PAGE)
+    if note := comp.faithfulness_note():
+        st.info(note)
+    app_ui.show_table(faith, "faithfulness", "Faithfulness (deletion: lower is better; insertion: "
+                      "higher is better)", PAGE)
+
+
 if st.button("Explain this window", type="primary", key="explain_go", disabled=not methods):
     bar = st.progress(0.0, text="Explaining…")
     background = app_ui.guarded(_background, model_key, tuple(app_ui.run_key(r)[:16]
@@ -86,86 +164,14 @@ if st.button("Explain this window", type="primary", key="explain_go", disabled=n
 stored = st.session_state.get("explain_result")
 if stored is None:
     st.info("Pick a window and press **Explain this window**.")
-    st.stop()
-if stored[0] != state_key:
-    st.caption("Showing the last explanation (settings or window changed since).")
-res = stored[1]
-comp = res.comparison
-st.markdown(f"**Prediction** {comp.prediction:.3f} (baseline input: "
-            f"{comp.baseline_prediction:.3f}) · cost: "
-            + ", ".join(f"{m.upper()} {s:.2f} s" for m, s in comp.seconds.items()))
-
-if res.image is not None and res.image_maps:
-    maps = plots.normalise_attributions(res.image_maps, quantile=0.98)
-    fig = plots.attribution_overlay_figure(res.image, maps, "ImR attributions (each scaled to "
-                                           "its 98th percentile |value| = 1, one colour scale)")
-    app_ui.show_figure(fig, "image-maps", PAGE)
-
-if res.signal is not None and res.signal.segment_maps:
-    sig = res.signal
-    every = int(trained.snapshot_every)
-    fig = plots.signal_attribution_figure(
-        sig.samples, sig.steps, sig.edges, sig.segment_maps,
-        "Signal attributions over the input sequence (shares of |attribution| per segment, "
-        "one colour scale" + (f"; one window every {every} snapshots)" if every > 1 else ")"))
-    app_ui.show_figure(fig, "signal-maps", PAGE)
-
-frame = comp.attribution_frame()
-for modality, title, key in (
-        ("tf", "TF-feature attributions (shares of |attribution|)", "tf-attr"),
-        ("signal", "Signal attributions per segment of the input sequence (oldest first; "
-                   "shares of |attribution|)", "signal-attr")):
-    rows = frame[frame["modality"] == modality]
-    if len(rows):
-        attr = {m: rows[m].to_numpy() for m in comp.normalised}
-        spread = {m: np.asarray(v)[frame["modality"].to_numpy() == modality]
-                  for m, v in comp.spread.items()}
-        fig = plots.feature_attribution_figure(attr, rows["feature"].tolist(), title,
-                                               errors=spread or None)
-        app_ui.show_figure(fig, key, PAGE, caption="Error bars: LIME's spread across seeds.")
-
-col_a, col_b = st.columns(2)
-with col_a:
-    lrp = comp.details.get("lrp")
-    if lrp is not None:
-        table = lrp.layer_table()
-        fig = plots.layer_relevance_figure(table["layer"].tolist(),
-                                           table["relevance_out"].tolist(),
-                                           float(np.mean(lrp.prediction)),
-                                           f"LRP relevance sum per layer ({lrp.rules} rules)")
-        app_ui.show_figure(fig, "layers", PAGE)
-with col_b:
-    curves = {m: (np.linspace(0, 1, len(c["deletion_pred"])), c["deletion_pred"])
-              for m, c in comp.curves.items()}
-    faith = comp.faithfulness_frame()
-    aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
-    fig = plots.deletion_curves_figure(curves, aucs, prediction=comp.prediction,
-                                       baseline=comp.baseline_prediction,
-                                       y_title="prediction (normalised RUL)")
-    app_ui.show_figure(fig, "deletion", PAGE, caption=(
-        "AUC: the area under (prediction − baseline) / (input − baseline), lower = more "
-        "faithful."))
-
-agree = comp.agreement_frame()
-if len(agree):
-    ms = sorted(comp.normalised)
-    mat = pd.DataFrame(np.eye(len(ms)), index=ms, columns=ms)
-    for _, r in agree[agree["scope"] == "all"].iterrows():
-        mat.loc[r["method_a"], r["method_b"]] = mat.loc[r["method_b"], r["method_a"]] = (
-            r["spearman"])
-    col_c, col_d = st.columns(2)
-    with col_c:
-        app_ui.show_figure(plots.rank_agreement_figure(mat, "Rank agreement (Spearman, all "
-                                                       "features)"), "agreement", PAGE)
-    with col_d:
-        app_ui.show_table(agree, "agreement-table", "Rank agreement between methods", PAGE)
-if note := comp.faithfulness_note():
-    st.info(note)
-app_ui.show_table(faith, "faithfulness", "Faithfulness (deletion: lower is better; insertion: "
-                  "higher is better)", PAGE)
+else:
+    if stored[0] != state_key:
+        st.caption("Showing the last explanation (settings or window changed since).")
+    _show_window(stored[1])
 
 st.subheader("Global importance over the run")
 n_glob = st.number_input("Windows (spread over the run)", 2, 50, 4, key="explain_global_n")
+global_key = (model_key, app_ui.run_key(run)[:16], int(n_glob), repr(cmp_settings))
 if st.button("Compute global importance", key="explain_global"):
     bar = st.progress(0.0, text="Explaining windows…")
     background = app_ui.guarded(_background, model_key, tuple(app_ui.run_key(r)[:16]
@@ -177,16 +183,22 @@ if st.button("Compute global importance", key="explain_global"):
                               progress=lambda ev: bar.progress(ev.fraction, text=ev.message),
                               context="global importance")
         if glob is not None:
-            st.session_state["explain_global_result"] = glob
+            st.session_state["explain_global_result"] = (global_key, glob)
     bar.empty()
-glob = st.session_state.get("explain_global_result")
-if glob is not None:
+stored_global = st.session_state.get("explain_global_result")
+if stored_global is not None:
+    if stored_global[0] != global_key:
+        st.caption("Showing the last global importance (model, run or settings changed since).")
+    glob = stored_global[1]
     gi = glob.global_importance()
     methods_g = [c for c in gi.columns if c not in ("feature", "modality")]
     fig = plots.feature_attribution_figure({m: gi[m].to_numpy() for m in methods_g},
                                            gi["feature"].tolist(),
                                            "Global importance: mean |attribution| over windows")
     app_ui.show_figure(fig, "global", PAGE)
+    app_ui.show_table(glob.faithfulness_frame(), "global-faithfulness",
+                      "Faithfulness over these windows (mean and sd over the windows that have "
+                      "areas; windows: how many)", PAGE)
     best, n_ok = glob.most_faithful(), glob.n_conditioned
     if best is None:
         st.caption(f"No faithfulness ranking: in none of these {len(glob.windows)} windows does "

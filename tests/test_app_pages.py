@@ -416,6 +416,28 @@ def test_explain_one_window(demo_assets):
         assert faith["deletion_auc"].isna().all() == (not comp.conditioned), model
 
 
+def test_explain_global_importance_over_windows(demo_assets):
+    at = _app("pages/6_Explain.py")
+    at.number_input(key="explain_lime_n").set_value(60).run()
+    at.number_input(key="explain_lime_seeds").set_value(1).run()
+    at.number_input(key="explain_shap_n").set_value(10).run()
+    at.number_input(key="explain_global_n").set_value(2).run()
+    at.button(key="explain_global").click().run()
+    _no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "explain_result" not in at.session_state  # no window explained first
+    glob = at.session_state["explain_global_result"][1]
+    assert len(glob.windows) == 2
+    faith = at.dataframe[-1].value
+    assert list(faith["method"]) == ["lrp", "lime", "shap", "random"]
+    assert (faith["windows"] == glob.n_conditioned).all()
+    said = " ".join(c.value for c in at.caption)
+    assert ("Most faithful" in said) == (glob.n_conditioned > 0)
+    assert "changed since" not in said
+    at.number_input(key="explain_global_n").set_value(3).run()  # not recomputed: marked stale
+    assert any("Showing the last global importance" in c.value for c in at.caption)
+
+
 def test_explain_an_rc_lstm_window_per_signal_segment(demo_assets):
     """RC-LSTM reads the filtered signal: every method attributes segments of its input."""
     from rul_core.data import load_dataset
