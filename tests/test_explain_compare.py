@@ -96,8 +96,9 @@ def test_ill_conditioned_window_keeps_raw_curves_but_reports_no_areas() -> None:
     faith = cmp.faithfulness_frame()
     assert faith[["deletion_auc", "insertion_auc"]].isna().all().all()
     assert "+0.005" in cmp.faithfulness_note()
-    assert json.loads(json.dumps(cmp.to_json(), allow_nan=True))["contrast"] == pytest.approx(
-        0.005, abs=1e-6)
+    summary = json.loads(json.dumps(cmp.to_json(), allow_nan=False))  # strict JSON: null
+    assert summary["contrast"] == pytest.approx(0.005, abs=1e-6)
+    assert all(r["deletion_auc"] is None for r in summary["faithfulness"])
     # the same window is ranked when the threshold allows it
     loose = compare_window(model, [xs], 0, background,
                            CompareSettings(**{**settings.__dict__, "min_contrast": 0.001}))
@@ -139,7 +140,7 @@ def test_compare_window_on_a_tiny_multimodal_model() -> None:
         assert c["deletion"][0] == pytest.approx(1.0) and c["deletion"][-1] == pytest.approx(0.0)
         assert c["insertion"][0] == pytest.approx(0.0)
     assert "lime" in cmp.spread and cmp.spread["lime"].shape == (F + 5,)
-    json.dumps(cmp.to_json())
+    json.dumps(cmp.to_json(), allow_nan=False)
     both = compare_windows(model, xs, [0, 1], xs, settings)
     assert len(both.faithfulness_frame()) == 4
     assert both.most_faithful() in ("lrp", "lime", "shap")

@@ -289,8 +289,9 @@ class WindowComparison:
         return df
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON-able summary (for compare.json and pages)."""
-        return {
+        """Plain JSON-able summary (for compare.json and pages); a missing number (an area of
+        an ill-conditioned window, the random ordering's cost) is null, not NaN."""
+        return _finite_or_none({
             "window": self.window,
             "prediction": self.prediction,
             "baseline_prediction": self.baseline_prediction,
@@ -306,7 +307,18 @@ class WindowComparison:
             "agreement": self.agreement_frame().to_dict(orient="records"),
             "faithfulness": self.faithfulness_frame().to_dict(orient="records"),
             "curves": {m: {k: v.tolist() for k, v in c.items()} for m, c in self.curves.items()},
-        }
+        })
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) inside dicts and lists set to None."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _corr(fn: Any, a: np.ndarray, b: np.ndarray) -> float:
