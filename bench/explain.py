@@ -127,7 +127,7 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
         row_heights=[0.5, 0.5], vertical_spacing=0.16, horizontal_spacing=0.05,
         subplot_titles=[f"{n.upper()}: ImR attribution" for n in names]
         + ["TF-feature attributions (share of |attribution|; LIME: ± spread over seeds)",
-           "Deletion curves (most relevant first; AUC lower = more faithful)"])
+           "Deletion curves: prediction, most relevant removed first (AUC lower = better)"])
     for tr in overlay.data:
         col = 1 + 2 * (int((tr.xaxis or "x")[1:] or 1) - 1)
         if isinstance(tr, go.Heatmap) and tr.showscale:
@@ -138,6 +138,10 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
         fig.add_trace(tr.update(legend="legend"), row=2, col=1)
     for tr in deletion.data:
         fig.add_trace(tr.update(legend="legend2"), row=2, col=4)
+    for value, text, dash in ((comp.prediction, "input", "solid"),
+                              (comp.baseline_prediction, "baseline", "dash")):
+        fig.add_hline(y=value, line={"color": "#888", "dash": dash, "width": 1}, row=2, col=4,
+                      annotation_text=f"{text} {value:.3f}")
     lit = np.flatnonzero(np.asarray(image).max(axis=1) > 0)
     rows = [lit.max() + 3.5, lit.min() - 3.5] if lit.size else [63.5, -0.5]
     for c in (1, 3, 5):  # zoomed to the rows the raster occupies, top level on top
@@ -151,7 +155,7 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
                       legend2={"orientation": "h", "x": 0.53, "y": -0.08})
     fig.update_yaxes(title_text="normalised attribution", row=2, col=1)
     fig.update_xaxes(title_text="fraction of features removed", row=2, col=4)
-    fig.update_yaxes(title_text="(f(x_k) - f(base)) / (f(x) - f(base))", row=2, col=4)
+    fig.update_yaxes(title_text="prediction (normalised RUL)", row=2, col=4)
     return fig
 
 
