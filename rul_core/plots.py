@@ -467,11 +467,13 @@ def deletion_curves_figure(
     reference lines; an AUC that is NaN (an ill-conditioned window) is left out of the
     legend."""
     fig = go.Figure()
-    for value, text, dash in ((prediction, "input", "solid"), (baseline, "baseline", "dash")):
-        if value is not None:
-            fig.add_hline(y=float(value), line={"color": "#888", "dash": dash, "width": 1},
-                          annotation_text=f"{text} {float(value):.3f}",
-                          annotation_position="top left" if text == "input" else "bottom left")
+    refs = sorted(((float(v), text, dash) for v, text, dash in
+                   ((prediction, "input", "solid"), (baseline, "baseline", "dash"))
+                   if v is not None), reverse=True)
+    for i, (value, text, dash) in enumerate(refs):  # the higher line labelled above it
+        fig.add_hline(y=value, line={"color": "#888", "dash": dash, "width": 1},
+                      annotation_text=f"{text} {value:.3f}",
+                      annotation_position="top left" if i == 0 else "bottom left")
     for i, (method, (frac, score)) in enumerate(curves.items()):
         label = method.upper()
         if aucs and method in aucs and np.isfinite(aucs[method]):

@@ -187,5 +187,11 @@ def test_deletion_curves_draw_the_input_and_baseline_and_skip_missing_areas():
     assert [t.name for t in fig.data] == ["LRP (AUC 0.250)", "SHAP"]
     lines = {round(sh.y0, 3): sh.line.dash for sh in fig.layout.shapes}
     assert lines == {0.47: "solid", 0.46: "dash"}
-    assert {a.text for a in fig.layout.annotations} == {"input 0.470", "baseline 0.460"}
+    # the higher line's label above it, the lower one's below, so close lines stay readable
+    places = {a.text: a.yanchor for a in fig.layout.annotations}
+    assert places == {"input 0.470": "bottom", "baseline 0.460": "top"}
+    low = plots.deletion_curves_figure({"lrp": (x, [0.4, 0.5, 0.6])}, prediction=0.4,
+                                       baseline=0.6)
+    assert {a.text: a.yanchor for a in low.layout.annotations} == {
+        "input 0.400": "top", "baseline 0.600": "bottom"}
     assert not plots.deletion_curves_figure({"lrp": (x, [1, 0, 0])}).layout.shapes
