@@ -326,6 +326,29 @@ def test_forest_head_round_trip_and_refusal(tmp_path):
         ForestHead.load(tmp_path / "junk.skops")
 
 
+def test_embedding_model_is_built_once_per_model_and_freed_with_it(windows):
+    import gc
+    import weakref
+
+    from rul_core.models import build as build_module
+
+    c = tiny_config("carle")
+    m = build_model(c)
+    sub = embedding_model(m)
+    assert embedding_model(m) is sub  # one compiled predict function per model
+    x = make_inputs(c, windows)
+    np.testing.assert_array_equal(sub.predict(x, verbose=0),
+                                  keras.Model(m.inputs, m.get_layer("embedding").output)
+                                  .predict(x, verbose=0))
+    other = build_model(c.member(1))
+    assert embedding_model(other) is not sub
+    gone = weakref.ref(m)
+    del m, sub
+    gc.collect()
+    assert gone() is None  # the cache does not keep a model alive
+    assert other in build_module._EMBEDDINGS
+
+
 def test_forest_interval_from_trees(windows, labels):
     c = tiny_config("carle")
     m = build_model(c)
