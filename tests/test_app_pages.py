@@ -382,12 +382,12 @@ def test_noise_lab_window_and_sweep(demo_assets):
     assert sweep["rank_correlation"].between(-1, 1).all()  # the demo bearing wears: finite
 
 
-def _explain_with_few_samples(at) -> None:
-    """Explain the chosen window with LIME and SHAP at test-sized sample counts."""
+def _explain_with_few_samples(at, button: str = "explain_go", lime_seeds: int = 2) -> None:
+    """Press an Explain button with LIME and SHAP at test-sized sample counts."""
     at.number_input(key="explain_lime_n").set_value(60).run()
-    at.number_input(key="explain_lime_seeds").set_value(2).run()
+    at.number_input(key="explain_lime_seeds").set_value(lime_seeds).run()
     at.number_input(key="explain_shap_n").set_value(10).run()
-    at.button(key="explain_go").click().run()
+    at.button(key=button).click().run()
     _no_exceptions(at)
     assert not at.error, [e.value for e in at.error]
 
@@ -418,13 +418,8 @@ def test_explain_one_window(demo_assets):
 
 def test_explain_global_importance_over_windows(demo_assets):
     at = _app("pages/6_Explain.py")
-    at.number_input(key="explain_lime_n").set_value(60).run()
-    at.number_input(key="explain_lime_seeds").set_value(1).run()
-    at.number_input(key="explain_shap_n").set_value(10).run()
     at.number_input(key="explain_global_n").set_value(2).run()
-    at.button(key="explain_global").click().run()
-    _no_exceptions(at)
-    assert not at.error, [e.value for e in at.error]
+    _explain_with_few_samples(at, button="explain_global", lime_seeds=1)
     assert "explain_result" not in at.session_state  # no window explained first
     glob = at.session_state["explain_global_result"][1]
     assert len(glob.windows) == 2
