@@ -99,6 +99,40 @@ def test_gradient_shap_single_input_model() -> None:
     assert res.values["tf"].shape == x.shape
 
 
+def test_gradient_explainer_is_reused_per_background_and_freed_with_the_model() -> None:
+    import gc
+    import weakref
+
+    import shap
+
+    from rul_core.explain import shap_explain
+
+    keras.utils.set_random_seed(2)
+    tf_in = keras.Input((14, 1), name="tf")
+    model = keras.Model(tf_in, L.Dense(1)(L.Flatten()(L.Dense(4, activation="relu")(tf_in))))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 14, 1)).astype(np.float32)
+    bg_a = [rng.standard_normal((4, 14, 1)).astype(np.float32)]
+    bg_b = [rng.standard_normal((4, 14, 1)).astype(np.float32)]
+    first = gradient_shap(model, [x], bg_a, nsamples=30, seed=3)
+    explainer = getattr(model, shap_explain._EXPLAINER_ATTR)[1]
+    again = gradient_shap(model, [x], bg_a, nsamples=30, seed=3)
+    assert getattr(model, shap_explain._EXPLAINER_ATTR)[1] is explainer  # reused
+    np.testing.assert_array_equal(again.values["tf"], first.values["tf"])
+    # another background (same shape): a new explainer, the values a fresh one gives
+    other = gradient_shap(model, [x], bg_b, nsamples=30, seed=3)
+    assert getattr(model, shap_explain._EXPLAINER_ATTR)[1] is not explainer
+    fresh = shap.GradientExplainer(model, bg_b[0], batch_size=50).shap_values(
+        x, nsamples=30, rseed=3)
+    np.testing.assert_allclose(other.values["tf"],
+                               shap_explain._squeeze_output_axis(fresh, x.ndim), rtol=1e-6)
+    assert not np.allclose(other.values["tf"], first.values["tf"])
+    gone = weakref.ref(model)
+    del model, explainer
+    gc.collect()
+    assert gone() is None  # the cached explainer does not keep the model alive
+
+
 def test_kernel_shap_is_additive(setup) -> None:
     model, xs, _, w_tf = setup
     window = WindowInputs.from_list(model, xs, 3)

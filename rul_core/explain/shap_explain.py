@@ -16,6 +16,8 @@ k-means for tabular data). :func:`global_importance` = mean |SHAP| over a set of
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +88,42 @@ def _squeeze_output_axis(v: np.ndarray, ndim: int) -> np.ndarray:
     return v
 
 
+# shap seeds numpy's global random state in every call: one call at a time, so a seed gives
+# the same values while other app sessions explain too
+_GRADIENT_LOCK = threading.Lock()
+_EXPLAINER_ATTR = "_rul_gradient_explainer"
+
+
+def _background_key(background: list[np.ndarray], batch_size: int) -> tuple[str, int]:
+    """A content hash of the background arrays (an explainer is reused for the same ones)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for a in background:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.shape}{a.dtype}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest(), int(batch_size)
+
+
+def _gradient_explainer(model: Any, background: list[np.ndarray], multi: bool,
+                        batch_size: int) -> Any:
+    """The model's GradientExplainer for this background, built once and kept on the model.
+
+    Reusing it keeps its traced gradient function: 1.9 s -> 0.65 s per window on the demo
+    Multimodal-RUL. Kept as a plain attribute (outside Keras's tracking), so it goes with
+    the model (a reference cycle the garbage collector frees).
+    """
+    import shap
+
+    key = _background_key(background, batch_size)
+    cached = getattr(model, _EXPLAINER_ATTR, None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    explainer = shap.GradientExplainer(model, background if multi else background[0],
+                                       batch_size=batch_size)
+    object.__setattr__(model, _EXPLAINER_ATTR, (key, explainer))
+    return explainer
+
+
 def gradient_shap(
     model: Any,
     inputs: list[np.ndarray],
@@ -96,17 +134,17 @@ def gradient_shap(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> ShapResult:
-    """GradientExplainer SHAP of the network output for ``inputs`` (model order)."""
-    import shap
-
+    """GradientExplainer SHAP of the network output for ``inputs`` (model order); the
+    explainer is reused across calls with the same model and background."""
     check(cancel)
     names = input_names(model)
     multi = len(names) > 1
     t0 = time.perf_counter()
-    explainer = shap.GradientExplainer(model, background if multi else background[0],
-                                       batch_size=batch_size)
     emit(progress, "shap gradient", 0, 1)
-    raw = explainer.shap_values(inputs if multi else inputs[0], nsamples=nsamples, rseed=seed)
+    with _GRADIENT_LOCK:
+        explainer = _gradient_explainer(model, background, multi, batch_size)
+        raw = explainer.shap_values(inputs if multi else inputs[0], nsamples=nsamples,
+                                    rseed=seed)
     raw_list = raw if multi else [raw]
     if multi and not isinstance(raw, list):
         raise RulError("shap GradientExplainer returned one array for a multi-input model")
