@@ -139,10 +139,7 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
         fig.add_trace(tr.update(legend="legend"), row=2, col=1)
     for tr in deletion.data:
         fig.add_trace(tr.update(legend="legend2"), row=2, col=4)
-    for value, text, dash in ((comp.prediction, "input", "solid"),
-                              (comp.baseline_prediction, "baseline", "dash")):
-        fig.add_hline(y=value, line={"color": "#888", "dash": dash, "width": 1}, row=2, col=4,
-                      annotation_text=f"{text} {value:.3f}")
+    plots.add_reference_lines(fig, comp.prediction, comp.baseline_prediction, row=2, col=4)
     lit = np.flatnonzero(np.asarray(image).max(axis=1) > 0)
     rows = [lit.max() + 3.5, lit.min() - 3.5] if lit.size else [63.5, -0.5]
     for c in (1, 3, 5):  # zoomed to the rows the raster occupies, top level on top

@@ -454,6 +454,20 @@ def layer_relevance_figure(
     return _style(fig, title, height=380)
 
 
+def add_reference_lines(fig: go.Figure, prediction: float | None, baseline: float | None,
+                        **subplot: int) -> None:
+    """The input's (solid) and the baseline's (dashed) predictions as labelled horizontal
+    lines, the higher one labelled above it and the lower below, so close lines stay
+    readable; ``subplot``: ``row``/``col`` of a subplot figure."""
+    refs = sorted(((float(v), text, dash) for v, text, dash in
+                   ((prediction, "input", "solid"), (baseline, "baseline", "dash"))
+                   if v is not None), reverse=True)
+    for i, (value, text, dash) in enumerate(refs):
+        fig.add_hline(y=value, line={"color": "#888", "dash": dash, "width": 1},
+                      annotation_text=f"{text} {value:.3f}",
+                      annotation_position="top left" if i == 0 else "bottom left", **subplot)
+
+
 def deletion_curves_figure(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     aucs: Mapping[str, float] | None = None,
@@ -467,13 +481,7 @@ def deletion_curves_figure(
     reference lines; an AUC that is NaN (an ill-conditioned window) is left out of the
     legend."""
     fig = go.Figure()
-    refs = sorted(((float(v), text, dash) for v, text, dash in
-                   ((prediction, "input", "solid"), (baseline, "baseline", "dash"))
-                   if v is not None), reverse=True)
-    for i, (value, text, dash) in enumerate(refs):  # the higher line labelled above it
-        fig.add_hline(y=value, line={"color": "#888", "dash": dash, "width": 1},
-                      annotation_text=f"{text} {value:.3f}",
-                      annotation_position="top left" if i == 0 else "bottom left")
+    add_reference_lines(fig, prediction, baseline)
     for i, (method, (frac, score)) in enumerate(curves.items()):
         label = method.upper()
         if aucs and method in aucs and np.isfinite(aucs[method]):
