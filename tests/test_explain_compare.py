@@ -60,17 +60,19 @@ def test_true_attribution_beats_random_on_deletion_and_insertion() -> None:
     space = FeatureSpace.for_model(model, bg)
     window = WindowInputs.from_list(model, [x])
     truth = w * 1.0  # exact contributions w_f (x_f − 0)
-    dele, ins, fx, fb = faithfulness_curves(model, space, window, ranking(truth, 1.0))
+    curves = faithfulness_curves(model, space, window, ranking(truth, 1.0))
+    dele, ins = curves["deletion"], curves["insertion"]
+    fx, fb = curves["deletion_pred"][0], curves["insertion_pred"][0]
     assert fx == pytest.approx(w.sum(), rel=1e-6) and fb == pytest.approx(0.0, abs=1e-6)
     # hand-computed deletion after removing 5, 2, 1, 0.1, 0, 0, -0.5 (sum 7.6)
     want = np.array([7.6, 2.6, 0.6, -0.4, -0.5, -0.5, -0.5, 0.0]) / 7.6
     np.testing.assert_allclose(dele, want, atol=1e-6)
     np.testing.assert_allclose(ins, 1.0 - want, atol=1e-6)
     rng = np.random.default_rng(0)
-    rand = np.mean([auc(faithfulness_curves(model, space, window, rng.permutation(F))[0])
+    rand = np.mean([auc(faithfulness_curves(model, space, window, rng.permutation(F))["deletion"])
                     for _ in range(20)])
     assert auc(dele) < rand
-    worst = auc(faithfulness_curves(model, space, window, ranking(-truth, 1.0))[0])
+    worst = auc(faithfulness_curves(model, space, window, ranking(-truth, 1.0))["deletion"])
     assert worst > rand
 
 

@@ -185,15 +185,11 @@ def normalised_curve(preds: np.ndarray, f_x: float, f_base: float) -> np.ndarray
 
 def faithfulness_curves(
     model: Any, space: FeatureSpace, window: WindowInputs, order: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Deletion and insertion curves for one feature ranking (most relevant first).
-
-    Returns (deletion, insertion, f(x), f(baseline)); curves normalised as in the module doc.
-    """
-    dele, ins = faithfulness_predictions(model, space, window, order)
-    f_x, f_base = float(dele[0]), float(ins[0])
-    return (normalised_curve(dele, f_x, f_base), normalised_curve(ins, f_x, f_base), f_x,
-            f_base)
+) -> dict[str, np.ndarray]:
+    """Deletion and insertion curves for one feature ranking (most relevant first):
+    ``deletion``/``insertion`` normalised as in the module doc, ``deletion_pred``/
+    ``insertion_pred`` the raw predictions (starting at f(x) and f(baseline))."""
+    return _curves(*faithfulness_predictions(model, space, window, order))
 
 
 def ranking(attribution: np.ndarray, direction: float) -> np.ndarray:
@@ -424,8 +420,7 @@ def compare_window(
         if std is not None:
             spread[method] = std / total if total > 0 else std
         details[method] = res
-        curves[method] = _curves(
-            *faithfulness_predictions(model, space, window, ranking(vec, direction)))
+        curves[method] = faithfulness_curves(model, space, window, ranking(vec, direction))
         emit(progress, "compare", i + 1, len(settings.methods) + 1, method)
     rng = np.random.default_rng(settings.seed)
     paths = [faithfulness_predictions(model, space, window, rng.permutation(n))
