@@ -56,6 +56,7 @@ st.subheader("Whole report")
 html_doc = report.html_report(selected, title)
 st.download_button("Download HTML report (self-contained, works offline)", html_doc,
                    file_name="rul_report.html", mime="text/html", key="report_dl_html")
+zip_inputs = (tuple(chosen), tuple(formats), engine_choice, title)
 if st.button("Build ZIP (figures in the chosen formats, tables as CSV, HTML)", key="report_zip"):
     with st.spinner("Exporting…"):
         try:
@@ -63,15 +64,17 @@ if st.button("Build ZIP (figures in the chosen formats, tables as CSV, HTML)", k
         except Exception as exc:
             app_ui.show_error(exc, "export")
         else:
-            st.session_state["report_zip_blob"] = (blob, used)
-if st.session_state.get("report_zip_blob"):
-    blob, used = st.session_state["report_zip_blob"]
+            st.session_state["report_zip_blob"] = (zip_inputs, blob, used)
+built = st.session_state.get("report_zip_blob")
+if built and built[0] != zip_inputs:
+    st.caption("The selection, formats or title changed since the ZIP was built: build it again.")
+elif built:
+    _, blob, used = built
     st.caption(f"ZIP ready: {len(blob) / 1e6:.2f} MB, static figures by {used}.")
     st.download_button("Download ZIP", blob, file_name="rul_report.zip",
                        mime="application/zip", key="report_dl_zip")
     if st.button("Also save it in the workspace", key="report_save"):
-        path = app_ui.guarded(report.write_atomic,
-                              ui_state.uploads_dir().parent / "reports" / "rul_report.zip", blob,
-                              context="save report")
+        path = app_ui.guarded(report.save_report, ui_state.uploads_dir().parent / "reports",
+                              blob, title, context="save report")
         if path is not None:
-            st.success(f"Saved {path}")
+            st.success(f"Saved {path} (earlier reports are kept).")

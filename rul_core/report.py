@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from rul_core import atomic
 from rul_core.errors import RulError
 
 FORMATS = ("png", "svg")
@@ -514,11 +515,8 @@ def export_zip(
     return buf.getvalue(), used
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write bytes to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+def save_report(folder: str | Path, blob: bytes, title: str,
+                now: _dt.datetime | None = None) -> Path:
+    """Save a report ZIP in ``folder`` under a new name (title and time); never overwrite one."""
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return atomic.write_new(folder, f"{_slug(title) or 'report'}_{stamp}", ".zip", blob)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 
 import pytest
 from app_support import APP_ROOT, build_assets, use_workspace
@@ -470,6 +472,22 @@ def test_report_exports_a_figure(demo_assets):
     _, fmt, data, used = at.session_state["report_rendered"]
     assert (fmt, used) == ("png", "matplotlib")
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    one_figure = [v for v in at.multiselect(key="report_items").value if "(table)" not in v][:1]
+    at.multiselect(key="report_items").set_value(one_figure).run()
+    at.button(key="report_zip").click().run()
+    _no_exceptions(at)
+    names = zipfile.ZipFile(io.BytesIO(at.session_state["report_zip_blob"][1])).namelist()
+    assert "report.html" in names and any(n.endswith(".png") for n in names)
+    reports = ui_state.workspace_dir() / "reports"
+    before = set(reports.glob("*.zip"))
+    for _ in range(2):  # a second save keeps the first
+        at.button(key="report_save").click().run()
+        _no_exceptions(at)
+    saved = set(reports.glob("*.zip")) - before
+    assert len(saved) == 2 and all(p.read_bytes()[:2] == b"PK" for p in saved)
+    at.text_input(key="report_title").set_value("Another title").run()
+    assert any("changed since the ZIP was built" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "report_save"]
 
 
 def test_window_slider_survives_switching_to_a_shorter_run(demo_assets, tmp_path):

@@ -173,10 +173,42 @@ def test_export_zip_contains_figures_tables_and_html(monkeypatch):
                      "table_01_metrics.csv"]
 
 
-def test_write_atomic(tmp_path):
-    p = report.write_atomic(tmp_path / "a" / "r.bin", b"xyz")
-    assert p.read_bytes() == b"xyz"
-    assert [f.name for f in p.parent.iterdir()] == ["r.bin"]
+def test_save_report_never_overwrites_an_earlier_one(tmp_path):
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 28, 13, 5, 9)
+    first = report.save_report(tmp_path / "reports", b"one", "My report!", now=now)
+    second = report.save_report(tmp_path / "reports", b"two", "My report!", now=now)
+    assert first.name == "my_report_20261128-130509.zip"
+    assert second.name == "my_report_20261128-130509-2.zip"
+    assert (first.read_bytes(), second.read_bytes()) == (b"one", b"two")
+    assert sorted(f.name for f in first.parent.iterdir()) == sorted([first.name, second.name])
+
+
+def test_write_new_leaves_no_temporary_file_when_the_write_fails(tmp_path, monkeypatch):
+    from rul_core import atomic
+
+    def broken_link(src, dst):
+        raise FileExistsError(dst)
+
+    monkeypatch.setattr(atomic.os, "link", broken_link)
+    with pytest.raises(FileExistsError, match="no free name"):
+        atomic.write_new(tmp_path, "r", ".zip", b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_new_without_hard_links_reserves_the_name(tmp_path, monkeypatch):
+    from rul_core import atomic
+
+    def no_links(src, dst):
+        raise PermissionError("hard links not supported")
+
+    (tmp_path / "r.zip").write_bytes(b"old")
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    path = atomic.write_new(tmp_path, "r", ".zip", b"new")
+    assert path.name == "r-2.zip" and path.read_bytes() == b"new"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["r-2.zip", "r.zip"]
+    assert (tmp_path / "r.zip").read_bytes() == b"old"
 
 
 def test_deletion_curves_draw_the_input_and_baseline_and_skip_missing_areas():
