@@ -274,8 +274,15 @@ with tab_train:
             name = st.text_input("Bundle name", value=f"{trained.config.name}-"
                                  f"{trained.config.ablation}-{trained.config.preset}",
                                  key="bundle_name")
-            if st.button("Save as bundle in the workspace", key="save_bundle"):
-                path = app_ui.guarded(ui_state.save_model, trained, name, context="save bundle")
+            target = ui_state.bundle_path(name)
+            replace = False
+            if target.exists():
+                replace = st.checkbox(f"A bundle named {target.name} exists: replace it",
+                                      key="bundle_replace")
+            if st.button("Save as bundle in the workspace", key="save_bundle",
+                         disabled=target.exists() and not replace):
+                path = app_ui.guarded(ui_state.save_model, trained, name, replace=replace,
+                                      context="save bundle")
                 if path is not None:
                     st.success(f"Saved to {path}")
 

@@ -417,16 +417,29 @@ def model_label(trained: Any) -> str:
     return f"{cfg.name}/{cfg.ablation} ({cfg.preset}) {getattr(trained, 'created', '')[:19]}"
 
 
-def save_model(trained: Any, name: str, root: Path | None = None) -> Path:
-    """Save ``trained`` as a bundle in the workspace and catalog it; returns its folder."""
+def bundle_path(name: str, root: Path | None = None) -> Path:
+    """Where a bundle named ``name`` is saved: ``<workspace>/bundles/<name, file-safe>``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
+    return bundles_dir(root) / safe
+
+
+def save_model(trained: Any, name: str, root: Path | None = None, replace: bool = False) -> Path:
+    """Save ``trained`` as a bundle in the workspace and catalog it; returns its folder.
+
+    An existing bundle of that name is replaced only when ``replace`` is set.
+    """
     from rul_core.bundle import save_bundle
+    from rul_core.errors import BundleError
     from rul_core.workspace import Workspace
 
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
-    path = save_bundle(trained, bundles_dir(root) / safe)
+    path = bundle_path(name, root)
+    if path.exists() and not replace:
+        raise BundleError(f"{path}: a bundle of this name exists; choose another name or "
+                          "replace it explicitly")
+    path = save_bundle(trained, path)
     cfg = trained.config
-    Workspace().add_bundle(path, cfg.name, cfg.ablation, cfg.preset,
-                           metrics=dict(trained.metrics))
+    catalog = Workspace(root) if root is not None else Workspace()
+    catalog.add_bundle(path, cfg.name, cfg.ablation, cfg.preset, metrics=dict(trained.metrics))
     return path
 
 

@@ -189,6 +189,19 @@ def test_train_quick_model_in_background(demo_assets):
     _no_exceptions(at)
     assert any("Trained carle/full" in s.value for s in at.success)
     assert at.session_state["model_label"].startswith("carle/full (quick)")
+    at.text_input(key="bundle_name").set_value(f"carle-{time.time_ns()}").run()
+    at.button(key="save_bundle").click().run()
+    _no_exceptions(at)
+    assert any("Saved to" in s.value for s in at.success)
+    saved = ui_state.bundle_path(at.text_input(key="bundle_name").value)
+    card = (saved / "card.json").read_bytes()
+    at.run()  # the same name again: saving needs an explicit replace
+    assert at.button(key="save_bundle").disabled
+    with pytest.raises(Exception, match="a bundle of this name exists"):
+        ui_state.save_model(job.result, saved.name)
+    assert (saved / "card.json").read_bytes() == card
+    at.checkbox(key="bundle_replace").check().run()
+    assert not at.button(key="save_bundle").disabled
     at.button(key="save_bundle").click().run()
     _no_exceptions(at)
     assert any("Saved to" in s.value for s in at.success)
