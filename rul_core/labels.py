@@ -23,6 +23,7 @@ being measured on the first ``healthy_fraction`` of the run.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,8 @@ def piecewise(n: int, knee_fraction: float = 0.3) -> np.ndarray:
     n = _check_n(n)
     if not 0 <= knee_fraction < 1:
         raise ValueError(f"knee_fraction: expected a value in [0, 1), got {knee_fraction!r}")
-    flat = math.floor(knee_fraction * n)
+    # exact for the decimal the user typed: math.floor(0.29 * 100) would give 28
+    flat = math.floor(Fraction(str(knee_fraction)) * n)
     return first_prediction_time(n, flat - 1)
 
 
@@ -138,7 +140,7 @@ def detect_knee(
         raise ValueError(f"healthy_fraction: expected a value in (0, 1), got {healthy_fraction!r}")
     if int(consecutive) != consecutive or consecutive < 1:
         raise ValueError(f"consecutive: expected a positive integer, got {consecutive!r}")
-    n_healthy = max(2, math.ceil(healthy_fraction * trend.size))
+    n_healthy = max(2, math.ceil(Fraction(str(healthy_fraction)) * trend.size))
     healthy = trend[:n_healthy]
     mu, sd = healthy.mean(), healthy.std()
     outside = np.abs(trend - mu) > sigma * sd

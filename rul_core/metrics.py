@@ -127,13 +127,15 @@ def alpha_lambda_accuracy(
         raise ValueError(f"lam must lie in [0, 1], got {lam}")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if mode not in ("point", "fraction"):
+        raise ValueError(f"mode must be 'point' or 'fraction', got {mode!r}")
+    if np.isnan(t).any() or np.isnan(p).any():
+        return math.nan
     inside = (p >= (1.0 - alpha) * t) & (p <= (1.0 + alpha) * t)
     start = math.ceil(lam * (t.size - 1))
     if mode == "point":
         return float(inside[start])
-    if mode == "fraction":
-        return float(np.mean(inside[start:]))
-    raise ValueError(f"mode must be 'point' or 'fraction', got {mode!r}")
+    return float(np.mean(inside[start:]))
 
 
 def _interval(
@@ -177,6 +179,8 @@ def ais(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float =
 def picp(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     """PI coverage probability: fraction of points with ``L_i <= y_i <= U_i``, in [0, 1]."""
     t, lo, up = _interval(y_true, lower, upper)
+    if np.isnan(t).any() or np.isnan(lo).any() or np.isnan(up).any():
+        return math.nan
     return float(np.mean((t >= lo) & (t <= up)))
 
 

@@ -21,6 +21,9 @@ def test_piecewise_hand_computed() -> None:
     np.testing.assert_allclose(labels.piecewise(10), expected, rtol=1e-6)
     np.testing.assert_allclose(labels.piecewise(7, 0.5), [1, 1, 1, 0.75, 0.5, 0.25, 0])
     np.testing.assert_array_equal(labels.piecewise(9, 0.0), labels.linear(9))
+    # floor of the exact product: 0.29 * 100 is 28.999999999999996 in floats
+    assert (labels.piecewise(100, 0.29) == 1).sum() == 29
+    assert (labels.piecewise(90, 0.7) == 1).sum() == 63
     with pytest.raises(ValueError, match="knee_fraction"):
         labels.piecewise(10, 1.0)
 
@@ -59,6 +62,9 @@ def test_detect_knee_from_a_trend_and_a_run() -> None:
     # healthy band = first ceil(0.5*18)=9 values; 1.5 at 11 is a lone excursion; 13..15 run
     assert labels.detect_knee(trend, healthy_fraction=0.5, consecutive=3) == 13
     assert labels.detect_knee(trend, healthy_fraction=0.5, consecutive=1) == 11
+    # the healthy stretch is ceil of the exact 7 % of 100 (7, not the float product's 8)
+    step = np.r_[np.tile([0.0, 0.01], 4)[:7], np.full(93, 5.0)]
+    assert labels.detect_knee(step, healthy_fraction=0.07, consecutive=1) == 7
     assert labels.detect_knee(np.ones(20)) is None
     run = trend_run(trend)
     np.testing.assert_allclose(labels.health_indicator(run, "rms"), trend, rtol=1e-6)

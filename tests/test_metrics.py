@@ -71,6 +71,9 @@ def test_alpha_lambda_by_hand() -> None:
     assert m.alpha_lambda_accuracy(y, p, lam=0.75, mode="point") == 0.0
     # alpha 0.6: i=3 bounds [0.16, 0.64] -> now inside: 3/3
     assert m.alpha_lambda_accuracy(y, p, alpha=0.6) == 1.0
+    # NaN propagates (a comparison with NaN would silently count as "outside")
+    assert np.isnan(m.alpha_lambda_accuracy(y, [*p[:4], np.nan]))
+    assert np.isnan(m.picp([0.5, np.nan], [0.4, 0.4], [0.6, 0.6]))
 
 
 def test_interval_metrics_by_hand() -> None:

@@ -175,6 +175,12 @@ def test_extract_windows_contract_and_consistency() -> None:
     np.testing.assert_array_equal(sig[2 * 4 + 1], filt[2, 500:1500])
     sub = window_signals(run, norm, cfg, snapshot_idx=[2])
     np.testing.assert_array_equal(sub, sig[8:12])
+    # a negative index is the same snapshot, with the same noise
+    salt = noise.NoiseModel("salt_and_pepper", seed=3)
+    np.testing.assert_array_equal(window_signals(run, norm, cfg, snapshot_idx=[-1], noise=salt),
+                                  window_signals(run, norm, cfg, snapshot_idx=[3], noise=salt))
+    with pytest.raises(ValueError, match=r"expected indices in \[-4, 3\], got -5"):
+        window_signals(run, norm, cfg, snapshot_idx=[-5])
     # model inputs
     assert ws.image_input([0, 3]).shape == (2, 64, 500, 1)
     np.testing.assert_allclose(ws.image_input([0])[0, :, :, 0], ws.images[0] / 2)

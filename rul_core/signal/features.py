@@ -6,7 +6,8 @@
   log; ``log E`` is floored at ``log(1e-12)`` so an all-zero window stays finite.
 * ``f_d`` = frequency (Hz) of the scale with the largest energy ``sum_t |CWT(a, t)|²``.
 * ``h`` = Shannon entropy (natural log, nats) of the amplitude histogram of x with ``bins``
-  equal bins over [min x, max x], bin assignment identical to ``numpy.histogram``.
+  equal bins over [min x, max x], binned in float64 (``numpy.histogram`` of the window cast
+  to float64; on float32 input numpy would bin in float32 and may move a sample on an edge).
 * ``K`` = Pearson (non-excess) kurtosis ``m4 / m2²``; ``sk`` = skewness ``m3 / m2^1.5``,
   with population central moments (scipy.stats ``bias=True``, ``fisher=False``).
 * ``mean``, ``std`` (population, ddof 0).

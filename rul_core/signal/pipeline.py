@@ -427,14 +427,19 @@ def window_signals(
 ) -> np.ndarray:
     """Filtered, normalised windows float32 (n, window_length, channels).
 
-    ``snapshot_idx`` selects snapshots (default all); windows come snapshot by snapshot in
-    the order given, matching :func:`rul_core.signal.windows.window_positions` for all.
+    ``snapshot_idx`` selects snapshots (default all; negative indices count from the end);
+    windows come snapshot by snapshot in the order given, matching
+    :func:`rul_core.signal.windows.window_positions` for all. ``noise`` receives the
+    non-negative indices, so a snapshot gets the same noise however it is addressed.
     """
     config = config or PipelineConfig()
     _check_run(run, normaliser, config)
-    idx = np.arange(run.n_snapshots) if snapshot_idx is None else np.asarray(snapshot_idx)
-    if idx.size and (idx.min() < -run.n_snapshots or idx.max() >= run.n_snapshots):
-        raise ValueError(f"snapshot_idx: expected indices in [0, {run.n_snapshots - 1}]")
+    n = run.n_snapshots
+    idx = np.arange(n) if snapshot_idx is None else np.asarray(snapshot_idx, dtype=np.int64)
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ValueError(f"snapshot_idx: expected indices in [-{n}, {n - 1}], got "
+                         f"{idx.min()}..{idx.max()}")
+    idx = idx % n if n else idx
     x = _prepare(run.snapshots[idx], normaliser, config)
     if noise is not None:
         x = np.asarray(noise(x, idx), dtype=np.float32)

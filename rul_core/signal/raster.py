@@ -9,7 +9,9 @@ Geometry
   wide, i.e. 64 x 1000 for the default L = 1000, spacing = 1.
 * Consecutive samples are joined by the textbook integer Bresenham line (all octants,
   both end points lit; for left-to-right segments the classic octant algorithm, Zingl's
-  error-term variant and ``skimage.draw.line`` light the same pixels). Lit pixels are 255.
+  error-term variant and ``skimage.draw.line`` light the same pixels). An exact midpoint tie
+  steps to the next row (rounds half up: the ``err >= 0`` form; the ``D > 0`` midpoint form
+  found in some textbooks rounds ties the other way). Lit pixels are 255.
 
 Closed form (no per-segment loop)
 ---------------------------------

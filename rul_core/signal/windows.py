@@ -57,8 +57,9 @@ def make_windows(
     """All windows of (snapshots, samples, channels) as (n, length, channels).
 
     Returns ``(windows, snapshot_index, offset)``. ``windows`` is a read-only strided view
-    when the layout allows (one snapshot, or stride dividing the snapshot evenly), otherwise
-    a copy. A 2-D (samples, channels) input is treated as one snapshot.
+    when the layout allows (one snapshot, one window per snapshot, or windows that tile each
+    snapshot exactly: ``n_windows * stride == samples``), otherwise a copy. A 2-D
+    (samples, channels) input is treated as one snapshot.
     """
     x = np.asarray(snapshots)
     if x.ndim == 2:
