@@ -120,6 +120,8 @@ def alpha_lambda_accuracy(
       binary metric as defined by Saxena);
     - ``mode="fraction"`` (default): the fraction of predictions from ``t_lambda`` to the end
       that are inside, in [0, 1] — the percentage the RC-LSTM paper's tables report.
+
+    The bounds are relative, so at the failure point (y = 0) only an exact 0 is inside.
     Unitless; multiply by 100 for percent.
     """
     t, p = _pair(y_true, y_pred)
