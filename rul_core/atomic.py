@@ -6,25 +6,75 @@ A reader (or a crash) never sees a half-written file: either the old content or 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
-def _umask_mode() -> int:
-    """The mode a plain ``open()`` would give a new file (0o666 less the umask)."""
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status",
+                                                         encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # once, at import, before any worker thread writes files
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask).
+
+    The umask is read once: setting it to read it would change it, for a moment, for every
+    thread of the process (the app writes files from several).
+    """
+    return 0o666 & ~_UMASK
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the file system cannot swap
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, else vanishes.
 
-    The new file gets the usual permissions (not ``mkstemp``'s 0600).
+    The new file gets the usual permissions (not ``mkstemp``'s 0600). ``durable`` flushes it
+    to disk before the rename (off for caches, which are rebuilt when lost).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +83,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, _umask_mode())
+        if durable:  # the content is on disk before the name points at it
+            _fsync_path(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -66,6 +118,8 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())
         for n in range(1, 10_000):
             target = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
@@ -90,9 +144,11 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it becomes ``path``.
 
-    An existing ``path`` is moved aside first and restored if the swap fails, so at every
-    moment either the complete old folder or the complete new one is in place. On an error
-    inside the block the temporary folder is removed and ``path`` is untouched.
+    An existing ``path`` is swapped with the new folder in one step where the system allows
+    (Linux), so a reader always finds a complete folder there, old or new. Elsewhere the old
+    folder is moved aside first and restored if the second rename fails, leaving a moment with
+    no folder. On an error inside the block the temporary folder is removed and ``path`` is
+    untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +156,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _umask_mode() | 0o111)
-        if target.exists():
+        for entry in tmp.iterdir():
+            if entry.is_file():
+                _fsync_path(entry)
+        if target.exists() and _exchange(tmp, target):
+            pass  # tmp now holds the old folder, removed below
+        elif target.exists():
             # an empty placeholder with a unique name; rename() may replace an empty folder
             parent = target.parent
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))

@@ -43,6 +43,20 @@ FOREST_NAME = "forest.skops"
 BUNDLE_FORMAT = 1
 _MEMBER_RE = re.compile(r"^member_(\d+)\.keras$")
 _ALLOWED_FIXED = {CARD_NAME, CARD_MD_NAME, "model.keras", FOREST_NAME}
+# the app's record of an upload (file names only, never read here) may sit beside the card
+UPLOAD_RECORD = ".upload.json"
+MAX_KERAS_CONFIG_BYTES = 16 * 2**20  # a model config is kilobytes; refuse to inflate more
+
+# card fields and the JSON types they must have (checked before anything is used)
+_CARD_TYPES: dict[str, tuple[type, ...]] = {
+    "config": (dict,), "model_files": (list,), "files": (dict,), "versions": (dict,),
+    "input_shapes": (list,), "normaliser": (dict,), "pipeline_config": (dict,),
+    "train_runs": (list,), "val_runs": (list,), "history": (list,), "metrics": (dict,),
+    "label_scheme": (str,), "label_params": (dict,), "seed": (int,), "level": (int, float),
+    "created": (str,), "forest_file": (str, type(None)), "augmentation": (dict, type(None)),
+}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
+               float: "a number", type(None): "null"}
 
 
 def _sha256(path: Path) -> str:
@@ -279,6 +293,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
     missing = [k for k in required if k not in card]
     if missing:
         raise BundleError(f"{card_path}: missing field(s) {missing}")
+    for key, types in _CARD_TYPES.items():
+        value = card.get(key)
+        if key in card and (not isinstance(value, types) or isinstance(value, bool)):
+            expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in types))
+            raise BundleError(f"{card_path}: field {key!r}: expected {expected}, found "
+                              f"{json.dumps(value)[:60]}")
+    if not card["model_files"] or not all(isinstance(n, str) for n in card["model_files"]):
+        raise BundleError(f"{card_path}: field 'model_files': expected a non-empty list of "
+                          f"file names, found {json.dumps(card['model_files'])[:60]}")
+    if "level" in card and not 0.0 < card["level"] < 1.0:
+        raise BundleError(f"{card_path}: field 'level': expected a coverage in (0, 1), found "
+                          f"{card['level']}")
     if card["format"] != BUNDLE_FORMAT:
         raise BundleError(
             f"{card_path}: field 'format' is {card['format']!r}; this program reads "
@@ -290,6 +316,8 @@ def read_card(path: str | Path) -> dict[str, Any]:
 def _check_files(bundle: Path, card: dict[str, Any]) -> None:
     """Refuse unexpected files; verify every expected file's checksum."""
     for p in sorted(bundle.iterdir()):
+        if p.name == UPLOAD_RECORD and p.is_file() and not p.is_symlink():
+            continue
         if p.name in _ALLOWED_FIXED or _MEMBER_RE.match(p.name):
             if not p.is_file() or p.is_symlink():
                 raise BundleError(f"{p}: expected a regular file")
@@ -310,6 +338,9 @@ def _check_files(bundle: Path, card: dict[str, Any]) -> None:
         if not (bundle / name).is_file():
             raise BundleError(f"{bundle / name}: missing; the card lists it")
     for name, digest in files.items():
+        if not (name in _ALLOWED_FIXED or _MEMBER_RE.match(name)) or name == CARD_NAME:
+            raise BundleError(f"{bundle / CARD_NAME}: field 'files' names an unexpected file "
+                              f"{name!r}; expected bundle file names only")
         p = bundle / name
         if not p.is_file():
             raise BundleError(f"{p}: missing; the card lists it")
@@ -379,8 +410,13 @@ def _check_keras_archive(path: Path) -> None:
             ]
             if bad:
                 raise BundleError(f"{path}: unexpected member(s) in the Keras archive: {bad}")
-            config = json.loads(zf.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+            size = zf.getinfo("config.json").file_size
+            if size > MAX_KERAS_CONFIG_BYTES:
+                raise BundleError(f"{path}: member config.json: expected at most "
+                                  f"{MAX_KERAS_CONFIG_BYTES} bytes, found {size}")
+            with zf.open("config.json") as fh:  # reads no more than the declared size
+                config = json.loads(fh.read(MAX_KERAS_CONFIG_BYTES + 1))
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: expected a Keras v3 archive ({exc})") from exc
     lambdas = [n for n in _walk_layers(config) if n == "Lambda"]
     if lambdas:

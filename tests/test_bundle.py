@@ -226,6 +226,57 @@ def test_tampered_card_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_p
         bd.load_bundle(p3)
 
 
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"versions": "3.15.1"}, r"field 'versions': expected an object, found \"3\.15\.1\""),
+     ({"model_files": 3}, "field 'model_files': expected a list, found 3"),
+     ({"model_files": []}, "field 'model_files': expected a non-empty list"),
+     ({"seed": "abc"}, "field 'seed': expected an integer"),
+     ({"seed": True}, "field 'seed': expected an integer, found true"),
+     ({"level": "high"}, "field 'level': expected an integer or a number"),
+     ({"level": 1.5}, r"field 'level': expected a coverage in \(0, 1\), found 1\.5"),
+     ({"history": 5}, "field 'history': expected a list"),
+     ({"label_params": 5}, "field 'label_params': expected an object"),
+     ({"files": {"../../../etc/hostname": "0" * 64}},
+      r"field 'files' names an unexpected file '\.\./\.\./\.\./etc/hostname'")],
+)
+def test_malformed_card_fields_are_named(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, changes: dict, match: str
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    _edit_card(p, **changes)
+    with pytest.raises(BundleError, match=match) as e:
+        bd.load_bundle(p)
+    assert str(p / "card.json") in str(e.value)
+
+
+def test_an_inflated_keras_config_is_refused_unread(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    p = _copy(carle_bundle[0], tmp_path)
+    monkeypatch.setattr(bd, "MAX_KERAS_CONFIG_BYTES", 1000)
+    with zipfile.ZipFile(p / "model.keras") as zf:
+        size = zf.getinfo("config.json").file_size
+    refused = f"config.json: expected at most 1000 bytes, found {size}"
+    with pytest.raises(BundleError, match=refused):
+        bd.load_bundle(p)
+
+
+def test_a_bundle_uploaded_as_loose_files_loads(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path
+) -> None:
+    from rul_core import ui_state
+
+    src, tm = carle_bundle
+    files = [(f.name, f.read_bytes()) for f in sorted(src.iterdir())]
+    folder = ui_state.bundle_from_upload(files, root=tmp_path)
+    assert (folder / bd.UPLOAD_RECORD).is_file()  # the app's record sits beside the card
+    loaded = bd.load_bundle(folder)
+    assert loaded.config.to_dict() == tm.config.to_dict()
+
+
 def test_modified_model_file_is_refused(
     carle_bundle: tuple[Path, TrainedModel], tmp_path: Path
 ) -> None:

@@ -125,3 +125,32 @@ def test_corrupt_archives(tmp_path: Path) -> None:
         truncated.write_bytes(good.read_bytes()[:cut])
         with pytest.raises(ArchiveError, match=r"corrupt|expected 20000 bytes"):
             load_dataset(truncated)
+
+
+def test_a_tarball_of_dot_loads(tmp_path: Path, synth_femto: Path) -> None:
+    """``tar -C dir -czf x.tgz .`` starts with a ``./`` folder entry: the archive's root."""
+    tpath = tmp_path / "dot.tgz"
+    with tarfile.open(tpath, "w:gz") as tf:
+        tf.add(synth_femto, arcname=".")
+    with tarfile.open(tpath) as tf:
+        assert tf.getnames()[0] == "."
+    ds = load_dataset(tpath)
+    assert ds.run_names == load_dataset(synth_femto).run_names
+    with pytest.raises(ArchiveError, match="expected a file name, found none"):
+        extract_archive(_tar(tmp_path / "f.tgz", [tarfile.TarInfo("./")], {"./": b"x"}),
+                        tmp_path / "out")
+
+
+def test_a_member_name_that_is_not_utf8_is_named_readably(tmp_path: Path) -> None:
+    tpath = tmp_path / "odd.tar"
+    with tarfile.open(tpath, "w", format=tarfile.GNU_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as tf:
+        info = tarfile.TarInfo("run/acc_\udcff.csv")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"1,2"))
+    (tmp_path / "out").mkdir()
+    shown = r"'run/acc_\\\\xff\.csv': expected a UTF-8 file name"
+    with pytest.raises(ArchiveError, match=shown) as e:
+        extract_archive(tpath, tmp_path / "out")
+    str(e.value).encode("utf-8")  # displayable
+    assert list((tmp_path / "out").iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -199,3 +200,49 @@ def test_mixed_tree_accounts_for_stray_files(tmp_path: Path, synth_femto: Path) 
     stray = [s for s in ds.report.skipped if s.path.endswith(".pdf")]
     assert len(stray) == 1 and not is_problem(stray[0])
     _accounted(ds, root)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[" * 100_000, "a small JSON object"),  # nesting deeper than the parser's recursion
+     ('{"fs": ' + "9" * 5000 + "}", "a small JSON object"),  # beyond int-to-str limits
+     ('{"fs": 1' + "0" * 400 + ', "rpm": 1, "channels": ["x", "y"]}',
+      "field 'fs': a number > 0"),  # an integer beyond float range
+     ('{"fs": 1, "rpm": 1, "channels": ["x", "x "]}', "distinct channel names")],
+)
+def test_hostile_run_json_skips_only_its_run(make_synth, text: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("generic", n_bearings=2)
+    (root / "Bearing1_1" / "run.json").write_text(text)
+    ds = load_dataset(root)
+    assert ds.run_names == ["Bearing1_2"]
+    reason = next(s.reason for s in ds.report.skipped if s.path.endswith("Bearing1_1/run.json"))
+    assert "run.json" in reason and expected in reason
+    _accounted(ds, root)
+
+
+@pytest.mark.parametrize("first_row", [b"0.12,abc", b"NaN,0.5"])
+def test_a_bad_first_row_is_reported_not_taken_for_a_header(make_synth, first_row: bytes) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("generic", n_bearings=1)
+    bad = root / "Bearing1_1" / "3.csv"
+    header, _, *data = bad.read_bytes().splitlines()  # the same row count, no header
+    assert not header[:1].isdigit()
+    bad.write_bytes(b"\n".join([first_row, *data]) + b"\n")
+    ds = load_dataset(root)
+    reason = next(s.reason for s in ds.report.skipped if s.path == str(bad))
+    assert "line 1" in reason and "column" in reason, reason
+    assert ds.runs[0].n_snapshots == 5  # the other files still load
+
+
+def test_non_utf8_file_names_are_skipped_with_a_printable_reason(make_synth) -> None:  # type: ignore[no-untyped-def]
+    root = make_synth("femto", n_bearings=1)
+    run_dir = root / "Learning_set" / "Bearing1_1"
+    odd = os.fsencode(run_dir) + b"/acc_00099\xff.csv"
+    with open(odd, "wb") as fh:
+        fh.write(b"1,2,3,4,5,6\n")
+    os.mkdir(os.fsencode(root) + b"/\xfeodd")
+    ds = load_dataset(root)
+    reasons = [s.reason for s in ds.report.skipped if "UTF-8" in s.reason]
+    assert len(reasons) == 2 and any("acc_00099\\xff.csv" in r for r in reasons), reasons
+    for s in ds.report.skipped:  # displayable and storable: no lone surrogates
+        s.path.encode("utf-8") and s.reason.encode("utf-8")
+    assert ds.runs[0].n_snapshots == 6

@@ -50,8 +50,18 @@ def archive_stem(path: str | Path) -> str:
     return name
 
 
-def safe_member_path(archive: Path, name: str) -> PurePosixPath:
-    """The member's relative path, or ArchiveError if it could land outside the target."""
+def safe_member_path(archive: Path, name: str, is_dir: bool = False) -> PurePosixPath:
+    """The member's relative path, or ArchiveError if it could land outside the target.
+
+    A folder entry for the archive's root (``./``, as ``tar -C dir -czf x.tgz .`` writes)
+    is the empty path.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ArchiveError(f"{archive}: member {shown!r}: expected a UTF-8 file name, found "
+                           f"bytes that are not UTF-8 (rename it and archive again)") from None
     normalised = name.replace("\\", "/")
     if not normalised or normalised.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise ArchiveError(f"{archive}: member {name!r}: expected a relative path, found an "
@@ -61,6 +71,8 @@ def safe_member_path(archive: Path, name: str) -> PurePosixPath:
         raise ArchiveError(f"{archive}: member {name!r}: expected a path inside the archive, "
                            f"found '..' (path traversal)")
     if not parts:
+        if is_dir:
+            return PurePosixPath()
         raise ArchiveError(f"{archive}: member {name!r}: expected a file name, found none")
     return PurePosixPath(*parts)
 
@@ -142,7 +154,7 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
         infos = zf.infolist()
         for info in infos:  # check every header before writing anything
             budget.add_member(info.filename)
-            safe_member_path(archive, info.filename)
+            safe_member_path(archive, info.filename, info.is_dir())
             mode = info.external_attr >> 16
             kind = stat.S_IFMT(mode)
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
@@ -159,7 +171,7 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
             raise ArchiveError(f"{archive}: expected at most {limits.max_total_bytes} bytes "
                                f"unpacked in total, found {declared_total} declared")
         for info in infos:
-            rel = safe_member_path(archive, info.filename)
+            rel = safe_member_path(archive, info.filename, info.is_dir())
             target = dest.joinpath(*rel.parts)
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -186,7 +198,7 @@ def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
         with tf:
             for member in tf:
                 budget.add_member(member.name)
-                rel = safe_member_path(archive, member.name)
+                rel = safe_member_path(archive, member.name, member.isdir())
                 if member.issym() or member.islnk():
                     kind = "a symbolic link" if member.issym() else "a hard link"
                     raise ArchiveError(f"{archive}: member {member.name!r}: expected a regular "

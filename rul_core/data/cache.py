@@ -48,7 +48,7 @@ class CachedRun:
 
 
 def _atomic_write_bytes(path: Path, writer: Any) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
         writer(fh)
 
 

@@ -58,6 +58,8 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
         raise DataFormatError(
             path, "valid JSON", exc.msg, line=exc.lineno, column=exc.colno
         ) from None
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        raise DataFormatError(path, "a small JSON object", str(exc)[:120]) from None
     if not isinstance(meta, dict):
         raise DataFormatError(path, "a JSON object with fs, rpm and channels", type(meta).__name__)
 
@@ -65,7 +67,10 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
         value = meta.get(key, default)
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if ok:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float range
+                value = math.inf
             ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
         if not ok:
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
@@ -83,7 +88,7 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
         not isinstance(channels, list)
         or not channels
         or not all(isinstance(c, str) and c.strip() for c in channels)
-        or len(set(channels)) != len(channels)
+        or len({c.strip() for c in channels}) != len(channels)
     ):
         raise DataFormatError(
             path, "field 'channels': a non-empty list of distinct channel names", repr(channels)
@@ -206,7 +211,9 @@ class GenericReader(RunReader):
             line = first_line(data)
             sep = detect_separator(line)
             cells = line.split(sep.encode())
-            if line and not all(is_numeric_cell(c) for c in cells):
+            # a header has no number in it; a first row with one bad cell is data, so the
+            # parser names that cell instead of taking the row for column names
+            if line and not any(is_numeric_cell(c) for c in cells):
                 header = [c.strip().strip(b'"').decode("utf-8", "replace") for c in cells]
                 columns[path] = _pick_columns(path, header, channels)
                 return CsvItem(path, split_header(data, 1), sep, len(header), skip_lines=1)

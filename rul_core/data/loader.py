@@ -46,16 +46,40 @@ def _tried() -> str:
     return "; ".join(READERS[name].description for name in LAYOUTS)
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name holding undecodable bytes (surrogate escapes from the file system)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """``path`` with undecodable bytes shown as ``\\xNN`` (safe to display and store)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
     """Regular files per folder (symlinks are reported and not followed)."""
     found: dict[Path, list[str]] = {}
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        for bad in [d for d in dirnames if not _is_utf8(d)]:
+            dirnames.remove(bad)
+            shown = _printable(os.path.join(dirpath, bad))
+            report.skip(shown, f"{NOT_READ}{shown}: expected a UTF-8 folder name, found bytes "
+                               "that are not UTF-8 (rename it)")
         dirnames.sort(key=natural_key)
         folder = Path(dirpath)
         names: list[str] = []
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_symlink():
+                if not _is_utf8(entry.name):
+                    if not entry.is_dir(follow_symlinks=False):
+                        shown = _printable(entry.path)
+                        report.skip(shown, f"{NOT_READ}{shown}: expected a UTF-8 file name, "
+                                           "found bytes that are not UTF-8 (rename it)")
+                elif entry.is_symlink():
                     report.skip(
                         entry.path,
                         f"{NOT_READ}{entry.path}: expected a regular file, found a symbolic "

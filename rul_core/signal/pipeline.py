@@ -45,7 +45,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
@@ -54,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from rul_core.atomic import atomic_path
 from rul_core.config import (
     CWT_BANDWIDTH,
     CWT_CENTER_FREQUENCY,
@@ -210,21 +210,15 @@ class WindowSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         info = {"channel_names": list(self.channel_names), "run_name": self.run_name, **meta}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh, images=self.images, tf=self.tf, snapshot_index=self.snapshot_index,
-                    offset=self.offset,
-                    frequencies=np.asarray(
-                        self.frequencies if self.frequencies is not None else [], np.float64
-                    ),
-                    meta=np.asarray(json.dumps(info)),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(
+                fh, images=self.images, tf=self.tf, snapshot_index=self.snapshot_index,
+                offset=self.offset,
+                frequencies=np.asarray(
+                    self.frequencies if self.frequencies is not None else [], np.float64
+                ),
+                meta=np.asarray(json.dumps(info)),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[WindowSet, dict[str, Any]]:

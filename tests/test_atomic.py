@@ -1,0 +1,84 @@
+"""Atomic writes: complete old or new content at every moment, usual permissions, no leftovers."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from rul_core import atomic
+
+
+def test_atomic_path_replaces_and_cleans_up(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "f.txt"
+    atomic.write_text(target, "one")
+    atomic.write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash while writing")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+
+
+def test_the_umask_is_never_changed_to_read_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Setting the umask to read it would leak to files other threads create meanwhile."""
+    calls: list[int] = []
+    monkeypatch.setattr(atomic.os, "umask", lambda m: calls.append(m) or 0o022)
+    for n in range(20):
+        atomic.write_text(tmp_path / f"{n}.txt", "x")
+    with atomic.atomic_dir(tmp_path / "d") as d:
+        (d / "f").write_text("x")
+    assert calls == []
+
+
+def test_atomic_dir_always_shows_a_complete_folder(tmp_path: Path) -> None:
+    """A reader polling while the folder is replaced always finds its files, old or new."""
+    if sys.platform != "linux":
+        pytest.skip("the one-step swap needs Linux renameat2")
+    target = tmp_path / "bundle"
+    with atomic.atomic_dir(target) as d:
+        (d / "card.json").write_text("0")
+        (d / "model.keras").write_text("0")
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def read() -> None:  # each look resolves the path once, as a loader opening a file does
+        while not stop.is_set():
+            for name in ("card.json", "model.keras"):
+                try:
+                    if not (target / name).read_text():
+                        seen.append(f"empty {name}")
+                except FileNotFoundError:
+                    seen.append(f"missing {name}")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(1, 150):
+            with atomic.atomic_dir(target) as d:
+                (d / "card.json").write_text(str(n))
+                (d / "model.keras").write_text(str(n))
+    finally:
+        stop.set()
+        reader.join()
+    assert seen == []
+    assert (target / "card.json").read_text() == "149"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no .old or .tmp left
+
+
+def test_atomic_dir_without_the_swap_still_replaces(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    target = tmp_path / "b"
+    for n in range(2):
+        with atomic.atomic_dir(target) as d:
+            (d / "x").write_text(str(n))
+    assert (target / "x").read_text() == "1"
+    with pytest.raises(RuntimeError), atomic.atomic_dir(target) as d:
+        (d / "x").write_text("half")
+        raise RuntimeError("crash while writing")
+    assert (target / "x").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
