@@ -171,6 +171,12 @@ def save_uploads(files: Iterable[tuple[str, bytes]], root: Path | None = None) -
     items = [(str(_safe_relpath(n)), bytes(b)) for n, b in files]
     if not items:
         raise RulError("no files uploaded")
+    seen: set[str] = set()
+    twice = sorted({n for n, _ in items if n in seen or seen.add(n)})
+    if twice:
+        raise RulError(f"uploaded files: expected distinct names, found {twice[:5]} more than "
+                       "once (files from different folders? upload the folder or an archive "
+                       "so each keeps its folder)")
     h = hashlib.sha256()
     for name, data in sorted(items):
         h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())

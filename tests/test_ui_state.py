@@ -75,6 +75,11 @@ def test_save_uploads_is_content_addressed_and_safe(tmp_path):
     assert arch.name == "data.zip" and arch.is_file()
     with pytest.raises(RulError, match="no files"):
         ui_state.save_uploads([], tmp_path)
+    # two files that would land on one name: refused, nothing stored, instead of one lost
+    before = sorted((tmp_path / "uploads").iterdir())
+    with pytest.raises(RulError, match=r"distinct names, found \['acc_00001.csv'\]"):
+        ui_state.save_uploads([("acc_00001.csv", b"1"), ("./acc_00001.csv", b"2")], tmp_path)
+    assert sorted((tmp_path / "uploads").iterdir()) == before
 
 
 def test_snapshot_stats_known_answers():
