@@ -115,7 +115,14 @@ class Workspace:
         self.path = Path(path).resolve() if path is not None else workspace_dir()
         self.db_path = self.path / CATALOG_NAME
         self.path.mkdir(parents=True, exist_ok=True)
-        self._init_schema()
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise RulError(f"{self.db_path}: expected the workspace's SQLite catalog, found a "
+                           f"file SQLite cannot use ({exc}); move it aside and a new catalog "
+                           "is created") from exc
 
     # -- plumbing ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -142,9 +149,18 @@ class Workspace:
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         con = self._connect()
         try:
-            return [_row(r) for r in con.execute(sql, params).fetchall()]
+            rows = con.execute(sql, params).fetchall()
         finally:
             con.close()
+        out = []
+        for r in rows:
+            try:
+                out.append(_row(r))
+            except (json.JSONDecodeError, TypeError) as exc:
+                where = f"row id {r['id']}" if "id" in r.keys() else "a row"  # noqa: SIM118
+                raise RulError(f"{self.db_path}: {where}: expected JSON in its *_json columns, "
+                               f"found something else ({exc})") from exc
+        return out
 
     def _of_model(self, table: str, model: str | None) -> list[dict[str, Any]]:
         """Rows of ``table`` (a catalog table with a ``model`` column), of one model when

@@ -123,3 +123,17 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
     assert len(ws.list_bundles("a")) == n
     assert len(ws.list_bundles("b")) == n
     assert len(ws.list_evaluations()) == 2 * n
+
+
+def test_a_damaged_catalog_is_named(tmp_path: Path) -> None:
+    (tmp_path / CATALOG_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(RulError, match=f"{CATALOG_NAME}: expected the workspace's SQLite "
+                                       "catalog.*move it aside"):
+        Workspace(tmp_path)
+    other = tmp_path / "w2"
+    ws = Workspace(other)
+    bid = ws.add_bundle(other / "b", "carle", metrics={"rmse": 0.1})
+    with sqlite3.connect(other / CATALOG_NAME) as con:
+        con.execute("UPDATE bundles SET metrics_json='{broken' WHERE id=?", (bid,))
+    with pytest.raises(RulError, match=f"row id {bid}: expected JSON"):
+        ws.list_bundles()
