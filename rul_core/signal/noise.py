@@ -2,7 +2,9 @@
 
 Defaults are the papers': uniform on [-0.003, 0.05]; Gaussian mu 0, sigma 0.03 (multimodal
 paper; CARLE uses 0.1, see ``CARLE_GAUSSIAN_SIGMA``); salt-and-pepper with 10 % of samples set
-to the data's maximum (salt) and 20 % to its minimum (pepper).
+to the data's maximum (salt) and 20 % to its minimum (pepper). :class:`NoiseModel` reads "the
+data" as each snapshot's channel (its own maximum and minimum, after normalisation), and each
+sample is replaced independently, so the realised fractions scatter around 10 % and 20 %.
 
 ``severity`` (>= 0) scales the disturbance so a sweep gives a robustness curve:
 
