@@ -74,7 +74,7 @@ elif built:
     st.download_button("Download ZIP", blob, file_name="rul_report.zip",
                        mime="application/zip", key="report_dl_zip")
     if st.button("Also save it in the workspace", key="report_save"):
-        path = app_ui.guarded(report.save_report, ui_state.uploads_dir().parent / "reports",
+        path = app_ui.guarded(report.save_report, ui_state.workspace_dir() / "reports",
                               blob, title, context="save report")
         if path is not None:
             st.success(f"Saved {path} (earlier reports are kept).")

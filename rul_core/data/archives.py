@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from rul_core.config import ArchiveLimits
+from rul_core.data.natural import is_utf8_name, printable_name
 from rul_core.errors import ArchiveError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
@@ -56,12 +57,9 @@ def safe_member_path(archive: Path, name: str, is_dir: bool = False) -> PurePosi
     A folder entry for the archive's root (``./``, as ``tar -C dir -czf x.tgz .`` writes)
     is the empty path.
     """
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise ArchiveError(f"{archive}: member {shown!r}: expected a UTF-8 file name, found "
-                           f"bytes that are not UTF-8 (rename it and archive again)") from None
+    if not is_utf8_name(name):
+        raise ArchiveError(f"{archive}: member {printable_name(name)!r}: expected a UTF-8 file "
+                           f"name, found bytes that are not UTF-8 (rename it and archive again)")
     normalised = name.replace("\\", "/")
     if not normalised or normalised.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise ArchiveError(f"{archive}: member {name!r}: expected a relative path, found an "

@@ -19,7 +19,7 @@ from rul_core.data.archives import archive_stem, extracted, is_archive
 from rul_core.data.cache import CachedRun, RunCache
 from rul_core.data.femto import FemtoReader
 from rul_core.data.generic import GenericReader
-from rul_core.data.natural import natural_key, natural_sorted
+from rul_core.data.natural import is_utf8_name, natural_key, natural_sorted, printable_name
 from rul_core.data.reader import RunReader
 from rul_core.data.run import Dataset, LoadReport, Run, SkippedFile
 from rul_core.data.snapshots import NOT_READ
@@ -46,27 +46,13 @@ def _tried() -> str:
     return "; ".join(READERS[name].description for name in LAYOUTS)
 
 
-def _is_utf8(name: str) -> bool:
-    """False for a name holding undecodable bytes (surrogate escapes from the file system)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(path: str) -> str:
-    """``path`` with undecodable bytes shown as ``\\xNN`` (safe to display and store)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
     """Regular files per folder (symlinks are reported and not followed)."""
     found: dict[Path, list[str]] = {}
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
-        for bad in [d for d in dirnames if not _is_utf8(d)]:
+        for bad in [d for d in dirnames if not is_utf8_name(d)]:
             dirnames.remove(bad)
-            shown = _printable(os.path.join(dirpath, bad))
+            shown = printable_name(os.path.join(dirpath, bad))
             report.skip(shown, f"{NOT_READ}{shown}: expected a UTF-8 folder name, found bytes "
                                "that are not UTF-8 (rename it)")
         dirnames.sort(key=natural_key)
@@ -74,9 +60,9 @@ def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
         names: list[str] = []
         with os.scandir(folder) as entries:
             for entry in entries:
-                if not _is_utf8(entry.name):
+                if not is_utf8_name(entry.name):
                     if not entry.is_dir(follow_symlinks=False):
-                        shown = _printable(entry.path)
+                        shown = printable_name(entry.path)
                         report.skip(shown, f"{NOT_READ}{shown}: expected a UTF-8 file name, "
                                            "found bytes that are not UTF-8 (rename it)")
                 elif entry.is_symlink():

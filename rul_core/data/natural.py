@@ -1,7 +1,9 @@
-"""Natural ordering of file names: ``2.csv`` before ``10.csv`` (SPEC §1)."""
+"""File names: natural ordering (``2.csv`` before ``10.csv``, SPEC §1), and names holding
+bytes that are not UTF-8 (the file system hands them over as surrogate escapes)."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,3 +41,17 @@ def file_number(name: str | Path) -> int | None:
     stem = name.stem if isinstance(name, Path) else Path(str(name)).stem
     found = _DIGITS.findall(stem)
     return int(found[-1]) if found else None
+
+
+def is_utf8_name(name: str) -> bool:
+    """False for a name holding undecodable bytes (surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """``name`` with undecodable bytes shown as ``\\xNN`` (safe to display and store)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
