@@ -7,7 +7,50 @@ not), so a GPU is used by setting ``KERAS_BACKEND=jax`` where a CUDA build of JA
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
+
+# TensorFlow's C++ start-up notices, printed on import whatever TF_CPP_MIN_LOG_LEVEL says
+# (absl logs before it is initialised): informative once, noise on every command.
+STARTUP_NOTICES = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+)
+
+
+def import_backend_quietly() -> None:
+    """Import Keras (and its backend) with TensorFlow's start-up notices kept off stderr.
+
+    Everything else the import writes to stderr (a real error, a warning) is passed on.
+    Where stderr is not a file descriptor, or Keras is already imported, it just imports.
+    """
+    if "keras" in sys.modules:
+        return
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        import keras
+        return
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), stderr_fd)
+        try:
+            import keras  # noqa: F401
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, stderr_fd)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines()
+                    if line.strip() and not any(n in line for n in STARTUP_NOTICES)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 def _jax_device() -> object:

@@ -80,7 +80,10 @@ def _child(messages: Any, stop: Any, bundle_dir: str, kwargs: dict[str, Any]) ->
     """Child process body: train, save the bundle, report the outcome on ``messages``."""
     try:
         from rul_core.bundle import save_bundle
+        from rul_core.device import import_backend_quietly
         from rul_core.training import train
+
+        import_backend_quietly()  # each child would print TensorFlow's start-up notices again
 
         trained = train(progress=messages.put, cancel=_EventToken(stop), **kwargs)
         save_bundle(trained, bundle_dir)

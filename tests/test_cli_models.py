@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +214,38 @@ def test_train_refuses_bad_noise_augmentation(
     err = capsys.readouterr().err
     assert message in err and "train:" in err
     assert not (tmp_path / "b").exists()
+
+
+def _python(code: str, env_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (optionally with ``env_path`` first on the path)."""
+    env = dict(os.environ)
+    if env_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(env_path), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+
+
+def test_backend_import_drops_startup_notices_and_keeps_other_stderr(tmp_path: Path) -> None:
+    # A stand-in 'keras' writes one TensorFlow start-up notice and one real message to fd 2.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "keras.py").write_text(
+        "import os\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on. You may see\\n')\n"
+        "os.write(2, b'a real problem\\n')\n"
+    )
+    proc = _python("from rul_core.device import import_backend_quietly\n"
+                   "import_backend_quietly()\nimport sys\nassert 'keras' in sys.modules\n",
+                   env_path=fake)
+    assert proc.returncode == 0, proc.stderr
+    assert "a real problem" in proc.stderr
+    assert "oneDNN" not in proc.stderr
+
+
+def test_model_commands_print_no_tensorflow_startup_notices(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rul_core", "predict", "--model", str(tmp_path / "missing"),
+         "--run", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing'}: expected a model bundle directory"]

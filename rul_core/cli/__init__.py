@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from rul_core.errors import RulError
 
@@ -20,6 +21,17 @@ SUBCOMMAND_MODULES = (
     "rul_core.cli.explain_cmd",  # explain
     "rul_core.cli.demo_cmd",  # demo-assets
 )
+
+# Subcommands that build or load models: Keras is imported up front, with TensorFlow's
+# start-up notices filtered out (``device.import_backend_quietly``).
+MODEL_COMMANDS = frozenset(
+    {"train", "evaluate", "predict", "phm2012", "crossval", "explain", "demo-assets"})
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+    """``warning: <message>``: what a command-line user needs, without the source line."""
+    return f"warning: {message}\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
+        if args.command in MODEL_COMMANDS:
+            from rul_core.device import import_backend_quietly
+
+            import_backend_quietly()
         return int(args.func(args) or 0)
     except RulError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -49,3 +67,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous_format
