@@ -12,6 +12,7 @@ from keras import layers as L  # noqa: N812
 
 from rul_core.explain.lrp import (
     CONSERVATIVE,
+    EPSILON,
     PAPER,
     UnsupportedLayerError,
     explain_lrp,
@@ -69,6 +70,88 @@ def test_lrp0_equals_gradient_times_input_on_dense_net() -> None:
     exp = explain_lrp(model, x, rules="lrp0")
     np.testing.assert_allclose(exp.relevance[model.inputs[0].name], _grad_x_input(model, [x])[0],
                                atol=1e-6, rtol=1e-4)
+
+
+def _biased_bn_net() -> keras.Model:
+    """ReLU conv/dense net with biases and BatchNormalization whose shifts are not 0."""
+    keras.utils.set_random_seed(3)
+    img = keras.Input((8, 10, 1), name="image")
+    seq = keras.Input((7, 1), name="tf")
+    a = L.Conv2D(4, 3, padding="same", dilation_rate=2)(img)
+    a = L.ReLU()(L.BatchNormalization()(a))
+    a = L.Flatten()(L.MaxPooling2D(2, padding="same")(a))
+    b = L.Conv1D(3, 2, padding="same", activation="relu")(seq)
+    h = L.Concatenate()([a, L.Flatten()(b)])
+    h = L.Dense(6, activation="relu")(h)
+    model = keras.Model([img, seq], L.Dense(1)(h))
+    rng = np.random.default_rng(4)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = layer.gamma.shape
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.uniform(-0.5, 0.5, n),
+                               rng.uniform(-0.3, 0.3, n), rng.uniform(0.05, 0.2, n)])
+        elif getattr(layer, "use_bias", False):
+            layer.bias.assign(rng.uniform(-0.3, 0.3, layer.bias.shape).astype(np.float32))
+    return model
+
+
+def _sparse_inputs(n: int) -> list[np.ndarray]:
+    """A mostly blank image, as an ImR raster is, and standardised TF rows. (Lit pixels take
+    distinct values: equal ones make max-pool ties, which LRP splits and the gradient does not.)"""
+    rng = np.random.default_rng(5)
+    img = (rng.random((n, 8, 10, 1)) < 0.1) * rng.uniform(0.2, 1.0, (n, 8, 10, 1))
+    return [img.astype(np.float32), rng.standard_normal((n, 7, 1)).astype(np.float32)]
+
+
+def test_epsilon_rules_with_zero_epsilon_equal_gradient_times_input_with_biases() -> None:
+    # Biases (and folded BatchNormalization shifts) in the denominators: on a piecewise-linear
+    # network LRP is then gradient x input, biases absorbing their share.
+    model = _biased_bn_net()
+    xs = _sparse_inputs(3)
+    exact = replace(EPSILON, dense_epsilon=0.0, epsilon=0.0)
+    exp = explain_lrp(model, xs, rules=exact)
+    gxi = _grad_x_input(model, xs)
+    assert any(lr.class_name.endswith("(folded)") for lr in exp.layers)
+    np.testing.assert_allclose(exp.relevance["image"], gxi[0], atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(exp.relevance["tf"], gxi[1], atol=1e-5, rtol=1e-4)
+    assert np.abs(gxi[0]).sum() > 0 and np.abs(gxi[1]).sum() > 0
+    # the offered set (small ε) stays close to it; the bias-free set does not
+    eps = explain_lrp(model, xs, rules="epsilon")
+    assert eps.rules == "epsilon"
+    for name, g in zip(("image", "tf"), gxi, strict=True):
+        err = np.abs(eps.relevance[name] - g).sum() / np.abs(g).sum()
+        assert err < 0.05, (name, err)
+    cons = explain_lrp(model, xs, rules="conservative")
+    err = np.abs(cons.relevance["tf"] - gxi[1]).sum() / np.abs(gxi[1]).sum()
+    assert err > 0.2, err
+
+
+def test_epsilon_rules_put_layernorm_and_attention_biases_in_the_denominators() -> None:
+    # LayerNorm with its std frozen and attention with its softmax weights frozen are linear maps
+    # with biases (beta; the value and output projection biases): with biases in z and ε = 0,
+    # LRP equals x times the gradient of that frozen network.
+    keras.utils.set_random_seed(6)
+    x_in = keras.Input((5, 4))
+    ln = L.LayerNormalization(beta_initializer="random_normal", gamma_initializer="ones")
+    mha = L.MultiHeadAttention(2, 3, bias_initializer="random_normal")
+    dense = L.Dense(1)
+    y = ln(x_in)
+    model = keras.Model(x_in, dense(L.GlobalMaxPooling1D()(mha(y, y))))
+    x = np.random.default_rng(7).standard_normal((2, 5, 4)).astype(np.float32) + 0.3
+    exp = explain_lrp(model, x, rules=replace(EPSILON, dense_epsilon=0.0, epsilon=0.0))
+
+    xt = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        mean = tf.reduce_mean(xt, axis=-1, keepdims=True)
+        std = tf.stop_gradient(tf.sqrt(tf.reduce_mean(tf.square(xt - mean), axis=-1,
+                                                      keepdims=True) + ln.epsilon))
+        yt = ln.gamma * (xt - mean) / std + ln.beta
+        frozen = tf.stop_gradient(yt)  # query and key: the softmax weights stay fixed
+        out = dense(tf.reduce_max(mha(frozen, yt, frozen), axis=1))
+    want = np.asarray(tape.gradient(out, xt) * xt)
+    np.testing.assert_allclose(np.asarray(out)[:, 0], exp.prediction, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(exp.relevance[model.inputs[0].name], want, atol=1e-5, rtol=1e-4)
 
 
 def _ones_head(x):
@@ -231,3 +314,19 @@ def test_multimodal_maps_have_input_shapes_and_paper_layernorm_is_eq29() -> None
     rows = {r.name: r for r in exp.layers}
     assert rows["fusion_concat"].class_name == "Concatenate"
     assert rows["layer_norm"].relevance_out[0] != pytest.approx(rows["layer_norm"].relevance_in[0])
+
+
+def test_offered_rule_sets_are_named_alike_everywhere() -> None:
+    from rul_core.cli import explain_cmd
+    from rul_core.explain.compare import LRP_RULES
+    from rul_core.explain.lrp import OFFERED_RULES, get_rule_set
+
+    assert LRP_RULES == OFFERED_RULES == ("paper", "conservative", "epsilon")
+    assert all(get_rule_set(r).name == r for r in OFFERED_RULES)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    explain_cmd.register(parser.add_subparsers())
+    action = next(a for a in parser._subparsers._group_actions[0].choices["explain"]._actions
+                  if a.dest == "rules")
+    assert tuple(action.choices) == OFFERED_RULES

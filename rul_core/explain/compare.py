@@ -52,6 +52,9 @@ from rul_core.explain.common import (
 from rul_core.progress import CancelToken, ProgressFn, check, emit
 
 METHODS = ("lrp", "lime", "shap")
+#: The LRP rule sets offered (``rul_core.explain.lrp.OFFERED_RULES``, named here without
+#: importing TensorFlow).
+LRP_RULES = ("paper", "conservative", "epsilon")
 
 
 def default_rules(model_name: str) -> str:

@@ -1,9 +1,12 @@
-"""Multimodal LRP: a graph-walking engine and per-layer rules (paper and conservative sets)."""
+"""Multimodal LRP: a graph-walking engine and per-layer rules (paper, conservative and epsilon
+sets)."""
 
 from rul_core.explain.lrp.engine import LayerRelevance, LrpExplanation, explain_lrp
 from rul_core.explain.lrp.rules import (
     CONSERVATIVE,
+    EPSILON,
     LRP0,
+    OFFERED_RULES,
     PAPER,
     RuleSet,
     UnsupportedLayerError,
@@ -13,7 +16,9 @@ from rul_core.explain.lrp.rules import (
 
 __all__ = [
     "CONSERVATIVE",
+    "EPSILON",
     "LRP0",
+    "OFFERED_RULES",
     "PAPER",
     "LayerRelevance",
     "LrpExplanation",
