@@ -36,11 +36,13 @@ with st.expander("Settings", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     first_rules = compare.default_rules(trained.config.name)  # each default keeps its choice
     rules = c1.selectbox(
-        "LRP rules", ("paper", "conservative"), key=f"explain_rules_{first_rules}",
-        index=("paper", "conservative").index(first_rules),
+        "LRP rules", compare.LRP_RULES, key=f"explain_rules_{first_rules}",
+        index=compare.LRP_RULES.index(first_rules),
         help="paper: the Multimodal-RUL paper's rules as printed (they lose relevance, and on "
              "RC-LSTM's recurrent cell keep only the last step's); conservative: input "
-             "relevance sums to the output.")
+             "relevance sums to the output (biases kept out of the denominators); epsilon: "
+             "LRP-ε with the biases in the denominators (they absorb relevance), the set "
+             "whose rankings tracked the model on FEMTO windows (README, Explanations).")
     methods = c2.multiselect("Methods", compare.METHODS, default=list(compare.METHODS),
                              key="explain_methods")
     lime_samples = c3.number_input("LIME samples", 50, 5000, 300, 50, key="explain_lime_n")

@@ -28,9 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-name", default=None, help="which run of the dataset (default: first)")
     p.add_argument("--window", type=int, default=0, help="window index in the run")
     p.add_argument("--methods", default="lrp,lime,shap", help="comma list of lrp,lime,shap")
-    p.add_argument("--rules", choices=("paper", "conservative"), default=None,
+    p.add_argument("--rules", choices=("paper", "conservative", "epsilon"), default=None,
                    help="LRP rules (default: paper; conservative for RC-LSTM, whose recurrent "
-                        "cell keeps only its last step's relevance under the paper's rules)")
+                        "cell keeps only its last step's relevance under the paper's rules; "
+                        "epsilon: biases in the denominators, the set whose rankings tracked "
+                        "the model in bench/explain.py)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--background", default=None, help="dataset path for background windows")
     p.add_argument("--n-bands", type=int, default=25,
