@@ -301,6 +301,11 @@ def test_conservative_rules_conserve_relevance_on_all_three_models(name: str) ->
     paper = explain_lrp(model, xs, rules="paper")
     assert paper.layer_table()["layer"].tolist() == table["layer"].tolist()
     assert np.abs(paper.layer_table()["change"]).max() > 1e-6
+    # so do the epsilon rules (biases absorb a share: finite maps, the same layers walked)
+    eps = explain_lrp(model, xs, rules="epsilon")
+    assert eps.layer_table()["layer"].tolist() == table["layer"].tolist()
+    assert all(np.isfinite(r).all() for r in eps.relevance.values())
+    assert np.any(np.abs(eps.input_sums() - total) > 1e-6)  # not the conservative set again
 
 
 def test_multimodal_maps_have_input_shapes_and_paper_layernorm_is_eq29() -> None:
