@@ -14,6 +14,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 TF_FEATURE_NAMES = ("log E", "f_d", "h", "K", "sk", "mean", "std")
+#: Panel titles of the TF features: symbol, what it is and its unit (rul_core.signal.features;
+#: the features are of the window normalised to [0, 1]).
+TF_FEATURE_TITLES = ("log E: ln Σ|W|² (CWT energy)", "f_d: dominant frequency (Hz)",
+                     "h: histogram entropy (nats)", "K: kurtosis (Pearson, –)",
+                     "sk: skewness (–)", "mean (normalised amplitude)",
+                     "std (normalised amplitude)")
 METHOD_COLOURS = {"lrp": "#d62728", "lime": "#2ca02c", "shap": "#1f77b4", "random": "#7f7f7f"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
@@ -77,8 +83,8 @@ def raw_signal_figure(
         x, y = t_ms, snapshot[:, c]
         if max_points:
             x, y = minmax_downsample(x, y, max_points)
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=str(channel_names[c]),
-                                   line={"width": 1, "color": PALETTE[c % len(PALETTE)]}),
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=str(channel_names[c]),
+                                 line={"width": 1, "color": PALETTE[c % len(PALETTE)]}),
                       row=c + 1, col=1)
         fig.update_yaxes(title_text=unit, row=c + 1, col=1)
     fig.update_xaxes(title_text="time (ms)", row=n_ch, col=1)
@@ -192,19 +198,29 @@ def scalogram_figure(
     return _style(fig, title, height=380)
 
 
+def _two_lines(title: str) -> str:
+    """A panel title broken after its symbol ('K:<br>kurtosis …') or before its unit."""
+    return (title.replace(": ", ":<br>", 1) if ": " in title
+            else title.replace(" (", "<br>(", 1))
+
+
 def tf_bars_figure(
     tf: np.ndarray, channel_names: Sequence[str], title: str = "TF features of the window"
 ) -> go.Figure:
     """Seven TF features per channel as grouped bars; ``tf`` is (channels, 7)."""
     tf = np.atleast_2d(np.asarray(tf, dtype=float))
-    fig = make_subplots(rows=1, cols=len(TF_FEATURE_NAMES), subplot_titles=TF_FEATURE_NAMES)
+    fig = make_subplots(rows=1, cols=len(TF_FEATURE_NAMES),
+                        subplot_titles=[_two_lines(t) for t in TF_FEATURE_TITLES])
+    fig.update_annotations(font_size=11)
     for c in range(tf.shape[0]):
         for j in range(tf.shape[1]):
             fig.add_trace(go.Bar(x=[str(channel_names[c])], y=[tf[c, j]],
                                  marker_color=PALETTE[c % len(PALETTE)],
                                  name=str(channel_names[c]), showlegend=j == 0),
                           row=1, col=j + 1)
-    return _style(fig, title, height=300)
+    fig = _style(fig, title, height=340)
+    fig.update_layout(margin={"t": 100})
+    return fig
 
 
 def tf_trends_figure(
@@ -213,23 +229,27 @@ def tf_trends_figure(
     channel_names: Sequence[str],
     marker_x: float | None = None,
     title: str = "TF features over the run",
+    max_points: int = 3000,
 ) -> go.Figure:
-    """Each TF feature over the run (one panel per feature), ``tf`` is (windows, channels, 7)."""
+    """Each TF feature over the run (one panel per feature, titled with its unit), ``tf`` is
+    (windows, channels, 7); traces longer than ``max_points`` are min/max downsampled."""
     tf = np.asarray(tf, dtype=float)
     x = np.asarray(x)
     fig = make_subplots(rows=len(TF_FEATURE_NAMES), cols=1, shared_xaxes=True,
-                        vertical_spacing=0.02, subplot_titles=TF_FEATURE_NAMES)
+                        vertical_spacing=0.045, subplot_titles=TF_FEATURE_TITLES)
+    fig.update_annotations(font_size=12)
     for j in range(tf.shape[2]):
         for c in range(tf.shape[1]):
-            fig.add_trace(go.Scattergl(x=x, y=tf[:, c, j], mode="lines",
-                                       name=str(channel_names[c]), showlegend=j == 0,
-                                       line={"width": 1, "color": PALETTE[c % len(PALETTE)]}),
+            xs, ys = minmax_downsample(x, tf[:, c, j], max_points)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines",
+                                     name=str(channel_names[c]), showlegend=j == 0,
+                                     line={"width": 1, "color": PALETTE[c % len(PALETTE)]}),
                           row=j + 1, col=1)
         if marker_x is not None:
             fig.add_vline(x=float(marker_x), line={"dash": "dash", "color": "black"},
                           row=j + 1, col=1)
     fig.update_xaxes(title_text="window", row=tf.shape[2], col=1)
-    return _style(fig, title, height=900)
+    return _style(fig, title, height=1050)
 
 
 def rul_figure(
@@ -246,26 +266,36 @@ def rul_figure(
     """
     fig = go.Figure()
     drawn_true = False
+    n_bands = sum(c.get("lower") is not None and c.get("upper") is not None for c in curves)
     for i, c in enumerate(curves):
         colour = PALETTE[i % len(PALETTE)]
         x = np.asarray(c["x"])
         name = str(c.get("name", f"model {i + 1}"))
         lower, upper = c.get("lower"), c.get("upper")
         if lower is not None and upper is not None:
+            # several bands: fainter fills with dotted edges, so overlaps stay readable
+            edge = ({"width": 0} if n_bands < 2
+                    else {"width": 1, "dash": "dot", "color": _rgba(colour, 0.7)})
             fig.add_trace(go.Scatter(
                 x=np.concatenate([x, x[::-1]]),
                 y=np.concatenate([np.asarray(upper), np.asarray(lower)[::-1]]),
-                fill="toself", fillcolor=_rgba(colour, 0.2), line={"width": 0},
-                hoverinfo="skip", name=f"{name} interval"))
+                fill="toself", fillcolor=_rgba(colour, 0.2 if n_bands < 2 else 0.08),
+                line=edge, hoverinfo="skip", name=f"{name} interval",
+                legendgroup=name))
         fig.add_trace(go.Scatter(x=x, y=np.asarray(c["pred"]), mode="lines", name=name,
-                                 line={"color": colour}))
+                                 line={"color": colour}, legendgroup=name))
         if c.get("true") is not None and not drawn_true:
             fig.add_trace(go.Scatter(x=x, y=np.asarray(c["true"]), mode="lines", name=true_name,
                                      line={"color": "black", "dash": "dash"}))
             drawn_true = True
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title)
-    return _style(fig, title, height=380)
+    if len(curves) < 2:
+        return _style(fig, title, height=380)
+    # several models: the legend goes under the plot, where long labels do not squeeze it
+    fig = _style(fig, title, height=420 + 22 * len(curves))
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})
+    return fig
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -292,14 +322,23 @@ def table_figure(df: pd.DataFrame, title: str = "", digits: int = 4) -> go.Figur
 def loss_figure(history: Mapping[str, Sequence[float]], title: str = "Loss") -> go.Figure:
     """Training curves: one line per history key (``loss``, ``val_loss`` ...) per epoch."""
     fig = go.Figure()
+    n_epochs = 0
+    positive = True
     for i, (name, values) in enumerate(history.items()):
         v = np.asarray(values, dtype=float)
         if v.size == 0:
             continue
+        n_epochs = max(n_epochs, v.size)
+        finite = v[np.isfinite(v)]
+        positive = positive and bool(finite.size) and bool(np.all(finite > 0))
         fig.add_trace(go.Scatter(x=np.arange(1, v.size + 1), y=v, mode="lines+markers",
                                  name=name, line={"color": PALETTE[i % len(PALETTE)]}))
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", type="log")
+    # whole epochs only: one tick per epoch up to 10, then every k-th
+    fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=1,
+                     dtick=max(1, int(np.ceil(n_epochs / 10))))
+    # a log axis cannot show a loss <= 0 (RC-LSTM's Gaussian negative log-likelihood)
+    fig.update_yaxes(title_text="loss" + (" (log scale)" if positive else ""),
+                     type="log" if positive else "linear")
     return _style(fig, title, height=320)
 
 
@@ -374,6 +413,7 @@ def signal_attribution_figure(
     segment_maps: Mapping[str, np.ndarray],
     title: str = "Signal attributions",
     max_points: int = 3000,
+    channel_names: Sequence[str] | None = None,
 ) -> go.Figure:
     """One row per method: the input sequence (T windows one after the other, each channel a
     line) over its segments coloured by that method's attribution, one symmetric colour scale
@@ -400,7 +440,9 @@ def signal_attribution_figure(
                                                "<extra></extra>"), row=r, col=1)
         for c in range(x_sig.shape[1]):
             xs, ys = minmax_downsample(idx, x_sig[:, c], max_points)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"channel {c}",
+            name = (str(channel_names[c]) if channel_names is not None
+                    and c < len(channel_names) else f"channel {c}")
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
                                      showlegend=r == 1, legendgroup=f"ch{c}",
                                      line={"width": 0.8, "color": PALETTE[c % len(PALETTE)]
                                            if c else "#303030"}), row=r, col=1)
@@ -412,9 +454,11 @@ def signal_attribution_figure(
                                for k in range(steps)])
     fig.update_xaxes(title_text="window of the input sequence (oldest first)",
                      row=max(1, len(names)), col=1)
-    fig = _style(fig, title, height=140 + 170 * max(1, len(names)))
-    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.02,
-                              "xanchor": "right", "x": 1})
+    fig = _style(fig, title, height=190 + 170 * max(1, len(names)))
+    # the channel legend under the x-axis title, clear of the figure title above
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "x": 0,
+                              "y": -0.5 / max(1, len(names))},
+                      margin={"b": 90})
     return fig
 
 
@@ -442,16 +486,17 @@ def layer_relevance_figure(
     layers: Sequence[str], sums: Sequence[float], output_relevance: float | None = None,
     title: str = "Relevance sum per layer",
 ) -> go.Figure:
-    """Relevance sum after each layer (output first); a dashed line marks the output value so
-    gains and losses are visible."""
-    fig = go.Figure(go.Bar(x=list(layers), y=np.asarray(sums, dtype=float),
+    """Relevance sum after each layer (output first, at the top) as horizontal bars, so long
+    layer names stay readable; a dashed line marks the output value so gains and losses are
+    visible."""
+    fig = go.Figure(go.Bar(y=list(layers), x=np.asarray(sums, dtype=float), orientation="h",
                            marker_color=METHOD_COLOURS["lrp"]))
     if output_relevance is not None:
-        fig.add_hline(y=float(output_relevance), line={"dash": "dash"},
-                      annotation_text="output relevance")
-    fig.update_xaxes(tickangle=-45)
-    fig.update_yaxes(title_text="sum of relevance")
-    return _style(fig, title, height=380)
+        fig.add_vline(x=float(output_relevance), line={"dash": "dash"},
+                      annotation_text="output relevance", annotation_position="top")
+    fig.update_yaxes(autorange="reversed", automargin=True, tickfont={"size": 11})
+    fig.update_xaxes(title_text="sum of relevance")
+    return _style(fig, title, height=max(320, 120 + 22 * len(layers)))
 
 
 def add_reference_lines(fig: go.Figure, prediction: float | None, baseline: float | None,

@@ -418,9 +418,12 @@ def bundles_dir(root: Path | None = None) -> Path:
 
 
 def model_label(trained: Any) -> str:
-    """A short human label of a trained model, e.g. 'carle/full (quick) 2024-…'."""
+    """A short human label of a model trained in this session, e.g. 'carle/full (quick)
+    14:03:27' (the training's UTC time of day; legends show several of them side by side)."""
     cfg = trained.config
-    return f"{cfg.name}/{cfg.ablation} ({cfg.preset}) {getattr(trained, 'created', '')[:19]}"
+    created = str(getattr(trained, "created", ""))
+    when = created[11:19] if len(created) >= 19 else created
+    return f"{cfg.name}/{cfg.ablation} ({cfg.preset}) {when}".rstrip()
 
 
 def bundle_path(name: str, root: Path | None = None) -> Path:

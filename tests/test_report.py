@@ -227,3 +227,44 @@ def test_deletion_curves_draw_the_input_and_baseline_and_skip_missing_areas():
     assert {a.text: a.yanchor for a in low.layout.annotations} == {
         "input 0.400": "top", "baseline 0.600": "bottom"}
     assert not plots.deletion_curves_figure({"lrp": (x, [1, 0, 0])}).layout.shapes
+
+
+def test_loss_figure_axis_shows_negative_losses_and_whole_epochs():
+    """RC-LSTM's Gaussian NLL goes below zero: a log axis would drop those points."""
+    nll = plots.loss_figure({"loss": [0.8, -0.2, -0.9], "val_loss": [0.9, 0.1, -0.5]})
+    assert nll.layout.yaxis.type == "linear"
+    assert nll.layout.xaxis.dtick == 1 and nll.layout.xaxis.tick0 == 1
+    mse = plots.loss_figure({"loss": [0.5, 0.2, 0.1]})
+    assert mse.layout.yaxis.type == "log" and "log" in mse.layout.yaxis.title.text
+    long = plots.loss_figure({"loss": np.linspace(1.0, 0.1, 95)})
+    assert long.layout.xaxis.dtick == 10  # at most ~10 ticks, whole epochs
+
+
+def test_rul_figure_several_bands_stay_apart_and_legend_moves_below():
+    x = np.arange(20)
+    curves = [{"x": x, "pred": 1 - x / 20 + k / 10, "lower": 0.9 - x / 20, "upper": 1.1 - x / 20,
+               "name": f"model {k}"} for k in range(3)]
+    one = plots.rul_figure(curves[:1])
+    assert one.data[0].fillcolor.endswith(",0.2)") and one.data[0].line.width == 0
+    three = plots.rul_figure(curves)
+    bands = [t for t in three.data if t.fill == "toself"]
+    assert len(bands) == 3
+    assert all(b.fillcolor.endswith(",0.08)") and b.line.dash == "dot" for b in bands)
+    assert three.layout.legend.orientation == "h" and three.layout.legend.y < 0
+
+
+def test_tf_figures_name_units_and_use_svg_traces():
+    """No WebGL traces (each takes one of the browser's few WebGL contexts) and every panel
+    says what the feature is and its unit; long runs are downsampled."""
+    tf = np.random.default_rng(0).random((10_000, 2, 7))
+    fig = plots.tf_trends_figure(np.arange(10_000), tf, ["horizontal", "vertical"],
+                                 max_points=1000)
+    assert {type(t).__name__ for t in fig.data} == {"Scatter"}
+    assert all(t.x.size <= 1000 for t in fig.data)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == list(plots.TF_FEATURE_TITLES)
+    assert "f_d: dominant frequency (Hz)" in titles and "h: histogram entropy (nats)" in titles
+    sig = plots.raw_signal_figure(np.zeros((50_000, 2)), 25600.0, ["h", "v"])
+    assert {type(t).__name__ for t in sig.data} == {"Scatter"}
+    bars = plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"])
+    assert [a.text for a in bars.layout.annotations][1] == "f_d:<br>dominant frequency (Hz)"
