@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from rul_core import ui_state
-from rul_core.app_ui import HOME, PAGES, sidebar_status
+from rul_core.app_ui import HOME, PAGES, quiet_repeated_warnings, sidebar_status
 
 
 def home() -> None:
@@ -51,8 +51,9 @@ def home() -> None:
                    "*Catalogued* (read in place, never copied).")
 
 
-st.set_page_config(page_title="Bearing RUL workbench", page_icon=":material/settings:",
+st.set_page_config(page_title="Bearing RUL workbench", page_icon="⚙️",  # no web-font fetch
                    layout="wide")
+quiet_repeated_warnings()
 
 home_page = st.Page(home, title=HOME.title, icon=HOME.icon, default=True, url_path="home")
 pages = [home_page] + [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES]

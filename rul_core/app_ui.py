@@ -7,6 +7,7 @@ Pages stay thin: they lay out widgets and call these helpers plus ``rul_core`` f
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import streamlit as st
 
 from rul_core import ui_state
 from rul_core.report import FigureRegistry, plain_index
+from rul_core.signal.cwt import WaveletLongerThanWindowWarning
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ def _in_fragment_rerun() -> bool:
 
     ctx = get_script_run_ctx()
     return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def quiet_repeated_warnings() -> None:
+    """Keep the wavelet-longer-than-window warning out of the server log: the pages show that
+    cone-of-influence notice themselves (Representations, the scalogram caption), and each
+    rerun executes a page as a fresh module, so even Python's "once" (a per-module registry)
+    would repeat it on every rerun. Idempotent."""
+    warnings.filterwarnings("ignore", category=WaveletLongerThanWindowWarning)
 
 
 def set_model_label(label: str, only_if_unset: bool = False) -> None:

@@ -142,3 +142,35 @@ def test_train_augmentation_offers_every_noise_kind_and_names_bad_values():
         NoiseAugmentation("salt_and_pepper", 0.5, 2)
     with pytest.raises(RulError, match="Noise augmentation: severity: expected a finite value"):
         ui_state.train_augmentation("gaussian", 0.0, 1)
+
+
+def test_model_label_is_short_and_keeps_the_time_of_day():
+    from types import SimpleNamespace
+
+    from rul_core.models import ModelConfig
+
+    trained = SimpleNamespace(config=ModelConfig("carle", preset="quick"),
+                              created="2026-11-29T14:03:27+00:00")
+    assert ui_state.model_label(trained) == "carle/full (quick) 14:03:27"
+    trained.created = ""
+    assert ui_state.model_label(trained) == "carle/full (quick)"
+
+
+def test_app_keeps_the_wavelet_window_warning_out_of_the_server_log():
+    """Each Streamlit rerun executes the page as a fresh module, so the warning was logged on
+    every rerun (27 times in one session); the pages show the notice instead."""
+    import warnings
+
+    from rul_core.signal.cwt import WaveletLongerThanWindowWarning, warn_if_band_exceeds_window
+
+    from rul_core.app_ui import quiet_repeated_warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("default")  # Python's own default: once per module and line
+        quiet_repeated_warnings()
+        for rerun in range(3):  # three page runs, each its own module namespace
+            page = "def view():\n    warn(123, 25600.0, 10.0)\nview()\n"  # stacklevel 3
+            exec(compile(page, f"<page run {rerun}>", "exec"),
+                 {"warn": warn_if_band_exceeds_window})
+    hits = [w for w in seen if issubclass(w.category, WaveletLongerThanWindowWarning)]
+    assert hits == []
