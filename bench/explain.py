@@ -1,21 +1,26 @@
 """Explanation benchmark: LRP speed on the paper-size multimodal model, and the faithfulness
-of LRP, LIME and SHAP on a trained quick multimodal model over real FEMTO windows.
+of LRP, LIME and SHAP on a trained quick model (multimodal, CARLE or RC-LSTM) over real FEMTO
+windows.
 
 Usage::
 
-    python bench/explain.py [--model BUNDLE] [--windows 8] [--epochs 4] [--threads 2]
+    python bench/explain.py [--model BUNDLE | --model-name {multimodal,carle,rc_lstm}]
+        [--seed 0] [--methods lrp,lime,shap] [--windows 8] [--epochs 4] [--threads 2]
         [--figure docs/explain_side_by_side.png] [--save-model DIR]
 
-Without ``--model`` a quick multimodal model is trained for a few epochs on a subsample of
-FEMTO Bearing1_1 and Bearing2_1 (every 8th snapshot) and explained on windows of Bearing1_2
-(read-only from ../shared/data/real/femto_npz); ``--save-model`` keeps that bundle for
-``--model``. Prints tables (the faithfulness over the windows that have areas; then LRP
-alone under the other rule sets on the same windows); returns 1 if the 2 s LRP budget is missed.
+Without ``--model`` a quick ``--model-name`` model (default multimodal) is trained for a few
+epochs on a subsample of FEMTO Bearing1_1 and Bearing2_1 (every 8th snapshot) and explained
+on windows of Bearing1_2 (read-only from ../shared/data/real/femto_npz); ``--save-model``
+keeps that bundle for ``--model``. The comparison uses the model's default LRP rules
+(``compare.default_rules``). Prints tables (the faithfulness over the windows that have
+areas; then LRP alone under the other rule sets on the same windows); returns 1 if the 2 s
+LRP budget is missed.
 
-``--figure`` also explains one late-life window of Bearing1_2 (the last fifth of its windows,
-the one with the lowest predicted RUL) and writes one side-by-side PNG: the LRP | LIME | SHAP
-ImR maps on one colour scale, the TF-feature attributions of the three methods and the
-deletion curves with the random baseline (``--figure ''`` skips it).
+``--figure`` (models with an ImR input) also explains one late-life window of Bearing1_2
+(the last fifth of its windows, the one with the lowest predicted RUL) and writes one
+side-by-side PNG: the LRP | LIME | SHAP ImR maps on one colour scale, the TF-feature
+attributions of the three methods and the deletion curves with the random baseline
+(``--figure ''`` skips it).
 """
 
 from __future__ import annotations
@@ -67,8 +72,10 @@ def bench_lrp_speed(repeats: int = 3) -> dict[str, float]:
     return out
 
 
-def trained_model(bundle: str | None, epochs: int):
-    """(keras model, pipeline stuff) from a bundle, or trained here on FEMTO Bearing1_1."""
+def trained_model(bundle: str | None, epochs: int, model_name: str = "multimodal",
+                  seed: int = 0):
+    """A TrainedModel from a bundle, or a quick ``model_name`` trained here (seeded) on FEMTO
+    Bearing1_1 and Bearing2_1."""
     if bundle:
         from rul_core.bundle import load_bundle
 
@@ -76,13 +83,19 @@ def trained_model(bundle: str | None, epochs: int):
     from rul_core.models import ModelConfig
     from rul_core.training import train
 
-    config = ModelConfig("multimodal", preset="quick", seed=0)
+    config = ModelConfig(model_name, preset="quick", seed=seed)
     t0 = time.perf_counter()
     trained = train(config, [femto_run("Bearing1_1", 8), femto_run("Bearing2_1", 8)],
                     epochs=epochs, label_scheme="piecewise")
-    print(f"trained quick multimodal for {epochs} epochs in {time.perf_counter() - t0:.1f} s; "
-          f"metrics {trained.metrics}")
+    print(f"trained quick {model_name} (seed {seed}) for {epochs} epochs in "
+          f"{time.perf_counter() - t0:.1f} s; metrics {trained.metrics}")
     return trained
+
+
+def feature_counts(modality: list[str]) -> str:
+    """'25 image + 7 tf' from a comparison's per-feature modality list."""
+    names, counts = np.unique(np.asarray(modality), return_counts=True)
+    return " + ".join(f"{c} {n}" for n, c in zip(names, counts, strict=True))
 
 
 def late_low_window(model, inputs: list[np.ndarray], snapshot_index: np.ndarray,
@@ -97,13 +110,15 @@ def late_low_window(model, inputs: list[np.ndarray], snapshot_index: np.ndarray,
     return int(late[np.argmin(preds[late])]), preds
 
 
-def side_by_side_figure(comp, image: np.ndarray, title: str):
+def side_by_side_figure(comp, image: np.ndarray, title: str,
+                        tf_channels: list[int] | None = None):
     """One figure: ImR maps (row 1), TF-feature bars and deletion curves (row 2), composed
     from the rul_core.plots builders used by the Explain page."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from rul_core import plots
+    from rul_core.explain.common import readable_feature_names
     from rul_core.views import image_maps
 
     maps = plots.normalise_attributions(image_maps(comp, image), quantile=0.98)
@@ -112,7 +127,8 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
     tf_sel = (frame["modality"] == "tf").to_numpy()
     bars = plots.feature_attribution_figure(
         {m: frame[m].to_numpy()[tf_sel] for m in comp.normalised},
-        frame["feature"][tf_sel].tolist(),
+        readable_feature_names(frame["feature"][tf_sel].tolist(), tf_channels,
+                               ["horizontal", "vertical"]),
         errors={m: np.asarray(v)[tf_sel] for m, v in comp.spread.items()} or None)
     faith = comp.faithfulness_frame()
     aucs = dict(zip(faith["method"], faith["deletion_auc"], strict=True))
@@ -160,6 +176,7 @@ def side_by_side_figure(comp, image: np.ndarray, title: str):
 def write_figure(path: str, model, trained, test, background, settings) -> None:
     """Explain the late-life low-prediction window of Bearing1_2 and write the PNG."""
     from rul_core import report
+    from rul_core.atomic import write_bytes
     from rul_core.explain.common import input_names
     from rul_core.explain.compare import compare_window
 
@@ -178,20 +195,28 @@ def write_figure(path: str, model, trained, test, background, settings) -> None:
     print(comp.modality_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     image = np.asarray(test.inputs[input_names(model).index("image")][idx, :, :, 0],
                        dtype=np.float32)
-    title = (f"LRP vs LIME vs SHAP, quick multimodal model, FEMTO Bearing1_2 late-life window "
+    title = (f"LRP ({settings.rules} rules) vs LIME vs SHAP, quick multimodal model, FEMTO "
+             f"Bearing1_2 late-life window "
              f"{idx} (orig. snapshot {snap * 8}/{n_snap * 8}): predicted RUL "
              f"{comp.prediction:.2f}, label {true:.2f}<br><sup>ImR maps: each scaled to its "
              "98th-percentile |value| = 1, one colour scale (red raises, blue lowers the "
              "prediction); grey: raster outline</sup>")
-    fig = side_by_side_figure(comp, image, title)
+    fig = side_by_side_figure(comp, image, title, trained.config.resolved().get("tf_channels"))
     data, engine = report.export_figure(fig, "png")
-    out = report.write_atomic(path, data)
+    out = write_bytes(path, data)
     print(f"figure: {out} ({len(data) / 1024:.0f} KiB, {engine})")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default=None, metavar="BUNDLE",
+                    help="explain this bundle instead of training a quick model")
+    ap.add_argument("--model-name", default="multimodal",
+                    choices=("multimodal", "carle", "rc_lstm"),
+                    help="the quick model trained without --model")
+    ap.add_argument("--seed", type=int, default=0, help="training seed without --model")
+    ap.add_argument("--methods", default="lrp,lime,shap",
+                    help="comma-separated methods compared (LRP always runs every rule set)")
     ap.add_argument("--windows", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -222,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     from rul_core.explain.compare import CompareSettings, compare_windows
     from rul_core.training import prepare_run
 
-    trained = trained_model(args.model, args.epochs)
+    trained = trained_model(args.model, args.epochs, args.model_name, args.seed)
     if args.save_model and not args.model:
         from rul_core.bundle import save_bundle
 
@@ -236,12 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     test = test_run.inputs
     n = test[0].shape[0]
     idx = np.linspace(0, n - 1, args.windows).round().astype(int)
-    settings = CompareSettings(lime_samples=args.lime_samples, shap_samples=100,
+    from rul_core.explain.compare import METHODS, default_rules
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
+    settings = CompareSettings(methods=methods, rules=default_rules(trained.config.name),
+                               lime_samples=args.lime_samples, shap_samples=100,
                                shap_background=30, n_random=10)
+    print(f"\nmodel: {trained.config.name} ({trained.config.preset}); comparison with the "
+          f"{settings.rules} LRP rules (the default for this model)")
     t0 = time.perf_counter()
     res = compare_windows(model, test, idx, bg, settings)
+    features = feature_counts(res.windows[0].modality)
     print(f"\nFaithfulness over {len(idx)} windows of FEMTO Bearing1_2 "
-          f"({time.perf_counter() - t0:.1f} s); 25 image bands + 7 TF features; "
+          f"({time.perf_counter() - t0:.1f} s); features: {features}; "
           "deletion AUC lower = better, insertion higher = better:")
     print(res.faithfulness_frame().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("\nRank agreement (mean over windows):")
@@ -252,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     mods = pd.concat([w.modality_frame() for w in res.windows])
     print(mods.groupby(["method", "modality"])["abs_share"].mean().unstack().to_string(
         float_format=lambda v: f"{v:.3f}"))
+    from rul_core.explain.common import input_names
     from rul_core.explain.lrp import OFFERED_RULES
 
     lrp_rules = [r for r in OFFERED_RULES if r != settings.rules]
@@ -264,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmost faithful (largest insertion - deletion AUC, over the {res.n_conditioned} of "
           f"{len(res.windows)} windows whose prediction moves >= {settings.min_contrast:g} when "
           f"every feature is removed): {res.most_faithful()}")
-    if args.figure:
+    if args.figure and "image" in input_names(model):  # the figure shows ImR maps
         write_figure(args.figure, model, trained, test_run, bg, settings)
     return 0 if ok else 1
 

@@ -38,11 +38,13 @@ with st.expander("Settings", expanded=False):
     rules = c1.selectbox(
         "LRP rules", compare.LRP_RULES, key=f"explain_rules_{first_rules}",
         index=compare.LRP_RULES.index(first_rules),
-        help="paper: the Multimodal-RUL paper's rules as printed (they lose relevance, and on "
-             "RC-LSTM's recurrent cell keep only the last step's); conservative: input "
-             "relevance sums to the output (biases kept out of the denominators); epsilon: "
-             "LRP-ε with the biases in the denominators (they absorb relevance), the set "
-             "whose rankings tracked the model on FEMTO windows (README, Explanations).")
+        help="epsilon (default for Multimodal-RUL and CARLE): LRP-ε with the biases in the "
+             "denominators (they absorb relevance), the set whose rankings tracked those "
+             "models on real FEMTO windows; conservative (default for RC-LSTM, where it "
+             "tracked best): input relevance sums to the output, biases kept out of the "
+             "denominators; paper: the Multimodal-RUL paper's rules as printed (they lose "
+             "relevance, and on RC-LSTM's recurrent cell keep only the last step's). "
+             "README, Explanations.")
     methods = c2.multiselect("Methods", compare.METHODS, default=list(compare.METHODS),
                              key="explain_methods")
     lime_samples = c3.number_input("LIME samples", 50, 5000, 300, 50, key="explain_lime_n")
@@ -69,6 +71,13 @@ if not train_names:
     st.caption(f"The model's training bearings are not in this dataset; background windows "
                f"come from {run.name}.")
 model_key = f"{label}|{trained.created}"
+tf_channels = trained.config.resolved().get("tf_channels")
+
+
+def _names(features: list[str]) -> list[str]:
+    """'vertical: log E' instead of 'ch0:log_E' (the model's TF channels in this run)."""
+    return compare.readable_feature_names(features, tf_channels, run.channel_names)
+
 state_key = (model_key, app_ui.run_key(run)[:16], int(idx), repr(cmp_settings))
 
 
@@ -91,7 +100,8 @@ def _show_window(res) -> None:
         fig = plots.signal_attribution_figure(
             sig.samples, sig.steps, sig.edges, sig.segment_maps,
             "Signal attributions over the input sequence (shares of |attribution| per segment, "
-            "one colour scale" + (f"; one window every {every} snapshots)" if every > 1 else ")"))
+            "one colour scale" + (f"; one window every {every} snapshots)" if every > 1 else ")"),
+            channel_names=run.channel_names)
         app_ui.show_figure(fig, "signal-maps", PAGE)
 
     frame = comp.attribution_frame()
@@ -104,7 +114,7 @@ def _show_window(res) -> None:
             attr = {m: rows[m].to_numpy() for m in comp.normalised}
             spread = {m: np.asarray(v)[frame["modality"].to_numpy() == modality]
                       for m, v in comp.spread.items()}
-            fig = plots.feature_attribution_figure(attr, rows["feature"].tolist(), title,
+            fig = plots.feature_attribution_figure(attr, _names(rows["feature"].tolist()), title,
                                                    errors=spread or None)
             app_ui.show_figure(fig, key, PAGE, caption="Error bars: LIME's spread across seeds.")
 
@@ -195,7 +205,7 @@ if stored_global is not None:
     gi = glob.global_importance()
     methods_g = [c for c in gi.columns if c not in ("feature", "modality")]
     fig = plots.feature_attribution_figure({m: gi[m].to_numpy() for m in methods_g},
-                                           gi["feature"].tolist(),
+                                           _names(gi["feature"].tolist()),
                                            "Global importance: mean |attribution| over windows")
     app_ui.show_figure(fig, "global", PAGE)
     app_ui.show_table(glob.faithfulness_frame(), "global-faithfulness",

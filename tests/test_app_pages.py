@@ -422,6 +422,8 @@ def test_explain_one_window(demo_assets):
         at.selectbox(key="explain_model").set_value(model).run()
         at.button(key="explain_go").click().run()
         comp = at.session_state["explain_result"][1].comparison
+        # the demo models are Multimodal-RUL and CARL: epsilon, the set that tracked them
+        assert comp.details["lrp"].rules == "epsilon", model
         faith = at.dataframe[-1].value
         # the deletion chart plots raw predictions, from f(x) down the removal path
         assert comp.curves["lrp"]["deletion_pred"][0] == pytest.approx(comp.prediction,

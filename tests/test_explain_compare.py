@@ -185,6 +185,35 @@ def test_signal_view_draws_the_explainers_segments_over_the_sequence() -> None:
     assert heat[0].zmax == pytest.approx(0.5) and heat[1].zmin == pytest.approx(-0.5)  # shared
     assert sum(t.type == "scatter" for t in fig.data) == 2 * 2  # two channels per method
     assert list(fig.layout.xaxis.ticktext) == ["t−2", "t−1", "t"]
+    named = signal_attribution_figure(view.samples, view.steps, view.edges, view.segment_maps,
+                                      channel_names=["horizontal", "vertical"])
+    assert [t.name for t in named.data if t.type == "scatter" and t.showlegend] == [
+        "horizontal", "vertical"]
+    assert named.layout.legend.y < 0  # under the plot, clear of the title
+
+
+def test_feature_names_name_the_runs_channels() -> None:
+    from rul_core.explain.common import readable_feature_names, tf_feature_names
+
+    multimodal = tf_feature_names(7)  # the vertical channel only (tf_channels [1])
+    assert multimodal[0] == "ch0:log_E"
+    shown = readable_feature_names(multimodal, [1], ["horizontal", "vertical"])
+    assert shown[:2] == ["vertical: log E", "vertical: f_d"]
+    carle = readable_feature_names(tf_feature_names(14), [0, 1], ["horizontal", "vertical"])
+    assert carle[0] == "horizontal: log E" and carle[7] == "vertical: log E"
+    # no channel list, a channel the run lacks, or not a TF feature: unchanged
+    assert readable_feature_names(multimodal, None, ["x"]) == multimodal
+    assert readable_feature_names(["ch0:K"], [3], ["a", "b"]) == ["ch0:K"]
+    assert readable_feature_names(["band3", "segment0"], [0], ["a"]) == ["band3", "segment0"]
+
+
+def test_layer_relevance_bars_are_horizontal_output_first() -> None:
+    from rul_core.plots import layer_relevance_figure
+
+    fig = layer_relevance_figure(["dense_out", "attention", "conv2d_1"], [1.0, 0.9, 0.7], 1.0)
+    bar = fig.data[0]
+    assert bar.orientation == "h" and list(bar.y) == ["dense_out", "attention", "conv2d_1"]
+    assert fig.layout.yaxis.autorange == "reversed"  # output at the top
 
 
 def test_linear_signal_model_gets_its_exact_contributions_from_every_method() -> None:

@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=0, help="window index in the run")
     p.add_argument("--methods", default="lrp,lime,shap", help="comma list of lrp,lime,shap")
     p.add_argument("--rules", choices=("paper", "conservative", "epsilon"), default=None,
-                   help="LRP rules (default: paper; conservative for RC-LSTM, whose recurrent "
-                        "cell keeps only its last step's relevance under the paper's rules; "
-                        "epsilon: biases in the denominators, the set whose rankings tracked "
-                        "the model in bench/explain.py)")
+                   help="LRP rules (default: epsilon, biases in the denominators, the set "
+                        "whose rankings tracked Multimodal-RUL and CARLE in bench/explain.py; "
+                        "conservative for RC-LSTM, where it tracked best; paper: the "
+                        "multimodal paper's rules as printed)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--background", default=None, help="dataset path for background windows")
     p.add_argument("--n-bands", type=int, default=25,

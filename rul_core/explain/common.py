@@ -49,6 +49,23 @@ def tf_feature_names(n: int) -> list[str]:
     return [f"ch{c}:{f}" for c in range(n // 7) for f in TF_FEATURES]
 
 
+def readable_feature_names(names: Sequence[str], tf_channels: Sequence[int] | None,
+                           channel_names: Sequence[str]) -> list[str]:
+    """Display names: ``ch0:log_E`` becomes ``vertical: log E`` when the model's TF input
+    block 0 is channel ``tf_channels[0]`` of a run whose channels are ``channel_names``;
+    other names (image bands, signal segments) are returned unchanged."""
+    out = []
+    for name in names:
+        block, sep, feature = str(name).partition(":")
+        k = block[2:] if block.startswith("ch") else ""
+        if sep and k.isdigit() and tf_channels is not None and int(k) < len(tf_channels) \
+                and 0 <= int(tf_channels[int(k)]) < len(channel_names):
+            feature = "log E" if feature == "log_E" else feature
+            name = f"{channel_names[int(tf_channels[int(k)])]}: {feature}"
+        out.append(str(name))
+    return out
+
+
 def band_segments(width: int, n_bands: int = 25) -> np.ndarray:
     """Column-band index (0..n_bands−1) of every image column (bands as equal as possible)."""
     if not 1 <= n_bands <= width:
