@@ -130,7 +130,7 @@ col_a, col_b = st.columns(2)
 with col_a:
     fig = plots.trends_figure(
         x, {c: stats["rms"][:, i] for i, c in enumerate(run.channel_names)},
-        f"{run.name}: RMS over life", "RMS", marker_x=snap)
+        f"{run.name}: RMS over life", "RMS (g)", marker_x=snap)
     app_ui.show_figure(fig, "rms", PAGE)
 with col_b:
     fig = plots.trends_figure(

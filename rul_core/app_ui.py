@@ -182,7 +182,9 @@ def show_figure(fig: go.Figure, key: str, page: str, caption: str = "") -> None:
 
 
 def show_table(df: Any, key: str, title: str, page: str) -> None:
-    """Render a table (without a 0, 1, 2... index column) and register it for the report."""
+    """Render a table under its title (without a 0, 1, 2... index column) and register it
+    for the report under the same title."""
+    st.caption(f"**{title}**")
     st.dataframe(df, hide_index=plain_index(df) or None)
     registry().add_table(f"{page}/{key}", df, title, page=page)
 

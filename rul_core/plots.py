@@ -164,8 +164,10 @@ def scalogram_figure(
     coi_hz: np.ndarray | None = None,
     title: str = "Scalogram |CWT|",
     notice: str | None = None,
+    unit: str = "normalised",
 ) -> go.Figure:
-    """|CWT| (scales x time) against frequency (log axis) and time in ms.
+    """|CWT| (scales x time) against frequency (log axis) and time in ms; ``unit``: that of
+    the transformed signal (the pages transform the window normalised to [0, 1]).
 
     ``coi_hz`` gives, per time sample, the frequency below which edge effects dominate (the
     cone of influence); that region is hatched grey.
@@ -175,7 +177,7 @@ def scalogram_figure(
     order = np.argsort(freqs)
     t_ms = np.arange(power.shape[1]) / float(fs) * 1000.0
     fig = go.Figure(go.Heatmap(x=t_ms, y=freqs[order], z=power[order], colorscale="Viridis",
-                               colorbar={"title": {"text": "|W|"}}))
+                               colorbar={"title": {"text": f"|W|<br>({unit})"}}))
     if coi_hz is not None:
         coi = np.clip(np.asarray(coi_hz, dtype=float), freqs.min(), freqs.max())
         fig.add_trace(go.Scatter(x=t_ms, y=coi, mode="lines", name="cone of influence",
@@ -354,7 +356,13 @@ def error_vs_severity_figure(
                                  name=model, line={"color": PALETTE[i % len(PALETTE)]}))
     fig.update_xaxes(title_text="severity")
     fig.update_yaxes(title_text=metric)
-    return _style(fig, f"{metric} vs {noise} noise severity".replace("  ", " "), height=340)
+    title = f"{metric} vs {noise} noise severity".replace("  ", " ")
+    if len(sweep) < 2:
+        return _style(fig, title, height=340)
+    # several models: the legend under the plot, where long labels do not squeeze it
+    fig = _style(fig, title, height=380 + 22 * len(sweep))
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
+    return fig
 
 
 def shared_abs_max(maps: Mapping[str, np.ndarray]) -> float:

@@ -251,6 +251,9 @@ def test_rul_figure_several_bands_stay_apart_and_legend_moves_below():
     assert len(bands) == 3
     assert all(b.fillcolor.endswith(",0.08)") and b.line.dash == "dot" for b in bands)
     assert three.layout.legend.orientation == "h" and three.layout.legend.y < 0
+    sweep = plots.error_vs_severity_figure({f"carle/full (quick) 10:0{k}:00": ([0, 1], [0.1, 0.2])
+                                            for k in range(3)}, "gaussian")
+    assert sweep.layout.legend.orientation == "h" and sweep.layout.legend.y < 0
 
 
 def test_tf_figures_name_units_and_use_svg_traces():

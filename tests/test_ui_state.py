@@ -161,9 +161,8 @@ def test_app_keeps_the_wavelet_window_warning_out_of_the_server_log():
     every rerun (27 times in one session); the pages show the notice instead."""
     import warnings
 
-    from rul_core.signal.cwt import WaveletLongerThanWindowWarning, warn_if_band_exceeds_window
-
     from rul_core.app_ui import quiet_repeated_warnings
+    from rul_core.signal.cwt import WaveletLongerThanWindowWarning, warn_if_band_exceeds_window
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("default")  # Python's own default: once per module and line
