@@ -70,26 +70,39 @@ def _fsync_path(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, else vanishes.
-
-    The new file gets the usual permissions (not ``mkstemp``'s 0600). ``durable`` flushes it
-    to disk before the rename (off for caches, which are rebuilt when lost).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+def _temp_beside(folder: Path, name: str) -> Iterator[Path]:
+    """An empty temporary file in ``folder`` (created if missing), named after ``name``;
+    removed on exit unless it was renamed or linked away first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, _umask_mode())
-        if durable:  # the content is on disk before the name points at it
-            _fsync_path(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+
+
+def _seal(tmp: Path, durable: bool = True) -> None:
+    """Give a finished temporary file the usual permissions (not ``mkstemp``'s 0600) and, if
+    ``durable``, flush it to disk, so its content is there before a name points at it."""
+    os.chmod(tmp, _umask_mode())
+    if durable:
+        _fsync_path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, else vanishes.
+
+    The new file gets the usual permissions. ``durable`` flushes it to disk before the rename
+    (off for caches, which are rebuilt when lost).
+    """
+    target = Path(path)
+    with _temp_beside(target.parent, target.name) as tmp:
+        yield tmp
+        _seal(tmp, durable)
+        os.replace(tmp, target)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -113,14 +126,9 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
     temporary file, which fails instead of overwriting if another writer took the name first.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
+    with _temp_beside(folder, stem) as tmp:
+        tmp.write_bytes(data)
+        _seal(tmp)
         for n in range(1, 10_000):
             target = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
             try:
@@ -135,9 +143,6 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
                 os.replace(tmp, target)
             return target
         raise FileExistsError(f"{folder}: no free name for {stem}{suffix}")
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 @contextlib.contextmanager
