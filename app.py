@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from rul_core import ui_state
-from rul_core.app_ui import HOME, PAGES, sidebar_status
+from rul_core.app_ui import HOME, PAGES, keep_widget_state, sidebar_status
 
 
 def home() -> None:
@@ -66,5 +66,6 @@ with st.sidebar:
         st.caption(info.description)
     st.divider()
 sidebar_status()  # before the page runs: a fresh slot each run, which the page may rewrite
+keep_widget_state()  # the other pages' settings survive this page's run
 
 nav.run()

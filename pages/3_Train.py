@@ -46,15 +46,18 @@ with tab_train:
         model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",
                                   format_func={"multimodal": "Multimodal-RUL", "carle": "CARLE",
                                                "rc_lstm": "RC-LSTM"}.get)
+        app_ui.keep_valid("train_ablation", presets.ABLATIONS[model_name])
         ablation = c2.selectbox("Ablation", presets.ABLATIONS[model_name], key="train_ablation")
         preset = c3.selectbox("Preset", tuple(presets.PRESETS), key="train_preset",
                               index=list(presets.PRESETS).index("quick"))
         c4, c5, c6 = st.columns(3)
         schemes = app_ui.label_schemes() or ["piecewise"]
+        app_ui.keep_valid("train_scheme", schemes)
         scheme = c4.selectbox("Label scheme", schemes, key="train_scheme",
                               index=schemes.index("piecewise") if "piecewise" in schemes else 0)
         intervals = (["gaussian", "ensemble"] if model_name == "rc_lstm"
                      else ["mc_dropout", "ensemble"])
+        app_ui.keep_valid("train_interval", intervals)
         interval = c5.selectbox("Uncertainty", intervals, key="train_interval")
         n_members = 1
         if interval == "ensemble":
@@ -68,9 +71,11 @@ with tab_train:
         epochs = c6.number_input("Epochs", 1, 500, int(hp.get("epochs", 20)), key="train_epochs")
         names = dataset.run_names
         if cross_validating:
+            app_ui.keep_valid("cv_runs", names, names)  # another dataset since
             train_names = st.multiselect("Bearings to cross-validate over", names,
                                          default=names, key="cv_runs")
         else:
+            app_ui.keep_valid("train_runs", names, names[: max(1, len(names) - 1)])
             train_names = st.multiselect("Training bearings", names,
                                          default=names[: max(1, len(names) - 1)],
                                          key="train_runs")
@@ -126,6 +131,7 @@ with tab_train:
                      "RC-LSTM, 2.5 GB for Multimodal-RUL)."))
         else:
             rest = [n for n in names if n not in train_names]
+            app_ui.keep_valid("val_runs", rest, rest)
             val_names = st.multiselect("Validation/test bearings (never mixed with training)",
                                        rest, default=rest, key="val_runs")
         c7, c8, c9, c10 = st.columns(4)
@@ -303,6 +309,7 @@ with tab_load:
             except Exception as exc:
                 app_ui.show_error(exc, "workspace catalog")
         if choices:
+            app_ui.keep_valid("bundle_pick", list(choices))
             pick = st.selectbox("From the catalog", list(choices), key="bundle_pick")
             if st.button("Load", key="bundle_load"):
                 trained = app_ui.guarded(app_ui.load_model, choices[pick], context="load bundle")
@@ -355,6 +362,7 @@ with tab_cv:
     else:
         app_ui.show_table(past.drop(columns="path"), "cv-catalog",
                           "Cross-validations in the workspace", PAGE)
+        app_ui.keep_valid("cv_past_pick", list(past.index))
         pick = st.selectbox("Open", past.index, key="cv_past_pick",
                             format_func=lambda i: f"#{i} {past.loc[i, 'model']} — "
                                                   f"{past.loc[i, 'created']}")

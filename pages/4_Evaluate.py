@@ -20,13 +20,15 @@ if not models:
     st.info("No model yet: train one on the Train page or load a bundle there.")
     st.stop()
 
-chosen = st.multiselect("Models to compare", list(models),
-                        default=[st.session_state.get("model_label", next(iter(models)))]
-                        if st.session_state.get("model_label") in models else list(models)[:1],
+default_models = ([st.session_state["model_label"]]
+                  if st.session_state.get("model_label") in models else list(models)[:1])
+app_ui.keep_valid("eval_models", list(models), default_models)
+chosen = st.multiselect("Models to compare", list(models), default=default_models,
                         key="eval_models")
 first = models[chosen[0]] if chosen else None
 trained_names = {r.name for r in first.train_runs} if first is not None else set()
 default_runs = [n for n in dataset.run_names if n not in trained_names] or dataset.run_names
+app_ui.keep_valid("eval_runs", dataset.run_names, default_runs)  # another dataset since
 run_names = st.multiselect("Bearings to evaluate", dataset.run_names, default=default_runs,
                            key="eval_runs")
 on = st.radio("Metrics over", ("window", "snapshot"), horizontal=True, key="eval_on",
@@ -59,6 +61,7 @@ if not current:
 
 # ----------------------------------------------------------------------------- RUL over life
 st.subheader("RUL over life")
+app_ui.keep_valid("eval_run_pick", run_names)
 run_pick = st.selectbox("Bearing", run_names, key="eval_run_pick")
 curves = [views.rul_curve(res.snapshots, run_pick, label) for label, res in current.items()]
 seen = bool(next(iter(current.values())).snapshots.query("run == @run_pick")["seen"].iloc[0])
@@ -69,6 +72,7 @@ app_ui.show_figure(fig, f"rul-{run_pick}", PAGE,
 
 # ----------------------------------------------------------------------------- time left
 st.subheader("Remaining time to failure")
+app_ui.keep_valid("eval_time_model", list(current))
 time_label = st.selectbox("Model", list(current), key="eval_time_model")
 times = app_ui.guarded(views.remaining_time_curves, models[time_label],
                        current[time_label].snapshots.query("run == @run_pick"),
@@ -76,6 +80,7 @@ times = app_ui.guarded(views.remaining_time_curves, models[time_label],
 if times is not None:
     upto = len(times)
     if len(times) > 1:
+        app_ui.clamp_state("eval_time_upto", len(times))  # a shorter bearing since
         upto = st.slider("Snapshots recorded so far", 1, len(times), len(times),
                          key="eval_time_upto",
                          help="The estimate at a snapshot uses only that snapshot and the ones "
@@ -100,6 +105,7 @@ if times is not None:
 
 # ----------------------------------------------------------------------------- PHM 2012
 st.subheader("PHM 2012 challenge protocol")
+app_ui.keep_valid("eval_phm_model", list(current))
 phm_label = st.selectbox("Model", list(current), key="eval_phm_model")
 challenge = app_ui.guarded(phm2012.protocol_tables, models[phm_label], runs,
                            current[phm_label].snapshots, context="PHM 2012 protocol")

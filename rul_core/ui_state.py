@@ -412,6 +412,56 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     }
 
 
+# Widget keys whose values survive a visit to another page (app_ui.keep_widget_state; Streamlit
+# drops a widget's value when a run does not draw it). Not here, on purpose: buttons, file
+# uploaders and download buttons (their values cannot be set); the run and model pickers and
+# the window pickers (pick_run / pick_model / pick_window share one choice between pages through
+# selected_run / model_label / selected_window); widgets tied to one result (bundle_name,
+# bundle_replace, the cross-validation's bearing pick); the Report's figure choice (new figures
+# join it by default). tests/test_ui_state.py checks every widget key of the pages is sorted.
+PERSISTENT_KEYS: tuple[str, ...] = (
+    # Data
+    "data_source", "upload_mode", "upload_subfolder", "server_path", "server_layout",
+    "catalog_pick", "data_snapshot", "data_full", "data_schemes",
+    # Train
+    "train_mode", "train_model", "train_ablation", "train_preset", "train_scheme",
+    "train_interval", "train_members", "train_epochs", "train_runs", "val_runs", "train_knee",
+    "train_cap_min", "train_log_min", "train_seed", "train_patience", "train_every",
+    "train_phases", "train_aug_kind", "train_aug_severity", "train_aug_copies",
+    "train_hparams", "cv_runs", "cv_split", "cv_folds", "cv_inner_val", "cv_jobs",
+    "bundle_pick", "bundle_path", "cv_past_pick",
+    # Evaluate
+    "eval_models", "eval_runs", "eval_on", "eval_run_pick", "eval_time_model",
+    "eval_time_upto", "eval_phm_model",
+    # Noise lab
+    "noise_kind", "noise_severity", "noise_seed", "sweep_models", "sweep_runs",
+    "sweep_levels",
+    # Explain (plus explain_rules_<default rules>: one choice per models' default)
+    "explain_methods", "explain_lime_n", "explain_lime_seeds", "explain_shap_n",
+    "explain_bands", "explain_global_n",
+    # Report
+    "report_title", "report_engine", "report_formats", "report_one_fmt",
+)
+PERSISTENT_PREFIXES: tuple[str, ...] = ("explain_rules_",)
+
+
+def persistent_keys(keys: Iterable[Any]) -> list[str]:
+    """The keys among ``keys`` whose widget values are kept across pages."""
+    return [k for k in keys if isinstance(k, str)
+            and (k in PERSISTENT_KEYS or k.startswith(PERSISTENT_PREFIXES))]
+
+
+def valid_selection(stored: Any, options: Iterable[Any], default: Any = None) -> Any:
+    """``stored`` made valid for a select widget offering ``options``: a multiselect's list
+    keeps the values still offered (``default`` when none is left of a non-empty list); a
+    single value no longer offered becomes ``default`` (None: drop it)."""
+    opts = list(options)
+    if isinstance(stored, (list, tuple)):
+        kept = [v for v in stored if v in opts]
+        return kept if kept or not stored else default
+    return stored if stored in opts else default
+
+
 def bundles_dir(root: Path | None = None) -> Path:
     """Folder for bundles saved from the app: <workspace>/bundles."""
     return (root or workspace_dir()) / "bundles"

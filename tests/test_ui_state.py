@@ -142,3 +142,66 @@ def test_train_augmentation_offers_every_noise_kind_and_names_bad_values():
         NoiseAugmentation("salt_and_pepper", 0.5, 2)
     with pytest.raises(RulError, match="Noise augmentation: severity: expected a finite value"):
         ui_state.train_augmentation("gaussian", 0.0, 1)
+
+
+def test_persistent_keys_and_valid_selections():
+    keys = ["train_epochs", "explain_rules_epsilon", "train_start", "train_job", 3,
+            "selected_run"]
+    assert ui_state.persistent_keys(keys) == ["train_epochs", "explain_rules_epsilon"]
+    opts = ["B1", "B2"]
+    assert ui_state.valid_selection(["B1", "B9"], opts, ["B2"]) == ["B1"]  # what is left
+    assert ui_state.valid_selection(["B9"], opts, ["B2"]) == ["B2"]  # none left: the default
+    assert ui_state.valid_selection([], opts, ["B2"]) == []  # emptied on purpose: kept
+    assert ui_state.valid_selection("B2", opts) == "B2"
+    assert ui_state.valid_selection("B9", opts) is None  # dropped
+    assert ui_state.valid_selection("B9", opts, "B1") == "B1"
+
+
+WIDGETS = {"selectbox", "multiselect", "radio", "slider", "number_input", "text_input",
+           "text_area", "checkbox", "toggle", "button", "file_uploader", "download_button",
+           "index_slider", "pick_window", "pick_run", "pick_model"}
+NOT_SETTABLE = {"button", "file_uploader", "download_button"}
+# keyed widgets left out of ui_state.PERSISTENT_KEYS on purpose (see its comment)
+NOT_KEPT = {"data_run", "repr_run", "noise_run", "explain_run", "explain_model", "repr_window",
+            "noise_window", "explain_window", "bundle_name", "bundle_replace", "report_items",
+            "report_one"}
+
+
+def _widget_keys() -> list[tuple[str, str, str]]:
+    """(file, widget, key) of every widget call with a literal or f-string key in the pages
+    and app_ui."""
+    import ast
+
+    from app_support import APP_ROOT
+
+    found = []
+    files = [*sorted((APP_ROOT / "pages").glob("*.py")), APP_ROOT / "rul_core" / "app_ui.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            for kw in node.keywords:
+                if kw.arg == "key" and name in WIDGETS:
+                    if isinstance(kw.value, ast.Constant):
+                        found.append((path.name, name, kw.value.value))
+                    elif isinstance(kw.value, ast.JoinedStr):  # f"explain_rules_{...}"
+                        head = kw.value.values[0]
+                        prefix = head.value if isinstance(head, ast.Constant) else ""
+                        found.append((path.name, name, prefix + "*"))
+    return found
+
+
+def test_every_widget_key_is_kept_or_left_out_on_purpose():
+    keys = _widget_keys()
+    assert len(keys) > 60
+    for file, widget, key in keys:
+        if key.endswith("*"):  # keys built at run time
+            if key != "*":
+                assert ui_state.persistent_keys([key[:-1] + "x"]) or widget in NOT_SETTABLE, key
+            continue
+        if widget in NOT_SETTABLE:
+            assert not ui_state.persistent_keys([key]), f"{file}: {widget} {key} cannot be set"
+        else:
+            assert ui_state.persistent_keys([key]) or key in NOT_KEPT, f"{file}: {key} unsorted"
+    assert set(ui_state.PERSISTENT_KEYS) <= {k for _, _, k in keys}  # no stale names
