@@ -139,22 +139,25 @@ if challenge is not None:
                "--quantile q`.")
 
 # ----------------------------------------------------------------------------- tables
-st.subheader("Metrics per bearing × condition")
+over = f"over {on}s"  # what every metric below averages
+st.subheader(f"Metrics per bearing × condition ({over})")
 cols = ["run", "condition", "seen", "n", "rmse", "mae", "score", "alpha_lambda", "picp", "piaw",
         "ais"]
 for label, res in current.items():
     st.markdown(f"**{label}**")
     table = res.table[[c for c in cols if c in res.table.columns]]
-    app_ui.show_table(table, f"table-{label}", f"Metrics of {label}", PAGE)
-    app_ui.show_table(res.seen_unseen, f"seen-{label}", f"Seen vs unseen conditions: {label}",
-                      PAGE)
+    app_ui.show_table(table, f"table-{label}",
+                      f"Metrics per bearing × condition ({over}): {label}", PAGE)
+    app_ui.show_table(res.seen_unseen, f"seen-{label}",
+                      f"Seen vs unseen conditions ({over}): {label}", PAGE)
 
 if len(current) > 1:
     st.subheader("Comparison")
     summary = pd.DataFrame({label: res.summary() for label, res in current.items()}).T
-    app_ui.show_table(summary, "compare", "Model comparison (all evaluated windows)", PAGE)
-    st.markdown("**Per bearing × condition, side by side** (the papers' ablation tables)")
+    app_ui.show_table(summary, "compare", f"Model comparison (all evaluated {on}s)", PAGE)
+    st.markdown(f"**Per bearing × condition, side by side** ({over}; the papers' ablation "
+                "tables)")
     app_ui.show_table(evaluation.ablation_table(current, flat=True).round(4), "ablation",
-                      "Models side by side per bearing x condition", PAGE)
+                      f"Models side by side per bearing × condition ({over})", PAGE)
 st.caption("Score: CARLE eq. 16 on the normalised RUL in percent of life; RMSE/MAE on the "
            "normalised RUL.")

@@ -360,6 +360,15 @@ def test_evaluate_demo_model(demo_assets):
     assert list(seen["conditions"]) == ["unseen", "seen"]  # Bearing2_1 / Bearing1_3
     at.selectbox(key="eval_run_pick").set_value("Bearing2_1").run()
     _no_exceptions(at)
+    # the tables say what their metrics are over, on the page and in the report
+    (label,) = at.session_state["models"]
+    reg = at.session_state["figure_registry"]
+    for on in ("snapshot", "window"):
+        at.radio(key="eval_on").set_value(on).run()
+        _no_exceptions(at)
+        assert f"Metrics per bearing × condition (over {on}s)" in [h.value for h in at.subheader]
+        assert reg.get(f"Evaluate/table-{label}").title == (
+            f"Metrics per bearing × condition (over {on}s): {label}")
     # two models: the comparison and the papers' side-by-side (ablation) table
     (label,) = at.session_state["models"]
     at.session_state["models"]["copy"] = at.session_state["models"][label]
