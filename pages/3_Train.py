@@ -261,7 +261,10 @@ with tab_train:
                 st.session_state["train_job_collected"] = True
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
-                st.error(f"{what} {job.status}: {job.error}")
+                if job.status == "cancelled":
+                    st.warning(ui_state.cancelled_message(job, what))
+                else:
+                    st.error(f"{what} failed: {job.error}")
                 if not st.session_state.get("train_job_collected"):
                     st.session_state["train_job_collected"] = True
                     st.rerun(scope="app")  # stop polling

@@ -412,6 +412,16 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     }
 
 
+def cancelled_message(job: Any, what: str = "Training") -> str:
+    """What a cancelled job got through, e.g. 'Training cancelled after 3 epochs (12 s); no
+    model was kept.'"""
+    epochs = sum(1 for e in job.snapshot_events() if e.extra.get("epoch_end"))
+    kept = "no model was kept" if what == "Training" else "no result was kept"
+    done = (f"after {epochs} epoch{'' if epochs == 1 else 's'}" if epochs
+            else "before its first epoch")
+    return f"{what} cancelled {done} ({job.elapsed:.0f} s); {kept}."
+
+
 # Widget keys whose values survive a visit to another page (app_ui.keep_widget_state; Streamlit
 # drops a widget's value when a run does not draw it). Not here, on purpose: buttons, file
 # uploaders and download buttons (their values cannot be set); the run and model pickers and

@@ -144,6 +144,26 @@ def test_train_augmentation_offers_every_noise_kind_and_names_bad_values():
         ui_state.train_augmentation("gaussian", 0.0, 1)
 
 
+def test_cancelled_message_counts_the_finished_epochs():
+    def two_epochs_then_cancelled(progress, cancel):
+        for i in range(2):
+            emit(progress, "train", i + 1, 5, "", epoch_end=True, loss=1.0)
+        emit(progress, "train", 3, 5, "batch 1")  # not an epoch's end
+        cancel.cancel()
+        check(cancel)
+
+    job = ui_state.start_job("t", two_epochs_then_cancelled)
+    job.join(5)
+    assert job.status == "cancelled"
+    msg = ui_state.cancelled_message(job)
+    assert msg.startswith("Training cancelled after 2 epochs (") and msg.endswith(
+        "; no model was kept.")
+    job = ui_state.start_job("c", lambda progress, cancel: (cancel.cancel(), check(cancel)))
+    job.join(5)
+    assert ui_state.cancelled_message(job, "Cross-validation").startswith(
+        "Cross-validation cancelled before its first epoch (")
+
+
 def test_persistent_keys_and_valid_selections():
     keys = ["train_epochs", "explain_rules_epsilon", "train_start", "train_job", 3,
             "selected_run"]
