@@ -12,6 +12,7 @@ import streamlit as st
 from rul_core import app_ui, labels, phm2012, plots, ui_state
 
 PAGE = "Train"
+CHALLENGE_APPLIED = "train_challenge_applied"
 app_ui.header(PAGE)
 
 presets, isolated, crossval = app_ui.require_modules(
@@ -27,13 +28,14 @@ with tab_train:
     if dataset is None:
         st.info("Load a dataset on the Data page first.")
     else:
-        st.button("PHM 2012 challenge settings", key="train_challenge",
-                  on_click=st.session_state.update,
-                  args=(ui_state.challenge_train_state(dataset.run_names),),
-                  help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs without "
-                       "early stopping, every bearing for training and none for validation, a "
-                       "seed ensemble of five: the README's challenge command, chosen on the "
-                       "answer-free grid proxy of bench/phm2012.py.")
+        if st.button("PHM 2012 challenge settings", key="train_challenge",
+                     on_click=st.session_state.update,
+                     args=(ui_state.challenge_train_state(dataset.run_names),),
+                     help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs "
+                          "without early stopping, every bearing for training and none for "
+                          "validation, a seed ensemble of five: the README's challenge command, "
+                          "chosen on the answer-free grid proxy of bench/phm2012.py."):
+            st.session_state[CHALLENGE_APPLIED] = True  # until the cap or the thinning changes
         mode = st.radio(
             "Run", (ui_state.TRAIN_ONE, ui_state.CROSS_VALIDATE), horizontal=True,
             key="train_mode",
@@ -88,7 +90,8 @@ with tab_train:
             c_cap, c_log = st.columns(2)
             cap_min = c_cap.number_input(
                 "Cap: remaining life counted up to (minutes)", 0.5, 10_000.0, 50.0,
-                key="train_cap_min",
+                key="train_cap_min", on_change=st.session_state.pop,
+                args=(CHALLENGE_APPLIED, None),
                 help="The label is min(time left, cap) / cap. Predictions turn straight into "
                      "minutes left, whatever the bearing's total life (PHM 2012 protocol).")
             cap_runs = [dataset.run(n) for n in train_names] or dataset.runs
@@ -143,6 +146,7 @@ with tab_train:
                  "0: train every epoch and keep the last.")
         every = c9.number_input(
             "Use every N-th snapshot", 1, 1000, 1, key="train_every",
+            on_change=st.session_state.pop, args=(CHALLENGE_APPLIED, None),
             help="Train on every N-th snapshot counted back from each bearing's last: N times "
                  "fewer windows per epoch. The model then predicts with the same sampling; "
                  "labels still count the recording's snapshots.")
@@ -152,6 +156,11 @@ with tab_train:
             help="With every N-th snapshot: also train on the thinnings that end 1, 2, ... "
                  "snapshots before each bearing's last (at most N). More distinct windows, the "
                  "same number of batches per epoch.")
+        if st.session_state.get(CHALLENGE_APPLIED) and scheme == "capped":
+            notice = app_ui.guarded(ui_state.challenge_short_runs_notice, cap_runs, cap_min,
+                                    int(every), context="run lengths")
+            if notice:
+                st.warning(notice)
         with st.expander("Noise augmentation"):
             ca1, ca2, ca3 = st.columns(3)
             aug_kind = ca1.selectbox(

@@ -412,6 +412,42 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     }
 
 
+def challenge_short_runs_notice(runs: Iterable[Any], cap_minutes: float, every: int,
+                                min_snapshots: int = 30) -> str | None:
+    """Why capped labels of ``cap_minutes`` and every ``every``-th snapshot (the PHM 2012
+    challenge settings) make little sense on ``runs``, or None when they fit.
+
+    They do not fit when the longest run lasts less than the cap (every label of every run is
+    capped, so the labels no longer fall over most of a run's life) or when the thinning leaves
+    fewer than ``min_snapshots`` snapshots of some run. Durations come from the runs'
+    timestamps (seconds since their first snapshot)."""
+    runs = list(runs)
+    if not runs:
+        return None
+    from rul_core.data.run import every_nth_from_last
+
+    minutes = [float(r.timestamps[-1] - r.timestamps[0]) / 60.0 if r.n_snapshots else 0.0
+               for r in runs]
+    left = [len(every_nth_from_last(r.n_snapshots, int(every))) for r in runs]
+    longest, fewest = max(minutes), min(left)
+    problems = []
+    if longest < cap_minutes:
+        problems.append(f"the longest run lasts {longest:.1f} min, less than the "
+                        f"{cap_minutes:g}-minute cap, so every label is capped")
+    if fewest < min_snapshots:
+        spread = f"{fewest}" if fewest == max(left) else f"{fewest} to {max(left)}"
+        n = int(every)
+        suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        nth = f"{n}{suffix}"
+        problems.append(f"every {nth} snapshot leaves {spread} snapshot"
+                        f"{'' if max(left) == 1 else 's'} per run (fewer than {min_snapshots})")
+    if not problems:
+        return None
+    return ("The PHM 2012 challenge settings were chosen for FEMTO runs of hours; on these "
+            f"{len(runs)} runs " + " and ".join(problems) + ". Lower the cap and 'Use every "
+            "N-th snapshot' for this dataset.")
+
+
 def cancelled_message(job: Any, what: str = "Training") -> str:
     """What a cancelled job got through, e.g. 'Training cancelled after 3 epochs (12 s); no
     model was kept.'"""

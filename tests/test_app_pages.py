@@ -223,7 +223,10 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert at.button(key="train_start").disabled
     at.button(key="train_challenge").click().run()
     _no_exceptions(at)
-    assert not at.warning, [w.value for w in at.warning]
+    # the demo's runs last 50 s (6 snapshots 10 s apart): the settings do not fit them
+    (warning,) = [w.value for w in at.warning]
+    assert "the longest run lasts 0.8 min, less than the 50-minute cap" in warning
+    assert "every 6th snapshot leaves 1 snapshot per run (fewer than 30)" in warning
     assert at.selectbox(key="train_model").value == "rc_lstm"
     assert at.selectbox(key="train_scheme").value == "capped"
     assert at.number_input(key="train_cap_min").value == 50.0
@@ -238,6 +241,10 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
             at.number_input(key="train_phases").value) == (5, 0, 6, 1)
     assert at.multiselect(key="val_runs").value == []  # every bearing trains
     assert at.multiselect(key="train_runs").value == at.multiselect(key="train_runs").options
+    at.run()
+    assert len(at.warning) == 1  # while the cap and the thinning are the challenge's ...
+    at.number_input(key="train_every").set_value(1).run()
+    assert not at.warning, [w.value for w in at.warning]  # ... not after a change
 
 
 def test_train_cross_validates_in_the_background(demo_assets):

@@ -164,6 +164,30 @@ def test_cancelled_message_counts_the_finished_epochs():
         "Cross-validation cancelled before its first epoch (")
 
 
+def _run(name: str, n: int, gap_s: float):
+    from rul_core.data.run import Condition, Run
+
+    return Run(name, np.zeros((n, 8, 1), dtype=np.float32), 25600.0, ["h"],
+               Condition(1800, 4000), timestamps=np.arange(n) * gap_s)
+
+
+def test_challenge_short_runs_notice_gives_the_numbers():
+    demo = [_run("a", 12, 10.0), _run("b", 6, 10.0)]  # 110 s and 50 s
+    msg = ui_state.challenge_short_runs_notice(demo, 50.0, 6)
+    assert "on these 2 runs the longest run lasts 1.8 min, less than the 50-minute cap" in msg
+    assert "every 6th snapshot leaves 1 to 2 snapshots per run (fewer than 30)" in msg
+    # FEMTO-like: hours long, hundreds of snapshots 10 s apart
+    femto = [_run("c", 2803, 10.0), _run("d", 871, 10.0)]
+    assert ui_state.challenge_short_runs_notice(femto, 50.0, 6) is None
+    # long enough, but thinned too far: every 30th of 871 leaves 30 (enough), every 31st 29
+    assert ui_state.challenge_short_runs_notice(femto, 50.0, 30) is None
+    assert ui_state.challenge_short_runs_notice(femto, 50.0, 31) == (
+        "The PHM 2012 challenge settings were chosen for FEMTO runs of hours; on these 2 runs "
+        "every 31st snapshot leaves 29 to 91 snapshots per run (fewer than 30). Lower the cap "
+        "and 'Use every N-th snapshot' for this dataset.")
+    assert ui_state.challenge_short_runs_notice([], 50.0, 6) is None
+
+
 def test_persistent_keys_and_valid_selections():
     keys = ["train_epochs", "explain_rules_epsilon", "train_start", "train_job", 3,
             "selected_run"]
