@@ -8,7 +8,13 @@ from __future__ import annotations
 import streamlit as st
 
 from rul_core import ui_state
-from rul_core.app_ui import HOME, PAGES, quiet_repeated_warnings, sidebar_status
+from rul_core.app_ui import (
+    HOME,
+    PAGES,
+    keep_widget_state,
+    quiet_repeated_warnings,
+    sidebar_status,
+)
 
 
 def home() -> None:
@@ -67,5 +73,6 @@ with st.sidebar:
         st.caption(info.description)
     st.divider()
 sidebar_status()  # before the page runs: a fresh slot each run, which the page may rewrite
+keep_widget_state()  # the other pages' settings survive this page's run
 
 nav.run()

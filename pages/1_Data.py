@@ -67,6 +67,7 @@ else:
     if not catalog:
         st.info("No catalogued datasets on this machine.")
     else:
+        app_ui.keep_valid("catalog_pick", list(catalog))
         label = st.selectbox("Dataset", list(catalog), key="catalog_pick")
         if st.button("Load dataset", key="load_catalog"):
             app_ui.set_dataset(catalog[label], label)
@@ -142,6 +143,7 @@ schemes = app_ui.label_schemes()
 if not schemes:
     app_ui.not_available("Label schemes (rul_core.labels)")
 else:
+    app_ui.keep_valid("data_schemes", schemes, schemes[:2])
     chosen = st.multiselect("Label schemes", schemes, default=schemes[:2], key="data_schemes")
     curves = {}
     for s in chosen:

@@ -26,9 +26,10 @@ if per_snapshot == 0:
              f"of {settings.window_length} samples.")
     st.stop()
 total = run.n_snapshots * per_snapshot
-idx = app_ui.index_slider("Window over life", total, key="repr_window",
-                          help=f"{per_snapshot} windows of {settings.window_length} samples "
-                               f"per snapshot, stride {settings.stride}")
+idx = app_ui.pick_window("Window over life", total, key="repr_window",
+                        help=f"{per_snapshot} windows of {settings.window_length} samples "
+                             f"per snapshot, stride {settings.stride}; Noise lab and Explain "
+                             "start on the window chosen here")
 snap, win = divmod(int(idx), per_snapshot)
 st.caption(f"Snapshot {snap} of {run.n_snapshots - 1}, window {win} "
            f"(samples {win * settings.stride}–{win * settings.stride + settings.window_length})"

@@ -12,6 +12,7 @@ import streamlit as st
 from rul_core import app_ui, labels, phm2012, plots, ui_state
 
 PAGE = "Train"
+CHALLENGE_APPLIED = "train_challenge_applied"
 app_ui.header(PAGE)
 
 presets, isolated, crossval = app_ui.require_modules(
@@ -27,13 +28,14 @@ with tab_train:
     if dataset is None:
         st.info("Load a dataset on the Data page first.")
     else:
-        st.button("PHM 2012 challenge settings", key="train_challenge",
-                  on_click=st.session_state.update,
-                  args=(ui_state.challenge_train_state(dataset.run_names),),
-                  help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs without "
-                       "early stopping, every bearing for training and none for validation, a "
-                       "seed ensemble of five: the README's challenge command, chosen on the "
-                       "answer-free grid proxy of bench/phm2012.py.")
+        if st.button("PHM 2012 challenge settings", key="train_challenge",
+                     on_click=st.session_state.update,
+                     args=(ui_state.challenge_train_state(dataset.run_names),),
+                     help="RC-LSTM, capped labels of 50 min, every 6th snapshot, 5 epochs "
+                          "without early stopping, every bearing for training and none for "
+                          "validation, a seed ensemble of five: the README's challenge command, "
+                          "chosen on the answer-free grid proxy of bench/phm2012.py."):
+            st.session_state[CHALLENGE_APPLIED] = True  # until the cap or the thinning changes
         mode = st.radio(
             "Run", (ui_state.TRAIN_ONE, ui_state.CROSS_VALIDATE), horizontal=True,
             key="train_mode",
@@ -46,15 +48,18 @@ with tab_train:
         model_name = c1.selectbox("Model", presets.MODEL_NAMES, key="train_model",
                                   format_func={"multimodal": "Multimodal-RUL", "carle": "CARLE",
                                                "rc_lstm": "RC-LSTM"}.get)
+        app_ui.keep_valid("train_ablation", presets.ABLATIONS[model_name])
         ablation = c2.selectbox("Ablation", presets.ABLATIONS[model_name], key="train_ablation")
         preset = c3.selectbox("Preset", tuple(presets.PRESETS), key="train_preset",
                               index=list(presets.PRESETS).index("quick"))
         c4, c5, c6 = st.columns(3)
         schemes = app_ui.label_schemes() or ["piecewise"]
+        app_ui.keep_valid("train_scheme", schemes)
         scheme = c4.selectbox("Label scheme", schemes, key="train_scheme",
                               index=schemes.index("piecewise") if "piecewise" in schemes else 0)
         intervals = (["gaussian", "ensemble"] if model_name == "rc_lstm"
                      else ["mc_dropout", "ensemble"])
+        app_ui.keep_valid("train_interval", intervals)
         interval = c5.selectbox("Uncertainty", intervals, key="train_interval")
         n_members = 1
         if interval == "ensemble":
@@ -68,9 +73,11 @@ with tab_train:
         epochs = c6.number_input("Epochs", 1, 500, int(hp.get("epochs", 20)), key="train_epochs")
         names = dataset.run_names
         if cross_validating:
+            app_ui.keep_valid("cv_runs", names, names)  # another dataset since
             train_names = st.multiselect("Bearings to cross-validate over", names,
                                          default=names, key="cv_runs")
         else:
+            app_ui.keep_valid("train_runs", names, names[: max(1, len(names) - 1)])
             train_names = st.multiselect("Training bearings", names,
                                          default=names[: max(1, len(names) - 1)],
                                          key="train_runs")
@@ -83,7 +90,8 @@ with tab_train:
             c_cap, c_log = st.columns(2)
             cap_min = c_cap.number_input(
                 "Cap: remaining life counted up to (minutes)", 0.5, 10_000.0, 50.0,
-                key="train_cap_min",
+                key="train_cap_min", on_change=st.session_state.pop,
+                args=(CHALLENGE_APPLIED, None),
                 help="The label is min(time left, cap) / cap. Predictions turn straight into "
                      "minutes left, whatever the bearing's total life (PHM 2012 protocol).")
             cap_runs = [dataset.run(n) for n in train_names] or dataset.runs
@@ -126,6 +134,7 @@ with tab_train:
                      "RC-LSTM, 2.5 GB for Multimodal-RUL)."))
         else:
             rest = [n for n in names if n not in train_names]
+            app_ui.keep_valid("val_runs", rest, rest)
             val_names = st.multiselect("Validation/test bearings (never mixed with training)",
                                        rest, default=rest, key="val_runs")
         c7, c8, c9, c10 = st.columns(4)
@@ -137,6 +146,7 @@ with tab_train:
                  "0: train every epoch and keep the last.")
         every = c9.number_input(
             "Use every N-th snapshot", 1, 1000, 1, key="train_every",
+            on_change=st.session_state.pop, args=(CHALLENGE_APPLIED, None),
             help="Train on every N-th snapshot counted back from each bearing's last: N times "
                  "fewer windows per epoch. The model then predicts with the same sampling; "
                  "labels still count the recording's snapshots.")
@@ -146,6 +156,11 @@ with tab_train:
             help="With every N-th snapshot: also train on the thinnings that end 1, 2, ... "
                  "snapshots before each bearing's last (at most N). More distinct windows, the "
                  "same number of batches per epoch.")
+        if st.session_state.get(CHALLENGE_APPLIED) and scheme == "capped":
+            notice = app_ui.guarded(ui_state.challenge_short_runs_notice, cap_runs, cap_min,
+                                    int(every), context="run lengths")
+            if notice:
+                st.warning(notice)
         with st.expander("Noise augmentation"):
             ca1, ca2, ca3 = st.columns(3)
             aug_kind = ca1.selectbox(
@@ -255,7 +270,10 @@ with tab_train:
                 st.session_state["train_job_collected"] = True
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
-                st.error(f"{what} {job.status}: {job.error}")
+                if job.status == "cancelled":
+                    st.warning(ui_state.cancelled_message(job, what))
+                else:
+                    st.error(f"{what} failed: {job.error}")
                 if not st.session_state.get("train_job_collected"):
                     st.session_state["train_job_collected"] = True
                     st.rerun(scope="app")  # stop polling
@@ -303,6 +321,7 @@ with tab_load:
             except Exception as exc:
                 app_ui.show_error(exc, "workspace catalog")
         if choices:
+            app_ui.keep_valid("bundle_pick", list(choices))
             pick = st.selectbox("From the catalog", list(choices), key="bundle_pick")
             if st.button("Load", key="bundle_load"):
                 trained = app_ui.guarded(app_ui.load_model, choices[pick], context="load bundle")
@@ -355,6 +374,7 @@ with tab_cv:
     else:
         app_ui.show_table(past.drop(columns="path"), "cv-catalog",
                           "Cross-validations in the workspace", PAGE)
+        app_ui.keep_valid("cv_past_pick", list(past.index))
         pick = st.selectbox("Open", past.index, key="cv_past_pick",
                             format_func=lambda i: f"#{i} {past.loc[i, 'model']} — "
                                                   f"{past.loc[i, 'created']}")

@@ -20,13 +20,15 @@ if not models:
     st.info("No model yet: train one on the Train page or load a bundle there.")
     st.stop()
 
-chosen = st.multiselect("Models to compare", list(models),
-                        default=[st.session_state.get("model_label", next(iter(models)))]
-                        if st.session_state.get("model_label") in models else list(models)[:1],
+default_models = ([st.session_state["model_label"]]
+                  if st.session_state.get("model_label") in models else list(models)[:1])
+app_ui.keep_valid("eval_models", list(models), default_models)
+chosen = st.multiselect("Models to compare", list(models), default=default_models,
                         key="eval_models")
 first = models[chosen[0]] if chosen else None
 trained_names = {r.name for r in first.train_runs} if first is not None else set()
 default_runs = [n for n in dataset.run_names if n not in trained_names] or dataset.run_names
+app_ui.keep_valid("eval_runs", dataset.run_names, default_runs)  # another dataset since
 run_names = st.multiselect("Bearings to evaluate", dataset.run_names, default=default_runs,
                            key="eval_runs")
 on = st.radio("Metrics over", ("window", "snapshot"), horizontal=True, key="eval_on",
@@ -59,6 +61,7 @@ if not current:
 
 # ----------------------------------------------------------------------------- RUL over life
 st.subheader("RUL over life")
+app_ui.keep_valid("eval_run_pick", run_names)
 run_pick = st.selectbox("Bearing", run_names, key="eval_run_pick")
 curves = [views.rul_curve(res.snapshots, run_pick, label) for label, res in current.items()]
 seen = bool(next(iter(current.values())).snapshots.query("run == @run_pick")["seen"].iloc[0])
@@ -69,6 +72,7 @@ app_ui.show_figure(fig, f"rul-{run_pick}", PAGE,
 
 # ----------------------------------------------------------------------------- time left
 st.subheader("Remaining time to failure")
+app_ui.keep_valid("eval_time_model", list(current))
 time_label = st.selectbox("Model", list(current), key="eval_time_model")
 times = app_ui.guarded(views.remaining_time_curves, models[time_label],
                        current[time_label].snapshots.query("run == @run_pick"),
@@ -76,6 +80,7 @@ times = app_ui.guarded(views.remaining_time_curves, models[time_label],
 if times is not None:
     upto = len(times)
     if len(times) > 1:
+        app_ui.clamp_state("eval_time_upto", len(times))  # a shorter bearing since
         upto = st.slider("Snapshots recorded so far", 1, len(times), len(times),
                          key="eval_time_upto",
                          help="The estimate at a snapshot uses only that snapshot and the ones "
@@ -100,6 +105,7 @@ if times is not None:
 
 # ----------------------------------------------------------------------------- PHM 2012
 st.subheader("PHM 2012 challenge protocol")
+app_ui.keep_valid("eval_phm_model", list(current))
 phm_label = st.selectbox("Model", list(current), key="eval_phm_model")
 challenge = app_ui.guarded(phm2012.protocol_tables, models[phm_label], runs,
                            current[phm_label].snapshots, context="PHM 2012 protocol")
@@ -133,22 +139,25 @@ if challenge is not None:
                "--quantile q`.")
 
 # ----------------------------------------------------------------------------- tables
-st.subheader("Metrics per bearing × condition")
+over = f"over {on}s"  # what every metric below averages
+st.subheader(f"Metrics per bearing × condition ({over})")
 cols = ["run", "condition", "seen", "n", "rmse", "mae", "score", "alpha_lambda", "picp", "piaw",
         "ais"]
 for label, res in current.items():
     st.markdown(f"**{label}**")
     table = res.table[[c for c in cols if c in res.table.columns]]
-    app_ui.show_table(table, f"table-{label}", f"Metrics of {label}", PAGE)
-    app_ui.show_table(res.seen_unseen, f"seen-{label}", f"Seen vs unseen conditions: {label}",
-                      PAGE)
+    app_ui.show_table(table, f"table-{label}",
+                      f"Metrics per bearing × condition ({over}): {label}", PAGE)
+    app_ui.show_table(res.seen_unseen, f"seen-{label}",
+                      f"Seen vs unseen conditions ({over}): {label}", PAGE)
 
 if len(current) > 1:
     st.subheader("Comparison")
     summary = pd.DataFrame({label: res.summary() for label, res in current.items()}).T
-    app_ui.show_table(summary, "compare", "Model comparison (all evaluated windows)", PAGE)
-    st.markdown("**Per bearing × condition, side by side** (the papers' ablation tables)")
+    app_ui.show_table(summary, "compare", f"Model comparison (all evaluated {on}s)", PAGE)
+    st.markdown(f"**Per bearing × condition, side by side** ({over}; the papers' ablation "
+                "tables)")
     app_ui.show_table(evaluation.ablation_table(current, flat=True).round(4), "ablation",
-                      "Models side by side per bearing x condition", PAGE)
+                      f"Models side by side per bearing × condition ({over})", PAGE)
 st.caption("Score: CARLE eq. 16 on the normalised RUL in percent of life; RMSE/MAE on the "
            "normalised RUL.")

@@ -29,9 +29,8 @@ severity = c2.slider("Severity", 0.0, 3.0, 1.0, 0.25, key="noise_severity",
                      help="Multiplies the papers' default amplitude (uniform, Gaussian) or "
                           "fractions (salt & pepper); 0 = clean.")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="noise_seed")
-idx = c4.number_input("Window", 0, run.n_snapshots * per_snapshot - 1,
-                      min(st.session_state.get("repr_window", 0),
-                          run.n_snapshots * per_snapshot - 1), key="noise_window")
+idx = app_ui.pick_window("Window", run.n_snapshots * per_snapshot, key="noise_window", where=c4,
+                        slider=False)
 snap, win = divmod(int(idx), per_snapshot)
 noise = noise_mod.NoiseModel(kind, float(severity), int(seed)) if severity > 0 else None
 
@@ -97,11 +96,13 @@ if rows:
 st.subheader("Severity sweep")
 st.caption("A model trained with noisy copies of its bearings (Train page, Noise augmentation) "
            "can be swept next to the same model trained clean.")
+app_ui.keep_valid("sweep_models", list(models))
 sweep_models = st.multiselect("Models", list(models), default=list(models), key="sweep_models")
 trained_names = set()
 for m in sweep_models:
     trained_names |= {r.name for r in models[m].train_runs}
 default_runs = [n for n in dataset.run_names if n not in trained_names][:2] or [run.name]
+app_ui.keep_valid("sweep_runs", dataset.run_names, default_runs)
 sweep_runs = st.multiselect("Bearings", dataset.run_names, default=default_runs,
                             key="sweep_runs")
 levels_text = st.text_input("Severities", "0, 0.5, 1, 2, 3", key="sweep_levels")

@@ -28,8 +28,7 @@ per_snapshot = views.n_windows(run, settings)
 if per_snapshot == 0:
     st.error(f"{run.name}: snapshots are shorter than one window.")
     st.stop()
-idx = app_ui.index_slider("Window over life", run.n_snapshots * per_snapshot,
-                          key="explain_window", default=st.session_state.get("repr_window", 0))
+idx = app_ui.pick_window("Window over life", run.n_snapshots * per_snapshot, key="explain_window")
 snap, win = divmod(int(idx), per_snapshot)
 
 with st.expander("Settings", expanded=False):

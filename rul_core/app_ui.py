@@ -62,10 +62,44 @@ def page_info(title: str) -> PageInfo:
 
 def header(title: str) -> None:
     """Page title plus its one-line description (the sidebar's status is drawn by
-    ``app.py`` before the page runs)."""
+    ``app.py`` before the page runs). Keeps the widget values of other pages first
+    (:func:`keep_widget_state`); quiets repeated warnings (:func:`quiet_repeated_warnings`).
+    Both also run in ``app.py``, which a page can run without."""
+    keep_widget_state()
+    quiet_repeated_warnings()
     info = page_info(title)
     st.title(title)
     st.caption(info.description)
+
+
+def keep_widget_state() -> None:
+    """Keep the values of the widgets in :data:`ui_state.PERSISTENT_KEYS` when the user goes
+    to another page: Streamlit deletes a widget's value at the end of a run that did not draw
+    it, unless the value was set through ``st.session_state`` during that run, as here.
+
+    ``app.py`` calls it before every page, and :func:`header` again at the top of each page:
+    a page can run without ``app.py`` (Streamlit runs the ``pages/`` folder directly until
+    ``st.navigation`` has been called once in the process; AppTest does so after the first
+    run). Calling it twice in a run is harmless. Values that no longer fit their widget (the
+    dataset changed) are fixed by :func:`keep_valid` and :func:`clamp_state` before it is
+    drawn."""
+    for key in ui_state.persistent_keys(list(st.session_state.keys())):
+        st.session_state[key] = st.session_state[key]
+
+
+def keep_valid(key: str, options: Any, default: Any = None) -> None:
+    """Before a select widget is drawn: drop the values stored under ``key`` that are not among
+    ``options`` (another dataset or model list since); a list keeps the values still offered,
+    and becomes ``default`` (None: the widget's own default) when none is left; a single value
+    becomes ``default``."""
+    if key not in st.session_state:
+        return
+    stored = st.session_state[key]
+    value = ui_state.valid_selection(stored, options, default)
+    if value is None:
+        del st.session_state[key]
+    elif value != stored:
+        st.session_state[key] = value
 
 
 _SIDEBAR_SLOT = "_sidebar_status_slot"
@@ -386,6 +420,26 @@ def index_slider(label: str, count: int, key: str, default: int = 0, **kwargs: A
     clamp_state(key, count - 1)  # another run with fewer positions was picked
     return int(st.slider(label, 0, count - 1, min(max(default, 0), count - 1), key=key,
                          **kwargs))
+
+
+_WINDOW = "selected_window"
+
+
+def pick_window(label: str, count: int, key: str, where: Any = None, slider: bool = True,
+                **kwargs: Any) -> int:
+    """A window-over-life picker (0..count-1) shared by the pages like :func:`pick_run`: it
+    starts on the window last chosen on any page (Representations, Noise lab, Explain),
+    clamped to this run's windows, and remembers this page's choice for the others.
+    ``slider=False``: a number box, in ``where`` (a column; default ``st``)."""
+    default = min(max(int(st.session_state.get(_WINDOW, 0)), 0), max(count - 1, 0))
+    if slider:
+        idx = index_slider(label, count, key, default=default, **kwargs)
+    else:
+        clamp_state(key, count - 1)
+        idx = int((where or st).number_input(label, 0, max(count - 1, 0), default, key=key,
+                                             **kwargs))
+    st.session_state[_WINDOW] = int(idx)
+    return int(idx)
 
 
 def clamp_state(key: str, upper: int) -> None:

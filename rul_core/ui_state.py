@@ -412,6 +412,102 @@ def challenge_train_state(run_names: list[str]) -> dict[str, Any]:
     }
 
 
+def challenge_short_runs_notice(runs: Iterable[Any], cap_minutes: float, every: int,
+                                min_snapshots: int = 30) -> str | None:
+    """Why capped labels of ``cap_minutes`` and every ``every``-th snapshot (the PHM 2012
+    challenge settings) make little sense on ``runs``, or None when they fit.
+
+    They do not fit when the longest run lasts less than the cap (every label of every run is
+    capped, so the labels no longer fall over most of a run's life) or when the thinning leaves
+    fewer than ``min_snapshots`` snapshots of some run. Durations come from the runs'
+    timestamps (seconds since their first snapshot)."""
+    runs = list(runs)
+    if not runs:
+        return None
+    from rul_core.data.run import every_nth_from_last
+
+    minutes = [float(r.timestamps[-1] - r.timestamps[0]) / 60.0 if r.n_snapshots else 0.0
+               for r in runs]
+    left = [len(every_nth_from_last(r.n_snapshots, int(every))) for r in runs]
+    longest, fewest = max(minutes), min(left)
+    problems = []
+    if longest < cap_minutes:
+        problems.append(f"the longest run lasts {longest:.1f} min, less than the "
+                        f"{cap_minutes:g}-minute cap, so every label is capped")
+    if fewest < min_snapshots:
+        spread = f"{fewest}" if fewest == max(left) else f"{fewest} to {max(left)}"
+        n = int(every)
+        suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        nth = f"{n}{suffix}"
+        problems.append(f"every {nth} snapshot leaves {spread} snapshot"
+                        f"{'' if max(left) == 1 else 's'} per run (fewer than {min_snapshots})")
+    if not problems:
+        return None
+    return ("The PHM 2012 challenge settings were chosen for FEMTO runs of hours; on these "
+            f"{len(runs)} runs " + " and ".join(problems) + ". Lower the cap and 'Use every "
+            "N-th snapshot' for this dataset.")
+
+
+def cancelled_message(job: Any, what: str = "Training") -> str:
+    """What a cancelled job got through, e.g. 'Training cancelled after 3 epochs (12 s); no
+    model was kept.'"""
+    epochs = sum(1 for e in job.snapshot_events() if e.extra.get("epoch_end"))
+    kept = "no model was kept" if what == "Training" else "no result was kept"
+    done = (f"after {epochs} epoch{'' if epochs == 1 else 's'}" if epochs
+            else "before its first epoch")
+    return f"{what} cancelled {done} ({job.elapsed:.0f} s); {kept}."
+
+
+# Widget keys whose values survive a visit to another page (app_ui.keep_widget_state; Streamlit
+# drops a widget's value when a run does not draw it). Not here, on purpose: buttons, file
+# uploaders and download buttons (their values cannot be set); the run and model pickers and
+# the window pickers (pick_run / pick_model / pick_window share one choice between pages through
+# selected_run / model_label / selected_window); widgets tied to one result (bundle_name,
+# bundle_replace, the cross-validation's bearing pick); the Report's figure choice (new figures
+# join it by default). tests/test_ui_state.py checks every widget key of the pages is sorted.
+PERSISTENT_KEYS: tuple[str, ...] = (
+    # Data
+    "data_source", "upload_mode", "upload_subfolder", "server_path", "server_layout",
+    "catalog_pick", "data_snapshot", "data_full", "data_schemes",
+    # Train
+    "train_mode", "train_model", "train_ablation", "train_preset", "train_scheme",
+    "train_interval", "train_members", "train_epochs", "train_runs", "val_runs", "train_knee",
+    "train_cap_min", "train_log_min", "train_seed", "train_patience", "train_every",
+    "train_phases", "train_aug_kind", "train_aug_severity", "train_aug_copies",
+    "train_hparams", "cv_runs", "cv_split", "cv_folds", "cv_inner_val", "cv_jobs",
+    "bundle_pick", "bundle_path", "cv_past_pick",
+    # Evaluate
+    "eval_models", "eval_runs", "eval_on", "eval_run_pick", "eval_time_model",
+    "eval_time_upto", "eval_phm_model",
+    # Noise lab
+    "noise_kind", "noise_severity", "noise_seed", "sweep_models", "sweep_runs",
+    "sweep_levels",
+    # Explain (plus explain_rules_<default rules>: one choice per models' default)
+    "explain_methods", "explain_lime_n", "explain_lime_seeds", "explain_shap_n",
+    "explain_bands", "explain_global_n",
+    # Report
+    "report_title", "report_engine", "report_formats", "report_one_fmt",
+)
+PERSISTENT_PREFIXES: tuple[str, ...] = ("explain_rules_",)
+
+
+def persistent_keys(keys: Iterable[Any]) -> list[str]:
+    """The keys among ``keys`` whose widget values are kept across pages."""
+    return [k for k in keys if isinstance(k, str)
+            and (k in PERSISTENT_KEYS or k.startswith(PERSISTENT_PREFIXES))]
+
+
+def valid_selection(stored: Any, options: Iterable[Any], default: Any = None) -> Any:
+    """``stored`` made valid for a select widget offering ``options``: a multiselect's list
+    keeps the values still offered (``default`` when none is left of a non-empty list); a
+    single value no longer offered becomes ``default`` (None: drop it)."""
+    opts = list(options)
+    if isinstance(stored, (list, tuple)):
+        kept = [v for v in stored if v in opts]
+        return kept if kept or not stored else default
+    return stored if stored in opts else default
+
+
 def bundles_dir(root: Path | None = None) -> Path:
     """Folder for bundles saved from the app: <workspace>/bundles."""
     return (root or workspace_dir()) / "bundles"

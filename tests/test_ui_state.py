@@ -173,3 +173,110 @@ def test_app_keeps_the_wavelet_window_warning_out_of_the_server_log():
                  {"warn": warn_if_band_exceeds_window})
     hits = [w for w in seen if issubclass(w.category, WaveletLongerThanWindowWarning)]
     assert hits == []
+
+
+def test_cancelled_message_counts_the_finished_epochs():
+    def two_epochs_then_cancelled(progress, cancel):
+        for i in range(2):
+            emit(progress, "train", i + 1, 5, "", epoch_end=True, loss=1.0)
+        emit(progress, "train", 3, 5, "batch 1")  # not an epoch's end
+        cancel.cancel()
+        check(cancel)
+
+    job = ui_state.start_job("t", two_epochs_then_cancelled)
+    job.join(5)
+    assert job.status == "cancelled"
+    msg = ui_state.cancelled_message(job)
+    assert msg.startswith("Training cancelled after 2 epochs (") and msg.endswith(
+        "; no model was kept.")
+    job = ui_state.start_job("c", lambda progress, cancel: (cancel.cancel(), check(cancel)))
+    job.join(5)
+    assert ui_state.cancelled_message(job, "Cross-validation").startswith(
+        "Cross-validation cancelled before its first epoch (")
+
+
+def _run(name: str, n: int, gap_s: float):
+    from rul_core.data.run import Condition, Run
+
+    return Run(name, np.zeros((n, 8, 1), dtype=np.float32), 25600.0, ["h"],
+               Condition(1800, 4000), timestamps=np.arange(n) * gap_s)
+
+
+def test_challenge_short_runs_notice_gives_the_numbers():
+    demo = [_run("a", 12, 10.0), _run("b", 6, 10.0)]  # 110 s and 50 s
+    msg = ui_state.challenge_short_runs_notice(demo, 50.0, 6)
+    assert "on these 2 runs the longest run lasts 1.8 min, less than the 50-minute cap" in msg
+    assert "every 6th snapshot leaves 1 to 2 snapshots per run (fewer than 30)" in msg
+    # FEMTO-like: hours long, hundreds of snapshots 10 s apart
+    femto = [_run("c", 2803, 10.0), _run("d", 871, 10.0)]
+    assert ui_state.challenge_short_runs_notice(femto, 50.0, 6) is None
+    # long enough, but thinned too far: every 30th of 871 leaves 30 (enough), every 31st 29
+    assert ui_state.challenge_short_runs_notice(femto, 50.0, 30) is None
+    assert ui_state.challenge_short_runs_notice(femto, 50.0, 31) == (
+        "The PHM 2012 challenge settings were chosen for FEMTO runs of hours; on these 2 runs "
+        "every 31st snapshot leaves 29 to 91 snapshots per run (fewer than 30). Lower the cap "
+        "and 'Use every N-th snapshot' for this dataset.")
+    assert ui_state.challenge_short_runs_notice([], 50.0, 6) is None
+
+
+def test_persistent_keys_and_valid_selections():
+    keys = ["train_epochs", "explain_rules_epsilon", "train_start", "train_job", 3,
+            "selected_run"]
+    assert ui_state.persistent_keys(keys) == ["train_epochs", "explain_rules_epsilon"]
+    opts = ["B1", "B2"]
+    assert ui_state.valid_selection(["B1", "B9"], opts, ["B2"]) == ["B1"]  # what is left
+    assert ui_state.valid_selection(["B9"], opts, ["B2"]) == ["B2"]  # none left: the default
+    assert ui_state.valid_selection([], opts, ["B2"]) == []  # emptied on purpose: kept
+    assert ui_state.valid_selection("B2", opts) == "B2"
+    assert ui_state.valid_selection("B9", opts) is None  # dropped
+    assert ui_state.valid_selection("B9", opts, "B1") == "B1"
+
+
+WIDGETS = {"selectbox", "multiselect", "radio", "slider", "number_input", "text_input",
+           "text_area", "checkbox", "toggle", "button", "file_uploader", "download_button",
+           "index_slider", "pick_window", "pick_run", "pick_model"}
+NOT_SETTABLE = {"button", "file_uploader", "download_button"}
+# keyed widgets left out of ui_state.PERSISTENT_KEYS on purpose (see its comment)
+NOT_KEPT = {"data_run", "repr_run", "noise_run", "explain_run", "explain_model", "repr_window",
+            "noise_window", "explain_window", "bundle_name", "bundle_replace", "report_items",
+            "report_one"}
+
+
+def _widget_keys() -> list[tuple[str, str, str]]:
+    """(file, widget, key) of every widget call with a literal or f-string key in the pages
+    and app_ui."""
+    import ast
+
+    from app_support import APP_ROOT
+
+    found = []
+    files = [*sorted((APP_ROOT / "pages").glob("*.py")), APP_ROOT / "rul_core" / "app_ui.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            for kw in node.keywords:
+                if kw.arg == "key" and name in WIDGETS:
+                    if isinstance(kw.value, ast.Constant):
+                        found.append((path.name, name, kw.value.value))
+                    elif isinstance(kw.value, ast.JoinedStr):  # f"explain_rules_{...}"
+                        head = kw.value.values[0]
+                        prefix = head.value if isinstance(head, ast.Constant) else ""
+                        found.append((path.name, name, prefix + "*"))
+    return found
+
+
+def test_every_widget_key_is_kept_or_left_out_on_purpose():
+    keys = _widget_keys()
+    assert len(keys) > 60
+    for file, widget, key in keys:
+        if key.endswith("*"):  # keys built at run time
+            if key != "*":
+                assert ui_state.persistent_keys([key[:-1] + "x"]) or widget in NOT_SETTABLE, key
+            continue
+        if widget in NOT_SETTABLE:
+            assert not ui_state.persistent_keys([key]), f"{file}: {widget} {key} cannot be set"
+        else:
+            assert ui_state.persistent_keys([key]) or key in NOT_KEPT, f"{file}: {key} unsorted"
+    assert set(ui_state.PERSISTENT_KEYS) <= {k for _, _, k in keys}  # no stale names
