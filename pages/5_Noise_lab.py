@@ -29,9 +29,14 @@ severity = c2.slider("Severity", 0.0, 3.0, 1.0, 0.25, key="noise_severity",
                      help="Multiplies the papers' default amplitude (uniform, Gaussian) or "
                           "fractions (salt & pepper); 0 = clean.")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="noise_seed")
-idx = app_ui.pick_window("Window", run.n_snapshots * per_snapshot, key="noise_window", where=c4,
-                        slider=False)
+n_windows = run.n_snapshots * per_snapshot
+idx = app_ui.pick_window(f"Window (0–{n_windows - 1})", n_windows, key="noise_window", where=c4,
+                         slider=False,
+                         help=f"{per_snapshot} windows per snapshot, oldest first; starts on the "
+                              "window last chosen on Representations or Explain")
 snap, win = divmod(int(idx), per_snapshot)
+st.caption(f"Snapshot {snap} of {run.n_snapshots - 1}, window {win} of {per_snapshot - 1} "
+           "in it.")
 noise = noise_mod.NoiseModel(kind, float(severity), int(seed)) if severity > 0 else None
 
 
