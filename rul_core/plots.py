@@ -20,6 +20,11 @@ TF_FEATURE_TITLES = ("log E: ln Σ|W|² (CWT energy)", "f_d: dominant frequency 
                      "h: histogram entropy (nats)", "K: kurtosis (Pearson, –)",
                      "sk: skewness (–)", "mean (normalised amplitude)",
                      "std (normalised amplitude)")
+#: The same in three short lines, for panels side by side.
+TF_FEATURE_SHORT_TITLES = ("log E<br>ln Σ|W|²<br>(CWT energy)", "f_d<br>dominant<br>frequency (Hz)",
+                           "h<br>histogram<br>entropy (nats)", "K<br>kurtosis<br>(Pearson, –)",
+                           "sk<br>skewness<br>(–)", "mean<br>(normalised<br>amplitude)",
+                           "std<br>(normalised<br>amplitude)")
 METHOD_COLOURS = {"lrp": "#d62728", "lime": "#2ca02c", "shap": "#1f77b4", "random": "#7f7f7f"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
@@ -200,19 +205,13 @@ def scalogram_figure(
     return _style(fig, title, height=380)
 
 
-def _two_lines(title: str) -> str:
-    """A panel title broken after its symbol ('K:<br>kurtosis …') or before its unit."""
-    return (title.replace(": ", ":<br>", 1) if ": " in title
-            else title.replace(" (", "<br>(", 1))
-
-
 def tf_bars_figure(
     tf: np.ndarray, channel_names: Sequence[str], title: str = "TF features of the window"
 ) -> go.Figure:
     """Seven TF features per channel as grouped bars; ``tf`` is (channels, 7)."""
     tf = np.atleast_2d(np.asarray(tf, dtype=float))
     fig = make_subplots(rows=1, cols=len(TF_FEATURE_NAMES),
-                        subplot_titles=[_two_lines(t) for t in TF_FEATURE_TITLES])
+                        subplot_titles=TF_FEATURE_SHORT_TITLES)
     fig.update_annotations(font_size=11)
     for c in range(tf.shape[0]):
         for j in range(tf.shape[1]):
@@ -220,8 +219,8 @@ def tf_bars_figure(
                                  marker_color=PALETTE[c % len(PALETTE)],
                                  name=str(channel_names[c]), showlegend=j == 0),
                           row=1, col=j + 1)
-    fig = _style(fig, title, height=340)
-    fig.update_layout(margin={"t": 100})
+    fig = _style(fig, title, height=360)
+    fig.update_layout(margin={"t": 115})
     return fig
 
 
@@ -502,9 +501,9 @@ def layer_relevance_figure(
     if output_relevance is not None:
         fig.add_vline(x=float(output_relevance), line={"dash": "dash"},
                       annotation_text="output relevance", annotation_position="top")
-    fig.update_yaxes(autorange="reversed", automargin=True, tickfont={"size": 11})
+    fig.update_yaxes(autorange="reversed", automargin=True, tickfont={"size": 10})
     fig.update_xaxes(title_text="sum of relevance")
-    return _style(fig, title, height=max(320, 120 + 22 * len(layers)))
+    return _style(fig, title, height=max(320, 110 + 14 * len(layers)))
 
 
 def add_reference_lines(fig: go.Figure, prediction: float | None, baseline: float | None,

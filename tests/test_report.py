@@ -270,4 +270,5 @@ def test_tf_figures_name_units_and_use_svg_traces():
     sig = plots.raw_signal_figure(np.zeros((50_000, 2)), 25600.0, ["h", "v"])
     assert {type(t).__name__ for t in sig.data} == {"Scatter"}
     bars = plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"])
-    assert [a.text for a in bars.layout.annotations][1] == "f_d:<br>dominant frequency (Hz)"
+    assert [a.text for a in bars.layout.annotations][1] == "f_d<br>dominant<br>frequency (Hz)"
+    assert len(plots.TF_FEATURE_SHORT_TITLES) == len(plots.TF_FEATURE_TITLES) == 7
