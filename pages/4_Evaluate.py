@@ -144,7 +144,6 @@ st.subheader(f"Metrics per bearing × condition ({over})")
 cols = ["run", "condition", "seen", "n", "rmse", "mae", "score", "alpha_lambda", "picp", "piaw",
         "ais"]
 for label, res in current.items():
-    st.markdown(f"**{label}**")
     table = res.table[[c for c in cols if c in res.table.columns]]
     app_ui.show_table(table, f"table-{label}",
                       f"Metrics per bearing × condition ({over}): {label}", PAGE)
@@ -155,9 +154,8 @@ if len(current) > 1:
     st.subheader("Comparison")
     summary = pd.DataFrame({label: res.summary() for label, res in current.items()}).T
     app_ui.show_table(summary, "compare", f"Model comparison (all evaluated {on}s)", PAGE)
-    st.markdown(f"**Per bearing × condition, side by side** ({over}; the papers' ablation "
-                "tables)")
     app_ui.show_table(evaluation.ablation_table(current, flat=True).round(4), "ablation",
-                      f"Models side by side per bearing × condition ({over})", PAGE)
+                      f"Models side by side per bearing × condition ({over}; the papers' "
+                      "ablation tables)", PAGE)
 st.caption("Score: CARLE eq. 16 on the normalised RUL in percent of life; RMSE/MAE on the "
            "normalised RUL.")

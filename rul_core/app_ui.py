@@ -150,10 +150,14 @@ def quiet_repeated_warnings() -> None:
 
 def set_model_label(label: str, only_if_unset: bool = False) -> None:
     """Make ``label`` the session's current model (shown in the sidebar, preselected on
-    Evaluate); with ``only_if_unset``, only when the session has none yet."""
+    Evaluate); with ``only_if_unset``, only when the session has none yet. A model trained or
+    loaded by the user (not ``only_if_unset``) also joins Evaluate's kept model selection."""
     if only_if_unset and st.session_state.get("model_label"):
         return
     st.session_state["model_label"] = label
+    chosen = st.session_state.get("eval_models")
+    if not only_if_unset and isinstance(chosen, list) and label not in chosen:
+        st.session_state["eval_models"] = [*chosen, label]  # called from Train, not Evaluate
     refresh_sidebar_status()
 
 
@@ -495,17 +499,17 @@ def show_cross_validation(result: Any, saved: Path | str | None, page: str,
     for col, (metric, (label, about)) in zip(cols, shown.items(), strict=True):
         value = summary.get(metric)
         col.metric(label, "—" if value is None else f"{value:.3f}", help=about)
+    over = "over snapshots" if ev.on == "snapshot" else "over windows"
     tables = {
-        f"{key}-table": ("Out-of-fold metrics per bearing x condition", ev.table),
-        f"{key}-seen": ("Seen vs unseen conditions (seen: a training bearing of the same fold ran "
-                    "at that speed and load)", ev.seen_unseen),
+        f"{key}-table": (f"Out-of-fold metrics per bearing × condition ({over})", ev.table),
+        f"{key}-seen": (f"Seen vs unseen conditions ({over}; seen: a training bearing of the "
+                        "same fold ran at that speed and load)", ev.seen_unseen),
         f"{key}-folds": ("Folds", result.folds),
         f"{key}-replay": ("PHM 2012 replay of each held-out bearing (mean accuracy A at the "
                       "challenge's cuts, and at 13 cuts over 50–98 % of life)", result.replay),
     }
     for table_key, (title, df) in tables.items():
         if len(df):
-            st.markdown(f"**{title}**")
             show_table(df.round(4), table_key, f"Cross-validation: {title}", page)
     runs = list(dict.fromkeys(ev.snapshots["run"]))
     run = st.selectbox("Bearing", runs, key=f"{key}_run_pick")

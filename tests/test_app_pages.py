@@ -169,6 +169,7 @@ def test_train_quick_model_in_background(demo_assets):
     at.number_input(key="train_aug_copies").set_value(2).run()
     assert any("2 noisy copies of each training run with gaussian noise at severity 0.5" in c.value
                for c in at.caption)
+    at.session_state["eval_models"] = ["demo carle/carl"]  # a comparison chosen on Evaluate
     at.button(key="train_start").click().run()
     _no_exceptions(at)
     job = at.session_state["train_job"]
@@ -189,6 +190,8 @@ def test_train_quick_model_in_background(demo_assets):
     _no_exceptions(at)
     assert any("Trained carle/full" in s.value for s in at.success)
     assert at.session_state["model_label"].startswith("carle/full (quick)")
+    # the new model joins the kept comparison instead of waiting to be picked there
+    assert at.session_state["eval_models"] == ["demo carle/carl", at.session_state["model_label"]]
     at.text_input(key="bundle_name").set_value(f"carle-{time.time_ns()}").run()
     at.button(key="save_bundle").click().run()
     _no_exceptions(at)
@@ -295,6 +298,9 @@ def test_train_cross_validates_in_the_background(demo_assets):
     assert str(saved) in [r["path"] for r in Workspace().list_cross_validations()]
     assert at.metric[0].label == "Out-of-fold RMSE"
     assert float(at.metric[0].value) == pytest.approx(cv.summary()["rmse"], abs=1e-3)
+    titles = [c.value for c in at.caption]  # each table under its title, saying what it is over
+    assert "**Cross-validation: Out-of-fold metrics per bearing × condition (over windows)**" \
+        in titles
     assert sorted(at.dataframe[0].value["run"].tolist()[:3]) == held
     at.selectbox(key="cv_run_pick").set_value("Bearing2_1").run()
     _no_exceptions(at)
