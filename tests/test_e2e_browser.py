@@ -39,6 +39,13 @@ def app_page(env: dict[str, str]) -> Iterator[object]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # what an offline analyst's browser would miss, and what the page complains about
+            page.outside_requests = []
+            page.console_errors = []
+            page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:"))
+                    else page.outside_requests.append(r.url))
+            page.on("console", lambda m: page.console_errors.append(m.text)
+                    if m.type == "error" else None)
             page.goto(url, wait_until="domcontentloaded")
             wait_for_app(page)
             yield page
@@ -101,6 +108,10 @@ def test_upload_archive_then_representations_and_explain(tmp_path):
         assert page.locator(PLOT).count() >= 4
         assert page.get_by_text("LRP", exact=True).first.is_visible()
         page.screenshot(path=str(ARTIFACTS / "e2e_explain.png"), full_page=True)
+        # nothing fetched from the internet (the page icon was a web-font glyph from
+        # fonts.gstatic.com), no console errors (WebGL traces ran out of browser contexts)
+        assert page.outside_requests == []
+        assert page.console_errors == []
     assert (ARTIFACTS / "e2e_explain.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path / "femto", ignore_errors=True)
 
