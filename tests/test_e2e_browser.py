@@ -108,6 +108,12 @@ def test_upload_archive_then_representations_and_explain(tmp_path):
         assert page.locator(PLOT).count() >= 4
         assert page.get_by_text("LRP", exact=True).first.is_visible()
         page.screenshot(path=str(ARTIFACTS / "e2e_explain.png"), full_page=True)
+        # settings survive a visit to another page (Streamlit drops an undrawn widget's value)
+        goto_page(page, "Data")
+        goto_page(page, "Explain")
+        page.get_by_text("Settings", exact=True).click()
+        assert page.get_by_label("LIME samples", exact=True).input_value() == "60"
+        assert page.get_by_label("SHAP samples", exact=True).input_value() == "10"
         # nothing fetched from the internet (the page icon was a web-font glyph from
         # fonts.gstatic.com), no console errors (WebGL traces ran out of browser contexts)
         assert page.outside_requests == []
