@@ -154,8 +154,14 @@ if len(current) > 1:
     st.subheader("Comparison")
     summary = pd.DataFrame({label: res.summary() for label, res in current.items()}).T
     app_ui.show_table(summary, "compare", f"Model comparison (all evaluated {on}s)", PAGE)
-    app_ui.show_table(evaluation.ablation_table(current, flat=True).round(4), "ablation",
-                      f"Models side by side per bearing × condition ({over}; the papers' "
-                      "ablation tables)", PAGE)
+    side_metric = st.selectbox(
+        "Side-by-side metric", list(evaluation.LOWER_IS_BETTER), key="eval_side_metric",
+        format_func=evaluation.METRIC_NAMES.get,
+        help="One metric per table, one column per model, as in the papers' ablation "
+             "tables; 'best' names the best model of each row (ties joined by =).")
+    side = evaluation.ablation_table(current, metrics=(side_metric,), flat=True, best=True)
+    app_ui.show_table(side.round(4), "ablation",
+                      f"{evaluation.METRIC_NAMES[side_metric]} of the models side by side per "
+                      f"bearing × condition ({over}; the papers' ablation tables)", PAGE)
 st.caption("Score: CARLE eq. 16 on the normalised RUL in percent of life; RMSE/MAE on the "
            "normalised RUL.")

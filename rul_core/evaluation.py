@@ -152,27 +152,62 @@ def tabulate(
     return EvaluationResult(windows, snapshots, table, seen_unseen, level, on)
 
 
+# which way each metric improves (picp is best at its nominal level, so it has no direction)
+LOWER_IS_BETTER: dict[str, bool] = {"rmse": True, "mae": True, "score": True,
+                                    "alpha_lambda": False, "ais": False}
+METRIC_NAMES: dict[str, str] = {"rmse": "RMSE", "mae": "MAE", "score": "CARLE score",
+                                "alpha_lambda": "alpha-lambda accuracy", "picp": "PICP",
+                                "piaw": "PIAW", "ais": "AIS"}
+
+
+def best_variant(values: pd.DataFrame, lower_is_better: bool) -> pd.Series:
+    """Per row of ``values`` (one column per variant), the best variant's name; ties are
+    joined with " = ", a row without any value is empty."""
+    def pick(row: pd.Series) -> str:
+        row = row.dropna()
+        if row.empty:
+            return ""
+        target = row.min() if lower_is_better else row.max()
+        return " = ".join(str(v) for v, x in row.items() if np.isclose(x, target, rtol=1e-9))
+
+    return values.apply(pick, axis=1)
+
+
 def ablation_table(
     results: dict[str, EvaluationResult],
     metrics: tuple[str, ...] = ("rmse", "mae", "score"),
     flat: bool = False,
+    best: bool = False,
 ) -> pd.DataFrame:
     """One row per (condition, run) and per-condition/overall rows; columns (variant, metric).
 
     ``results`` maps a variant name (e.g. "CARLE", "CARL", "CRLE", "CALE") to its evaluation on
     the same runs, as in the papers' ablation tables. ``flat``: plain columns instead
-    (condition, run, then "variant · metric"), for widgets that show one header row.
+    (condition, run, then "variant · metric", or just "variant" for a single metric), for
+    widgets that show one header row. ``best``: a column ("best", metric) per metric that has
+    a direction (:data:`LOWER_IS_BETTER`) naming the best variant of each row.
     """
     if not results:
         raise ValueError("ablation_table: no results given")
+    unknown = [m for m in metrics if m not in METRIC_COLUMNS]
+    if unknown:
+        raise ValueError(f"ablation_table: unknown metric {unknown[0]!r}; expected one of "
+                         f"{', '.join(METRIC_COLUMNS)}")
     frames = []
     for variant, res in results.items():
         t = res.table.set_index(["condition", "run"])[list(metrics)]
         t.columns = pd.MultiIndex.from_product([[variant], list(metrics)])
         frames.append(t)
     table = pd.concat(frames, axis=1)
+    if best:
+        for metric in metrics:
+            if metric in LOWER_IS_BETTER:
+                values = table.xs(metric, axis=1, level=1)
+                table[("best", metric)] = best_variant(values, LOWER_IS_BETTER[metric])
     if flat:
-        table.columns = [f"{variant} · {metric}" for variant, metric in table.columns]
+        single = len(metrics) == 1
+        table.columns = [variant if single else f"{variant} · {metric}"
+                         for variant, metric in table.columns]
         table = table.reset_index()
     return table
 

@@ -478,7 +478,7 @@ PERSISTENT_KEYS: tuple[str, ...] = (
     "bundle_pick", "bundle_path", "cv_past_pick",
     # Evaluate
     "eval_models", "eval_runs", "eval_on", "eval_run_pick", "eval_time_model",
-    "eval_time_upto", "eval_phm_model",
+    "eval_time_upto", "eval_phm_model", "eval_side_metric",
     # Noise lab
     "noise_kind", "noise_severity", "noise_seed", "sweep_models", "sweep_runs",
     "sweep_levels",

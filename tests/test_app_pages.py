@@ -391,10 +391,17 @@ def test_evaluate_demo_model(demo_assets):
     at.multiselect(key="eval_models").set_value([label, "copy"]).run()
     _no_exceptions(at)
     side = at.dataframe[-1].value
-    assert list(side.columns[:4]) == ["condition", "run", f"{label} · rmse", f"{label} · mae"]
-    assert side[f"{label} · rmse"].tolist() == side["copy · rmse"].tolist()  # the same model
-    assert side.set_index("run").loc["Bearing2_1", "copy · rmse"] == pytest.approx(
+    assert list(side.columns) == ["condition", "run", label, "copy", "best"]  # RMSE first
+    assert side[label].tolist() == side["copy"].tolist()  # the same model
+    assert set(side["best"]) == {f"{label} = copy"}  # a tie everywhere
+    assert side.set_index("run").loc["Bearing2_1", "copy"] == pytest.approx(
         table.set_index("run").loc["Bearing2_1", "rmse"], abs=1e-4)
+    at.selectbox(key="eval_side_metric").set_value("score").run()
+    _no_exceptions(at)
+    side = at.dataframe[-1].value
+    assert side.set_index("run").loc["Bearing2_1", "copy"] == pytest.approx(
+        table.set_index("run").loc["Bearing2_1", "score"], rel=1e-3)
+    assert reg.get("Evaluate/ablation").title.startswith("CARLE score of the models side by")
 
 
 def test_noise_lab_window_and_sweep(demo_assets):

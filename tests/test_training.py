@@ -14,7 +14,7 @@ from tiny_models import TINY_CARLE, TINY_RC_LSTM
 from rul_core import metrics as mt
 from rul_core.data.synthetic import synth_run
 from rul_core.errors import Cancelled, RulError
-from rul_core.evaluation import ablation_table, evaluate, to_markdown
+from rul_core.evaluation import ablation_table, best_variant, evaluate, to_markdown
 from rul_core.models import ModelConfig
 from rul_core.progress import CancelToken, ProgressEvent
 from rul_core.signal.noise import NoiseAugmentation
@@ -222,9 +222,22 @@ def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
     )
     md = to_markdown(abl)
     assert md.splitlines()[0].startswith("| condition | run | CARLE / rmse")
-    flat = ablation_table({"CARLE": res, "again": res}, metrics=("rmse",), flat=True)
-    assert list(flat.columns) == ["condition", "run", "CARLE · rmse", "again · rmse"]
+    flat = ablation_table({"CARLE": res, "again": res}, metrics=("rmse", "mae"), flat=True)
+    assert list(flat.columns) == ["condition", "run", "CARLE · rmse", "CARLE · mae",
+                                  "again · rmse", "again · mae"]
     assert flat["CARLE · rmse"].tolist() == abl[("CARLE", "rmse")].tolist()
+    one = ablation_table({"CARLE": res, "again": res}, metrics=("rmse",), flat=True)
+    assert list(one.columns) == ["condition", "run", "CARLE", "again"]
+    with pytest.raises(ValueError, match="unknown metric 'rsme'"):
+        ablation_table({"CARLE": res}, metrics=("rsme",))
+
+
+def test_best_variant_per_row_follows_the_metric_direction() -> None:
+    values = pd.DataFrame({"CARLE": [0.2, 0.5, np.nan, 0.3], "CARL": [0.3, 0.4, np.nan, 0.3]})
+    assert best_variant(values, lower_is_better=True).tolist() == [
+        "CARLE", "CARL", "", "CARLE = CARL"]
+    assert best_variant(values, lower_is_better=False).tolist() == [
+        "CARL", "CARLE", "", "CARLE = CARL"]
 
 
 def test_markdown_prints_seconds_whole_and_ratios_to_four_digits() -> None:
