@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ import plotly.graph_objects as go
 
 from rul_core import atomic
 from rul_core.errors import RulError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
 
 FORMATS = ("png", "svg")
 DEFAULT_BROWSER = "/usr/bin/chromium"
@@ -241,16 +245,31 @@ def _cmap_name(trace: dict) -> str:
 
 
 def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes:
-    """Draw a plotly figure with matplotlib (no browser needed). Supports the trace types this
-    package produces: scatter/scattergl (lines, markers, filled bands), bar, heatmap, contour
-    and table, on any subplot grid, with log axes, titles and subplot titles."""
+    """Draw a plotly figure with matplotlib (no browser needed) and save it as ``fmt`` bytes;
+    see :func:`matplotlib_figure`."""
+    import matplotlib.pyplot as plt
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
+    mfig = matplotlib_figure(fig, dpi)
+    buf = io.BytesIO()
+    try:
+        mfig.savefig(buf, format=fmt, dpi=dpi)
+    finally:
+        plt.close(mfig)
+    return buf.getvalue()
+
+
+def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
+    """Redraw a plotly figure as a matplotlib Figure (the caller closes it). Supports the trace
+    types this package produces: scatter/scattergl (lines, markers, filled bands), bar,
+    heatmap, contour and table, on any subplot grid, with log axes, titles and subplot
+    titles."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    if fmt not in FORMATS:
-        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
     spec = fig.to_plotly_json()
     layout = spec.get("layout", {})
     w, h = _fig_size(fig)
@@ -322,10 +341,7 @@ def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes
     ):
         first = next(iter(axes.values()))
         first.legend(fontsize=7, loc="best")
-    buf = io.BytesIO()
-    mfig.savefig(buf, format=fmt, dpi=dpi)
-    plt.close(mfig)
-    return buf.getvalue()
+    return mfig
 
 
 def _arr(v: object) -> np.ndarray | None:
