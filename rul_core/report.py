@@ -380,21 +380,33 @@ def _mpl_scatter(ax, tr: dict) -> None:
 
 
 def _mpl_bars(ax, bars: list[dict], grouped: bool) -> None:
+    """Bars on a categorical axis: x for vertical bars, y for ``orientation='h'``."""
+    horizontal = bars[0].get("orientation") == "h"
+    cat_key, val_key = ("y", "x") if horizontal else ("x", "y")
     cats: list[str] = []
     for tr in bars:
-        for c in _arr(tr.get("x")).tolist():
+        for c in _arr(tr.get(cat_key)).tolist():
             if str(c) not in cats:
                 cats.append(str(c))
     n = len(bars) if grouped else 1
     width = 0.8 / n
     for i, tr in enumerate(bars):
-        xs = [cats.index(str(c)) for c in _arr(tr.get("x")).tolist()]
+        xs = [cats.index(str(c)) for c in _arr(tr.get(cat_key)).tolist()]
         off = (i - (n - 1) / 2) * width if grouped else 0.0
         marker = tr.get("marker") or {}
         err = (tr.get("error_y") or {}).get("array")
-        ax.bar(np.asarray(xs) + off, _arr(tr.get("y")), width=width,
+        pos, values = np.asarray(xs) + off, _arr(tr.get(val_key))
+        if horizontal:
+            ax.barh(pos, values, height=width, color=_colour(marker.get("color")),
+                    label=tr.get("name"))
+            continue
+        ax.bar(pos, values, width=width,
                color=_colour(marker.get("color")), label=tr.get("name"),
                yerr=_arr(err) if err is not None else None)
+    if horizontal:
+        ax.set_yticks(range(len(cats)))
+        ax.set_yticklabels(cats, fontsize=7)
+        return
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels(cats, rotation=45 if len(cats) > 6 else 0, fontsize=7)
 

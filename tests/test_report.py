@@ -272,3 +272,24 @@ def test_tf_figures_name_units_and_use_svg_traces():
     bars = plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"])
     assert [a.text for a in bars.layout.annotations][1] == "f_d<br>dominant<br>frequency (Hz)"
     assert len(plots.TF_FEATURE_SHORT_TITLES) == len(plots.TF_FEATURE_TITLES) == 7
+
+
+def _drawn(fig):
+    """The matplotlib redraw of ``fig`` (closed again after the test)."""
+    import matplotlib.pyplot as plt
+
+    mfig = report.matplotlib_figure(fig)
+    plt.close(mfig)
+    return mfig
+
+
+def test_matplotlib_draws_horizontal_bars_along_x():
+    """The layer-relevance chart is horizontal: layer names on y (output at the top), sums on
+    x; the fallback drew vertical bars with the sums as x categories."""
+    fig = plots.layer_relevance_figure(["output", "lstm", "input"], [1.0, 0.9, 0.6], 1.0)
+    ax = _drawn(fig).axes[0]
+    bars = [p for p in ax.patches if p.get_width() > 0 and p.get_height() > 0]
+    assert sorted(round(b.get_width(), 6) for b in bars) == [0.6, 0.9, 1.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["output", "lstm", "input"]
+    assert ax.yaxis_inverted()  # the first layer (output) at the top, as in plotly
+    assert ax.get_xlabel() == "sum of relevance"
