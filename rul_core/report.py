@@ -224,7 +224,7 @@ def _colour(value: object, default: str | None = None) -> object:
     return value if isinstance(value, str) else default
 
 
-_CMAPS = {"Greys": "Greys", "Viridis": "viridis", "RdBu_r": "RdBu_r", "RdBu": "RdBu_r"}
+_CMAPS = {"Greys": "Greys", "Viridis": "viridis", "RdBu_r": "RdBu_r", "RdBu": "RdBu"}
 
 
 def _cmap_name(trace: dict) -> str:
@@ -235,7 +235,7 @@ def _cmap_name(trace: dict) -> str:
     elif isinstance(cs, (list, tuple)) and cs:
         first = str(cs[0][1]).lower()
         last = str(cs[-1][1]).lower()
-        if "5,48,97" in first or "103,0,31" in last:  # plotly RdBu / reversed
+        if "5,48,97" in first + last and "103,0,31" in first + last:  # plotly RdBu (red low)
             name = "RdBu_r" if "5,48,97" in first else "RdBu"
         elif first in ("rgb(0,0,0)", "#000000", "black") or "255,255,255" in first:
             name = "Greys"
@@ -429,8 +429,33 @@ def _mpl_grid(ax, tr: dict, ttype: str) -> None:
     if tr.get("zmin") is not None and tr.get("zmax") is not None:
         kwargs.update(vmin=tr["zmin"], vmax=tr["zmax"])
     mesh = ax.pcolormesh(x, y, z, rasterized=True, **kwargs)
+    if tr.get("texttemplate"):
+        _mpl_cell_text(ax, mesh, tr, z, x, y)
     if tr.get("showscale", True):
         ax.figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+
+
+def _plotly_number(value: object) -> str:
+    """A cell value as plotly prints it: 1.0 -> '1', 0.25 -> '0.25'."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _mpl_cell_text(ax, mesh, tr: dict, z: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """Write a heatmap's ``texttemplate`` (``%{text}`` or ``%{z}``) into its cells, white on
+    dark cells; categorical ``x``/``y`` sit at 0, 1, 2..."""
+    xs = x if np.issubdtype(x.dtype, np.number) else np.arange(len(x))
+    ys = y if np.issubdtype(y.dtype, np.number) else np.arange(len(y))
+    text = _arr(tr.get("text"))
+    cells = text.tolist() if text is not None else z.tolist()
+    template = str(tr["texttemplate"])
+    for i, row in enumerate(cells):
+        for j, value in enumerate(row):
+            label = template.replace("%{text}", _plotly_number(value))
+            label = label.replace("%{z}", _plotly_number(float(z[i, j])))
+            r, g, b, _ = mesh.cmap(mesh.norm(z[i, j]))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+            ax.text(xs[j], ys[i], label, ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
 
 
 def _mpl_table(mfig, tr: dict) -> None:

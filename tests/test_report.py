@@ -293,3 +293,15 @@ def test_matplotlib_draws_horizontal_bars_along_x():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["output", "lstm", "input"]
     assert ax.yaxis_inverted()  # the first layer (output) at the top, as in plotly
     assert ax.get_xlabel() == "sum of relevance"
+
+
+def test_matplotlib_rank_agreement_keeps_colours_and_cell_values():
+    """plotly's 'RdBu' (red at -1, blue at +1) came out as viridis, and the annotated
+    correlation values were dropped."""
+    m = pd.DataFrame([[1.0, -0.5], [-0.5, 1.0]], index=["lrp", "shap"], columns=["lrp", "shap"])
+    ax = _drawn(plots.rank_agreement_figure(m)).axes[0]
+    mesh = ax.collections[0]
+    low, high = mesh.cmap(0.0), mesh.cmap(1.0)
+    assert low[0] > low[2] and high[2] > high[0]  # red at the low end, blue at the high end
+    assert mesh.get_clim() == (-1.0, 1.0)
+    assert sorted(t.get_text() for t in ax.texts) == ["-0.5", "-0.5", "1", "1"]  # as plotly
