@@ -10,6 +10,7 @@ import datetime as _dt
 import html
 import io
 import os
+import re
 import shutil
 import zipfile
 from collections import OrderedDict
@@ -208,6 +209,16 @@ def export_figure(fig: go.Figure, fmt: str = "png", engine: str = "auto") -> tup
 # --------------------------------------------------------------------------- matplotlib fallback
 
 
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(r"</?(b|i|em|strong|span|sup|sub)\b[^>]*>", re.IGNORECASE)
+
+
+def _plain(text: object) -> str:
+    """Plotly label text for matplotlib: <br> becomes a line break, simple tags go, entities
+    are decoded."""
+    return html.unescape(_TAG.sub("", _BR.sub("\n", str(text))))
+
+
 def _axis_key(ref: str, axis: str) -> str:
     """'x2' -> 'xaxis2', 'y' -> 'yaxis'."""
     suffix = ref[1:] if ref and len(ref) > 1 else ""
@@ -296,9 +307,9 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
             xt = (xa.get("title") or {}).get("text")
             yt = (ya.get("title") or {}).get("text")
             if xt:
-                ax.set_xlabel(xt, fontsize=8)
+                ax.set_xlabel(_plain(xt), fontsize=8)
             if yt:
-                ax.set_ylabel(yt, fontsize=8)
+                ax.set_ylabel(_plain(yt), fontsize=8)
             if ya.get("tickvals") is not None:  # plotly's explicit ticks (log frequency axes)
                 ax.set_yticks(ya["tickvals"], ya.get("ticktext") or None)
                 ax.minorticks_off()
@@ -329,12 +340,12 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
         _mpl_shape(axes, shape)
     title = (layout.get("title") or {}).get("text")
     if title:
-        mfig.suptitle(str(title), x=0.01, ha="left", fontsize=11)
+        mfig.suptitle(_plain(title), x=0.01, ha="left", fontsize=11)
     for ann in layout.get("annotations", []) or []:
         if ann.get("xref") == "paper" and ann.get("yref") == "paper" and ann.get("text"):
             x = margin["l"] + float(ann.get("x", 0)) * (1 - margin["l"] - margin["r"])
             y = margin["b"] + float(ann.get("y", 0)) * (1 - margin["b"] - margin["t"])
-            mfig.text(x, y, html.unescape(str(ann["text"])), ha="center" if
+            mfig.text(x, y, _plain(ann["text"]), ha="center" if
                       ann.get("xanchor", "center") == "center" else "left", va="bottom", fontsize=8)
     if any(ax.get_legend_handles_labels()[0] for ax in axes.values()) and layout.get(
         "showlegend", True
@@ -366,7 +377,7 @@ def _mpl_scatter(ax, tr: dict) -> None:
         x = np.arange(len(y))
     line = tr.get("line") or {}
     colour = _colour(line.get("color"))
-    name = tr.get("name") if tr.get("showlegend", True) else None
+    name = _plain(tr["name"]) if tr.get("name") and tr.get("showlegend", True) else None
     if tr.get("fill") == "toself":
         fill = _colour(tr.get("fillcolor"), "lightgrey")
         ax.fill(x, y, color=fill, linewidth=0, label=name)

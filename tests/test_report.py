@@ -305,3 +305,12 @@ def test_matplotlib_rank_agreement_keeps_colours_and_cell_values():
     assert low[0] > low[2] and high[2] > high[0]  # red at the low end, blue at the high end
     assert mesh.get_clim() == (-1.0, 1.0)
     assert sorted(t.get_text() for t in ax.texts) == ["-0.5", "-0.5", "1", "1"]  # as plotly
+
+
+def test_matplotlib_breaks_lines_at_br_instead_of_printing_the_tag():
+    """The TF-bar panel titles (and the scalogram's colour-bar unit) are written with <br>;
+    the fallback printed the tags literally, and the long titles ran into each other."""
+    mfig = _drawn(plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"]))
+    texts = [t.get_text() for t in mfig.texts]
+    assert "f_d\ndominant\nfrequency (Hz)" in texts
+    assert not any("<br" in t for t in texts)
