@@ -443,7 +443,10 @@ def _mpl_grid(ax, tr: dict, ttype: str) -> None:
     if tr.get("texttemplate"):
         _mpl_cell_text(ax, mesh, tr, z, x, y)
     if tr.get("showscale", True):
-        ax.figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+        bar = ax.figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+        bar_title = ((tr.get("colorbar") or {}).get("title") or {}).get("text")
+        if bar_title:
+            bar.ax.set_title(_plain(bar_title), fontsize=8, loc="left")
 
 
 def _plotly_number(value: object) -> str:

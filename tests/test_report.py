@@ -314,3 +314,11 @@ def test_matplotlib_breaks_lines_at_br_instead_of_printing_the_tag():
     texts = [t.get_text() for t in mfig.texts]
     assert "f_d\ndominant\nfrequency (Hz)" in texts
     assert not any("<br" in t for t in texts)
+
+
+def test_matplotlib_colour_bars_keep_their_titles():
+    """The colour bar's title carries the unit (|W| (normalised), attribution); the fallback
+    drew the bar without it."""
+    fig = plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 25 / 3, 20), 25600.0)
+    bar = _drawn(fig).axes[-1]
+    assert bar.get_title("left") == "|W|\n(normalised)"  # above the bar, as in plotly
