@@ -313,6 +313,8 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
             if ya.get("tickvals") is not None:  # plotly's explicit ticks (log frequency axes)
                 ax.set_yticks(ya["tickvals"], ya.get("ticktext") or None)
                 ax.minorticks_off()
+            if xa.get("tickvals") is not None:  # e.g. windows t-2, t-1, t
+                ax.set_xticks(xa["tickvals"], xa.get("ticktext") or None)
             if ya.get("range") and ya.get("type") != "log":
                 ax.set_ylim(*ya["range"])
             if ya.get("autorange") == "reversed":

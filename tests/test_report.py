@@ -322,3 +322,13 @@ def test_matplotlib_colour_bars_keep_their_titles():
     fig = plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 25 / 3, 20), 25600.0)
     bar = _drawn(fig).axes[-1]
     assert bar.get_title("left") == "|W|\n(normalised)"  # above the bar, as in plotly
+
+
+def test_matplotlib_keeps_explicit_x_tick_labels():
+    """The signal-attribution x axis is labelled by window (t−2, t−1, t); the fallback showed
+    raw sample numbers instead."""
+    fig = plots.signal_attribution_figure(np.zeros((300, 1)), 3, np.linspace(0, 300, 4),
+                                          {"lrp": np.array([0.1, -0.2, 0.3])})
+    ax = _drawn(fig).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t−2", "t−1", "t"]
+    np.testing.assert_allclose(ax.get_xticks(), [50.0, 150.0, 250.0])
