@@ -344,6 +344,8 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
     if title:
         mfig.suptitle(_plain(title), x=0.01, ha="left", fontsize=11)
     for ann in layout.get("annotations", []) or []:
+        if ann.get("text") and "paper" not in (ann.get("xref"), ann.get("yref")):
+            _mpl_axis_annotation(axes, ann)
         if ann.get("xref") == "paper" and ann.get("yref") == "paper" and ann.get("text"):
             x = margin["l"] + float(ann.get("x", 0)) * (1 - margin["l"] - margin["r"])
             y = margin["b"] + float(ann.get("y", 0)) * (1 - margin["b"] - margin["t"])
@@ -494,11 +496,31 @@ def _mpl_shape(axes: dict, shape: dict) -> None:
     ax = axes.get((xref if xref != "paper" else "x", yref if yref != "paper" else "y"))
     if ax is None:
         return
-    style = {"dash": "--", "dot": ":"}.get((shape.get("line") or {}).get("dash", ""), "-")
+    line = shape.get("line") or {}
+    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
+    kwargs = {"color": _colour(line.get("color"), "black"), "linestyle": style,
+              "linewidth": 0.8 * float(line.get("width", 1))}
     if shape.get("x0") == shape.get("x1") and "domain" in str(shape.get("yref", "")):
-        ax.axvline(float(shape["x0"]), color="black", linestyle=style, linewidth=0.8)
+        ax.axvline(float(shape["x0"]), **kwargs)
     elif shape.get("y0") == shape.get("y1") and "domain" in str(shape.get("xref", "")):
-        ax.axhline(float(shape["y0"]), color="black", linestyle=style, linewidth=0.8)
+        ax.axhline(float(shape["y0"]), **kwargs)
+
+
+def _mpl_axis_annotation(axes: dict, ann: dict) -> None:
+    """An annotation placed on a subplot (data or 'x domain' coordinates), e.g. the label of
+    a reference line; arrows are not drawn."""
+    from matplotlib.transforms import blended_transform_factory
+
+    xref, yref = str(ann.get("xref", "x")), str(ann.get("yref", "y"))
+    ax = axes.get((xref.replace(" domain", ""), yref.replace(" domain", "")))
+    if ax is None:
+        return
+    transform = blended_transform_factory(ax.transAxes if "domain" in xref else ax.transData,
+                                          ax.transAxes if "domain" in yref else ax.transData)
+    ha = {"left": "left", "right": "right"}.get(ann.get("xanchor", ""), "center")
+    va = {"top": "top", "bottom": "bottom"}.get(ann.get("yanchor", ""), "center")
+    ax.text(ann.get("x", 0), ann.get("y", 0), _plain(ann["text"]), transform=transform,
+            ha=ha, va=va, fontsize=8, clip_on=False)
 
 
 # --------------------------------------------------------------------------- HTML report

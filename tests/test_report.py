@@ -332,3 +332,24 @@ def test_matplotlib_keeps_explicit_x_tick_labels():
     ax = _drawn(fig).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["t−2", "t−1", "t"]
     np.testing.assert_allclose(ax.get_xticks(), [50.0, 150.0, 250.0])
+
+
+def test_matplotlib_labels_reference_lines_like_plotly():
+    """Reference lines carry their meaning in an annotation tied to the axis ('input 0.600',
+    'baseline 0.200', 'output relevance') and are grey; the fallback dropped every annotation
+    not in paper coordinates and drew the lines black."""
+    import matplotlib.colors as mcolors
+
+    x = np.linspace(0, 1, 3)
+    fig = plots.deletion_curves_figure({"lrp": (x, [0.6, 0.3, 0.2])}, prediction=0.6,
+                                       baseline=0.2)
+    ax = _drawn(fig).axes[0]
+    labels = {t.get_text(): t for t in ax.texts}
+    assert set(labels) == {"input 0.600", "baseline 0.200"}
+    assert labels["input 0.600"].get_position() == (0, 0.6)  # left edge, at the line
+    assert labels["input 0.600"].get_va() == "bottom" and labels["baseline 0.200"].get_va() == "top"
+    refs = [ln for ln in ax.lines if list(ln.get_xdata()) == [0, 1]]
+    assert sorted(ln.get_ydata()[0] for ln in refs) == [0.2, 0.6]
+    assert all(mcolors.to_hex(ln.get_color()) == "#888888" for ln in refs)
+    layers = plots.layer_relevance_figure(["output", "input"], [1.0, 0.6], 1.0)
+    assert [t.get_text() for t in _drawn(layers).axes[0].texts] == ["output relevance"]
