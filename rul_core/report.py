@@ -286,7 +286,28 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
     w, h = _fig_size(fig)
     mfig = plt.figure(figsize=(w / dpi, h / dpi), dpi=dpi)
     axes: dict[tuple[str, str], object] = {}
-    margin = {"l": 0.08, "r": 0.03, "t": 0.12, "b": 0.1}
+    # plotly's margins (px, at least room for tick labels and axis titles), widened the way
+    # plotly's automargin does for a legend (right, or below when horizontal) and colour bar
+    pm = layout.get("margin") or {}
+    px = {"l": max(pm.get("l", 80), 80), "r": max(pm.get("r", 80), 20),
+          "t": max(pm.get("t", 100), 50), "b": max(pm.get("b", 80), 50)}
+    entries = _legend_entries(spec)
+    leg = layout.get("legend") or {}
+    below = leg.get("orientation") == "h" and float(leg.get("y", 1)) < 0
+    chars = max((len(line) for e in entries for line in e.split("\n")), default=0)
+    ncol, legend_px = 1, 0
+    if entries and below:
+        ncol = max(1, min(len(entries), int((w - px["l"] - px["r"]) // (6 * chars + 40))))
+        legend_px = 16 * -(-len(entries) // ncol) + 12
+        px["b"] += legend_px
+    elif entries:
+        px["r"] += 6 * chars + 40
+    bar_px = 80 if any(tr.get("type") == "heatmap" and tr.get("showscale", True)
+                       for tr in spec.get("data", [])) else 0
+    px["r"] += bar_px
+    margin = {k: v / (w if k in "lr" else h) for k, v in px.items()}
+    plot_right = 1 - margin["r"]  # the right edge of the plot area
+    cbar_box = (plot_right + 10 / w, margin["b"], 12 / w, 0.92 * (1 - margin["b"] - margin["t"]))
 
     def get_ax(xref: str, yref: str):
         key = (xref or "x", yref or "y")
@@ -335,7 +356,7 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
         elif ttype == "bar":
             bar_groups.setdefault((tr.get("xaxis", "x"), tr.get("yaxis", "y")), []).append(tr)
         elif ttype in ("heatmap", "contour"):
-            _mpl_grid(ax, tr, ttype)
+            _mpl_grid(ax, tr, ttype, cbar_box)
     for key, bars in bar_groups.items():
         _mpl_bars(axes[key], bars, grouped=layout.get("barmode") == "group")
     for shape in layout.get("shapes", []) or []:
@@ -351,12 +372,31 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
             y = margin["b"] + float(ann.get("y", 0)) * (1 - margin["b"] - margin["t"])
             mfig.text(x, y, _plain(ann["text"]), ha="center" if
                       ann.get("xanchor", "center") == "center" else "left", va="bottom", fontsize=8)
-    if any(ax.get_legend_handles_labels()[0] for ax in axes.values()) and layout.get(
-        "showlegend", True
-    ):
-        first = next(iter(axes.values()))
-        first.legend(fontsize=7, loc="best")
+    handles: dict[str, object] = {}
+    for ax in axes.values():
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if entries and handles:
+        anchor = ((margin["l"], legend_px / h) if below
+                  else (plot_right + (bar_px + 10) / w, 1 - margin["t"]))
+        mfig.legend(list(handles.values()), list(handles), loc="upper left", ncol=ncol,
+                    bbox_to_anchor=anchor, fontsize=7, frameon=False)
     return mfig
+
+
+def _legend_entries(spec: dict) -> list[str]:
+    """The names plotly shows in the legend, [] when it shows none: traces not hidden from it,
+    and only when ``layout.showlegend`` is true, or unset with two or more such traces or one
+    explicitly shown."""
+    shown = [tr for tr in spec.get("data", [])
+             if tr.get("type", "scatter") in ("scatter", "scattergl", "bar")
+             and tr.get("showlegend", True) and tr.get("name")]
+    setting = (spec.get("layout") or {}).get("showlegend")
+    if setting is False or not shown:
+        return []
+    if setting is None and len(shown) < 2 and not shown[0].get("showlegend"):
+        return []
+    return list(dict.fromkeys(_plain(tr["name"]) for tr in shown))
 
 
 def _arr(v: object) -> np.ndarray | None:
@@ -426,7 +466,9 @@ def _mpl_bars(ax, bars: list[dict], grouped: bool) -> None:
     ax.set_xticklabels(cats, rotation=45 if len(cats) > 6 else 0, fontsize=7)
 
 
-def _mpl_grid(ax, tr: dict, ttype: str) -> None:
+def _mpl_grid(ax, tr: dict, ttype: str, cbar_box: tuple[float, float, float, float]) -> None:
+    """A heatmap (its colour bar, if shown, in ``cbar_box`` beside the plot area, as plotly
+    places it) or a contour's single line level."""
     z = _arr(tr.get("z"))
     if z is None:
         return
@@ -447,7 +489,8 @@ def _mpl_grid(ax, tr: dict, ttype: str) -> None:
     if tr.get("texttemplate"):
         _mpl_cell_text(ax, mesh, tr, z, x, y)
     if tr.get("showscale", True):
-        bar = ax.figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+        bar = ax.figure.colorbar(mesh, cax=ax.figure.add_axes(cbar_box, label="<colorbar>"))
+        bar.ax.tick_params(labelsize=7)
         bar_title = ((tr.get("colorbar") or {}).get("title") or {}).get("text")
         if bar_title:
             bar.ax.set_title(_plain(bar_title), fontsize=8, loc="left")

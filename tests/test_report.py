@@ -353,3 +353,66 @@ def test_matplotlib_labels_reference_lines_like_plotly():
     assert all(mcolors.to_hex(ln.get_color()) == "#888888" for ln in refs)
     layers = plots.layer_relevance_figure(["output", "input"], [1.0, 0.6], 1.0)
     assert [t.get_text() for t in _drawn(layers).axes[0].texts] == ["output relevance"]
+
+
+def _extent(artist, mfig):
+    """An artist's box in figure pixels (after drawing)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(mfig)
+    canvas.draw()
+    return artist.get_window_extent(canvas.get_renderer())
+
+
+def test_matplotlib_keeps_axis_titles_and_colour_bars_inside_the_image():
+    """At the report heights (300-340 px) the x-axis title was cut off at the bottom, and a
+    colour bar's tick labels at the right edge."""
+    x = np.arange(20)
+    mfig = _drawn(plots.label_figure(x, {"linear": 1 - x / 19}))
+    assert _extent(mfig.axes[0].xaxis.label, mfig).y0 >= 0
+    overlay = _drawn(plots.attribution_overlay_figure(np.eye(64, 500), {
+        "lrp": np.eye(64, 500), "shap": -np.eye(64, 500)}))
+    width = overlay.get_size_inches()[0] * overlay.dpi
+    assert all(_extent(t, overlay).x1 <= width for t in overlay.axes[-1].get_yticklabels())
+
+
+def test_matplotlib_colour_bar_does_not_squeeze_its_subplot():
+    """Plotly puts the colour bar beside the plot area; the fallback took its room from the
+    subplot it belongs to, so stacked panels (signal attribution) or side-by-side panels
+    (image attributions) came out with different widths."""
+    fig = plots.signal_attribution_figure(np.zeros((300, 1)), 3, np.linspace(0, 300, 4),
+                                          {"lrp": np.ones(3), "shap": -np.ones(3)})
+    top, bottom = [a for a in _drawn(fig).axes if a.get_label() != "<colorbar>"][:2]
+    assert top.get_position().width == pytest.approx(bottom.get_position().width)
+    overlay = plots.attribution_overlay_figure(np.eye(64, 500), {
+        "lrp": np.eye(64, 500), "shap": -np.eye(64, 500)})
+    left, right = [a for a in _drawn(overlay).axes if a.get_label() != "<colorbar>"][:2]
+    assert left.get_position().width == pytest.approx(right.get_position().width)
+
+
+def test_matplotlib_legend_sits_where_plotly_puts_it():
+    """Plotly's legend is outside the plot area: at the right by default, under the x axis
+    when horizontal (several models, the scalogram); the fallback put it inside the axes, over
+    the data (over the scalogram's high frequencies, over the first TF-bar panel)."""
+    x = np.arange(20)
+    curves = [{"x": x, "pred": 1 - x / 20, "true": 1 - x / 20, "name": f"model {k}"}
+              for k in range(3)]
+    for fig, where in ((plots.rul_figure(curves[:1]), "right"),
+                       (plots.rul_figure(curves), "below"),
+                       (plots.tf_bars_figure(np.ones((2, 7)), ["h", "v"]), "right"),
+                       (plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 9, 20),
+                                               25600.0, np.full(50, 30.0)), "below")):
+        mfig = _drawn(fig)
+        legend = mfig.legends[0] if mfig.legends else mfig.axes[0].get_legend()
+        assert legend is not None
+        box = _extent(legend, mfig)
+        plots_ = [_extent(a, mfig) for a in mfig.axes if a.get_label() != "<colorbar>"]
+        if where == "right":
+            assert box.x0 >= max(p.x1 for p in plots_)
+        else:
+            assert box.y1 <= min(p.y0 for p in plots_)
+        assert box.x0 >= 0 and box.y0 >= 0  # and inside the image
+    assert len(mfig.legends[0].get_texts()) == 2  # the scalogram's two entries
+    single = plots.error_vs_severity_figure({"carle": ([0, 1], [0.1, 0.2])}, "gaussian")
+    mfig = _drawn(single)
+    assert not mfig.legends and mfig.axes[0].get_legend() is None  # plotly: no legend for one
