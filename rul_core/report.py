@@ -341,6 +341,10 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
             if ya.get("autorange") == "reversed":
                 ax.invert_yaxis()
             ax.tick_params(labelsize=7)
+            if xa.get("showticklabels") is False:  # upper panels of shared x axes
+                ax.tick_params(labelbottom=False)
+            if ya.get("showticklabels") is False:
+                ax.tick_params(labelleft=False)
             axes[key] = ax
         return axes[key]
 

@@ -416,3 +416,15 @@ def test_matplotlib_legend_sits_where_plotly_puts_it():
     single = plots.error_vs_severity_figure({"carle": ([0, 1], [0.1, 0.2])}, "gaussian")
     mfig = _drawn(single)
     assert not mfig.legends and mfig.axes[0].get_legend() is None  # plotly: no legend for one
+
+
+def test_matplotlib_shared_x_axes_label_only_the_bottom_panel():
+    """Stacked panels with a shared x axis (raw signal, TF trends, signal attribution) have
+    tick labels only under the bottom panel in plotly; the fallback repeated them under every
+    panel, where they ran into the next panel's title."""
+    fig = plots.raw_signal_figure(np.zeros((300, 2)), 1000.0, ["horizontal", "vertical"])
+    mfig = _drawn(fig)
+    _extent(mfig, mfig)  # draw, so the tick labels exist
+    top, bottom = mfig.axes
+    assert not any(t.get_visible() and t.get_text() for t in top.get_xticklabels())
+    assert any(t.get_visible() and t.get_text() for t in bottom.get_xticklabels())
