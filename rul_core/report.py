@@ -426,12 +426,14 @@ def _mpl_scatter(ax, tr: dict) -> None:
     line = tr.get("line") or {}
     colour = _colour(line.get("color"))
     name = _plain(tr["name"]) if tr.get("name") and tr.get("showlegend", True) else None
+    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
     if tr.get("fill") == "toself":
         fill = _colour(tr.get("fillcolor"), "lightgrey")
-        ax.fill(x, y, color=fill, linewidth=0, label=name)
+        width = float(line.get("width", 2))  # plotly outlines a fill unless width is 0
+        ax.fill(x, y, facecolor=fill, edgecolor=colour or fill, linewidth=0.5 * width,
+                linestyle=style, label=name)
         return
     mode = tr.get("mode", "lines")
-    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
     marker = "o" if "markers" in mode else None
     ls = style if "lines" in mode else "none"
     ax.plot(x, y, color=colour, linestyle=ls, marker=marker, markersize=3,

@@ -428,3 +428,17 @@ def test_matplotlib_shared_x_axes_label_only_the_bottom_panel():
     top, bottom = mfig.axes
     assert not any(t.get_visible() and t.get_text() for t in top.get_xticklabels())
     assert any(t.get_visible() and t.get_text() for t in bottom.get_xticklabels())
+
+
+def test_matplotlib_keeps_the_dotted_edges_of_overlapping_bands():
+    """With several interval bands the fills are faint and their dotted edges show where each
+    band ends; the fallback drew the fills without edges."""
+    x = np.arange(20)
+    curves = [{"x": x, "pred": 1 - x / 20, "lower": 0.9 - x / 20 - k / 20,
+               "upper": 1.1 - x / 20 + k / 20, "name": f"model {k}"} for k in range(2)]
+    ax = _drawn(plots.rul_figure(curves)).axes[0]
+    bands = [p for p in ax.patches if p.get_label().endswith("interval")]
+    assert len(bands) == 2
+    assert all(b.get_linewidth() > 0 and b.get_linestyle() == ":" for b in bands)
+    one = _drawn(plots.rul_figure(curves[:1])).axes[0]
+    assert [p.get_linewidth() for p in one.patches] == [0.0]  # a single band: no edge
