@@ -1,4 +1,5 @@
-"""Report: pick figures and tables of this session, export PNG/SVG and a self-contained HTML."""
+"""Report: pick figures and tables of this session, export PNG/SVG/PDF and a self-contained
+HTML."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ if figs:
         if fmt_r == "png":
             st.image(data)
         st.download_button(f"Download {fmt_r.upper()}", data, file_name=f"{item.key}.{fmt_r}"
-                           .replace("/", "_"), mime="image/png" if fmt_r == "png"
-                           else "image/svg+xml", key="report_dl_one")
+                           .replace("/", "_"), mime=report.MIME_TYPES[fmt_r],
+                           key="report_dl_one")
 
 st.subheader("Whole report")
 html_doc = report.html_report(selected, title)

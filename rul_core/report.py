@@ -1,5 +1,5 @@
-"""Session figure registry and export: PNG/SVG (Kaleido on a local Chromium, or matplotlib)
-and a self-contained HTML report that works offline (plotly.js embedded inline).
+"""Session figure registry and export: PNG/SVG/PDF (Kaleido on a local Chromium, or
+matplotlib) and a self-contained HTML report that works offline (plotly.js embedded inline).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from rul_core.errors import RulError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
 
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
+MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 DEFAULT_BROWSER = "/usr/bin/chromium"
 DEFAULT_SIZE = (1000, 500)
 

@@ -442,3 +442,13 @@ def test_matplotlib_keeps_the_dotted_edges_of_overlapping_bands():
     assert all(b.get_linewidth() > 0 and b.get_linestyle() == ":" for b in bands)
     one = _drawn(plots.rul_figure(curves[:1])).axes[0]
     assert [p.get_linewidth() for p in one.patches] == [0.0]  # a single band: no edge
+
+
+def test_pdf_export_for_papers(monkeypatch):
+    """Papers want vector PDF; only PNG and SVG were offered."""
+    assert "pdf" in report.FORMATS and report.MIME_TYPES["pdf"] == "application/pdf"
+    data, used = report.export_figure(_figures()[0], "pdf", "matplotlib")
+    assert used == "matplotlib" and data.startswith(b"%PDF")
+    if Path(report.DEFAULT_BROWSER).is_file():
+        data, used = report.export_figure(_figures()[0], "pdf", "kaleido")
+        assert used == "kaleido" and data.startswith(b"%PDF")
