@@ -257,8 +257,10 @@ def _cmap_name(trace: dict) -> str:
 
 
 def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes:
-    """Draw a plotly figure with matplotlib (no browser needed) and save it as ``fmt`` bytes;
-    see :func:`matplotlib_figure`."""
+    """Draw a plotly figure with matplotlib (no browser needed) and save it as ``fmt`` bytes,
+    text kept as text (embedded TrueType in PDF, <text> in SVG); see
+    :func:`matplotlib_figure`."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     if fmt not in FORMATS:
@@ -266,7 +268,8 @@ def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes
     mfig = matplotlib_figure(fig, dpi)
     buf = io.BytesIO()
     try:
-        mfig.savefig(buf, format=fmt, dpi=dpi)
+        with matplotlib.rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
+            mfig.savefig(buf, format=fmt, dpi=dpi)
     finally:
         plt.close(mfig)
     return buf.getvalue()

@@ -452,3 +452,14 @@ def test_pdf_export_for_papers(monkeypatch):
     if Path(report.DEFAULT_BROWSER).is_file():
         data, used = report.export_figure(_figures()[0], "pdf", "kaleido")
         assert used == "kaleido" and data.startswith(b"%PDF")
+
+
+def test_matplotlib_vector_text_stays_text():
+    """Journals' PDF checks reject Type 3 fonts and editors need real text in an SVG; the
+    fallback wrote Type 3 fonts into PDFs and every SVG letter as a path."""
+    fig = _figures()[0]
+    pdf = report.render_matplotlib(fig, "pdf")
+    assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # TrueType, embedded
+    svg = report.render_matplotlib(fig, "svg").decode()
+    assert re.search(r"<text[^>]*>\s*Predicted vs true RUL\s*</text>", svg)
+    assert re.search(r"<text[^>]*>\s*true RUL\s*</text>", svg)  # the legend, too
