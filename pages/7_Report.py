@@ -61,17 +61,22 @@ zip_inputs = (tuple(chosen), tuple(formats), engine_choice, title)
 if st.button("Build ZIP (figures in the chosen formats, tables as CSV, HTML)", key="report_zip"):
     with st.spinner("Exporting…"):
         try:
-            blob, used = report.export_zip(selected, formats, engine_choice, title=title)
+            blob, used, failed = report.export_zip(selected, formats, engine_choice,
+                                                   title=title)
         except Exception as exc:
             app_ui.show_error(exc, "export")
         else:
-            st.session_state["report_zip_blob"] = (zip_inputs, blob, used)
+            st.session_state["report_zip_blob"] = (zip_inputs, blob, used, failed)
 built = st.session_state.get("report_zip_blob")
 if built and built[0] != zip_inputs:
     st.caption("The selection, formats or title changed since the ZIP was built: build it again.")
 elif built:
-    _, blob, used = built
+    _, blob, used, failed = built
     st.caption(f"ZIP ready: {len(blob) / 1e6:.2f} MB, static figures by {used}.")
+    if failed:
+        st.warning(f"{len(failed)} figure file(s) could not be exported and are missing from "
+                   "the ZIP (listed in its export_errors.txt):\n\n"
+                   + "\n".join(f"- {line}" for line in failed))
     st.download_button("Download ZIP", blob, file_name="rul_report.zip",
                        mime="application/zip", key="report_dl_zip")
     if st.button("Also save it in the workspace", key="report_save"):

@@ -636,27 +636,64 @@ def _slug(text: str) -> str:
     return "".join(keep).strip("_")[:60] or "figure"
 
 
+def _export_each(
+    figures: Sequence[go.Figure], fmt: str, engine: str
+) -> tuple[list[bytes | None], set[str], list[str]]:
+    """Export in one batch; if that fails, figure by figure, so one bad figure costs only
+    itself. Returns the bytes (None where it failed), the engines used and, per figure, the
+    reason it failed ('' where it did not)."""
+    try:
+        blobs, used = export_figures(figures, fmt, engine)
+        return list(blobs), {used}, [""] * len(figures)
+    except Exception:  # retried one by one below, where the culprit is named
+        pass
+    out: list[bytes | None] = []
+    engines: set[str] = set()
+    reasons: list[str] = []
+    for fig in figures:
+        try:
+            blob, used = export_figure(fig, fmt, engine)
+        except Exception as exc:  # every failure is reported, none stops the others
+            out.append(None)
+            reasons.append(f"{type(exc).__name__}: {exc}")
+        else:
+            out.append(blob)
+            engines.add(used)
+            reasons.append("")
+    return out, engines, reasons
+
+
 def export_zip(
     items: Sequence[ReportItem], formats: Sequence[str] = FORMATS, engine: str = "auto",
     include_html: bool = True, title: str = "Bearing RUL workbench report",
-) -> tuple[bytes, str]:
+) -> tuple[bytes, str, list[str]]:
     """A zip with every figure in each format, every table as CSV and (optionally) the HTML
-    report; returns the zip bytes and the static engine used."""
+    report. Returns the zip bytes, the static engine(s) used and one line per figure file
+    that could not be exported ('file (title): reason', also written to export_errors.txt
+    in the zip); the other figures are exported regardless."""
     figs = [i for i in items if i.figure is not None]
-    used = "none"
+    engines: set[str] = set()
+    failed: list[str] = []
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for fmt in formats:
             if not figs:
                 break
-            blobs, used = export_figures([i.figure for i in figs], fmt, engine)
-            for n, (item, blob) in enumerate(zip(figs, blobs, strict=True), 1):
-                zf.writestr(f"{n:02d}_{_slug(item.title)}.{fmt}", blob)
+            blobs, used, reasons = _export_each([i.figure for i in figs], fmt, engine)
+            engines |= used
+            for n, (item, blob, why) in enumerate(zip(figs, blobs, reasons, strict=True), 1):
+                name = f"{n:02d}_{_slug(item.title)}.{fmt}"
+                if blob is None:
+                    failed.append(f"{name} ({item.title}): {why}")
+                else:
+                    zf.writestr(name, blob)
         for n, item in enumerate((i for i in items if i.table is not None), 1):
             zf.writestr(f"table_{n:02d}_{_slug(item.title)}.csv", item.table.to_csv())
         if include_html:
             zf.writestr("report.html", html_report(items, title))
-    return buf.getvalue(), used
+        if failed:
+            zf.writestr("export_errors.txt", "\n".join(failed) + "\n")
+    return buf.getvalue(), ", ".join(sorted(engines)) or "none", failed
 
 
 def save_report(folder: str | Path, blob: bytes, title: str,

@@ -166,9 +166,9 @@ def test_export_zip_contains_figures_tables_and_html(monkeypatch):
     reg = report.FigureRegistry()
     reg.add_figure("p/a", _figures()[0], title="RUL curve")
     reg.add_table("p/t", pd.DataFrame({"rmse": [0.1]}), "Metrics")
-    blob, used = report.export_zip(reg.items(), ["png", "svg"])
+    blob, used, failed = report.export_zip(reg.items(), ["png", "svg"])
     names = sorted(zipfile.ZipFile(io.BytesIO(blob)).namelist())
-    assert used == "matplotlib"
+    assert used == "matplotlib" and failed == []
     assert names == ["01_rul_curve.png", "01_rul_curve.svg", "report.html",
                      "table_01_metrics.csv"]
 
@@ -463,3 +463,28 @@ def test_matplotlib_vector_text_stays_text():
     svg = report.render_matplotlib(fig, "svg").decode()
     assert re.search(r"<text[^>]*>\s*Predicted vs true RUL\s*</text>", svg)
     assert re.search(r"<text[^>]*>\s*true RUL\s*</text>", svg)  # the legend, too
+
+
+def test_export_zip_keeps_going_past_a_failed_figure_and_names_it(monkeypatch):
+    """One figure that cannot be drawn aborted the whole ZIP with an error that did not say
+    which figure; now the others are exported and the failure is listed (in the result and
+    in the ZIP) with its reason."""
+    real = report.render_matplotlib
+
+    def flaky(fig, fmt="png", dpi=100):
+        if fig.layout.title.text == "Broken":
+            raise ValueError("cannot draw this trace")
+        return real(fig, fmt, dpi)
+
+    monkeypatch.setattr(report, "render_matplotlib", flaky)
+    reg = report.FigureRegistry()
+    reg.add_figure("p/a", _figures()[0], title="RUL curve")
+    reg.add_figure("p/b", plots.trends_figure(np.arange(3), {"a": np.ones(3)}, "Broken", "y"))
+    reg.add_figure("p/c", _figures()[1], title="Raster")
+    blob, used, failed = report.export_zip(reg.items(), ["png"], "matplotlib")
+    zf = zipfile.ZipFile(io.BytesIO(blob))
+    assert sorted(zf.namelist()) == ["01_rul_curve.png", "03_raster.png", "export_errors.txt",
+                                     "report.html"]
+    assert used == "matplotlib"
+    assert failed == ["02_broken.png (Broken): ValueError: cannot draw this trace"]
+    assert zf.read("export_errors.txt").decode().splitlines() == failed
