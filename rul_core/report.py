@@ -340,6 +340,11 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
                 ax.minorticks_off()
             if xa.get("tickvals") is not None:  # e.g. windows t-2, t-1, t
                 ax.set_xticks(xa["tickvals"], xa.get("ticktext") or None)
+            elif xa.get("tickmode") == "linear" and xa.get("dtick") and xa.get("type") != "log":
+                from matplotlib.ticker import MultipleLocator  # e.g. whole epochs
+
+                ax.xaxis.set_major_locator(MultipleLocator(float(xa["dtick"]),
+                                                           float(xa.get("tick0", 0))))
             if ya.get("range") and ya.get("type") != "log":
                 ax.set_ylim(*ya["range"])
             if ya.get("autorange") == "reversed":

@@ -488,3 +488,19 @@ def test_export_zip_keeps_going_past_a_failed_figure_and_names_it(monkeypatch):
     assert used == "matplotlib"
     assert failed == ["02_broken.png (Broken): ValueError: cannot draw this trace"]
     assert zf.read("export_errors.txt").decode().splitlines() == failed
+
+
+def test_matplotlib_loss_axis_counts_whole_epochs():
+    """The loss chart's x axis has one tick per whole epoch (plotly tickmode 'linear'); the
+    fallback labelled fractional epochs (0.75, 1.25 ...)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    mfig = _drawn(plots.loss_figure({"loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, 0.3]}))
+    FigureCanvasAgg(mfig).draw()
+    ax = mfig.axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert shown == [1.0, 2.0, 3.0]
+    long = _drawn(plots.loss_figure({"loss": np.linspace(1.0, 0.1, 95)})).axes[0]
+    lo, hi = long.get_xlim()
+    assert [t for t in long.get_xticks() if lo <= t <= hi][:3] == [1.0, 11.0, 21.0]
