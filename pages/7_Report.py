@@ -16,7 +16,10 @@ if not items:
     st.info("No figures yet: every chart you view on the other pages is collected here.")
     st.stop()
 
-labels = {f"{i.page} · {i.title} ({i.kind})": i.key for i in items}
+labels: dict[str, str] = {}
+for i in items:  # the key tells apart items that share page, title and kind
+    label = f"{i.page} · {i.title} ({i.kind})"
+    labels[label if label not in labels else f"{label} [{i.key}]"] = i.key
 chosen = st.multiselect("Figures and tables to include", list(labels), default=list(labels),
                         key="report_items")
 selected = [reg.get(labels[c]) for c in chosen]
@@ -32,8 +35,11 @@ formats = c2.multiselect("Static formats", report.FORMATS, default=["png"], key=
 st.subheader("One figure")
 figs = [i for i in selected if i.figure is not None]
 if figs:
-    one = st.selectbox("Figure", [i.title for i in figs], key="report_one")
-    item = next(i for i in figs if i.title == one)
+    titles = {i.key: i.title for i in figs}
+    one = st.selectbox("Figure", list(titles), key="report_one",
+                       format_func=lambda k: titles[k] if list(titles.values()).count(
+                           titles[k]) == 1 else f"{titles[k]} [{k}]")
+    item = reg.get(one)
     fmt = st.radio("Format", report.FORMATS, horizontal=True, key="report_one_fmt")
     if st.button("Render", key="report_render"):
         with st.spinner("Rendering…"):
