@@ -1,4 +1,5 @@
-"""Report: pick figures and tables of this session, export PNG/SVG and a self-contained HTML."""
+"""Report: pick figures and tables of this session, export PNG/SVG/PDF and a self-contained
+HTML."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ if not items:
     st.info("No figures yet: every chart you view on the other pages is collected here.")
     st.stop()
 
-labels = {f"{i.page} · {i.title} ({i.kind})": i.key for i in items}
+labels: dict[str, str] = {}
+for i in items:  # the key tells apart items that share page, title and kind
+    label = f"{i.page} · {i.title} ({i.kind})"
+    labels[label if label not in labels else f"{label} [{i.key}]"] = i.key
 chosen = st.multiselect("Figures and tables to include", list(labels), default=list(labels),
                         key="report_items")
 selected = [reg.get(labels[c]) for c in chosen]
@@ -31,8 +35,11 @@ formats = c2.multiselect("Static formats", report.FORMATS, default=["png"], key=
 st.subheader("One figure")
 figs = [i for i in selected if i.figure is not None]
 if figs:
-    one = st.selectbox("Figure", [i.title for i in figs], key="report_one")
-    item = next(i for i in figs if i.title == one)
+    titles = {i.key: i.title for i in figs}
+    one = st.selectbox("Figure", list(titles), key="report_one",
+                       format_func=lambda k: titles[k] if list(titles.values()).count(
+                           titles[k]) == 1 else f"{titles[k]} [{k}]")
+    item = reg.get(one)
     fmt = st.radio("Format", report.FORMATS, horizontal=True, key="report_one_fmt")
     if st.button("Render", key="report_render"):
         with st.spinner("Rendering…"):
@@ -49,8 +56,8 @@ if figs:
         if fmt_r == "png":
             st.image(data)
         st.download_button(f"Download {fmt_r.upper()}", data, file_name=f"{item.key}.{fmt_r}"
-                           .replace("/", "_"), mime="image/png" if fmt_r == "png"
-                           else "image/svg+xml", key="report_dl_one")
+                           .replace("/", "_"), mime=report.MIME_TYPES[fmt_r],
+                           key="report_dl_one")
 
 st.subheader("Whole report")
 html_doc = report.html_report(selected, title)
@@ -60,17 +67,22 @@ zip_inputs = (tuple(chosen), tuple(formats), engine_choice, title)
 if st.button("Build ZIP (figures in the chosen formats, tables as CSV, HTML)", key="report_zip"):
     with st.spinner("Exporting…"):
         try:
-            blob, used = report.export_zip(selected, formats, engine_choice, title=title)
+            blob, used, failed = report.export_zip(selected, formats, engine_choice,
+                                                   title=title)
         except Exception as exc:
             app_ui.show_error(exc, "export")
         else:
-            st.session_state["report_zip_blob"] = (zip_inputs, blob, used)
+            st.session_state["report_zip_blob"] = (zip_inputs, blob, used, failed)
 built = st.session_state.get("report_zip_blob")
 if built and built[0] != zip_inputs:
     st.caption("The selection, formats or title changed since the ZIP was built: build it again.")
 elif built:
-    _, blob, used = built
+    _, blob, used, failed = built
     st.caption(f"ZIP ready: {len(blob) / 1e6:.2f} MB, static figures by {used}.")
+    if failed:
+        st.warning(f"{len(failed)} figure file(s) could not be exported and are missing from "
+                   "the ZIP (listed in its export_errors.txt):\n\n"
+                   + "\n".join(f"- {line}" for line in failed))
     st.download_button("Download ZIP", blob, file_name="rul_report.zip",
                        mime="application/zip", key="report_dl_zip")
     if st.button("Also save it in the workspace", key="report_save"):

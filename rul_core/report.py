@@ -1,5 +1,5 @@
-"""Session figure registry and export: PNG/SVG (Kaleido on a local Chromium, or matplotlib)
-and a self-contained HTML report that works offline (plotly.js embedded inline).
+"""Session figure registry and export: PNG/SVG/PDF (Kaleido on a local Chromium, or
+matplotlib) and a self-contained HTML report that works offline (plotly.js embedded inline).
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import datetime as _dt
 import html
 import io
 import os
+import re
 import shutil
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,11 @@ import plotly.graph_objects as go
 from rul_core import atomic
 from rul_core.errors import RulError
 
-FORMATS = ("png", "svg")
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
+
+FORMATS = ("png", "svg", "pdf")
+MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 DEFAULT_BROWSER = "/usr/bin/chromium"
 DEFAULT_SIZE = (1000, 500)
 
@@ -204,6 +210,16 @@ def export_figure(fig: go.Figure, fmt: str = "png", engine: str = "auto") -> tup
 # --------------------------------------------------------------------------- matplotlib fallback
 
 
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG = re.compile(r"</?(b|i|em|strong|span|sup|sub)\b[^>]*>", re.IGNORECASE)
+
+
+def _plain(text: object) -> str:
+    """Plotly label text for matplotlib: <br> becomes a line break, simple tags go, entities
+    are decoded."""
+    return html.unescape(_TAG.sub("", _BR.sub("\n", str(text))))
+
+
 def _axis_key(ref: str, axis: str) -> str:
     """'x2' -> 'xaxis2', 'y' -> 'yaxis'."""
     suffix = ref[1:] if ref and len(ref) > 1 else ""
@@ -220,7 +236,7 @@ def _colour(value: object, default: str | None = None) -> object:
     return value if isinstance(value, str) else default
 
 
-_CMAPS = {"Greys": "Greys", "Viridis": "viridis", "RdBu_r": "RdBu_r", "RdBu": "RdBu_r"}
+_CMAPS = {"Greys": "Greys", "Viridis": "viridis", "RdBu_r": "RdBu_r", "RdBu": "RdBu"}
 
 
 def _cmap_name(trace: dict) -> str:
@@ -231,7 +247,7 @@ def _cmap_name(trace: dict) -> str:
     elif isinstance(cs, (list, tuple)) and cs:
         first = str(cs[0][1]).lower()
         last = str(cs[-1][1]).lower()
-        if "5,48,97" in first or "103,0,31" in last:  # plotly RdBu / reversed
+        if "5,48,97" in first + last and "103,0,31" in first + last:  # plotly RdBu (red low)
             name = "RdBu_r" if "5,48,97" in first else "RdBu"
         elif first in ("rgb(0,0,0)", "#000000", "black") or "255,255,255" in first:
             name = "Greys"
@@ -241,22 +257,61 @@ def _cmap_name(trace: dict) -> str:
 
 
 def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes:
-    """Draw a plotly figure with matplotlib (no browser needed). Supports the trace types this
-    package produces: scatter/scattergl (lines, markers, filled bands), bar, heatmap, contour
-    and table, on any subplot grid, with log axes, titles and subplot titles."""
+    """Draw a plotly figure with matplotlib (no browser needed) and save it as ``fmt`` bytes,
+    text kept as text (embedded TrueType in PDF, <text> in SVG); see
+    :func:`matplotlib_figure`."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
+    mfig = matplotlib_figure(fig, dpi)
+    buf = io.BytesIO()
+    try:
+        with matplotlib.rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
+            mfig.savefig(buf, format=fmt, dpi=dpi)
+    finally:
+        plt.close(mfig)
+    return buf.getvalue()
+
+
+def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
+    """Redraw a plotly figure as a matplotlib Figure (the caller closes it). Supports the trace
+    types this package produces: scatter/scattergl (lines, markers, filled bands), bar,
+    heatmap, contour and table, on any subplot grid, with log axes, titles and subplot
+    titles."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    if fmt not in FORMATS:
-        raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
     spec = fig.to_plotly_json()
     layout = spec.get("layout", {})
     w, h = _fig_size(fig)
     mfig = plt.figure(figsize=(w / dpi, h / dpi), dpi=dpi)
     axes: dict[tuple[str, str], object] = {}
-    margin = {"l": 0.08, "r": 0.03, "t": 0.12, "b": 0.1}
+    # plotly's margins (px, at least room for tick labels and axis titles), widened the way
+    # plotly's automargin does for a legend (right, or below when horizontal) and colour bar
+    pm = layout.get("margin") or {}
+    px = {"l": max(pm.get("l", 80), 80), "r": max(pm.get("r", 80), 20),
+          "t": max(pm.get("t", 100), 50), "b": max(pm.get("b", 80), 50)}
+    entries = _legend_entries(spec)
+    leg = layout.get("legend") or {}
+    below = leg.get("orientation") == "h" and float(leg.get("y", 1)) < 0
+    chars = max((len(line) for e in entries for line in e.split("\n")), default=0)
+    ncol, legend_px = 1, 0
+    if entries and below:
+        ncol = max(1, min(len(entries), int((w - px["l"] - px["r"]) // (6 * chars + 40))))
+        legend_px = 16 * -(-len(entries) // ncol) + 12
+        px["b"] += legend_px
+    elif entries:
+        px["r"] += 6 * chars + 40
+    bar_px = 80 if any(tr.get("type") == "heatmap" and tr.get("showscale", True)
+                       for tr in spec.get("data", [])) else 0
+    px["r"] += bar_px
+    margin = {k: v / (w if k in "lr" else h) for k, v in px.items()}
+    plot_right = 1 - margin["r"]  # the right edge of the plot area
+    cbar_box = (plot_right + 10 / w, margin["b"], 12 / w, 0.92 * (1 - margin["b"] - margin["t"]))
 
     def get_ax(xref: str, yref: str):
         key = (xref or "x", yref or "y")
@@ -277,17 +332,28 @@ def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes
             xt = (xa.get("title") or {}).get("text")
             yt = (ya.get("title") or {}).get("text")
             if xt:
-                ax.set_xlabel(xt, fontsize=8)
+                ax.set_xlabel(_plain(xt), fontsize=8)
             if yt:
-                ax.set_ylabel(yt, fontsize=8)
+                ax.set_ylabel(_plain(yt), fontsize=8)
             if ya.get("tickvals") is not None:  # plotly's explicit ticks (log frequency axes)
                 ax.set_yticks(ya["tickvals"], ya.get("ticktext") or None)
                 ax.minorticks_off()
+            if xa.get("tickvals") is not None:  # e.g. windows t-2, t-1, t
+                ax.set_xticks(xa["tickvals"], xa.get("ticktext") or None)
+            elif xa.get("tickmode") == "linear" and xa.get("dtick") and xa.get("type") != "log":
+                from matplotlib.ticker import MultipleLocator  # e.g. whole epochs
+
+                ax.xaxis.set_major_locator(MultipleLocator(float(xa["dtick"]),
+                                                           float(xa.get("tick0", 0))))
             if ya.get("range") and ya.get("type") != "log":
                 ax.set_ylim(*ya["range"])
             if ya.get("autorange") == "reversed":
                 ax.invert_yaxis()
             ax.tick_params(labelsize=7)
+            if xa.get("showticklabels") is False:  # upper panels of shared x axes
+                ax.tick_params(labelbottom=False)
+            if ya.get("showticklabels") is False:
+                ax.tick_params(labelleft=False)
             axes[key] = ax
         return axes[key]
 
@@ -303,29 +369,47 @@ def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes
         elif ttype == "bar":
             bar_groups.setdefault((tr.get("xaxis", "x"), tr.get("yaxis", "y")), []).append(tr)
         elif ttype in ("heatmap", "contour"):
-            _mpl_grid(ax, tr, ttype)
+            _mpl_grid(ax, tr, ttype, cbar_box)
     for key, bars in bar_groups.items():
         _mpl_bars(axes[key], bars, grouped=layout.get("barmode") == "group")
     for shape in layout.get("shapes", []) or []:
         _mpl_shape(axes, shape)
     title = (layout.get("title") or {}).get("text")
     if title:
-        mfig.suptitle(str(title), x=0.01, ha="left", fontsize=11)
+        mfig.suptitle(_plain(title), x=0.01, ha="left", fontsize=11)
     for ann in layout.get("annotations", []) or []:
+        if ann.get("text") and "paper" not in (ann.get("xref"), ann.get("yref")):
+            _mpl_axis_annotation(axes, ann)
         if ann.get("xref") == "paper" and ann.get("yref") == "paper" and ann.get("text"):
             x = margin["l"] + float(ann.get("x", 0)) * (1 - margin["l"] - margin["r"])
             y = margin["b"] + float(ann.get("y", 0)) * (1 - margin["b"] - margin["t"])
-            mfig.text(x, y, html.unescape(str(ann["text"])), ha="center" if
+            mfig.text(x, y, _plain(ann["text"]), ha="center" if
                       ann.get("xanchor", "center") == "center" else "left", va="bottom", fontsize=8)
-    if any(ax.get_legend_handles_labels()[0] for ax in axes.values()) and layout.get(
-        "showlegend", True
-    ):
-        first = next(iter(axes.values()))
-        first.legend(fontsize=7, loc="best")
-    buf = io.BytesIO()
-    mfig.savefig(buf, format=fmt, dpi=dpi)
-    plt.close(mfig)
-    return buf.getvalue()
+    handles: dict[str, object] = {}
+    for ax in axes.values():
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if entries and handles:
+        anchor = ((margin["l"], legend_px / h) if below
+                  else (plot_right + (bar_px + 10) / w, 1 - margin["t"]))
+        mfig.legend(list(handles.values()), list(handles), loc="upper left", ncol=ncol,
+                    bbox_to_anchor=anchor, fontsize=7, frameon=False)
+    return mfig
+
+
+def _legend_entries(spec: dict) -> list[str]:
+    """The names plotly shows in the legend, [] when it shows none: traces not hidden from it,
+    and only when ``layout.showlegend`` is true, or unset with two or more such traces or one
+    explicitly shown."""
+    shown = [tr for tr in spec.get("data", [])
+             if tr.get("type", "scatter") in ("scatter", "scattergl", "bar")
+             and tr.get("showlegend", True) and tr.get("name")]
+    setting = (spec.get("layout") or {}).get("showlegend")
+    if setting is False or not shown:
+        return []
+    if setting is None and len(shown) < 2 and not shown[0].get("showlegend"):
+        return []
+    return list(dict.fromkeys(_plain(tr["name"]) for tr in shown))
 
 
 def _arr(v: object) -> np.ndarray | None:
@@ -350,13 +434,15 @@ def _mpl_scatter(ax, tr: dict) -> None:
         x = np.arange(len(y))
     line = tr.get("line") or {}
     colour = _colour(line.get("color"))
-    name = tr.get("name") if tr.get("showlegend", True) else None
+    name = _plain(tr["name"]) if tr.get("name") and tr.get("showlegend", True) else None
+    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
     if tr.get("fill") == "toself":
         fill = _colour(tr.get("fillcolor"), "lightgrey")
-        ax.fill(x, y, color=fill, linewidth=0, label=name)
+        width = float(line.get("width", 2))  # plotly outlines a fill unless width is 0
+        ax.fill(x, y, facecolor=fill, edgecolor=colour or fill, linewidth=0.5 * width,
+                linestyle=style, label=name)
         return
     mode = tr.get("mode", "lines")
-    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
     marker = "o" if "markers" in mode else None
     ls = style if "lines" in mode else "none"
     ax.plot(x, y, color=colour, linestyle=ls, marker=marker, markersize=3,
@@ -364,26 +450,40 @@ def _mpl_scatter(ax, tr: dict) -> None:
 
 
 def _mpl_bars(ax, bars: list[dict], grouped: bool) -> None:
+    """Bars on a categorical axis: x for vertical bars, y for ``orientation='h'``."""
+    horizontal = bars[0].get("orientation") == "h"
+    cat_key, val_key = ("y", "x") if horizontal else ("x", "y")
     cats: list[str] = []
     for tr in bars:
-        for c in _arr(tr.get("x")).tolist():
+        for c in _arr(tr.get(cat_key)).tolist():
             if str(c) not in cats:
                 cats.append(str(c))
     n = len(bars) if grouped else 1
     width = 0.8 / n
     for i, tr in enumerate(bars):
-        xs = [cats.index(str(c)) for c in _arr(tr.get("x")).tolist()]
+        xs = [cats.index(str(c)) for c in _arr(tr.get(cat_key)).tolist()]
         off = (i - (n - 1) / 2) * width if grouped else 0.0
         marker = tr.get("marker") or {}
         err = (tr.get("error_y") or {}).get("array")
-        ax.bar(np.asarray(xs) + off, _arr(tr.get("y")), width=width,
+        pos, values = np.asarray(xs) + off, _arr(tr.get(val_key))
+        if horizontal:
+            ax.barh(pos, values, height=width, color=_colour(marker.get("color")),
+                    label=tr.get("name"))
+            continue
+        ax.bar(pos, values, width=width,
                color=_colour(marker.get("color")), label=tr.get("name"),
                yerr=_arr(err) if err is not None else None)
+    if horizontal:
+        ax.set_yticks(range(len(cats)))
+        ax.set_yticklabels(cats, fontsize=7)
+        return
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels(cats, rotation=45 if len(cats) > 6 else 0, fontsize=7)
 
 
-def _mpl_grid(ax, tr: dict, ttype: str) -> None:
+def _mpl_grid(ax, tr: dict, ttype: str, cbar_box: tuple[float, float, float, float]) -> None:
+    """A heatmap (its colour bar, if shown, in ``cbar_box`` beside the plot area, as plotly
+    places it) or a contour's single line level."""
     z = _arr(tr.get("z"))
     if z is None:
         return
@@ -401,8 +501,37 @@ def _mpl_grid(ax, tr: dict, ttype: str) -> None:
     if tr.get("zmin") is not None and tr.get("zmax") is not None:
         kwargs.update(vmin=tr["zmin"], vmax=tr["zmax"])
     mesh = ax.pcolormesh(x, y, z, rasterized=True, **kwargs)
+    if tr.get("texttemplate"):
+        _mpl_cell_text(ax, mesh, tr, z, x, y)
     if tr.get("showscale", True):
-        ax.figure.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+        bar = ax.figure.colorbar(mesh, cax=ax.figure.add_axes(cbar_box, label="<colorbar>"))
+        bar.ax.tick_params(labelsize=7)
+        bar_title = ((tr.get("colorbar") or {}).get("title") or {}).get("text")
+        if bar_title:
+            bar.ax.set_title(_plain(bar_title), fontsize=8, loc="left")
+
+
+def _plotly_number(value: object) -> str:
+    """A cell value as plotly prints it: 1.0 -> '1', 0.25 -> '0.25'."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _mpl_cell_text(ax, mesh, tr: dict, z: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """Write a heatmap's ``texttemplate`` (``%{text}`` or ``%{z}``) into its cells, white on
+    dark cells; categorical ``x``/``y`` sit at 0, 1, 2..."""
+    xs = x if np.issubdtype(x.dtype, np.number) else np.arange(len(x))
+    ys = y if np.issubdtype(y.dtype, np.number) else np.arange(len(y))
+    text = _arr(tr.get("text"))
+    cells = text.tolist() if text is not None else z.tolist()
+    template = str(tr["texttemplate"])
+    for i, row in enumerate(cells):
+        for j, value in enumerate(row):
+            label = template.replace("%{text}", _plotly_number(value))
+            label = label.replace("%{z}", _plotly_number(float(z[i, j])))
+            r, g, b, _ = mesh.cmap(mesh.norm(z[i, j]))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+            ax.text(xs[j], ys[i], label, ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
 
 
 def _mpl_table(mfig, tr: dict) -> None:
@@ -425,11 +554,31 @@ def _mpl_shape(axes: dict, shape: dict) -> None:
     ax = axes.get((xref if xref != "paper" else "x", yref if yref != "paper" else "y"))
     if ax is None:
         return
-    style = {"dash": "--", "dot": ":"}.get((shape.get("line") or {}).get("dash", ""), "-")
+    line = shape.get("line") or {}
+    style = {"dash": "--", "dot": ":"}.get(line.get("dash", ""), "-")
+    kwargs = {"color": _colour(line.get("color"), "black"), "linestyle": style,
+              "linewidth": 0.8 * float(line.get("width", 1))}
     if shape.get("x0") == shape.get("x1") and "domain" in str(shape.get("yref", "")):
-        ax.axvline(float(shape["x0"]), color="black", linestyle=style, linewidth=0.8)
+        ax.axvline(float(shape["x0"]), **kwargs)
     elif shape.get("y0") == shape.get("y1") and "domain" in str(shape.get("xref", "")):
-        ax.axhline(float(shape["y0"]), color="black", linestyle=style, linewidth=0.8)
+        ax.axhline(float(shape["y0"]), **kwargs)
+
+
+def _mpl_axis_annotation(axes: dict, ann: dict) -> None:
+    """An annotation placed on a subplot (data or 'x domain' coordinates), e.g. the label of
+    a reference line; arrows are not drawn."""
+    from matplotlib.transforms import blended_transform_factory
+
+    xref, yref = str(ann.get("xref", "x")), str(ann.get("yref", "y"))
+    ax = axes.get((xref.replace(" domain", ""), yref.replace(" domain", "")))
+    if ax is None:
+        return
+    transform = blended_transform_factory(ax.transAxes if "domain" in xref else ax.transData,
+                                          ax.transAxes if "domain" in yref else ax.transData)
+    ha = {"left": "left", "right": "right"}.get(ann.get("xanchor", ""), "center")
+    va = {"top": "top", "bottom": "bottom"}.get(ann.get("yanchor", ""), "center")
+    ax.text(ann.get("x", 0), ann.get("y", 0), _plain(ann["text"]), transform=transform,
+            ha=ha, va=va, fontsize=8, clip_on=False)
 
 
 # --------------------------------------------------------------------------- HTML report
@@ -492,27 +641,64 @@ def _slug(text: str) -> str:
     return "".join(keep).strip("_")[:60] or "figure"
 
 
+def _export_each(
+    figures: Sequence[go.Figure], fmt: str, engine: str
+) -> tuple[list[bytes | None], set[str], list[str]]:
+    """Export in one batch; if that fails, figure by figure, so one bad figure costs only
+    itself. Returns the bytes (None where it failed), the engines used and, per figure, the
+    reason it failed ('' where it did not)."""
+    try:
+        blobs, used = export_figures(figures, fmt, engine)
+        return list(blobs), {used}, [""] * len(figures)
+    except Exception:  # retried one by one below, where the culprit is named
+        pass
+    out: list[bytes | None] = []
+    engines: set[str] = set()
+    reasons: list[str] = []
+    for fig in figures:
+        try:
+            blob, used = export_figure(fig, fmt, engine)
+        except Exception as exc:  # every failure is reported, none stops the others
+            out.append(None)
+            reasons.append(f"{type(exc).__name__}: {exc}")
+        else:
+            out.append(blob)
+            engines.add(used)
+            reasons.append("")
+    return out, engines, reasons
+
+
 def export_zip(
     items: Sequence[ReportItem], formats: Sequence[str] = FORMATS, engine: str = "auto",
     include_html: bool = True, title: str = "Bearing RUL workbench report",
-) -> tuple[bytes, str]:
+) -> tuple[bytes, str, list[str]]:
     """A zip with every figure in each format, every table as CSV and (optionally) the HTML
-    report; returns the zip bytes and the static engine used."""
+    report. Returns the zip bytes, the static engine(s) used and one line per figure file
+    that could not be exported ('file (title): reason', also written to export_errors.txt
+    in the zip); the other figures are exported regardless."""
     figs = [i for i in items if i.figure is not None]
-    used = "none"
+    engines: set[str] = set()
+    failed: list[str] = []
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for fmt in formats:
             if not figs:
                 break
-            blobs, used = export_figures([i.figure for i in figs], fmt, engine)
-            for n, (item, blob) in enumerate(zip(figs, blobs, strict=True), 1):
-                zf.writestr(f"{n:02d}_{_slug(item.title)}.{fmt}", blob)
+            blobs, used, reasons = _export_each([i.figure for i in figs], fmt, engine)
+            engines |= used
+            for n, (item, blob, why) in enumerate(zip(figs, blobs, reasons, strict=True), 1):
+                name = f"{n:02d}_{_slug(item.title)}.{fmt}"
+                if blob is None:
+                    failed.append(f"{name} ({item.title}): {why}")
+                else:
+                    zf.writestr(name, blob)
         for n, item in enumerate((i for i in items if i.table is not None), 1):
             zf.writestr(f"table_{n:02d}_{_slug(item.title)}.csv", item.table.to_csv())
         if include_html:
             zf.writestr("report.html", html_report(items, title))
-    return buf.getvalue(), used
+        if failed:
+            zf.writestr("export_errors.txt", "\n".join(failed) + "\n")
+    return buf.getvalue(), ", ".join(sorted(engines)) or "none", failed
 
 
 def save_report(folder: str | Path, blob: bytes, title: str,

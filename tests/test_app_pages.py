@@ -536,6 +536,33 @@ def test_report_exports_a_figure(demo_assets):
     assert not [b for b in at.button if b.key == "report_save"]
 
 
+def test_report_keeps_items_that_share_a_title(demo_assets):
+    """The current and a past cross-validation on the Train page register figures and tables
+    with the same title; the Report page keyed its choices by page and title, so all but one
+    of them vanished from the report, and 'One figure' could only ever render the first."""
+    import numpy as np
+
+    from rul_core import plots, report
+
+    at = _app()
+    reg = report.FigureRegistry()
+    for key in ("cv", "cv-past"):
+        fig = plots.trends_figure(np.arange(3), {key: np.arange(3.0)},
+                                  "Bearing1_1: out-of-fold prediction (fold 0)", "RUL")
+        reg.add_figure(f"Train/{key}-rul-Bearing1_1", fig, page="Train")
+    at.session_state["figure_registry"] = reg
+    at.switch_page("pages/7_Report.py").run()
+    _no_exceptions(at)
+    assert len(at.multiselect(key="report_items").value) == 2
+    one = at.selectbox(key="report_one")
+    assert len(one.options) == 2
+    one.set_value(one.options[1]).run()
+    at.selectbox(key="report_engine").set_value("matplotlib").run()
+    at.button(key="report_render").click().run()
+    _no_exceptions(at)
+    assert at.session_state["report_rendered"][0] == "Train/cv-past-rul-Bearing1_1"
+
+
 def test_window_slider_survives_switching_to_a_shorter_run(demo_assets, tmp_path):
     from rul_core.data.synthetic import write_dataset
 

@@ -166,9 +166,9 @@ def test_export_zip_contains_figures_tables_and_html(monkeypatch):
     reg = report.FigureRegistry()
     reg.add_figure("p/a", _figures()[0], title="RUL curve")
     reg.add_table("p/t", pd.DataFrame({"rmse": [0.1]}), "Metrics")
-    blob, used = report.export_zip(reg.items(), ["png", "svg"])
+    blob, used, failed = report.export_zip(reg.items(), ["png", "svg"])
     names = sorted(zipfile.ZipFile(io.BytesIO(blob)).namelist())
-    assert used == "matplotlib"
+    assert used == "matplotlib" and failed == []
     assert names == ["01_rul_curve.png", "01_rul_curve.svg", "report.html",
                      "table_01_metrics.csv"]
 
@@ -272,3 +272,235 @@ def test_tf_figures_name_units_and_use_svg_traces():
     bars = plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"])
     assert [a.text for a in bars.layout.annotations][1] == "f_d<br>dominant<br>frequency (Hz)"
     assert len(plots.TF_FEATURE_SHORT_TITLES) == len(plots.TF_FEATURE_TITLES) == 7
+
+
+def _drawn(fig):
+    """The matplotlib redraw of ``fig`` (closed again after the test)."""
+    import matplotlib.pyplot as plt
+
+    mfig = report.matplotlib_figure(fig)
+    plt.close(mfig)
+    return mfig
+
+
+def test_matplotlib_draws_horizontal_bars_along_x():
+    """The layer-relevance chart is horizontal: layer names on y (output at the top), sums on
+    x; the fallback drew vertical bars with the sums as x categories."""
+    fig = plots.layer_relevance_figure(["output", "lstm", "input"], [1.0, 0.9, 0.6], 1.0)
+    ax = _drawn(fig).axes[0]
+    bars = [p for p in ax.patches if p.get_width() > 0 and p.get_height() > 0]
+    assert sorted(round(b.get_width(), 6) for b in bars) == [0.6, 0.9, 1.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["output", "lstm", "input"]
+    assert ax.yaxis_inverted()  # the first layer (output) at the top, as in plotly
+    assert ax.get_xlabel() == "sum of relevance"
+
+
+def test_matplotlib_rank_agreement_keeps_colours_and_cell_values():
+    """plotly's 'RdBu' (red at -1, blue at +1) came out as viridis, and the annotated
+    correlation values were dropped."""
+    m = pd.DataFrame([[1.0, -0.5], [-0.5, 1.0]], index=["lrp", "shap"], columns=["lrp", "shap"])
+    ax = _drawn(plots.rank_agreement_figure(m)).axes[0]
+    mesh = ax.collections[0]
+    low, high = mesh.cmap(0.0), mesh.cmap(1.0)
+    assert low[0] > low[2] and high[2] > high[0]  # red at the low end, blue at the high end
+    assert mesh.get_clim() == (-1.0, 1.0)
+    assert sorted(t.get_text() for t in ax.texts) == ["-0.5", "-0.5", "1", "1"]  # as plotly
+
+
+def test_matplotlib_breaks_lines_at_br_instead_of_printing_the_tag():
+    """The TF-bar panel titles (and the scalogram's colour-bar unit) are written with <br>;
+    the fallback printed the tags literally, and the long titles ran into each other."""
+    mfig = _drawn(plots.tf_bars_figure(np.arange(14.0).reshape(2, 7), ["h", "v"]))
+    texts = [t.get_text() for t in mfig.texts]
+    assert "f_d\ndominant\nfrequency (Hz)" in texts
+    assert not any("<br" in t for t in texts)
+
+
+def test_matplotlib_colour_bars_keep_their_titles():
+    """The colour bar's title carries the unit (|W| (normalised), attribution); the fallback
+    drew the bar without it."""
+    fig = plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 25 / 3, 20), 25600.0)
+    bar = _drawn(fig).axes[-1]
+    assert bar.get_title("left") == "|W|\n(normalised)"  # above the bar, as in plotly
+
+
+def test_matplotlib_keeps_explicit_x_tick_labels():
+    """The signal-attribution x axis is labelled by window (t−2, t−1, t); the fallback showed
+    raw sample numbers instead."""
+    fig = plots.signal_attribution_figure(np.zeros((300, 1)), 3, np.linspace(0, 300, 4),
+                                          {"lrp": np.array([0.1, -0.2, 0.3])})
+    ax = _drawn(fig).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t−2", "t−1", "t"]
+    np.testing.assert_allclose(ax.get_xticks(), [50.0, 150.0, 250.0])
+
+
+def test_matplotlib_labels_reference_lines_like_plotly():
+    """Reference lines carry their meaning in an annotation tied to the axis ('input 0.600',
+    'baseline 0.200', 'output relevance') and are grey; the fallback dropped every annotation
+    not in paper coordinates and drew the lines black."""
+    import matplotlib.colors as mcolors
+
+    x = np.linspace(0, 1, 3)
+    fig = plots.deletion_curves_figure({"lrp": (x, [0.6, 0.3, 0.2])}, prediction=0.6,
+                                       baseline=0.2)
+    ax = _drawn(fig).axes[0]
+    labels = {t.get_text(): t for t in ax.texts}
+    assert set(labels) == {"input 0.600", "baseline 0.200"}
+    assert labels["input 0.600"].get_position() == (0, 0.6)  # left edge, at the line
+    assert labels["input 0.600"].get_va() == "bottom" and labels["baseline 0.200"].get_va() == "top"
+    refs = [ln for ln in ax.lines if list(ln.get_xdata()) == [0, 1]]
+    assert sorted(ln.get_ydata()[0] for ln in refs) == [0.2, 0.6]
+    assert all(mcolors.to_hex(ln.get_color()) == "#888888" for ln in refs)
+    layers = plots.layer_relevance_figure(["output", "input"], [1.0, 0.6], 1.0)
+    assert [t.get_text() for t in _drawn(layers).axes[0].texts] == ["output relevance"]
+
+
+def _extent(artist, mfig):
+    """An artist's box in figure pixels (after drawing)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(mfig)
+    canvas.draw()
+    return artist.get_window_extent(canvas.get_renderer())
+
+
+def test_matplotlib_keeps_axis_titles_and_colour_bars_inside_the_image():
+    """At the report heights (300-340 px) the x-axis title was cut off at the bottom, and a
+    colour bar's tick labels at the right edge."""
+    x = np.arange(20)
+    mfig = _drawn(plots.label_figure(x, {"linear": 1 - x / 19}))
+    assert _extent(mfig.axes[0].xaxis.label, mfig).y0 >= 0
+    overlay = _drawn(plots.attribution_overlay_figure(np.eye(64, 500), {
+        "lrp": np.eye(64, 500), "shap": -np.eye(64, 500)}))
+    width = overlay.get_size_inches()[0] * overlay.dpi
+    assert all(_extent(t, overlay).x1 <= width for t in overlay.axes[-1].get_yticklabels())
+
+
+def test_matplotlib_colour_bar_does_not_squeeze_its_subplot():
+    """Plotly puts the colour bar beside the plot area; the fallback took its room from the
+    subplot it belongs to, so stacked panels (signal attribution) or side-by-side panels
+    (image attributions) came out with different widths."""
+    fig = plots.signal_attribution_figure(np.zeros((300, 1)), 3, np.linspace(0, 300, 4),
+                                          {"lrp": np.ones(3), "shap": -np.ones(3)})
+    top, bottom = [a for a in _drawn(fig).axes if a.get_label() != "<colorbar>"][:2]
+    assert top.get_position().width == pytest.approx(bottom.get_position().width)
+    overlay = plots.attribution_overlay_figure(np.eye(64, 500), {
+        "lrp": np.eye(64, 500), "shap": -np.eye(64, 500)})
+    left, right = [a for a in _drawn(overlay).axes if a.get_label() != "<colorbar>"][:2]
+    assert left.get_position().width == pytest.approx(right.get_position().width)
+
+
+def test_matplotlib_legend_sits_where_plotly_puts_it():
+    """Plotly's legend is outside the plot area: at the right by default, under the x axis
+    when horizontal (several models, the scalogram); the fallback put it inside the axes, over
+    the data (over the scalogram's high frequencies, over the first TF-bar panel)."""
+    x = np.arange(20)
+    curves = [{"x": x, "pred": 1 - x / 20, "true": 1 - x / 20, "name": f"model {k}"}
+              for k in range(3)]
+    for fig, where in ((plots.rul_figure(curves[:1]), "right"),
+                       (plots.rul_figure(curves), "below"),
+                       (plots.tf_bars_figure(np.ones((2, 7)), ["h", "v"]), "right"),
+                       (plots.scalogram_figure(np.ones((20, 50)), np.geomspace(75.0, 9, 20),
+                                               25600.0, np.full(50, 30.0)), "below")):
+        mfig = _drawn(fig)
+        legend = mfig.legends[0] if mfig.legends else mfig.axes[0].get_legend()
+        assert legend is not None
+        box = _extent(legend, mfig)
+        plots_ = [_extent(a, mfig) for a in mfig.axes if a.get_label() != "<colorbar>"]
+        if where == "right":
+            assert box.x0 >= max(p.x1 for p in plots_)
+        else:
+            assert box.y1 <= min(p.y0 for p in plots_)
+        assert box.x0 >= 0 and box.y0 >= 0  # and inside the image
+    assert len(mfig.legends[0].get_texts()) == 2  # the scalogram's two entries
+    single = plots.error_vs_severity_figure({"carle": ([0, 1], [0.1, 0.2])}, "gaussian")
+    mfig = _drawn(single)
+    assert not mfig.legends and mfig.axes[0].get_legend() is None  # plotly: no legend for one
+
+
+def test_matplotlib_shared_x_axes_label_only_the_bottom_panel():
+    """Stacked panels with a shared x axis (raw signal, TF trends, signal attribution) have
+    tick labels only under the bottom panel in plotly; the fallback repeated them under every
+    panel, where they ran into the next panel's title."""
+    fig = plots.raw_signal_figure(np.zeros((300, 2)), 1000.0, ["horizontal", "vertical"])
+    mfig = _drawn(fig)
+    _extent(mfig, mfig)  # draw, so the tick labels exist
+    top, bottom = mfig.axes
+    assert not any(t.get_visible() and t.get_text() for t in top.get_xticklabels())
+    assert any(t.get_visible() and t.get_text() for t in bottom.get_xticklabels())
+
+
+def test_matplotlib_keeps_the_dotted_edges_of_overlapping_bands():
+    """With several interval bands the fills are faint and their dotted edges show where each
+    band ends; the fallback drew the fills without edges."""
+    x = np.arange(20)
+    curves = [{"x": x, "pred": 1 - x / 20, "lower": 0.9 - x / 20 - k / 20,
+               "upper": 1.1 - x / 20 + k / 20, "name": f"model {k}"} for k in range(2)]
+    ax = _drawn(plots.rul_figure(curves)).axes[0]
+    bands = [p for p in ax.patches if p.get_label().endswith("interval")]
+    assert len(bands) == 2
+    assert all(b.get_linewidth() > 0 and b.get_linestyle() == ":" for b in bands)
+    one = _drawn(plots.rul_figure(curves[:1])).axes[0]
+    assert [p.get_linewidth() for p in one.patches] == [0.0]  # a single band: no edge
+
+
+def test_pdf_export_for_papers(monkeypatch):
+    """Papers want vector PDF; only PNG and SVG were offered."""
+    assert "pdf" in report.FORMATS and report.MIME_TYPES["pdf"] == "application/pdf"
+    data, used = report.export_figure(_figures()[0], "pdf", "matplotlib")
+    assert used == "matplotlib" and data.startswith(b"%PDF")
+    if Path(report.DEFAULT_BROWSER).is_file():
+        data, used = report.export_figure(_figures()[0], "pdf", "kaleido")
+        assert used == "kaleido" and data.startswith(b"%PDF")
+
+
+def test_matplotlib_vector_text_stays_text():
+    """Journals' PDF checks reject Type 3 fonts and editors need real text in an SVG; the
+    fallback wrote Type 3 fonts into PDFs and every SVG letter as a path."""
+    fig = _figures()[0]
+    pdf = report.render_matplotlib(fig, "pdf")
+    assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # TrueType, embedded
+    svg = report.render_matplotlib(fig, "svg").decode()
+    assert re.search(r"<text[^>]*>\s*Predicted vs true RUL\s*</text>", svg)
+    assert re.search(r"<text[^>]*>\s*true RUL\s*</text>", svg)  # the legend, too
+
+
+def test_export_zip_keeps_going_past_a_failed_figure_and_names_it(monkeypatch):
+    """One figure that cannot be drawn aborted the whole ZIP with an error that did not say
+    which figure; now the others are exported and the failure is listed (in the result and
+    in the ZIP) with its reason."""
+    real = report.render_matplotlib
+
+    def flaky(fig, fmt="png", dpi=100):
+        if fig.layout.title.text == "Broken":
+            raise ValueError("cannot draw this trace")
+        return real(fig, fmt, dpi)
+
+    monkeypatch.setattr(report, "render_matplotlib", flaky)
+    reg = report.FigureRegistry()
+    reg.add_figure("p/a", _figures()[0], title="RUL curve")
+    reg.add_figure("p/b", plots.trends_figure(np.arange(3), {"a": np.ones(3)}, "Broken", "y"))
+    reg.add_figure("p/c", _figures()[1], title="Raster")
+    blob, used, failed = report.export_zip(reg.items(), ["png"], "matplotlib")
+    zf = zipfile.ZipFile(io.BytesIO(blob))
+    assert sorted(zf.namelist()) == ["01_rul_curve.png", "03_raster.png", "export_errors.txt",
+                                     "report.html"]
+    assert used == "matplotlib"
+    assert failed == ["02_broken.png (Broken): ValueError: cannot draw this trace"]
+    assert zf.read("export_errors.txt").decode().splitlines() == failed
+
+
+def test_matplotlib_loss_axis_counts_whole_epochs():
+    """The loss chart's x axis has one tick per whole epoch (plotly tickmode 'linear'); the
+    fallback labelled fractional epochs (0.75, 1.25 ...)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    mfig = _drawn(plots.loss_figure({"loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, 0.3]}))
+    FigureCanvasAgg(mfig).draw()
+    ax = mfig.axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert shown == [1.0, 2.0, 3.0]
+    long = _drawn(plots.loss_figure({"loss": np.linspace(1.0, 0.1, 95)})).axes[0]
+    lo, hi = long.get_xlim()
+    assert [t for t in long.get_xticks() if lo <= t <= hi][:3] == [1.0, 11.0, 21.0]
