@@ -25,12 +25,15 @@ chosen = st.multiselect("Figures and tables to include", list(labels), default=l
 selected = [reg.get(labels[c]) for c in chosen]
 title = st.text_input("Report title", "Bearing RUL workbench report", key="report_title")
 
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 engine_choice = c1.selectbox(
     "Static renderer", ("auto", "kaleido", "matplotlib"), key="report_engine",
     help="Kaleido draws exactly what you see, using the local Chromium "
          f"({report.browser_path() or 'not found'}); matplotlib needs no browser.")
 formats = c2.multiselect("Static formats", report.FORMATS, default=["png"], key="report_formats")
+scale = c3.select_slider("PNG scale", (1, 2, 3, 4), value=1, key="report_scale",
+                         help="Multiplies a PNG's pixels (2: about 200 dpi at the page size, for "
+                              "print). SVG and PDF are vector formats and do not need it.")
 
 st.subheader("One figure")
 figs = [i for i in selected if i.figure is not None]
@@ -44,14 +47,14 @@ if figs:
     if st.button("Render", key="report_render"):
         with st.spinner("Rendering…"):
             try:
-                data, used = report.export_figure(item.figure, fmt, engine_choice)
+                data, used = report.export_figure(item.figure, fmt, engine_choice, scale)
             except Exception as exc:
                 app_ui.show_error(exc, "export")
             else:
-                st.session_state["report_rendered"] = (item.key, fmt, data, used)
+                st.session_state["report_rendered"] = (item.key, fmt, scale, data, used)
     rendered = st.session_state.get("report_rendered")
-    if rendered and rendered[0] == item.key and rendered[1] == fmt:
-        _, fmt_r, data, used = rendered
+    if rendered and rendered[:3] == (item.key, fmt, scale):
+        _, fmt_r, _, data, used = rendered
         st.success(f"Rendered {len(data) / 1024:.0f} KiB with {used}.")
         if fmt_r == "png":
             st.image(data)
@@ -63,12 +66,12 @@ st.subheader("Whole report")
 html_doc = report.html_report(selected, title)
 st.download_button("Download HTML report (self-contained, works offline)", html_doc,
                    file_name="rul_report.html", mime="text/html", key="report_dl_html")
-zip_inputs = (tuple(chosen), tuple(formats), engine_choice, title)
+zip_inputs = (tuple(chosen), tuple(formats), engine_choice, title, scale)
 if st.button("Build ZIP (figures in the chosen formats, tables as CSV, HTML)", key="report_zip"):
     with st.spinner("Exporting…"):
         try:
             blob, used, failed = report.export_zip(selected, formats, engine_choice,
-                                                   title=title)
+                                                   title=title, scale=scale)
         except Exception as exc:
             app_ui.show_error(exc, "export")
         else:

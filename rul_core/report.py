@@ -33,6 +33,7 @@ FORMATS = ("png", "svg", "pdf")
 MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 DEFAULT_BROWSER = "/usr/bin/chromium"
 DEFAULT_SIZE = (1000, 500)
+MAX_SCALE = 4.0  # PNG pixels x4: 4000 px across a default figure
 
 
 class ExportError(RulError):
@@ -186,24 +187,29 @@ def export_figures(
     figures: Sequence[go.Figure], fmt: str = "png", engine: str = "auto", scale: float = 1.0
 ) -> tuple[list[bytes], str]:
     """Export figures to ``fmt`` bytes; ``engine`` is 'kaleido', 'matplotlib' or 'auto'
-    (Kaleido when a browser exists, matplotlib when it is missing or fails). Returns the bytes
-    and the engine actually used."""
+    (Kaleido when a browser exists, matplotlib when it is missing or fails). ``scale``
+    multiplies the pixels of a PNG (2: twice the width and height, for print); vector formats
+    keep their size. Returns the bytes and the engine actually used."""
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r} not supported; expected one of {FORMATS}")
     if engine not in ("auto", "kaleido", "matplotlib"):
         raise ExportError(f"engine {engine!r} unknown; expected auto, kaleido or matplotlib")
+    if not 0.25 <= scale <= MAX_SCALE:
+        raise ExportError(f"scale {scale:g} out of range; expected 0.25 to {MAX_SCALE:g}")
     if engine in ("auto", "kaleido") and (engine == "kaleido" or kaleido_available()):
         try:
-            return render_kaleido(figures, fmt, scale), "kaleido"
+            return render_kaleido(figures, fmt, scale if fmt == "png" else 1.0), "kaleido"
         except ExportError:
             if engine == "kaleido":
                 raise
-    return [render_matplotlib(f, fmt) for f in figures], "matplotlib"
+    return [render_matplotlib(f, fmt, scale=scale) for f in figures], "matplotlib"
 
 
-def export_figure(fig: go.Figure, fmt: str = "png", engine: str = "auto") -> tuple[bytes, str]:
+def export_figure(
+    fig: go.Figure, fmt: str = "png", engine: str = "auto", scale: float = 1.0
+) -> tuple[bytes, str]:
     """Export one figure; see :func:`export_figures`."""
-    data, used = export_figures([fig], fmt, engine)
+    data, used = export_figures([fig], fmt, engine, scale)
     return data[0], used
 
 
@@ -256,10 +262,12 @@ def _cmap_name(trace: dict) -> str:
     return name
 
 
-def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+def render_matplotlib(
+    fig: go.Figure, fmt: str = "png", dpi: int = 100, scale: float = 1.0
+) -> bytes:
     """Draw a plotly figure with matplotlib (no browser needed) and save it as ``fmt`` bytes,
-    text kept as text (embedded TrueType in PDF, <text> in SVG); see
-    :func:`matplotlib_figure`."""
+    text kept as text (embedded TrueType in PDF, <text> in SVG); ``scale`` multiplies a
+    PNG's pixels, as Kaleido's does; see :func:`matplotlib_figure`."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -269,7 +277,7 @@ def render_matplotlib(fig: go.Figure, fmt: str = "png", dpi: int = 100) -> bytes
     buf = io.BytesIO()
     try:
         with matplotlib.rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
-            mfig.savefig(buf, format=fmt, dpi=dpi)
+            mfig.savefig(buf, format=fmt, dpi=dpi * scale)
     finally:
         plt.close(mfig)
     return buf.getvalue()
@@ -642,13 +650,13 @@ def _slug(text: str) -> str:
 
 
 def _export_each(
-    figures: Sequence[go.Figure], fmt: str, engine: str
+    figures: Sequence[go.Figure], fmt: str, engine: str, scale: float = 1.0
 ) -> tuple[list[bytes | None], set[str], list[str]]:
     """Export in one batch; if that fails, figure by figure, so one bad figure costs only
     itself. Returns the bytes (None where it failed), the engines used and, per figure, the
     reason it failed ('' where it did not)."""
     try:
-        blobs, used = export_figures(figures, fmt, engine)
+        blobs, used = export_figures(figures, fmt, engine, scale)
         return list(blobs), {used}, [""] * len(figures)
     except Exception:  # retried one by one below, where the culprit is named
         pass
@@ -657,7 +665,7 @@ def _export_each(
     reasons: list[str] = []
     for fig in figures:
         try:
-            blob, used = export_figure(fig, fmt, engine)
+            blob, used = export_figure(fig, fmt, engine, scale)
         except Exception as exc:  # every failure is reported, none stops the others
             out.append(None)
             reasons.append(f"{type(exc).__name__}: {exc}")
@@ -670,7 +678,7 @@ def _export_each(
 
 def export_zip(
     items: Sequence[ReportItem], formats: Sequence[str] = FORMATS, engine: str = "auto",
-    include_html: bool = True, title: str = "Bearing RUL workbench report",
+    include_html: bool = True, title: str = "Bearing RUL workbench report", scale: float = 1.0,
 ) -> tuple[bytes, str, list[str]]:
     """A zip with every figure in each format, every table as CSV and (optionally) the HTML
     report. Returns the zip bytes, the static engine(s) used and one line per figure file
@@ -684,7 +692,7 @@ def export_zip(
         for fmt in formats:
             if not figs:
                 break
-            blobs, used, reasons = _export_each([i.figure for i in figs], fmt, engine)
+            blobs, used, reasons = _export_each([i.figure for i in figs], fmt, engine, scale)
             engines |= used
             for n, (item, blob, why) in enumerate(zip(figs, blobs, reasons, strict=True), 1):
                 name = f"{n:02d}_{_slug(item.title)}.{fmt}"

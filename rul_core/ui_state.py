@@ -486,7 +486,7 @@ PERSISTENT_KEYS: tuple[str, ...] = (
     "explain_methods", "explain_lime_n", "explain_lime_seeds", "explain_shap_n",
     "explain_bands", "explain_global_n",
     # Report
-    "report_title", "report_engine", "report_formats", "report_one_fmt",
+    "report_title", "report_engine", "report_formats", "report_one_fmt", "report_scale",
 )
 PERSISTENT_PREFIXES: tuple[str, ...] = ("explain_rules_",)
 

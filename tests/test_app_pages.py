@@ -515,9 +515,17 @@ def test_report_exports_a_figure(demo_assets):
     at.selectbox(key="report_engine").set_value("matplotlib").run()
     at.button(key="report_render").click().run()
     _no_exceptions(at)
-    _, fmt, data, used = at.session_state["report_rendered"]
-    assert (fmt, used) == ("png", "matplotlib")
+    _, fmt, scale, data, used = at.session_state["report_rendered"]
+    assert (fmt, scale, used) == ("png", 1, "matplotlib")
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    at.select_slider(key="report_scale").set_value(2).run()  # for print: twice the pixels
+    at.button(key="report_render").click().run()
+    _no_exceptions(at)
+    from PIL import Image
+
+    one, two = Image.open(io.BytesIO(data)), Image.open(
+        io.BytesIO(at.session_state["report_rendered"][3]))
+    assert two.size == (2 * one.size[0], 2 * one.size[1])
     one_figure = [v for v in at.multiselect(key="report_items").value if "(table)" not in v][:1]
     at.multiselect(key="report_items").set_value(one_figure).run()
     at.button(key="report_zip").click().run()

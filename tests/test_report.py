@@ -106,6 +106,25 @@ def test_matplotlib_png_has_the_figure_size():
     assert img.size == (640, 320)
 
 
+def test_png_scale_multiplies_the_pixels_for_print(monkeypatch):
+    """scale=2 doubles a PNG's width and height in the matplotlib fallback, through the ZIP
+    too; an absurd scale is refused before anything is drawn."""
+    from PIL import Image
+
+    monkeypatch.setattr(report, "browser_path", lambda: None)
+    fig = _figures()[0]
+    fig.update_layout(width=640, height=320)
+    data, used = report.export_figure(fig, "png", "auto", scale=2)
+    assert used == "matplotlib" and Image.open(io.BytesIO(data)).size == (1280, 640)
+    reg = report.FigureRegistry()
+    reg.add_figure("p/a", fig, title="RUL curve")
+    blob, _, _ = report.export_zip(reg.items(), ["png"], scale=3)
+    png = zipfile.ZipFile(io.BytesIO(blob)).read("01_rul_curve.png")
+    assert Image.open(io.BytesIO(png)).size == (1920, 960)
+    with pytest.raises(report.ExportError, match="scale 40 out of range"):
+        report.export_figure(fig, "png", scale=40)
+
+
 def test_auto_falls_back_to_matplotlib_without_browser(monkeypatch):
     monkeypatch.setattr(report, "browser_path", lambda: None)
     data, used = report.export_figure(_figures()[0], "png", "auto")
@@ -139,7 +158,9 @@ def test_kaleido_renders_png_and_svg_offline():
 
     w, h = report._fig_size(figs[0])
     assert Image.open(io.BytesIO(pngs[0])).size == (w, h)
-    (svg,), used = report.export_figures(figs[:1], "svg", "kaleido")
+    (big,), _ = report.export_figures(figs[:1], "png", "kaleido", scale=2)
+    assert Image.open(io.BytesIO(big)).size == (2 * w, 2 * h)  # pixels for print
+    (svg,), used = report.export_figures(figs[:1], "svg", "kaleido", scale=2)
     assert used == "kaleido" and svg.startswith(b"<svg")
     assert b"true RUL" in svg  # the legend text is in the vector output
 
