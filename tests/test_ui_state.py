@@ -232,9 +232,9 @@ def test_persistent_keys_and_valid_selections():
     assert ui_state.valid_selection("B9", opts, "B1") == "B1"
 
 
-WIDGETS = {"selectbox", "multiselect", "radio", "slider", "number_input", "text_input",
-           "text_area", "checkbox", "toggle", "button", "file_uploader", "download_button",
-           "index_slider", "pick_window", "pick_run", "pick_model"}
+WIDGETS = {"selectbox", "select_slider", "multiselect", "radio", "slider", "number_input",
+           "text_input", "text_area", "checkbox", "toggle", "button", "file_uploader",
+           "download_button", "index_slider", "pick_window", "pick_run", "pick_model"}
 NOT_SETTABLE = {"button", "file_uploader", "download_button"}
 # keyed widgets left out of ui_state.PERSISTENT_KEYS on purpose (see its comment)
 NOT_KEPT = {"data_run", "repr_run", "noise_run", "explain_run", "explain_model", "repr_window",
