@@ -249,3 +249,20 @@ def test_model_commands_print_no_tensorflow_startup_notices(tmp_path: Path) -> N
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing'}: expected a model bundle directory"]
+
+
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
+
+
+@pytest.mark.parametrize("level", ["90", "0", "1"])
+def test_predict_refuses_a_level_outside_0_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], level: str
+) -> None:
+    """``--level 90`` (a percentage) was a ValueError traceback from deep in the model."""
+    rc = main(["predict", "--model", str(DEMO / "model"), "--run",
+               str(DEMO / "data" / "Learning_set" / "Bearing1_1"), "--level", level,
+               "--workspace", str(tmp_path / "ws")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.strip() == (f"error: predict: --level: expected an interval level between 0 "
+                           f"and 1 (0.9 for a 90 % band), got {level}")

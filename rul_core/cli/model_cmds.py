@@ -262,6 +262,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rul_core.phm2012 import recording_timing, rolling_rul_s
     from rul_core.training import predict_run
 
+    if not 0.0 < args.level < 1.0:
+        raise RulError(f"predict: --level: expected an interval level between 0 and 1 "
+                       f"(0.9 for a 90 % band), got {args.level:g}")
     ws = _workspace(args)
     trained = load_bundle(args.model)
     ds = _load(args.run, args.layout, ws)
@@ -492,7 +495,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-name", default=None, help="which run when --run holds several")
     _layout(p)
     p.add_argument("--upto", type=int, default=None, help="use only the first N snapshots")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--level", type=float, default=0.9,
+                   help="central coverage of the interval, between 0 and 1 (default 0.9)")
     p.add_argument("--out", default=None, help="CSV file (default: stdout)")
     _common(p)
     p.set_defaults(func=cmd_predict)
