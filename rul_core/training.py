@@ -488,6 +488,9 @@ def train(
     hp = config.resolved()
     epochs = int(epochs if epochs is not None else hp.get("epochs", 20))
     batch_size = int(batch_size if batch_size is not None else hp.get("batch_size", 32))
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value < 1:
+            raise RulError(f"train: {name} must be a whole number >= 1, got {value}")
     used = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if k in hp}
     if any(hp[k] != v for k, v in used.items()):
         # the bundle's card states the budget training used, not the preset's default

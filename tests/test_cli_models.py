@@ -266,3 +266,23 @@ def test_predict_refuses_a_level_outside_0_1(
     assert rc == 2
     assert err.strip() == (f"error: predict: --level: expected an interval level between 0 "
                            f"and 1 (0.9 for a 90 % band), got {level}")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--epochs", "0"], "train: --epochs must be 1 or more, got 0"),
+    (["--batch-size", "0"], "train: --batch-size must be 1 or more, got 0"),
+    (["--hparam", "batch_size=0", "--epochs", "1"],
+     "train: batch_size must be a whole number >= 1, got 0"),
+    (["--hparam", "epochs=0"], "train: epochs must be a whole number >= 1, got 0"),
+])
+def test_train_refuses_no_epochs_or_empty_batches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    """``--batch-size 0`` was a ZeroDivisionError traceback; ``--epochs 0`` wrote an untrained
+    bundle and catalogued it as a model."""
+    rc = main(["train", "--model", "carle", "--ablation", "carl", "--data", str(DEMO / "data"),
+               "--out", str(tmp_path / "b"), "--workspace", str(tmp_path / "ws"), "--quiet",
+               *options])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err.strip().endswith(message)
+    assert not (tmp_path / "b").exists()

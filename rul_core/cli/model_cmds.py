@@ -89,8 +89,11 @@ def _print_protocol(tables: dict[str, Any]) -> None:
 
 
 def check_training_args(args: argparse.Namespace) -> None:
-    """The training options that argparse cannot check alone (``--patience``, ``--every``,
-    ``--phases``), named in the error."""
+    """The training options that argparse cannot check alone (``--epochs``, ``--batch-size``,
+    ``--patience``, ``--every``, ``--phases``), named in the error."""
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise RulError(f"{args.command}: {option} must be 1 or more, got {value}")
     if args.patience < 0:
         raise RulError(f"{args.command}: --patience must be 0 (no early stopping) or more, got "
                        f"{args.patience}")
