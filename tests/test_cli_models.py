@@ -286,3 +286,13 @@ def test_train_refuses_no_epochs_or_empty_batches(
     assert rc == 2
     assert capsys.readouterr().err.strip().endswith(message)
     assert not (tmp_path / "b").exists()
+
+
+def test_train_refuses_no_val_with_val(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--no-val --val RUN`` silently trained with RUN as validation."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "carle", "--data", str(DEMO / "data"), "--no-val", "--val",
+              "Bearing1_1", "--out", str(tmp_path / "b"), "--workspace", str(tmp_path / "ws")])
+    assert exc.value.code == 2
+    assert "argument --val: not allowed with argument --no-val" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

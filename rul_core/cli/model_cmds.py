@@ -469,8 +469,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     model_and_data_options(p)
     p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
-    p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
-    p.add_argument("--no-val", action="store_true", help="train without a validation run")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val", nargs="+", metavar="RUN",
+                     help="validation runs (default: the last training run)")
+    val.add_argument("--no-val", action="store_true", help="train without a validation run")
     p.add_argument("--test", nargs="+", metavar="RUN", help="runs held out and evaluated")
     training_options(p)
     p.add_argument("--out", required=True, help="bundle directory to write")
