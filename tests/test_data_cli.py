@@ -37,3 +37,14 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("snapshots", ["0", "-2"])
+def test_demo_assets_refuses_no_snapshots(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          snapshots: str) -> None:
+    """``demo-assets --snapshots 0`` was a ValueError traceback from the synthesiser."""
+    out = tmp_path / "demo"
+    assert main(["demo-assets", "--out", str(out), "--no-model", "--snapshots", snapshots]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: demo-assets: --snapshots must be 1 or more, got {snapshots}")
+    assert not out.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rul_core.atomic import atomic_dir
+from rul_core.errors import RulError
 from rul_core.progress import ProgressFn, TqdmProgress, emit
 
 DEMO_BEARINGS = {1: 3, 2: 1}  # FEMTO condition -> bearings
@@ -118,6 +119,9 @@ def _train_demo_model(
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Build the demo into ``--out``; the counts are checked before anything is written."""
+    if args.snapshots < 1:
+        raise RulError(f"demo-assets: --snapshots must be 1 or more, got {args.snapshots}")
     bar = TqdmProgress()
     try:
         models = () if args.no_model else tuple(m.strip() for m in args.models.split(","))
