@@ -48,3 +48,16 @@ def test_demo_assets_refuses_no_snapshots(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().err.strip() == (
         f"error: demo-assets: --snapshots must be 1 or more, got {snapshots}")
     assert not out.exists()
+
+
+def test_features_bad_normaliser_names_the_file(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON file without a normaliser was reported as 'normaliser.minimum: missing', without
+    saying which file."""
+    bad = tmp_path / "manifest.json"
+    bad.write_text('{"dataset": "data"}')
+    assert main(["features", str(tmp_path), "--out", str(tmp_path / "f"), "--normaliser",
+                 str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --normaliser {bad}: normaliser.minimum: missing"
+    assert not (tmp_path / "f").exists()

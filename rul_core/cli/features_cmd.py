@@ -83,7 +83,10 @@ def load_normaliser(path: Path) -> Normaliser:
         raise ValueError(f"--normaliser {path}: cannot read JSON ({exc})") from exc
     if isinstance(data, dict) and "normaliser" in data:
         data = data["normaliser"]
-    return Normaliser.from_dict(data)
+    try:
+        return Normaliser.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--normaliser {path}: {exc}") from exc
 
 
 def cmd_features(args: argparse.Namespace) -> int:
