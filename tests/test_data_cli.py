@@ -61,3 +61,23 @@ def test_features_bad_normaliser_names_the_file(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert err == f"error: --normaliser {bad}: normaliser.minimum: missing"
     assert not (tmp_path / "f").exists()
+
+
+def test_inspect_table_fits_100_columns(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The run table was 108 characters wide whatever the data (fixed 14/14/34-wide columns):
+    every line wrapped in a 100-column terminal. Columns now take their widest cell."""
+    out = tmp_path / "femto"
+    assert main(["synth", "--layout", "femto", "--out", str(out), "--bearings", "1",
+                 "--snapshots", "2", "--samples", "256"]) == 0
+    (out / "Full_Test_Set").mkdir()
+    (out / "Learning_set" / "Bearing1_1").rename(out / "Full_Test_Set" / "Bearing1_1")
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--no-cache"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    header, rule, first = lines[1:4]
+    assert set(rule) == {"-"} and len(rule) == len(header)
+    assert header.index("condition") == first.index("condition 1 (1800 rpm, 4000 N)")
+    assert header.index("set") == first.index("Full_Test_Set")
+    assert first.endswith(" 2   25600     10 s")
