@@ -47,6 +47,7 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert rc == 0
     assert "bundle written to" in out and "## test runs" in out
+    assert "units: rmse, mae, piaw: normalised RUL" in out  # the val_* metrics above
     card = json.loads((bundle / "card.json").read_text())
     # defaults: training = every run but --test; validation = the last training run
     assert [r["name"] for r in card["train_runs"]] == ["Bearing1_1"]
@@ -296,3 +297,18 @@ def test_train_refuses_no_val_with_val(tmp_path: Path, capsys: pytest.CaptureFix
     assert exc.value.code == 2
     assert "argument --val: not allowed with argument --no-val" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_evaluate_says_what_the_metrics_are_measured_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metric tables printed rmse 0.245 and score 1030 with no unit: normalised RUL? hours?
+    snapshots? A units line now follows the first table."""
+    assert main(["evaluate", "--model", str(DEMO / "model"), "--data", str(DEMO / "data"),
+                 "--runs", "Bearing2_1", "--workspace", str(tmp_path / "ws"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    first_table_end = out.index("\n\n## seen vs unseen")
+    units = out.index("units: rmse, mae, piaw: normalised RUL of the model's label scheme")
+    assert out.index("## per bearing x condition") < units < first_table_end
+    assert "score: CARLE eq. 16 summed over the row" in " ".join(out.split())
+    assert max(len(line) for line in out[units:first_table_end].splitlines()) <= 100

@@ -27,6 +27,7 @@ from rul_core.cli.model_cmds import (
     model_and_data_options,
     model_config,
     on_option,
+    print_units,
     training_kwargs,
     training_options,
 )
@@ -62,6 +63,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         ev = result.evaluation
         _print_table(f"out-of-fold predictions per bearing x condition ({args.on}s){about}",
                      ev.table)
+        if ablation == args.ablation[0]:
+            print_units()
         _print_table(f"seen vs unseen conditions{about} (seen: a training bearing of the same "
                      "fold ran at that speed and load)", ev.seen_unseen)
         _print_table(f"folds{about}", result.folds)

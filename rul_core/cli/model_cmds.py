@@ -72,6 +72,15 @@ def _print_table(title: str, df: Any) -> None:
     print(to_markdown(df))
 
 
+def print_units() -> None:
+    """The units of the metric columns, under the first table of metrics (100 columns)."""
+    import textwrap
+
+    from rul_core.evaluation import METRIC_UNITS
+
+    print("\n" + textwrap.fill(f"units: {METRIC_UNITS}", width=100))
+
+
 def _print_protocol(tables: dict[str, Any]) -> None:
     """The PHM 2012 protocol of an evaluation (:func:`rul_core.phm2012.protocol_tables`)."""
     scored, replayed = tables["scored"], tables["replayed"]
@@ -200,6 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"bundle written to {out}")
         for k, v in sorted(trained.metrics.items()):
             print(f"  {k}: {v:.6g}")
+        print_units()
         if args.test:
             result = evaluate(trained, _select(ds, args.test, "test"), progress=progress)
             _print_table("test runs", result.table)
@@ -234,6 +244,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for label, result in results.items():
         about = f": {label}" if several else ""
         _print_table(f"per bearing x condition ({args.on}s){about}", result.table)
+        if label == next(iter(results)):
+            print_units()
         _print_table(f"seen vs unseen conditions{about}", result.seen_unseen)
         try:
             _print_protocol(protocol_tables(trained[label], runs, result.snapshots))
