@@ -684,6 +684,7 @@ def predict_windows(
     level: float | None = None,
     with_labels: bool = False,
     quantiles: Sequence[float] = (),
+    progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
     """Per-window predictions of ``run`` (its first ``upto`` snapshots when given).
 
@@ -704,6 +705,7 @@ def predict_windows(
         part,
         trained.normaliser,
         trained.pipeline_config,
+        progress=progress,
         snapshot_every=trained.snapshot_every,
     )
     if len(prep.snapshot_index) == 0:
@@ -743,15 +745,17 @@ def aggregate_snapshots(windows: pd.DataFrame, run: Run) -> pd.DataFrame:
 
 
 def predict_run(
-    trained: TrainedModel, run: Run, upto: int | None = None, level: float = DEFAULT_LEVEL
+    trained: TrainedModel, run: Run, upto: int | None = None, level: float = DEFAULT_LEVEL,
+    progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
     """RUL estimate and interval at every snapshot recorded so far (the first ``upto``).
 
     One row per snapshot (per N-th snapshot counted back from ``upto`` for a model trained
     with ``snapshot_every`` N): snapshot, time_s, rul, lower, upper, std — the mean over the
     snapshot's windows. Only the snapshots up to ``upto`` are read, so no future data leaks.
+    ``progress`` follows the feature extraction, the long part on a long run.
     """
-    win = predict_windows(trained, run, upto=upto, level=level)
+    win = predict_windows(trained, run, upto=upto, level=level, progress=progress)
     return aggregate_snapshots(win, run)[["snapshot", "time_s", "rul", "lower", "upper", "std"]]
 
 

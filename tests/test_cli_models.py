@@ -312,3 +312,19 @@ def test_evaluate_says_what_the_metrics_are_measured_in(
     assert out.index("## per bearing x condition") < units < first_table_end
     assert "score: CARLE eq. 16 summed over the row" in " ".join(out.split())
     assert max(len(line) for line in out[units:first_table_end].splitlines()) <= 100
+
+
+def test_predict_shows_progress_unless_quiet(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """predict offered --quiet ("no progress bars") but never showed one, not even while
+    loading and extracting the features of a whole real bearing (2060 windows for FEMTO
+    Bearing3_1)."""
+    base = ["predict", "--model", str(DEMO / "model"), "--run",
+            str(DEMO / "data" / "Learning_set" / "Bearing1_1"), "--workspace",
+            str(tmp_path / "ws")]  # fmt: skip
+    assert main(base) == 0
+    captured = capsys.readouterr()
+    assert "features: 100%" in captured.err and "48/48" in captured.err
+    assert captured.out.startswith("snapshot,time_s,rul,lower,upper,std,rul_s")
+    assert main([*base, "--quiet"]) == 0
+    assert "features:" not in capsys.readouterr().err

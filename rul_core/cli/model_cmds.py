@@ -282,17 +282,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
                        f"(0.9 for a 90 % band), got {args.level:g}")
     ws = _workspace(args)
     trained = load_bundle(args.model)
-    ds = _load(args.run, args.layout, ws)
-    if args.run_name:
-        run = _select(ds, [args.run_name], "run-name")[0]
-    elif len(ds.runs) == 1:
-        run = ds.runs[0]
-    else:
-        raise RulError(
-            f"{args.run}: holds {len(ds.runs)} runs ({', '.join(ds.run_names)}); "
-            "name one with --run-name"
-        )
-    df = predict_run(trained, run, upto=args.upto, level=args.level)
+    progress = _progress(args)
+    try:
+        ds = _load(args.run, args.layout, ws, progress)
+        if args.run_name:
+            run = _select(ds, [args.run_name], "run-name")[0]
+        elif len(ds.runs) == 1:
+            run = ds.runs[0]
+        else:
+            raise RulError(
+                f"{args.run}: holds {len(ds.runs)} runs ({', '.join(ds.run_names)}); "
+                "name one with --run-name"
+            )
+        df = predict_run(trained, run, upto=args.upto, level=args.level, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     try:
         df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params,
                                     **recording_timing(df, trained.snapshot_every))
