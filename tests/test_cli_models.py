@@ -328,3 +328,16 @@ def test_predict_shows_progress_unless_quiet(tmp_path: Path,
     assert captured.out.startswith("snapshot,time_s,rul,lower,upper,std,rul_s")
     assert main([*base, "--quiet"]) == 0
     assert "features:" not in capsys.readouterr().err
+
+
+def test_explain_shows_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """explain ran silently (30 s for the demo Multimodal-RUL with its default LIME and SHAP
+    samples): no bar while loading, extracting features or attributing."""
+    out = tmp_path / "explain"
+    assert main(["explain", "--model", str(DEMO / "model"), "--run", str(DEMO / "data"),
+                 "--run-name", "Bearing2_1", "--window", "3", "--methods", "lrp", "--out",
+                 str(out)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "loading runs: 100%" in err and "features: 100%" in err
+    assert "compare:   0%" in err and "compare: 100%" in err and "2/2" in err
+    assert (out / "lrp.npz").is_file() and (out / "compare.json").is_file()
