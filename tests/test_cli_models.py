@@ -341,3 +341,14 @@ def test_explain_shows_progress(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "loading runs: 100%" in err and "features: 100%" in err
     assert "compare:   0%" in err and "compare: 100%" in err and "2/2" in err
     assert (out / "lrp.npz").is_file() and (out / "compare.json").is_file()
+
+
+def test_train_help_describes_train(capsys: pytest.CaptureFixture[str]) -> None:
+    """train --help opened with "Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012``
+    and ``models``." (the module docstring, RST markup included)."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    description = out[out.index("\n\n") + 2:]
+    assert description.startswith("Train a model on runs of --data and write its bundle to --out.")
+    assert "Subcommands" not in out and "``" not in out

@@ -1,12 +1,5 @@
-"""Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012`` and ``models``.
-
-``train`` defaults: every run of ``--data`` that is not named by ``--test`` is a training run;
-the validation run (early stopping, learning-rate reduction, reported ``val_*`` metrics) is
-given by ``--val``, or else the *last* training run is held out as validation (one fold of
-leave-one-bearing-out) when there are at least two; ``--no-val`` trains on every run without
-validation. The bundle is registered in the workspace catalog (``--workspace``, default
-``$RUL_WORKSPACE`` or ``./workspace``).
-"""
+"""Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012`` and ``models``
+(``train``'s defaults: :data:`TRAIN_DESCRIPTION`)."""
 
 from __future__ import annotations
 
@@ -20,6 +13,16 @@ from rul_core.data.loader import LAYOUTS
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
 from rul_core.models.presets import parse_key_values
+
+TRAIN_DESCRIPTION = """\
+Train a model on runs of --data and write its bundle to --out.
+
+Every run of --data that is not named by --test is a training run; the validation run (early
+stopping, learning-rate reduction, reported val_* metrics) is given by --val, or else the *last*
+training run is held out as validation (one fold of leave-one-bearing-out) when there are at
+least two; --no-val trains on every run without validation. The bundle is registered in the
+workspace catalog (--workspace, default $RUL_WORKSPACE or ./workspace).
+"""
 
 
 def _workspace(args: argparse.Namespace) -> Any:
@@ -481,7 +484,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a model and write a bundle",
-        description=__doc__,
+        description=TRAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_and_data_options(p)
