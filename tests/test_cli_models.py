@@ -352,3 +352,22 @@ def test_train_help_describes_train(capsys: pytest.CaptureFixture[str]) -> None:
     description = out[out.index("\n\n") + 2:]
     assert description.startswith("Train a model on runs of --data and write its bundle to --out.")
     assert "Subcommands" not in out and "``" not in out
+
+
+def test_model_commands_tell_which_files_they_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """predict (and train, evaluate, phm2012, crossval) loaded the good files of a run with a
+    broken one and said nothing about the file left out."""
+    import shutil
+
+    run = tmp_path / "femto" / "Learning_set" / "Bearing2_1"
+    shutil.copytree(DEMO / "data" / "Learning_set" / "Bearing2_1", run)
+    (run / "acc_00005.csv").write_text("")
+    assert main(["predict", "--model", str(DEMO / "model"), "--run", str(run),
+                 "--workspace", str(tmp_path / "ws"), "--quiet"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "warning: 1 file(s) skipped with a problem, 11 used:\n" in captured.err
+    assert (f"  - {run / 'acc_00005.csv'}: expected at least one row of 6 numbers, found an "
+            "empty file\n") in captured.err
+    assert len(pd.read_csv(io.StringIO(captured.out))) == 11

@@ -81,3 +81,22 @@ def test_inspect_table_fits_100_columns(tmp_path: Path,
     assert header.index("condition") == first.index("condition 1 (1800 rpm, 4000 N)")
     assert header.index("set") == first.index("Full_Test_Set")
     assert first.endswith(" 2   25600     10 s")
+
+
+def test_features_tells_which_files_it_skipped(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """features (like train, evaluate, predict, explain) went on without a bad file and never
+    said so: only inspect listed skipped files."""
+    out = tmp_path / "femto"
+    assert main(["synth", "--layout", "femto", "--out", str(out), "--bearings", "1",
+                 "--snapshots", "4", "--samples", "2560"]) == 0
+    bad = out / "Learning_set" / "Bearing1_1" / "acc_00002.csv"
+    lines = bad.read_text().splitlines()
+    lines[9] = lines[9].rsplit(",", 1)[0] + ",oops"
+    bad.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["features", str(out), "--out", str(tmp_path / "f"), "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 file(s) skipped with a problem, 3 used:\n" in err
+    assert f"  - {bad}, line 10, column 6: expected a number, found 'oops'\n" in err
+    assert (tmp_path / "f" / "Bearing1_1.npz").is_file()

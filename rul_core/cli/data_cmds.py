@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from rul_core import config
-from rul_core.data.loader import LAYOUTS, is_problem, load_dataset
+from rul_core.data.loader import LAYOUTS, is_problem, left_out_lines, load_dataset
 from rul_core.data.run import Dataset
 from rul_core.errors import ArchiveError, LayoutError
 from rul_core.progress import TqdmProgress
@@ -89,6 +89,15 @@ def _run_table(dataset: Dataset) -> list[str]:
 
     top = line(header)
     return [top, "-" * len(top), *(line(r) for r in rows)]
+
+
+def print_left_out(dataset: Dataset) -> None:
+    """Tell the user, on stderr, which files a command's load skipped (it goes on without);
+    through tqdm, so that an open progress bar is redrawn below, not overwritten."""
+    from tqdm import tqdm
+
+    for line in left_out_lines(dataset.report):
+        tqdm.write(line if line.startswith("  ") else f"warning: {line}", file=sys.stderr)
 
 
 def _duration(seconds: float) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rul_core.atomic import atomic_dir
+from rul_core.cli.data_cmds import print_left_out
 from rul_core.errors import RulError
 from rul_core.progress import ProgressFn, TqdmProgress, emit
 
@@ -50,6 +51,7 @@ def _load_run(path: str, name: str | None, progress: ProgressFn | None = None) -
     from rul_core.data import load_dataset
 
     ds = load_dataset(path, progress=progress)
+    print_left_out(ds)
     if not ds.runs:
         raise RulError(f"{path}: expected at least one run, found none")
     if name is None:

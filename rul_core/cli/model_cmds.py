@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rul_core.atomic import atomic_path
+from rul_core.cli.data_cmds import print_left_out
 from rul_core.data.loader import LAYOUTS
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
@@ -40,7 +41,9 @@ def _load(path: str, layout: str | None, ws: Any, progress: Any = None) -> Any:
     p = Path(path)
     if not p.exists():
         raise RulError(f"{p}: no such file or directory")
-    return load_dataset(p, layout=layout, cache_dir=ws.path / "cache", progress=progress)
+    dataset = load_dataset(p, layout=layout, cache_dir=ws.path / "cache", progress=progress)
+    print_left_out(dataset)
+    return dataset
 
 
 def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
