@@ -371,3 +371,22 @@ def test_model_commands_tell_which_files_they_skipped(
     assert (f"  - {run / 'acc_00005.csv'}: expected at least one row of 6 numbers, found an "
             "empty file\n") in captured.err
     assert len(pd.read_csv(io.StringIO(captured.out))) == 11
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "phm2012"])
+def test_csv_out_that_is_a_folder_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """``--out`` naming an existing folder ended, after all the work, in an IsADirectoryError
+    traceback from the atomic rename."""
+    data = ["--run"] if command == "predict" else ["--data"] if command == "evaluate" \
+        else ["--test-set"]
+    folder = tmp_path / "results"
+    folder.mkdir()
+    rc = main([command, "--model", str(DEMO / "model"), *data,
+               str(DEMO / "data" / "Learning_set" / "Bearing2_1"), "--out", str(folder),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {command}: --out {folder}: is a folder; expected the path of a CSV file to write")
+    assert list(folder.iterdir()) == []

@@ -58,6 +58,13 @@ def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
     return out
 
 
+def check_csv_out(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that cannot become a CSV file (a folder) before any work is done."""
+    if args.out and Path(args.out).is_dir():
+        raise RulError(f"{args.command}: --out {args.out}: is a folder; expected the path of "
+                       "a CSV file to write")
+
+
 def _write_csv_atomic(df: Any, path: str | Path) -> Path:
     target = Path(path).resolve()
     with atomic_path(target) as tmp:
@@ -233,6 +240,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rul_core.evaluation import ablation_table, evaluate
     from rul_core.phm2012 import protocol_tables
 
+    check_csv_out(args)
     ws = _workspace(args)
     progress = _progress(args)
     results = {}
@@ -286,6 +294,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not 0.0 < args.level < 1.0:
         raise RulError(f"predict: --level: expected an interval level between 0 and 1 "
                        f"(0.9 for a 90 % band), got {args.level:g}")
+    check_csv_out(args)
     ws = _workspace(args)
     trained = load_bundle(args.model)
     progress = _progress(args)
@@ -322,6 +331,7 @@ def cmd_phm2012(args: argparse.Namespace) -> int:
     from rul_core.bundle import load_bundle
     from rul_core.phm2012 import TEST_BY_NAME, WINNER_SCORE, score_runs
 
+    check_csv_out(args)
     ws = _workspace(args)
     trained = load_bundle(args.model)
     ds = _load(args.test_set, args.layout, ws, _progress(args))
