@@ -390,3 +390,17 @@ def test_csv_out_that_is_a_folder_is_refused_up_front(
     assert capsys.readouterr().err.strip() == (
         f"error: {command}: --out {folder}: is a folder; expected the path of a CSV file to write")
     assert list(folder.iterdir()) == []
+
+
+def test_train_refuses_an_out_that_is_not_a_bundle_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --out`` naming a file or a folder of other files was refused only after the
+    whole training (minutes to hours with the paper preset), which was then lost."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(["train", "--model", "carle", "--data", str(DEMO / "data"), "--out",
+                 str(notes), "--workspace", str(tmp_path / "ws"), "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == f"error: {notes}: exists and is not a model bundle; refusing to replace it\n"
+    assert "training carle" not in err and notes.read_text() == "keep me"

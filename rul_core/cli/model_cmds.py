@@ -182,7 +182,7 @@ def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model and write its bundle."""
-    from rul_core.bundle import save_bundle
+    from rul_core.bundle import check_bundle_target, save_bundle
     from rul_core.evaluation import evaluate
     from rul_core.training import train
 
@@ -190,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = _progress(args)
     try:
         check_training_args(args)
+        check_bundle_target(args.out)  # before training, not after
         ds = _load(args.data, args.layout, ws, progress)
         test_names = set(args.test or [])
         train_runs = _select(ds, args.train, "train")
