@@ -404,3 +404,29 @@ def test_train_refuses_an_out_that_is_not_a_bundle_before_training(
     err = capsys.readouterr().err
     assert err == f"error: {notes}: exists and is not a model bundle; refusing to replace it\n"
     assert "training carle" not in err and notes.read_text() == "keep me"
+
+
+def test_explain_never_replaces_a_folder_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``explain --out DIR`` swapped DIR for its own output folder: a folder holding the
+    user's other files, or a plain file of that name, was deleted without a word."""
+    base = ["explain", "--model", str(DEMO / "model"), "--run", str(DEMO / "data"),
+            "--window", "2", "--methods", "lrp", "--out"]  # fmt: skip
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert main([*base, str(mine)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine}: holds 'thesis.tex', not only explain output; refusing to replace it "
+        "(name a new or empty folder)\n")
+    assert (mine / "thesis.tex").read_text() == "precious"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    assert main([*base, str(notes)]) == 2
+    assert "exists and is not a folder of explain output" in capsys.readouterr().err
+    assert notes.read_text() == "keep"
+    out = tmp_path / "explain"  # an earlier explain output is replaced
+    assert main([*base, str(out)]) == 0
+    assert main([*base, str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "lrp.npz", "lrp.png"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rul_core.atomic import atomic_dir
+from rul_core.atomic import atomic_dir, check_replaceable
 from rul_core.cli.data_cmds import print_left_out
 from rul_core.errors import RulError
 from rul_core.progress import ProgressFn, TqdmProgress, emit
@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "whose rankings tracked Multimodal-RUL and CARLE in bench/explain.py; "
                         "conservative for RC-LSTM, where it tracked best; paper: the "
                         "multimodal paper's rules as printed)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True,
+                   help="output folder: new, empty or an earlier explain output (replaced)")
     p.add_argument("--background", default=None, help="dataset path for background windows")
     p.add_argument("--n-bands", type=int, default=25,
                    help="features compared: ImR column bands, or RC-LSTM signal segments")
@@ -45,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="SHAP GradientExplainer samples for the window")
     p.add_argument("--seed", type=int, default=0, help="seed of LIME and SHAP sampling")
     p.set_defaults(func=run_explain)
+
+
+def _explain_file(name: str) -> bool:
+    """True for the names explain writes (``compare.json``, ``<method>.npz``/``.png``)."""
+    from rul_core.explain.compare import METHODS
+
+    stem, _, suffix = name.rpartition(".")
+    return name == "compare.json" or (stem in METHODS and suffix in ("npz", "png"))
 
 
 def _load_run(path: str, name: str | None, progress: ProgressFn | None = None) -> Any:
@@ -175,6 +184,7 @@ def run_explain(args: argparse.Namespace) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise RulError(f"--methods: expected a comma list of {list(METHODS)}, found {bad}")
+    out = check_replaceable(args.out, _explain_file, "explain output")
     trained = load_bundle(args.model)
     model = trained.models[0]
     bar = TqdmProgress(file=sys.stderr, leave=False)
@@ -197,7 +207,6 @@ def run_explain(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     signal = model_signal_view(cmp, model, inputs, args.window)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as tmp:
         for m in methods:
