@@ -100,3 +100,20 @@ def test_features_tells_which_files_it_skipped(tmp_path: Path,
     assert "warning: 1 file(s) skipped with a problem, 3 used:\n" in err
     assert f"  - {bad}, line 10, column 6: expected a number, found 'oops'\n" in err
     assert (tmp_path / "f" / "Bearing1_1.npz").is_file()
+
+
+def test_demo_assets_never_replaces_a_folder_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo-assets --out .`` (or any folder of the user's) was swapped for the demo, deleting
+    everything else in it."""
+    (tmp_path / "thesis.tex").write_text("precious")
+    assert main(["demo-assets", "--out", str(tmp_path), "--no-model", "--snapshots", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path}: holds 'thesis.tex', not only demo assets; refusing to replace it "
+        "(name a new or empty folder)\n")
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+    demo = tmp_path / "demo"  # earlier demo assets are rebuilt in place
+    for _ in range(2):
+        assert main(["demo-assets", "--out", str(demo), "--no-model", "--snapshots", "2"]) == 0
+    assert sorted(p.name for p in demo.iterdir()) == ["MANIFEST.json", "data"]
