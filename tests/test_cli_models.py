@@ -430,3 +430,19 @@ def test_explain_never_replaces_a_folder_it_did_not_write(
     assert main([*base, str(out)]) == 0
     assert main([*base, str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["compare.json", "lrp.npz", "lrp.png"]
+
+
+def test_crossval_refuses_an_out_that_is_a_file_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``crossval --out FILE`` ran every fold, then died in a FileExistsError traceback and the
+    whole cross-validation was lost."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    rc = main(["crossval", "--model", "carle", "--ablation", "carl", "--data",
+               str(DEMO / "data"), "--epochs", "1", "--folds", "2", "--out", str(notes),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"error: crossval: --out {notes}: is a file; expected a folder for the result files\n")
+    assert notes.read_text() == "keep"

@@ -31,6 +31,7 @@ from rul_core.cli.model_cmds import (
     training_kwargs,
     training_options,
 )
+from rul_core.errors import RulError
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
@@ -44,6 +45,9 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     results = {}
     try:
         check_training_args(args)
+        if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise RulError(f"crossval: --out {args.out}: is a file; expected a folder for the "
+                           "result files")
         ds = _load(args.data, args.layout, ws, progress)
         runs = _select(ds, args.runs, "runs")
         configs = {a: model_config(args, ds.layout, ablation=a) for a in args.ablation}
