@@ -12,8 +12,10 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from rul_core.errors import InputError
 
 
 def _read_umask() -> int:
@@ -143,6 +145,24 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
                 os.replace(tmp, target)
             return target
         raise FileExistsError(f"{folder}: no free name for {stem}{suffix}")
+
+
+def check_replaceable(path: str | Path, owned: Callable[[str], bool], what: str) -> Path:
+    """``path`` resolved, if :func:`atomic_dir` may replace it: nothing there, an empty folder
+    or a folder of ``what`` (every entry's name passes ``owned``). Anything else raises
+    InputError naming what is there, so a user's own folder is never swapped away."""
+    target = Path(path).resolve()
+    if not target.exists():
+        return target
+    if not target.is_dir():
+        raise InputError(f"{target}: exists and is not a folder of {what}; refusing to replace "
+                         "it")
+    foreign = sorted(entry.name for entry in target.iterdir() if not owned(entry.name))
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise InputError(f"{target}: holds {foreign[0]!r}{more}, not only {what}; refusing to "
+                         "replace it (name a new or empty folder)")
+    return target
 
 
 @contextlib.contextmanager

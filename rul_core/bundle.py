@@ -248,16 +248,23 @@ def _write_contents(trained: TrainedModel, tmp: Path) -> None:
     _write_json(tmp / CARD_NAME, card)
 
 
-def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
-    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle).
-
-    An existing directory that is not a bundle (no card.json) is never replaced.
-    """
+def check_bundle_target(path: str | Path) -> Path:
+    """The resolved ``path``, if a bundle may be written there: nothing, an empty folder or a
+    bundle (replaced); anything else raises BundleError (callers check before training)."""
     target = Path(path).resolve()
     if target.exists() and (
         not target.is_dir() or (any(target.iterdir()) and not (target / CARD_NAME).is_file())
     ):
         raise BundleError(f"{target}: exists and is not a model bundle; refusing to replace it")
+    return target
+
+
+def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
+    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle).
+
+    An existing directory that is not a bundle (no card.json) is never replaced.
+    """
+    target = check_bundle_target(path)
     with atomic_dir(target) as tmp:
         _write_contents(trained, tmp)
     return target

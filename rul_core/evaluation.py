@@ -24,6 +24,12 @@ from rul_core.progress import CancelToken, ProgressFn, check, emit
 from rul_core.training import TrainedModel, aggregate_snapshots, predict_windows
 
 METRIC_COLUMNS = ("rmse", "mae", "score", "alpha_lambda", "picp", "piaw", "ais")
+METRIC_UNITS = (
+    "rmse, mae, piaw: normalised RUL of the model's label scheme (0 at the last snapshot, 1 at "
+    "the start, before the knee or at the cap); score: CARLE eq. 16 summed over the row, errors "
+    "in % of that scale (0 best, late estimates cost more); alpha_lambda, picp: fractions "
+    "(0-1); ais: average interval score (<= 0, 0 best)"
+)  # what the metric columns and ``val_*`` metrics are measured in, for printed tables
 
 
 @dataclass

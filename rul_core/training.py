@@ -488,6 +488,9 @@ def train(
     hp = config.resolved()
     epochs = int(epochs if epochs is not None else hp.get("epochs", 20))
     batch_size = int(batch_size if batch_size is not None else hp.get("batch_size", 32))
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value < 1:
+            raise RulError(f"train: {name} must be a whole number >= 1, got {value}")
     used = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if k in hp}
     if any(hp[k] != v for k, v in used.items()):
         # the bundle's card states the budget training used, not the preset's default
@@ -681,6 +684,7 @@ def predict_windows(
     level: float | None = None,
     with_labels: bool = False,
     quantiles: Sequence[float] = (),
+    progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
     """Per-window predictions of ``run`` (its first ``upto`` snapshots when given).
 
@@ -701,6 +705,7 @@ def predict_windows(
         part,
         trained.normaliser,
         trained.pipeline_config,
+        progress=progress,
         snapshot_every=trained.snapshot_every,
     )
     if len(prep.snapshot_index) == 0:
@@ -740,15 +745,17 @@ def aggregate_snapshots(windows: pd.DataFrame, run: Run) -> pd.DataFrame:
 
 
 def predict_run(
-    trained: TrainedModel, run: Run, upto: int | None = None, level: float = DEFAULT_LEVEL
+    trained: TrainedModel, run: Run, upto: int | None = None, level: float = DEFAULT_LEVEL,
+    progress: ProgressFn | None = None,
 ) -> pd.DataFrame:
     """RUL estimate and interval at every snapshot recorded so far (the first ``upto``).
 
     One row per snapshot (per N-th snapshot counted back from ``upto`` for a model trained
     with ``snapshot_every`` N): snapshot, time_s, rul, lower, upper, std — the mean over the
     snapshot's windows. Only the snapshots up to ``upto`` are read, so no future data leaks.
+    ``progress`` follows the feature extraction, the long part on a long run.
     """
-    win = predict_windows(trained, run, upto=upto, level=level)
+    win = predict_windows(trained, run, upto=upto, level=level, progress=progress)
     return aggregate_snapshots(win, run)[["snapshot", "time_s", "rul", "lower", "upper", "std"]]
 
 

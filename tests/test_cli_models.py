@@ -47,6 +47,7 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert rc == 0
     assert "bundle written to" in out and "## test runs" in out
+    assert "units: rmse, mae, piaw: normalised RUL" in out  # the val_* metrics above
     card = json.loads((bundle / "card.json").read_text())
     # defaults: training = every run but --test; validation = the last training run
     assert [r["name"] for r in card["train_runs"]] == ["Bearing1_1"]
@@ -249,3 +250,199 @@ def test_model_commands_print_no_tensorflow_startup_notices(tmp_path: Path) -> N
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing'}: expected a model bundle directory"]
+
+
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
+
+
+@pytest.mark.parametrize("level", ["90", "0", "1"])
+def test_predict_refuses_a_level_outside_0_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], level: str
+) -> None:
+    """``--level 90`` (a percentage) was a ValueError traceback from deep in the model."""
+    rc = main(["predict", "--model", str(DEMO / "model"), "--run",
+               str(DEMO / "data" / "Learning_set" / "Bearing1_1"), "--level", level,
+               "--workspace", str(tmp_path / "ws")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.strip() == (f"error: predict: --level: expected an interval level between 0 "
+                           f"and 1 (0.9 for a 90 % band), got {level}")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--epochs", "0"], "train: --epochs must be 1 or more, got 0"),
+    (["--batch-size", "0"], "train: --batch-size must be 1 or more, got 0"),
+    (["--hparam", "batch_size=0", "--epochs", "1"],
+     "train: batch_size must be a whole number >= 1, got 0"),
+    (["--hparam", "epochs=0"], "train: epochs must be a whole number >= 1, got 0"),
+])
+def test_train_refuses_no_epochs_or_empty_batches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    """``--batch-size 0`` was a ZeroDivisionError traceback; ``--epochs 0`` wrote an untrained
+    bundle and catalogued it as a model."""
+    rc = main(["train", "--model", "carle", "--ablation", "carl", "--data", str(DEMO / "data"),
+               "--out", str(tmp_path / "b"), "--workspace", str(tmp_path / "ws"), "--quiet",
+               *options])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err.strip().endswith(message)
+    assert not (tmp_path / "b").exists()
+
+
+def test_train_refuses_no_val_with_val(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--no-val --val RUN`` silently trained with RUN as validation."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "carle", "--data", str(DEMO / "data"), "--no-val", "--val",
+              "Bearing1_1", "--out", str(tmp_path / "b"), "--workspace", str(tmp_path / "ws")])
+    assert exc.value.code == 2
+    assert "argument --val: not allowed with argument --no-val" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_evaluate_says_what_the_metrics_are_measured_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metric tables printed rmse 0.245 and score 1030 with no unit: normalised RUL? hours?
+    snapshots? A units line now follows the first table."""
+    assert main(["evaluate", "--model", str(DEMO / "model"), "--data", str(DEMO / "data"),
+                 "--runs", "Bearing2_1", "--workspace", str(tmp_path / "ws"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    first_table_end = out.index("\n\n## seen vs unseen")
+    units = out.index("units: rmse, mae, piaw: normalised RUL of the model's label scheme")
+    assert out.index("## per bearing x condition") < units < first_table_end
+    assert "score: CARLE eq. 16 summed over the row" in " ".join(out.split())
+    assert max(len(line) for line in out[units:first_table_end].splitlines()) <= 100
+
+
+def test_predict_shows_progress_unless_quiet(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """predict offered --quiet ("no progress bars") but never showed one, not even while
+    loading and extracting the features of a whole real bearing (2060 windows for FEMTO
+    Bearing3_1)."""
+    base = ["predict", "--model", str(DEMO / "model"), "--run",
+            str(DEMO / "data" / "Learning_set" / "Bearing1_1"), "--workspace",
+            str(tmp_path / "ws")]  # fmt: skip
+    assert main(base) == 0
+    captured = capsys.readouterr()
+    assert "features: 100%" in captured.err and "48/48" in captured.err
+    assert captured.out.startswith("snapshot,time_s,rul,lower,upper,std,rul_s")
+    assert main([*base, "--quiet"]) == 0
+    assert "features:" not in capsys.readouterr().err
+
+
+def test_explain_shows_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """explain ran silently (30 s for the demo Multimodal-RUL with its default LIME and SHAP
+    samples): no bar while loading, extracting features or attributing."""
+    out = tmp_path / "explain"
+    assert main(["explain", "--model", str(DEMO / "model"), "--run", str(DEMO / "data"),
+                 "--run-name", "Bearing2_1", "--window", "3", "--methods", "lrp", "--out",
+                 str(out)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "loading runs: 100%" in err and "features: 100%" in err
+    assert "compare:   0%" in err and "compare: 100%" in err and "2/2" in err
+    assert (out / "lrp.npz").is_file() and (out / "compare.json").is_file()
+
+
+def test_train_help_describes_train(capsys: pytest.CaptureFixture[str]) -> None:
+    """train --help opened with "Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012``
+    and ``models``." (the module docstring, RST markup included)."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    description = out[out.index("\n\n") + 2:]
+    assert description.startswith("Train a model on runs of --data and write its bundle to --out.")
+    assert "Subcommands" not in out and "``" not in out
+
+
+def test_model_commands_tell_which_files_they_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """predict (and train, evaluate, phm2012, crossval) loaded the good files of a run with a
+    broken one and said nothing about the file left out."""
+    import shutil
+
+    run = tmp_path / "femto" / "Learning_set" / "Bearing2_1"
+    shutil.copytree(DEMO / "data" / "Learning_set" / "Bearing2_1", run)
+    (run / "acc_00005.csv").write_text("")
+    assert main(["predict", "--model", str(DEMO / "model"), "--run", str(run),
+                 "--workspace", str(tmp_path / "ws"), "--quiet"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "warning: 1 file(s) skipped with a problem, 11 used:\n" in captured.err
+    assert (f"  - {run / 'acc_00005.csv'}: expected at least one row of 6 numbers, found an "
+            "empty file\n") in captured.err
+    assert len(pd.read_csv(io.StringIO(captured.out))) == 11
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "phm2012"])
+def test_csv_out_that_is_a_folder_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """``--out`` naming an existing folder ended, after all the work, in an IsADirectoryError
+    traceback from the atomic rename."""
+    data = ["--run"] if command == "predict" else ["--data"] if command == "evaluate" \
+        else ["--test-set"]
+    folder = tmp_path / "results"
+    folder.mkdir()
+    rc = main([command, "--model", str(DEMO / "model"), *data,
+               str(DEMO / "data" / "Learning_set" / "Bearing2_1"), "--out", str(folder),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {command}: --out {folder}: is a folder; expected the path of a CSV file to write")
+    assert list(folder.iterdir()) == []
+
+
+def test_train_refuses_an_out_that_is_not_a_bundle_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --out`` naming a file or a folder of other files was refused only after the
+    whole training (minutes to hours with the paper preset), which was then lost."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert main(["train", "--model", "carle", "--data", str(DEMO / "data"), "--out",
+                 str(notes), "--workspace", str(tmp_path / "ws"), "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == f"error: {notes}: exists and is not a model bundle; refusing to replace it\n"
+    assert "training carle" not in err and notes.read_text() == "keep me"
+
+
+def test_explain_never_replaces_a_folder_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``explain --out DIR`` swapped DIR for its own output folder: a folder holding the
+    user's other files, or a plain file of that name, was deleted without a word."""
+    base = ["explain", "--model", str(DEMO / "model"), "--run", str(DEMO / "data"),
+            "--window", "2", "--methods", "lrp", "--out"]  # fmt: skip
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert main([*base, str(mine)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine}: holds 'thesis.tex', not only explain output; refusing to replace it "
+        "(name a new or empty folder)\n")
+    assert (mine / "thesis.tex").read_text() == "precious"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    assert main([*base, str(notes)]) == 2
+    assert "exists and is not a folder of explain output" in capsys.readouterr().err
+    assert notes.read_text() == "keep"
+    out = tmp_path / "explain"  # an earlier explain output is replaced
+    assert main([*base, str(out)]) == 0
+    assert main([*base, str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "lrp.npz", "lrp.png"]
+
+
+def test_crossval_refuses_an_out_that_is_a_file_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``crossval --out FILE`` ran every fold, then died in a FileExistsError traceback and the
+    whole cross-validation was lost."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    rc = main(["crossval", "--model", "carle", "--ablation", "carl", "--data",
+               str(DEMO / "data"), "--epochs", "1", "--folds", "2", "--out", str(notes),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"error: crossval: --out {notes}: is a file; expected a folder for the result files\n")
+    assert notes.read_text() == "keep"

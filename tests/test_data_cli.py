@@ -37,3 +37,83 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("snapshots", ["0", "-2"])
+def test_demo_assets_refuses_no_snapshots(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          snapshots: str) -> None:
+    """``demo-assets --snapshots 0`` was a ValueError traceback from the synthesiser."""
+    out = tmp_path / "demo"
+    assert main(["demo-assets", "--out", str(out), "--no-model", "--snapshots", snapshots]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: demo-assets: --snapshots must be 1 or more, got {snapshots}")
+    assert not out.exists()
+
+
+def test_features_bad_normaliser_names_the_file(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON file without a normaliser was reported as 'normaliser.minimum: missing', without
+    saying which file."""
+    bad = tmp_path / "manifest.json"
+    bad.write_text('{"dataset": "data"}')
+    assert main(["features", str(tmp_path), "--out", str(tmp_path / "f"), "--normaliser",
+                 str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --normaliser {bad}: normaliser.minimum: missing"
+    assert not (tmp_path / "f").exists()
+
+
+def test_inspect_table_fits_100_columns(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The run table was 108 characters wide whatever the data (fixed 14/14/34-wide columns):
+    every line wrapped in a 100-column terminal. Columns now take their widest cell."""
+    out = tmp_path / "femto"
+    assert main(["synth", "--layout", "femto", "--out", str(out), "--bearings", "1",
+                 "--snapshots", "2", "--samples", "256"]) == 0
+    (out / "Full_Test_Set").mkdir()
+    (out / "Learning_set" / "Bearing1_1").rename(out / "Full_Test_Set" / "Bearing1_1")
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--no-cache"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    header, rule, first = lines[1:4]
+    assert set(rule) == {"-"} and len(rule) == len(header)
+    assert header.index("condition") == first.index("condition 1 (1800 rpm, 4000 N)")
+    assert header.index("set") == first.index("Full_Test_Set")
+    assert first.endswith(" 2   25600     10 s")
+
+
+def test_features_tells_which_files_it_skipped(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """features (like train, evaluate, predict, explain) went on without a bad file and never
+    said so: only inspect listed skipped files."""
+    out = tmp_path / "femto"
+    assert main(["synth", "--layout", "femto", "--out", str(out), "--bearings", "1",
+                 "--snapshots", "4", "--samples", "2560"]) == 0
+    bad = out / "Learning_set" / "Bearing1_1" / "acc_00002.csv"
+    lines = bad.read_text().splitlines()
+    lines[9] = lines[9].rsplit(",", 1)[0] + ",oops"
+    bad.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["features", str(out), "--out", str(tmp_path / "f"), "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 file(s) skipped with a problem, 3 used:\n" in err
+    assert f"  - {bad}, line 10, column 6: expected a number, found 'oops'\n" in err
+    assert (tmp_path / "f" / "Bearing1_1.npz").is_file()
+
+
+def test_demo_assets_never_replaces_a_folder_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo-assets --out .`` (or any folder of the user's) was swapped for the demo, deleting
+    everything else in it."""
+    (tmp_path / "thesis.tex").write_text("precious")
+    assert main(["demo-assets", "--out", str(tmp_path), "--no-model", "--snapshots", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path}: holds 'thesis.tex', not only demo assets; refusing to replace it "
+        "(name a new or empty folder)\n")
+    assert (tmp_path / "thesis.tex").read_text() == "precious"
+    demo = tmp_path / "demo"  # earlier demo assets are rebuilt in place
+    for _ in range(2):
+        assert main(["demo-assets", "--out", str(demo), "--no-model", "--snapshots", "2"]) == 0
+    assert sorted(p.name for p in demo.iterdir()) == ["MANIFEST.json", "data"]

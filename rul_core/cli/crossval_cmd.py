@@ -27,9 +27,11 @@ from rul_core.cli.model_cmds import (
     model_and_data_options,
     model_config,
     on_option,
+    print_units,
     training_kwargs,
     training_options,
 )
+from rul_core.errors import RulError
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
@@ -43,6 +45,9 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     results = {}
     try:
         check_training_args(args)
+        if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+            raise RulError(f"crossval: --out {args.out}: is a file; expected a folder for the "
+                           "result files")
         ds = _load(args.data, args.layout, ws, progress)
         runs = _select(ds, args.runs, "runs")
         configs = {a: model_config(args, ds.layout, ablation=a) for a in args.ablation}
@@ -62,6 +67,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         ev = result.evaluation
         _print_table(f"out-of-fold predictions per bearing x condition ({args.on}s){about}",
                      ev.table)
+        if ablation == args.ablation[0]:
+            print_units()
         _print_table(f"seen vs unseen conditions{about} (seen: a training bearing of the same "
                      "fold ran at that speed and load)", ev.seen_unseen)
         _print_table(f"folds{about}", result.folds)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from rul_core import config
-from rul_core.data.loader import LAYOUTS, is_problem, load_dataset
+from rul_core.data.loader import LAYOUTS, is_problem, left_out_lines, load_dataset
 from rul_core.data.run import Dataset
 from rul_core.errors import ArchiveError, LayoutError
 from rul_core.progress import TqdmProgress
@@ -52,16 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def describe(dataset: Dataset, show_all: bool = False) -> str:
     """A human-readable summary of a loaded dataset and its report."""
     lines = [f"dataset {dataset.name!r}  layout: {dataset.layout}  runs: {len(dataset.runs)}"]
-    header = f"{'run':<14} {'set':<14} {'condition':<34} {'snapshots':>9} {'samples':>8} " \
-             f"{'ch':>3} {'rate Hz':>9} {'duration':>10}"
-    lines += [header, "-" * len(header)]
-    for run in dataset.runs:
-        duration = float(run.timestamps[-1]) if run.n_snapshots else 0.0
-        lines.append(
-            f"{run.name:<14} {run.dataset[:14]:<14} {run.condition.label[:34]:<34} "
-            f"{run.n_snapshots:>9} {run.n_samples:>8} {run.n_channels:>3} {run.fs:>9g} "
-            f"{_duration(duration):>10}"
-        )
+    lines += _run_table(dataset)
     report = dataset.report
     problems = [s for s in report.skipped if is_problem(s)]
     left_out = len(report.skipped) - len(problems)
@@ -78,6 +69,35 @@ def describe(dataset: Dataset, show_all: bool = False) -> str:
         lines.append("warnings:")
         lines += [f"  - {w}" for w in report.warnings]
     return "\n".join(lines)
+
+
+def _run_table(dataset: Dataset) -> list[str]:
+    """One line per run under a header, each column as wide as its widest cell (the FEMTO
+    tables fit a 100-column terminal)."""
+    header = ("run", "set", "condition", "snapshots", "samples", "ch", "rate Hz", "duration")
+    rows = [
+        (run.name, run.dataset, run.condition.label, str(run.n_snapshots), str(run.n_samples),
+         str(run.n_channels), f"{run.fs:g}",
+         _duration(float(run.timestamps[-1]) if run.n_snapshots else 0.0))
+        for run in dataset.runs
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return " ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    top = line(header)
+    return [top, "-" * len(top), *(line(r) for r in rows)]
+
+
+def print_left_out(dataset: Dataset) -> None:
+    """Tell the user, on stderr, which files a command's load skipped (it goes on without);
+    through tqdm, so that an open progress bar is redrawn below, not overwritten."""
+    from tqdm import tqdm
+
+    for line in left_out_lines(dataset.report):
+        tqdm.write(line if line.startswith("  ") else f"warning: {line}", file=sys.stderr)
 
 
 def _duration(seconds: float) -> str:

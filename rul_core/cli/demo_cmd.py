@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rul_core.atomic import atomic_dir
+from rul_core.atomic import atomic_dir, check_replaceable
+from rul_core.errors import RulError
 from rul_core.progress import ProgressFn, TqdmProgress, emit
 
 DEMO_BEARINGS = {1: 3, 2: 1}  # FEMTO condition -> bearings
@@ -117,7 +118,16 @@ def _train_demo_model(
     }
 
 
+def _demo_entry(name: str) -> bool:
+    """True for what :func:`build_demo` writes (MANIFEST.json, data/, model*/)."""
+    return name in ("MANIFEST.json", "data") or name.startswith("model")
+
+
 def _run(args: argparse.Namespace) -> int:
+    """Build the demo into ``--out``; the counts are checked before anything is written."""
+    if args.snapshots < 1:
+        raise RulError(f"demo-assets: --snapshots must be 1 or more, got {args.snapshots}")
+    check_replaceable(args.out, _demo_entry, "demo assets")
     bar = TqdmProgress()
     try:
         models = () if args.no_model else tuple(m.strip() for m in args.models.split(","))
@@ -135,7 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo-assets`` subcommand."""
     p = sub.add_parser("demo-assets", help="build the app's synthetic demo data and demo model",
                        description=__doc__)
-    p.add_argument("--out", default="assets/demo", help="output folder (replaced)")
+    p.add_argument("--out", default="assets/demo",
+                   help="output folder: new, empty or earlier demo assets (replaced)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and model")
     p.add_argument("--snapshots", type=int, default=DEMO_SNAPSHOTS,
                    help="snapshots per bearing")

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rul_core.atomic import atomic_dir
+from rul_core.atomic import atomic_dir, check_replaceable
+from rul_core.cli.data_cmds import print_left_out
 from rul_core.errors import RulError
+from rul_core.progress import ProgressFn, TqdmProgress, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "whose rankings tracked Multimodal-RUL and CARLE in bench/explain.py; "
                         "conservative for RC-LSTM, where it tracked best; paper: the "
                         "multimodal paper's rules as printed)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True,
+                   help="output folder: new, empty or an earlier explain output (replaced)")
     p.add_argument("--background", default=None, help="dataset path for background windows")
     p.add_argument("--n-bands", type=int, default=25,
                    help="features compared: ImR column bands, or RC-LSTM signal segments")
@@ -44,10 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_explain)
 
 
-def _load_run(path: str, name: str | None) -> Any:
+def _explain_file(name: str) -> bool:
+    """True for the names explain writes (``compare.json``, ``<method>.npz``/``.png``)."""
+    from rul_core.explain.compare import METHODS
+
+    stem, _, suffix = name.rpartition(".")
+    return name == "compare.json" or (stem in METHODS and suffix in ("npz", "png"))
+
+
+def _load_run(path: str, name: str | None, progress: ProgressFn | None = None) -> Any:
     from rul_core.data import load_dataset
 
-    ds = load_dataset(path)
+    ds = load_dataset(path, progress=progress)
+    print_left_out(ds)
     if not ds.runs:
         raise RulError(f"{path}: expected at least one run, found none")
     if name is None:
@@ -58,10 +71,12 @@ def _load_run(path: str, name: str | None) -> Any:
         raise RulError(f"{path}: {exc.args[0]}") from None
 
 
-def _prepared_inputs(trained: Any, run: Any) -> list[np.ndarray]:
+def _prepared_inputs(trained: Any, run: Any, progress: ProgressFn | None = None
+                     ) -> list[np.ndarray]:
     from rul_core.training import prepare_run
 
     return prepare_run(trained.config, run, trained.normaliser, trained.pipeline_config,
+                       progress=progress,
                        snapshot_every=trained.snapshot_every).inputs  # as the model was trained
 
 
@@ -169,23 +184,29 @@ def run_explain(args: argparse.Namespace) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise RulError(f"--methods: expected a comma list of {list(METHODS)}, found {bad}")
+    out = check_replaceable(args.out, _explain_file, "explain output")
     trained = load_bundle(args.model)
     model = trained.models[0]
-    run = _load_run(args.run, args.run_name)
-    inputs = _prepared_inputs(trained, run)
-    n = inputs[0].shape[0]
-    if not 0 <= args.window < n:
-        raise RulError(f"--window: expected 0..{n - 1} for run '{run.name}', found {args.window}")
-    background = inputs
-    if args.background:
-        background = _prepared_inputs(trained, _load_run(args.background, None))
-    rules = args.rules or default_rules(trained.config.name)
-    settings = CompareSettings(methods=methods, rules=rules, n_bands=args.n_bands,
-                               lime_samples=args.lime_samples, shap_samples=args.shap_samples,
-                               seed=args.seed)
-    cmp = compare_window(model, inputs, args.window, background, settings)
+    bar = TqdmProgress(file=sys.stderr, leave=False)
+    try:
+        run = _load_run(args.run, args.run_name, bar)
+        inputs = _prepared_inputs(trained, run, bar)
+        n = inputs[0].shape[0]
+        if not 0 <= args.window < n:
+            raise RulError(f"--window: expected 0..{n - 1} for run '{run.name}', found "
+                           f"{args.window}")
+        background = inputs
+        if args.background:
+            background = _prepared_inputs(trained, _load_run(args.background, None, bar), bar)
+        rules = args.rules or default_rules(trained.config.name)
+        settings = CompareSettings(methods=methods, rules=rules, n_bands=args.n_bands,
+                                   lime_samples=args.lime_samples,
+                                   shap_samples=args.shap_samples, seed=args.seed)
+        emit(bar, "compare", 0, len(methods) + 1)  # the bar shows before the first method
+        cmp = compare_window(model, inputs, args.window, background, settings, progress=bar)
+    finally:
+        bar.close()
     signal = model_signal_view(cmp, model, inputs, args.window)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as tmp:
         for m in methods:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rul_core import config
 from rul_core.atomic import write_text
+from rul_core.cli.data_cmds import print_left_out
 from rul_core.data.run import Run
 from rul_core.signal.features import FEATURE_NAMES
 from rul_core.signal.normalise import Normaliser
@@ -83,7 +84,10 @@ def load_normaliser(path: Path) -> Normaliser:
         raise ValueError(f"--normaliser {path}: cannot read JSON ({exc})") from exc
     if isinstance(data, dict) and "normaliser" in data:
         data = data["normaliser"]
-    return Normaliser.from_dict(data)
+    try:
+        return Normaliser.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--normaliser {path}: {exc}") from exc
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -106,6 +110,7 @@ def cmd_features(args: argparse.Namespace) -> int:
             cache_dir=None if args.no_cache else config.workspace_dir() / "cache",
             progress=bar,
         )
+        print_left_out(dataset)
         runs = dataset.runs
         if args.runs:
             missing = sorted(set(args.runs) - set(dataset.run_names))

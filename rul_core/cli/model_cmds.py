@@ -1,12 +1,5 @@
-"""Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012`` and ``models``.
-
-``train`` defaults: every run of ``--data`` that is not named by ``--test`` is a training run;
-the validation run (early stopping, learning-rate reduction, reported ``val_*`` metrics) is
-given by ``--val``, or else the *last* training run is held out as validation (one fold of
-leave-one-bearing-out) when there are at least two; ``--no-val`` trains on every run without
-validation. The bundle is registered in the workspace catalog (``--workspace``, default
-``$RUL_WORKSPACE`` or ``./workspace``).
-"""
+"""Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012`` and ``models``
+(``train``'s defaults: :data:`TRAIN_DESCRIPTION`)."""
 
 from __future__ import annotations
 
@@ -16,10 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from rul_core.atomic import atomic_path
+from rul_core.cli.data_cmds import print_left_out
 from rul_core.data.loader import LAYOUTS
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
 from rul_core.models.presets import parse_key_values
+
+TRAIN_DESCRIPTION = """\
+Train a model on runs of --data and write its bundle to --out.
+
+Every run of --data that is not named by --test is a training run; the validation run (early
+stopping, learning-rate reduction, reported val_* metrics) is given by --val, or else the *last*
+training run is held out as validation (one fold of leave-one-bearing-out) when there are at
+least two; --no-val trains on every run without validation. The bundle is registered in the
+workspace catalog (--workspace, default $RUL_WORKSPACE or ./workspace).
+"""
 
 
 def _workspace(args: argparse.Namespace) -> Any:
@@ -37,7 +41,9 @@ def _load(path: str, layout: str | None, ws: Any, progress: Any = None) -> Any:
     p = Path(path)
     if not p.exists():
         raise RulError(f"{p}: no such file or directory")
-    return load_dataset(p, layout=layout, cache_dir=ws.path / "cache", progress=progress)
+    dataset = load_dataset(p, layout=layout, cache_dir=ws.path / "cache", progress=progress)
+    print_left_out(dataset)
+    return dataset
 
 
 def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
@@ -50,6 +56,13 @@ def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
         except KeyError as exc:
             raise RulError(f"--{what}: {exc.args[0]}") from exc
     return out
+
+
+def check_csv_out(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that cannot become a CSV file (a folder) before any work is done."""
+    if args.out and Path(args.out).is_dir():
+        raise RulError(f"{args.command}: --out {args.out}: is a folder; expected the path of "
+                       "a CSV file to write")
 
 
 def _write_csv_atomic(df: Any, path: str | Path) -> Path:
@@ -72,6 +85,15 @@ def _print_table(title: str, df: Any) -> None:
     print(to_markdown(df))
 
 
+def print_units() -> None:
+    """The units of the metric columns, under the first table of metrics (100 columns)."""
+    import textwrap
+
+    from rul_core.evaluation import METRIC_UNITS
+
+    print("\n" + textwrap.fill(f"units: {METRIC_UNITS}", width=100))
+
+
 def _print_protocol(tables: dict[str, Any]) -> None:
     """The PHM 2012 protocol of an evaluation (:func:`rul_core.phm2012.protocol_tables`)."""
     scored, replayed = tables["scored"], tables["replayed"]
@@ -89,8 +111,11 @@ def _print_protocol(tables: dict[str, Any]) -> None:
 
 
 def check_training_args(args: argparse.Namespace) -> None:
-    """The training options that argparse cannot check alone (``--patience``, ``--every``,
-    ``--phases``), named in the error."""
+    """The training options that argparse cannot check alone (``--epochs``, ``--batch-size``,
+    ``--patience``, ``--every``, ``--phases``), named in the error."""
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise RulError(f"{args.command}: {option} must be 1 or more, got {value}")
     if args.patience < 0:
         raise RulError(f"{args.command}: --patience must be 0 (no early stopping) or more, got "
                        f"{args.patience}")
@@ -157,7 +182,7 @@ def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model and write its bundle."""
-    from rul_core.bundle import save_bundle
+    from rul_core.bundle import check_bundle_target, save_bundle
     from rul_core.evaluation import evaluate
     from rul_core.training import train
 
@@ -165,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = _progress(args)
     try:
         check_training_args(args)
+        check_bundle_target(args.out)  # before training, not after
         ds = _load(args.data, args.layout, ws, progress)
         test_names = set(args.test or [])
         train_runs = _select(ds, args.train, "train")
@@ -197,6 +223,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"bundle written to {out}")
         for k, v in sorted(trained.metrics.items()):
             print(f"  {k}: {v:.6g}")
+        print_units()
         if args.test:
             result = evaluate(trained, _select(ds, args.test, "test"), progress=progress)
             _print_table("test runs", result.table)
@@ -214,6 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rul_core.evaluation import ablation_table, evaluate
     from rul_core.phm2012 import protocol_tables
 
+    check_csv_out(args)
     ws = _workspace(args)
     progress = _progress(args)
     results = {}
@@ -231,6 +259,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for label, result in results.items():
         about = f": {label}" if several else ""
         _print_table(f"per bearing x condition ({args.on}s){about}", result.table)
+        if label == next(iter(results)):
+            print_units()
         _print_table(f"seen vs unseen conditions{about}", result.seen_unseen)
         try:
             _print_protocol(protocol_tables(trained[label], runs, result.snapshots))
@@ -262,19 +292,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rul_core.phm2012 import recording_timing, rolling_rul_s
     from rul_core.training import predict_run
 
+    if not 0.0 < args.level < 1.0:
+        raise RulError(f"predict: --level: expected an interval level between 0 and 1 "
+                       f"(0.9 for a 90 % band), got {args.level:g}")
+    check_csv_out(args)
     ws = _workspace(args)
     trained = load_bundle(args.model)
-    ds = _load(args.run, args.layout, ws)
-    if args.run_name:
-        run = _select(ds, [args.run_name], "run-name")[0]
-    elif len(ds.runs) == 1:
-        run = ds.runs[0]
-    else:
-        raise RulError(
-            f"{args.run}: holds {len(ds.runs)} runs ({', '.join(ds.run_names)}); "
-            "name one with --run-name"
-        )
-    df = predict_run(trained, run, upto=args.upto, level=args.level)
+    progress = _progress(args)
+    try:
+        ds = _load(args.run, args.layout, ws, progress)
+        if args.run_name:
+            run = _select(ds, [args.run_name], "run-name")[0]
+        elif len(ds.runs) == 1:
+            run = ds.runs[0]
+        else:
+            raise RulError(
+                f"{args.run}: holds {len(ds.runs)} runs ({', '.join(ds.run_names)}); "
+                "name one with --run-name"
+            )
+        df = predict_run(trained, run, upto=args.upto, level=args.level, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     try:
         df["rul_s"] = rolling_rul_s(df, trained.label_scheme, trained.label_params,
                                     **recording_timing(df, trained.snapshot_every))
@@ -293,6 +332,7 @@ def cmd_phm2012(args: argparse.Namespace) -> int:
     from rul_core.bundle import load_bundle
     from rul_core.phm2012 import TEST_BY_NAME, WINNER_SCORE, score_runs
 
+    check_csv_out(args)
     ws = _workspace(args)
     trained = load_bundle(args.model)
     ds = _load(args.test_set, args.layout, ws, _progress(args))
@@ -458,13 +498,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a model and write a bundle",
-        description=__doc__,
+        description=TRAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_and_data_options(p)
     p.add_argument("--train", nargs="+", metavar="RUN", help="training runs (default: all)")
-    p.add_argument("--val", nargs="+", metavar="RUN", help="validation runs (default: last run)")
-    p.add_argument("--no-val", action="store_true", help="train without a validation run")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val", nargs="+", metavar="RUN",
+                     help="validation runs (default: the last training run)")
+    val.add_argument("--no-val", action="store_true", help="train without a validation run")
     p.add_argument("--test", nargs="+", metavar="RUN", help="runs held out and evaluated")
     training_options(p)
     p.add_argument("--out", required=True, help="bundle directory to write")
@@ -492,7 +534,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-name", default=None, help="which run when --run holds several")
     _layout(p)
     p.add_argument("--upto", type=int, default=None, help="use only the first N snapshots")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--level", type=float, default=0.9,
+                   help="central coverage of the interval, between 0 and 1 (default 0.9)")
     p.add_argument("--out", default=None, help="CSV file (default: stdout)")
     _common(p)
     p.set_defaults(func=cmd_predict)

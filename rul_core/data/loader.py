@@ -42,6 +42,20 @@ def is_problem(skipped: SkippedFile) -> bool:
     return not skipped.reason.startswith(NOT_READ)
 
 
+def left_out_lines(report: LoadReport, limit: int = 5) -> list[str]:
+    """What a load left out, for a command that carries on with the rest: the files skipped
+    with a problem (the first ``limit``, then a count) and the report's warnings; [] if none."""
+    problems = [s for s in report.skipped if is_problem(s)]
+    lines = []
+    if problems:
+        lines.append(f"{len(problems)} file(s) skipped with a problem, {len(report.used)} used:")
+        lines += [f"  - {s.reason}" for s in problems[:limit]]
+        if len(problems) > limit:
+            lines.append(f"  ... and {len(problems) - limit} more (python -m rul_core inspect "
+                         "lists every one)")
+    return lines + list(report.warnings)
+
+
 def _tried() -> str:
     return "; ".join(READERS[name].description for name in LAYOUTS)
 
