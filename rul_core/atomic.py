@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
 
 A reader (or a crash) never sees a half-written file: either the old content or the new.
+A temporary left behind by a writer that was killed is removed by the next write of the same
+target once it is older than :data:`STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +33,10 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+#: Age (seconds since the last change inside it) after which a temporary sibling of a target
+#: counts as left behind by a dead writer and is removed by the next write of that target.
+STALE_AFTER_S = 3600.0
 
 
 def _umask_mode() -> int:
@@ -69,11 +77,41 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and, for a folder, of its direct entries."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for entry in os.scandir(path):
+            newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def _sweep_stale(folder: Path, name: str) -> None:
+    """Remove the temporaries of ``name`` (``.name.XXXXXXXX.tmp``/``.old``, as made here) in
+    ``folder`` untouched for :data:`STALE_AFTER_S`: what a killed writer left. Errors are
+    ignored (another process may be sweeping too)."""
+    pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.(?:tmp|old)")
+    try:
+        entries = [Path(e.path) for e in os.scandir(folder) if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if now - _newest_mtime(entry) < STALE_AFTER_S:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
 @contextlib.contextmanager
 def _temp_beside(folder: Path, name: str) -> Iterator[Path]:
     """An empty temporary file in ``folder`` (created if missing), named after ``name``;
     removed on exit unless it was renamed or linked away first."""
     folder.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(folder, name)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -157,6 +195,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(target.parent, target.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp

@@ -82,3 +82,29 @@ def test_atomic_dir_without_the_swap_still_replaces(tmp_path: Path, monkeypatch)
         raise RuntimeError("crash while writing")
     assert (target / "x").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_temporaries_left_by_a_killed_writer_are_swept(tmp_path: Path) -> None:
+    """A writer killed mid-save (kill -9) leaves its temporary behind; the next save of the
+    same target removes it once it is older than STALE_AFTER_S, and keeps a fresh one (it may
+    belong to a live writer in another process)."""
+    import os
+    import tempfile
+    import time
+
+    old = time.time() - 2 * 86400  # two days: older than STALE_AFTER_S
+    dead_dir = Path(tempfile.mkdtemp(prefix=".b.", suffix=".tmp", dir=tmp_path))
+    (dead_dir / "model.keras").write_bytes(b"half")
+    dead_file = Path(tempfile.mkstemp(prefix=".f.txt.", suffix=".tmp", dir=tmp_path)[1])
+    for p in (dead_dir / "model.keras", dead_dir, dead_file):
+        os.utime(p, (old, old))
+    live_dir = Path(tempfile.mkdtemp(prefix=".b.", suffix=".tmp", dir=tmp_path))
+    unrelated = tmp_path / ".notes.abcdefgh.tmp"  # not a temporary of these targets
+    unrelated.write_text("keep")
+    os.utime(unrelated, (old, old))
+
+    with atomic.atomic_dir(tmp_path / "b") as d:
+        (d / "card.json").write_text("{}")
+    atomic.write_text(tmp_path / "f.txt", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["b", "f.txt", live_dir.name, unrelated.name])
