@@ -77,6 +77,13 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (names created or renamed in it) to disk, where the system
+    can (not on Windows, nor on some network file systems)."""
+    with contextlib.suppress(OSError):
+        _fsync_path(path)
+
+
 def _newest_mtime(path: Path) -> float:
     """The latest modification time of ``path`` and, for a folder, of its direct entries."""
     newest = path.lstat().st_mtime
@@ -141,6 +148,8 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
         yield tmp
         _seal(tmp, durable)
         os.replace(tmp, target)
+        if durable:
+            _fsync_dir(target.parent)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -179,6 +188,7 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
                 except FileExistsError:
                     continue
                 os.replace(tmp, target)
+            _fsync_dir(folder)
             return target
         raise FileExistsError(f"{folder}: no free name for {stem}{suffix}")
 
@@ -203,6 +213,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         for entry in tmp.iterdir():
             if entry.is_file():
                 _fsync_path(entry)
+        _fsync_dir(tmp)
         if target.exists() and _exchange(tmp, target):
             pass  # tmp now holds the old folder, removed below
         elif target.exists():
@@ -218,6 +229,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -108,3 +108,28 @@ def test_temporaries_left_by_a_killed_writer_are_swept(tmp_path: Path) -> None:
     atomic.write_text(tmp_path / "f.txt", "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["b", "f.txt", live_dir.name, unrelated.name])
+
+
+def test_names_are_flushed_to_disk_not_only_contents(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Durability after a power cut needs the folder entries on disk too: the new folder's
+    file names before it is renamed into place, and the parent's entry after each rename."""
+    synced: list[tuple[str, list[str]]] = []
+    real = atomic._fsync_path
+
+    def record(path: Path) -> None:
+        p = Path(path)
+        synced.append((p.name, sorted(c.name for c in p.iterdir()) if p.is_dir() else []))
+        real(p)
+
+    monkeypatch.setattr(atomic, "_fsync_path", record)
+    atomic.write_text(tmp_path / "f.txt", "x")
+    assert synced[-1] == (tmp_path.name, ["f.txt"])  # the parent, after the rename
+    synced.clear()
+    with atomic.atomic_dir(tmp_path / "b") as d:
+        (d / "card.json").write_text("{}")
+    temp_dirs = [entries for name, entries in synced if name.startswith(".b.")]
+    assert temp_dirs == [["card.json"]]  # the new folder's entries, before the rename
+    assert synced[-1] == (tmp_path.name, ["b", "f.txt"])
+    synced.clear()
+    atomic.write_new(tmp_path, "n", ".txt", b"x")
+    assert synced[-1][0] == tmp_path.name and "n.txt" in synced[-1][1]
