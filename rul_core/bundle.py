@@ -19,6 +19,7 @@ forest through skops with an explicit trusted-types list, and checks versions an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -351,6 +352,32 @@ def _check_files(bundle: Path, card: dict[str, Any]) -> None:
     for name in expected:
         if name not in files:
             raise BundleError(f"{bundle / CARD_NAME}: no checksum for {name}")
+
+
+def bundle_status(path: str | Path) -> str:
+    """What a catalog listing should say of the bundle at ``path``: ``""`` when its card and
+    files check out, ``"missing"`` when the folder is gone, else ``"damaged: <why>"`` (the
+    file, relative to the bundle, and what was expected). Loads no model; the files are hashed
+    once per change of their size or mtime."""
+    bundle = Path(path)
+    if not bundle.is_dir():
+        return "missing"
+    try:
+        signature = tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                          for e in sorted(os.scandir(bundle), key=lambda e: e.name))
+    except OSError as exc:
+        return f"damaged: {exc}"
+    return _bundle_status(str(bundle), signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _bundle_status(bundle: str, signature: tuple[tuple[str, int, int], ...]) -> str:
+    """:func:`bundle_status` of a folder whose entries have ``signature`` (name, size, mtime)."""
+    try:
+        _check_files(Path(bundle), read_card(bundle))
+    except (BundleError, OSError) as exc:
+        return "damaged: " + str(exc).replace(f"{bundle}{os.sep}", "")
+    return ""
 
 
 def _major_minor(version: str) -> tuple[int, int]:

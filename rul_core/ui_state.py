@@ -522,6 +522,16 @@ def model_label(trained: Any) -> str:
     return f"{cfg.name}/{cfg.ablation} ({cfg.preset}) {when}".rstrip()
 
 
+def bundle_choice_label(row: dict[str, Any]) -> str:
+    """The Load tab's label of a catalogued bundle row, marked when the bundle is gone or
+    damaged (:func:`rul_core.bundle.bundle_status`)."""
+    from rul_core.bundle import bundle_status
+
+    status = bundle_status(row["path"])
+    return (f"{row['model']}/{row['ablation']} {row['preset']} — {row['path']}"
+            + (f" ({status})" if status else ""))
+
+
 def bundle_path(name: str, root: Path | None = None) -> Path:
     """Where a bundle named ``name`` is saved: ``<workspace>/bundles/<name, file-safe>``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"

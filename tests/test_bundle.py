@@ -363,3 +363,47 @@ def test_never_replaces_a_folder_that_is_not_a_bundle(
     assert (folder / "precious.csv").read_text() == "1,2\n"
     with pytest.raises(BundleError, match="missing"):
         bd.load_bundle(folder)
+
+
+# --- catalogued bundles gone or damaged --------------------------------------------------
+def test_catalog_listings_mark_missing_and_damaged_bundles(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`models` (CLI) and the app's Load choices mark a catalogued bundle that is gone or no
+    longer loads (truncated card or model file) and keep listing it, next to a sound one."""
+    import argparse
+
+    from rul_core import ui_state
+    from rul_core.cli.model_cmds import cmd_models
+    from rul_core.workspace import Workspace
+
+    src, _ = carle_bundle
+    ws = Workspace(tmp_path / "ws")
+    for name in ("good", "gone", "badcard", "badkeras"):
+        shutil.copytree(src, tmp_path / name)
+        ws.add_bundle(tmp_path / name, "carle")
+    shutil.rmtree(tmp_path / "gone")
+    card = (tmp_path / "badcard" / "card.json").read_bytes()
+    (tmp_path / "badcard" / "card.json").write_bytes(card[:100])
+    with open(tmp_path / "badkeras" / "model.keras", "r+b") as fh:
+        fh.truncate(500)
+
+    assert bd.bundle_status(tmp_path / "good") == ""
+    assert bd.bundle_status(tmp_path / "gone") == "missing"
+    assert bd.bundle_status(tmp_path / "badcard").startswith("damaged: card.json: expected JSON")
+    assert bd.bundle_status(tmp_path / "badkeras") == (
+        "damaged: model.keras: SHA-256 differs from the card (file modified or card tampered "
+        "with)")
+
+    cmd_models(argparse.Namespace(workspace=str(tmp_path / "ws"), model_filter=None))
+    lines = {line.rsplit("\t", 1)[-1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert f"{tmp_path / 'good'}" in lines
+    assert f"{tmp_path / 'gone'} (missing)" in lines
+    assert any(s.startswith(f"{tmp_path / 'badcard'} (damaged: card.json: expected JSON")
+               for s in lines)
+    assert f"{tmp_path / 'badkeras'} (damaged: model.keras: SHA-256 differs" in " ".join(lines)
+
+    labels = [ui_state.bundle_choice_label(r) for r in ws.list_bundles()]
+    assert labels[0] == f"carle/full  — {tmp_path / 'good'}"
+    assert labels[1] == f"carle/full  — {tmp_path / 'gone'} (missing)"
+    assert labels[2].startswith(f"carle/full  — {tmp_path / 'badcard'} (damaged: card.json")
