@@ -410,22 +410,45 @@ def _check_versions(bundle: Path, card: dict[str, Any]) -> None:
             )
 
 
-def _walk_layers(cfg: Any) -> list[str]:
-    """Every ``class_name`` in a Keras config tree."""
-    names: list[str] = []
+# Keras's own markers for serialised values (tensors, arrays, ...), never classes to import
+_KERAS_VALUE_MARKERS = frozenset({"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__",
+                                  "__ellipsis__", "__slice__", "__typespec__"})
+
+
+def _class_allowed(node: dict[str, Any], registered: dict[str, Any]) -> bool:
+    """Whether a ``class_name`` entry of a Keras config names a Keras built-in, one of Keras's
+    value markers, or a class/function in rul_core's registry ``registered``."""
+    name, module, reg = node.get("class_name"), node.get("module"), node.get("registered_name")
+    if not isinstance(name, str):
+        return False
+    if module is None and name in _KERAS_VALUE_MARKERS:
+        return True
+    if isinstance(module, str) and (module == "keras" or module.startswith("keras.")):
+        return reg in (None, name)
+    if (module, name, reg) == ("builtins", "function", "function"):  # a function, by its name
+        fn = node.get("config")
+        return isinstance(fn, str) and (">" not in fn or fn in registered)
+    return isinstance(reg, str) and reg in registered and (
+        module is None or module == getattr(registered[reg], "__module__", None))
+
+
+def _class_nodes(cfg: Any) -> list[dict[str, Any]]:
+    """Every dict with a ``class_name`` in a Keras config tree."""
+    nodes: list[dict[str, Any]] = []
     if isinstance(cfg, dict):
         if "class_name" in cfg:
-            names.append(str(cfg["class_name"]))
+            nodes.append(cfg)
         for v in cfg.values():
-            names.extend(_walk_layers(v))
+            nodes.extend(_class_nodes(v))
     elif isinstance(cfg, list):
         for v in cfg:
-            names.extend(_walk_layers(v))
-    return names
+            nodes.extend(_class_nodes(v))
+    return nodes
 
 
-def _check_keras_archive(path: Path) -> None:
-    """Refuse a .keras archive with Lambda layers or unexpected members, before loading."""
+def _check_keras_archive(path: Path, registered: dict[str, Any]) -> None:
+    """Refuse a .keras archive with Lambda layers, classes outside Keras and ``registered``
+    (rul_core's custom objects) or unexpected members, before loading."""
     try:
         with zipfile.ZipFile(path) as zf:
             members = zf.namelist()
@@ -445,9 +468,16 @@ def _check_keras_archive(path: Path) -> None:
                 config = json.loads(fh.read(MAX_KERAS_CONFIG_BYTES + 1))
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: expected a Keras v3 archive ({exc})") from exc
-    lambdas = [n for n in _walk_layers(config) if n == "Lambda"]
-    if lambdas:
+    nodes = _class_nodes(config)
+    if any(node["class_name"] in ("Lambda", "__lambda__") for node in nodes):
         raise BundleError(f"{path}: contains a Lambda layer (arbitrary code); refusing to load")
+    for node in nodes:
+        if not _class_allowed(node, registered):
+            names = ", ".join(sorted(k for k in registered if ">" not in k))
+            raise BundleError(
+                f"{path}: member config.json: class {node.get('class_name')!r} (registered as "
+                f"{node.get('registered_name')!r}, module {node.get('module')!r}) refused; "
+                f"expected Keras built-in classes or rul_core's registered ones ({names})")
 
 
 def load_bundle(path: str | Path) -> TrainedModel:
@@ -478,10 +508,11 @@ def load_bundle(path: str | Path) -> TrainedModel:
     models = []
     for name in card["model_files"]:
         p = bundle / name
-        _check_keras_archive(p)
+        registered = custom_objects()
+        _check_keras_archive(p, registered)
         try:
             model = keras.saving.load_model(
-                p, custom_objects=custom_objects(), safe_mode=True, compile=False
+                p, custom_objects=registered, safe_mode=True, compile=False
             )
         except Exception as exc:
             raise BundleError(f"{p}: could not load the Keras model: {exc}") from exc

@@ -407,3 +407,57 @@ def test_catalog_listings_mark_missing_and_damaged_bundles(
     assert labels[0] == f"carle/full  — {tmp_path / 'good'}"
     assert labels[1] == f"carle/full  — {tmp_path / 'gone'} (missing)"
     assert labels[2].startswith(f"carle/full  — {tmp_path / 'badcard'} (damaged: card.json")
+
+
+def _forge_keras_config(path: Path, change: object) -> None:
+    """Rewrite the first Dense layer of ``path/model.keras`` with ``change`` (a dict update)
+    and make the card's checksum match (a consistent forgery)."""
+    import zipfile
+
+    keras_file = path / "model.keras"
+    with zipfile.ZipFile(keras_file) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    done = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "Dense" and not done:
+                node.update(change)  # type: ignore[call-overload]
+                done.append(1)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    assert done
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(keras_file, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    _edit_card(path, files={**json.loads((path / "card.json").read_text())["files"],
+                            "model.keras": bd._sha256(keras_file)})
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"class_name": "EvilDense", "module": None, "registered_name": "evil>EvilDense"},
+      "'EvilDense' (registered as 'evil>EvilDense', module None)"),
+     ({"class_name": "system", "module": "os", "registered_name": None},
+      "'system' (registered as None, module 'os')"),
+     ({"class_name": "MCDropout", "module": "rul_core.evil", "registered_name": "rul_core>Nope"},
+      "'MCDropout' (registered as 'rul_core>Nope', module 'rul_core.evil')")],
+)
+def test_a_class_outside_keras_and_the_registry_is_refused_in_one_line(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, change: dict, named: str
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    _forge_keras_config(p, change)
+    with pytest.raises(BundleError) as e:
+        bd.load_bundle(p)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{p / 'model.keras'}: member config.json: class {named}")
+    assert "expected Keras built-in classes or rul_core's registered ones" in msg
