@@ -330,12 +330,16 @@ def _check_files(bundle: Path, card: dict[str, Any]) -> None:
     files = card["files"]
     if not isinstance(files, dict):
         raise BundleError(f"{bundle / CARD_NAME}: field 'files' must map file names to SHA-256")
-    expected = list(card["model_files"]) + (
-        [card["forest_file"]] if card.get("forest_file") else []
-    )
+    for name in card["model_files"]:
+        if not (name == "model.keras" or _MEMBER_RE.fullmatch(name)):
+            raise BundleError(f"{bundle / CARD_NAME}: field 'model_files': expected model.keras "
+                              f"or member_<n>.keras inside the bundle, found {name!r}")
+    forest = card.get("forest_file")
+    if forest not in (None, "", FOREST_NAME):
+        raise BundleError(f"{bundle / CARD_NAME}: field 'forest_file': expected {FOREST_NAME!r} "
+                          f"inside the bundle or null, found {forest!r}")
+    expected = list(card["model_files"]) + ([forest] if forest else [])
     for name in expected:
-        if not (name in _ALLOWED_FIXED or _MEMBER_RE.match(str(name))):
-            raise BundleError(f"{bundle / CARD_NAME}: names an unexpected file {name!r}")
         if not (bundle / name).is_file():
             raise BundleError(f"{bundle / name}: missing; the card lists it")
     for name, digest in files.items():

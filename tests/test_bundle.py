@@ -461,3 +461,25 @@ def test_a_class_outside_keras_and_the_registry_is_refused_in_one_line(
     assert "\n" not in msg
     assert msg.startswith(f"{p / 'model.keras'}: member config.json: class {named}")
     assert "expected Keras built-in classes or rul_core's registered ones" in msg
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"model_files": ["../good/model.keras"]},
+      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
+      r"found '\.\./good/model\.keras'"),
+     ({"model_files": ["card.json"]},
+      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
+      r"found 'card\.json'"),
+     ({"forest_file": "/etc/passwd"},
+      r"field 'forest_file': expected 'forest\.skops' inside the bundle or null, "
+      r"found '/etc/passwd'")],
+)
+def test_a_card_naming_a_file_outside_the_bundle_names_the_field(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, changes: dict, match: str
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    _edit_card(p, **changes)
+    with pytest.raises(BundleError, match=match) as e:
+        bd.load_bundle(p)
+    assert str(e.value).startswith(f"{p / 'card.json'}: field")
