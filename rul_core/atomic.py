@@ -194,8 +194,11 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it becomes ``path``.
+
+    With ``replace=False`` a ``path`` that holds anything by then (another writer's folder)
+    is left alone and :class:`FileExistsError` raised.
 
     An existing ``path`` is swapped with the new folder in one step where the system allows
     (Linux), so a reader always finds a complete folder there, old or new. Elsewhere the old
@@ -214,7 +217,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             if entry.is_file():
                 _fsync_path(entry)
         _fsync_dir(tmp)
-        if target.exists() and _exchange(tmp, target):
+        if not replace:
+            try:
+                os.rename(tmp, target)  # replaces at most an empty folder
+            except OSError as exc:
+                if target.exists():
+                    raise FileExistsError(errno.EEXIST, "exists; not replaced",
+                                          str(target)) from exc
+                raise
+        elif target.exists() and _exchange(tmp, target):
             pass  # tmp now holds the old folder, removed below
         elif target.exists():
             # an empty placeholder with a unique name; rename() may replace an empty folder

@@ -249,8 +249,10 @@ def _write_contents(trained: TrainedModel, tmp: Path) -> None:
     _write_json(tmp / CARD_NAME, card)
 
 
-def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
-    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle).
+def save_bundle(trained: TrainedModel, path: str | Path, replace: bool = True) -> Path:
+    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle
+    unless ``replace`` is False, when one written meanwhile by another process is kept and
+    BundleError raised).
 
     An existing directory that is not a bundle (no card.json) is never replaced.
     """
@@ -259,8 +261,12 @@ def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
         not target.is_dir() or (any(target.iterdir()) and not (target / CARD_NAME).is_file())
     ):
         raise BundleError(f"{target}: exists and is not a model bundle; refusing to replace it")
-    with atomic_dir(target) as tmp:
-        _write_contents(trained, tmp)
+    try:
+        with atomic_dir(target, replace=replace) as tmp:
+            _write_contents(trained, tmp)
+    except FileExistsError as exc:
+        raise BundleError(f"{target}: a bundle or folder of this name appeared while saving; "
+                          "not replaced (choose another name or replace it explicitly)") from exc
     return target
 
 

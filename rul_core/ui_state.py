@@ -551,7 +551,7 @@ def save_model(trained: Any, name: str, root: Path | None = None, replace: bool 
     if path.exists() and not replace:
         raise BundleError(f"{path}: a bundle of this name exists; choose another name or "
                           "replace it explicitly")
-    path = save_bundle(trained, path)
+    path = save_bundle(trained, path, replace=replace)
     cfg = trained.config
     catalog = Workspace(root) if root is not None else Workspace()
     catalog.add_bundle(path, cfg.name, cfg.ablation, cfg.preset, metrics=dict(trained.metrics))

@@ -483,3 +483,27 @@ def test_a_card_naming_a_file_outside_the_bundle_names_the_field(
     with pytest.raises(BundleError, match=match) as e:
         bd.load_bundle(p)
     assert str(e.value).startswith(f"{p / 'card.json'}: field")
+
+
+def test_a_bundle_saved_meanwhile_under_the_same_name_is_not_replaced(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two app sessions save a model under one name at once, neither asking to replace: the
+    name was free when each checked, so the one finishing second must fail, not swap the
+    other's bundle out."""
+    from rul_core import ui_state
+
+    src, tm = carle_bundle
+    target = ui_state.bundle_path("same", tmp_path)
+    real = bd._write_contents
+
+    def other_session_finishes_first(trained: TrainedModel, tmp: Path) -> None:
+        shutil.copytree(src, target)  # the other session's bundle lands meanwhile
+        _edit_card(target, metrics={"theirs": 1.0})
+        real(trained, tmp)
+
+    monkeypatch.setattr(bd, "_write_contents", other_session_finishes_first)
+    with pytest.raises(BundleError, match=f"{target}: .*appeared while saving; not replaced"):
+        ui_state.save_model(tm, "same", root=tmp_path)
+    assert json.loads((target / "card.json").read_text())["metrics"] == {"theirs": 1.0}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["same"]  # no temporaries
