@@ -84,6 +84,12 @@ def _fsync_dir(path: Path) -> None:
         _fsync_path(path)
 
 
+def _temp_stem(name: str) -> str:
+    """``name`` cut to at most 200 UTF-8 bytes (whole characters), so that ``.stem.XXXXXXXX.tmp``
+    fits the usual 255-byte limit on a file name."""
+    return name.encode()[:200].decode(errors="ignore")
+
+
 def _newest_mtime(path: Path) -> float:
     """The latest modification time of ``path`` and, for a folder, of its direct entries."""
     newest = path.lstat().st_mtime
@@ -97,7 +103,7 @@ def _sweep_stale(folder: Path, name: str) -> None:
     """Remove the temporaries of ``name`` (``.name.XXXXXXXX.tmp``/``.old``, as made here) in
     ``folder`` untouched for :data:`STALE_AFTER_S`: what a killed writer left. Errors are
     ignored (another process may be sweeping too)."""
-    pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.(?:tmp|old)")
+    pattern = re.compile(re.escape(f".{_temp_stem(name)}.") + r"[a-z0-9_]{8}\.(?:tmp|old)")
     try:
         entries = [Path(e.path) for e in os.scandir(folder) if pattern.fullmatch(e.name)]
     except OSError:
@@ -119,7 +125,7 @@ def _temp_beside(folder: Path, name: str) -> Iterator[Path]:
     removed on exit unless it was renamed or linked away first."""
     folder.mkdir(parents=True, exist_ok=True)
     _sweep_stale(folder, name)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{_temp_stem(name)}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -209,7 +215,8 @@ def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(target.parent, target.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    prefix = f".{_temp_stem(target.name)}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, _umask_mode() | 0o111)
@@ -230,7 +237,7 @@ def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
         elif target.exists():
             # an empty placeholder with a unique name; rename() may replace an empty folder
             parent = target.parent
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=parent))
             os.replace(target, old)
             try:
                 os.replace(tmp, target)

@@ -133,3 +133,13 @@ def test_names_are_flushed_to_disk_not_only_contents(tmp_path: Path, monkeypatch
     synced.clear()
     atomic.write_new(tmp_path, "n", ".txt", b"x")
     assert synced[-1][0] == tmp_path.name and "n.txt" in synced[-1][1]
+
+
+def test_a_target_name_near_the_length_limit_is_written(tmp_path: Path) -> None:
+    """The temporary's name adds a prefix and suffix to the target's; a target name the file
+    system accepts (up to 255 bytes) must not fail with 'File name too long'."""
+    name = "é" * 120 + "x" * 10  # 250 bytes in UTF-8
+    atomic.write_text(tmp_path / name, "x")
+    with atomic.atomic_dir(tmp_path / f"{name}d") as d:
+        (d / "card.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, f"{name}d"]
