@@ -532,10 +532,16 @@ def bundle_choice_label(row: dict[str, Any]) -> str:
             + (f" ({status})" if status else ""))
 
 
+#: Longest bundle folder name, in UTF-8 bytes (file systems allow 255 per name).
+MAX_BUNDLE_NAME_BYTES = 100
+
+
 def bundle_path(name: str, root: Path | None = None) -> Path:
-    """Where a bundle named ``name`` is saved: ``<workspace>/bundles/<name, file-safe>``."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
-    return bundles_dir(root) / safe
+    """Where a bundle named ``name`` is saved: ``<workspace>/bundles/<name, file-safe>``
+    (cut to :data:`MAX_BUNDLE_NAME_BYTES`)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    safe = safe.encode()[:MAX_BUNDLE_NAME_BYTES].decode(errors="ignore")
+    return bundles_dir(root) / (safe.strip("._") or "model")
 
 
 def save_model(trained: Any, name: str, root: Path | None = None, replace: bool = False) -> Path:

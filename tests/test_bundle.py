@@ -507,3 +507,15 @@ def test_a_bundle_saved_meanwhile_under_the_same_name_is_not_replaced(
         ui_state.save_model(tm, "same", root=tmp_path)
     assert json.loads((target / "card.json").read_text())["metrics"] == {"theirs": 1.0}
     assert sorted(p.name for p in target.parent.iterdir()) == ["same"]  # no temporaries
+
+
+def test_a_long_bundle_name_is_saved(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path
+) -> None:
+    """A long name typed on the Train page is saved (cut to a folder name the file system
+    accepts), not refused with 'File name too long' about a hidden temporary folder."""
+    from rul_core import ui_state
+
+    path = ui_state.save_model(carle_bundle[1], "é" * 200, root=tmp_path)
+    assert path.name == "é" * (ui_state.MAX_BUNDLE_NAME_BYTES // 2)
+    assert bd.bundle_status(path) == ""
