@@ -207,8 +207,11 @@ class Workspace:
                     if "locked" not in str(exc) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
+            version = con.execute("PRAGMA user_version").fetchone()[0]
         finally:
             con.close()
+        if version == SCHEMA_VERSION:  # nothing to write: no need to wait for a writer
+            return
         with self._write() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

@@ -181,3 +181,25 @@ def test_a_full_disk_is_reported_with_the_catalog_file(tmp_path: Path, monkeypat
         ws.add_dataset("big", "/d", runs=[f"run{i}" for i in range(20_000)])
     monkeypatch.setattr(Workspace, "_connect", real)
     assert [d["name"] for d in ws.list_datasets()] == ["kept"]
+
+
+def test_opening_and_listing_wait_for_no_writer(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers go on while another process holds the write lock: opening the
+    workspace and listing it must not queue behind that writer (up to the busy timeout,
+    then 'database is locked')."""
+    import time
+
+    import rul_core.workspace as wsmod
+
+    Workspace(tmp_path).add_bundle(tmp_path / "b", "carle")
+    monkeypatch.setattr(wsmod, "BUSY_TIMEOUT_MS", 1000)
+    writer = sqlite3.connect(tmp_path / CATALOG_NAME, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        start = time.monotonic()
+        rows = Workspace(tmp_path).list_bundles()
+        assert time.monotonic() - start < 0.5
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert [r["model"] for r in rows] == ["carle"]
