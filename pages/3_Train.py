@@ -316,8 +316,7 @@ with tab_load:
         if ws is not None:
             try:
                 for row in ws().list_bundles():
-                    choices[f"{row['model']}/{row['ablation']} {row['preset']} — {row['path']}"] = (
-                        row["path"])
+                    choices[ui_state.bundle_choice_label(row)] = row["path"]
             except Exception as exc:
                 app_ui.show_error(exc, "workspace catalog")
         if choices:

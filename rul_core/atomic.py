@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
 
 A reader (or a crash) never sees a half-written file: either the old content or the new.
+A temporary left behind by a writer that was killed is removed by the next write of the same
+target once it is older than :data:`STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +35,10 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+#: Age (seconds since the last change inside it) after which a temporary sibling of a target
+#: counts as left behind by a dead writer and is removed by the next write of that target.
+STALE_AFTER_S = 3600.0
 
 
 def _umask_mode() -> int:
@@ -71,12 +79,55 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (names created or renamed in it) to disk, where the system
+    can (not on Windows, nor on some network file systems)."""
+    with contextlib.suppress(OSError):
+        _fsync_path(path)
+
+
+def _temp_stem(name: str) -> str:
+    """``name`` cut to at most 200 UTF-8 bytes (whole characters), so that ``.stem.XXXXXXXX.tmp``
+    fits the usual 255-byte limit on a file name."""
+    return name.encode()[:200].decode(errors="ignore")
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and, for a folder, of its direct entries."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for entry in os.scandir(path):
+            newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def _sweep_stale(folder: Path, name: str) -> None:
+    """Remove the temporaries of ``name`` (``.name.XXXXXXXX.tmp``/``.old``, as made here) in
+    ``folder`` untouched for :data:`STALE_AFTER_S`: what a killed writer left. Errors are
+    ignored (another process may be sweeping too)."""
+    pattern = re.compile(re.escape(f".{_temp_stem(name)}.") + r"[a-z0-9_]{8}\.(?:tmp|old)")
+    try:
+        entries = [Path(e.path) for e in os.scandir(folder) if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if now - _newest_mtime(entry) < STALE_AFTER_S:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
 @contextlib.contextmanager
 def _temp_beside(folder: Path, name: str) -> Iterator[Path]:
     """An empty temporary file in ``folder`` (created if missing), named after ``name``;
     removed on exit unless it was renamed or linked away first."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    _sweep_stale(folder, name)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{_temp_stem(name)}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -105,6 +156,8 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
         yield tmp
         _seal(tmp, durable)
         os.replace(tmp, target)
+        if durable:
+            _fsync_dir(target.parent)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -143,6 +196,7 @@ def write_new(folder: str | Path, stem: str, suffix: str, data: bytes) -> Path:
                 except FileExistsError:
                     continue
                 os.replace(tmp, target)
+            _fsync_dir(folder)
             return target
         raise FileExistsError(f"{folder}: no free name for {stem}{suffix}")
 
@@ -166,8 +220,11 @@ def check_replaceable(path: str | Path, owned: Callable[[str], bool], what: str)
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it becomes ``path``.
+
+    With ``replace=False`` a ``path`` that holds anything by then (another writer's folder)
+    is left alone and :class:`FileExistsError` raised.
 
     An existing ``path`` is swapped with the new folder in one step where the system allows
     (Linux), so a reader always finds a complete folder there, old or new. Elsewhere the old
@@ -177,19 +234,30 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _sweep_stale(target.parent, target.name)
+    prefix = f".{_temp_stem(target.name)}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, _umask_mode() | 0o111)
         for entry in tmp.iterdir():
             if entry.is_file():
                 _fsync_path(entry)
-        if target.exists() and _exchange(tmp, target):
+        _fsync_dir(tmp)
+        if not replace:
+            try:
+                os.rename(tmp, target)  # replaces at most an empty folder
+            except OSError as exc:
+                if target.exists():
+                    raise FileExistsError(errno.EEXIST, "exists; not replaced",
+                                          str(target)) from exc
+                raise
+        elif target.exists() and _exchange(tmp, target):
             pass  # tmp now holds the old folder, removed below
         elif target.exists():
             # an empty placeholder with a unique name; rename() may replace an empty folder
             parent = target.parent
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=parent))
             os.replace(target, old)
             try:
                 os.replace(tmp, target)
@@ -199,6 +267,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

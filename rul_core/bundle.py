@@ -19,6 +19,7 @@ forest through skops with an explicit trusted-types list, and checks versions an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -259,14 +260,20 @@ def check_bundle_target(path: str | Path) -> Path:
     return target
 
 
-def save_bundle(trained: TrainedModel, path: str | Path) -> Path:
-    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle).
+def save_bundle(trained: TrainedModel, path: str | Path, replace: bool = True) -> Path:
+    """Write ``trained`` as a bundle directory at ``path`` (atomically; replaces a bundle
+    unless ``replace`` is False, when one written meanwhile by another process is kept and
+    BundleError raised).
 
     An existing directory that is not a bundle (no card.json) is never replaced.
     """
     target = check_bundle_target(path)
-    with atomic_dir(target) as tmp:
-        _write_contents(trained, tmp)
+    try:
+        with atomic_dir(target, replace=replace) as tmp:
+            _write_contents(trained, tmp)
+    except FileExistsError as exc:
+        raise BundleError(f"{target}: a bundle or folder of this name appeared while saving; "
+                          "not replaced (choose another name or replace it explicitly)") from exc
     return target
 
 
@@ -336,12 +343,16 @@ def _check_files(bundle: Path, card: dict[str, Any]) -> None:
     files = card["files"]
     if not isinstance(files, dict):
         raise BundleError(f"{bundle / CARD_NAME}: field 'files' must map file names to SHA-256")
-    expected = list(card["model_files"]) + (
-        [card["forest_file"]] if card.get("forest_file") else []
-    )
+    for name in card["model_files"]:
+        if not (name == "model.keras" or _MEMBER_RE.fullmatch(name)):
+            raise BundleError(f"{bundle / CARD_NAME}: field 'model_files': expected model.keras "
+                              f"or member_<n>.keras inside the bundle, found {name!r}")
+    forest = card.get("forest_file")
+    if forest not in (None, "", FOREST_NAME):
+        raise BundleError(f"{bundle / CARD_NAME}: field 'forest_file': expected {FOREST_NAME!r} "
+                          f"inside the bundle or null, found {forest!r}")
+    expected = list(card["model_files"]) + ([forest] if forest else [])
     for name in expected:
-        if not (name in _ALLOWED_FIXED or _MEMBER_RE.match(str(name))):
-            raise BundleError(f"{bundle / CARD_NAME}: names an unexpected file {name!r}")
         if not (bundle / name).is_file():
             raise BundleError(f"{bundle / name}: missing; the card lists it")
     for name, digest in files.items():
@@ -358,6 +369,32 @@ def _check_files(bundle: Path, card: dict[str, Any]) -> None:
     for name in expected:
         if name not in files:
             raise BundleError(f"{bundle / CARD_NAME}: no checksum for {name}")
+
+
+def bundle_status(path: str | Path) -> str:
+    """What a catalog listing should say of the bundle at ``path``: ``""`` when its card and
+    files check out, ``"missing"`` when the folder is gone, else ``"damaged: <why>"`` (the
+    file, relative to the bundle, and what was expected). Loads no model; the files are hashed
+    once per change of their size or mtime."""
+    bundle = Path(path)
+    if not bundle.is_dir():
+        return "missing"
+    try:
+        signature = tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                          for e in sorted(os.scandir(bundle), key=lambda e: e.name))
+    except OSError as exc:
+        return f"damaged: {exc}"
+    return _bundle_status(str(bundle), signature)
+
+
+@functools.lru_cache(maxsize=256)
+def _bundle_status(bundle: str, signature: tuple[tuple[str, int, int], ...]) -> str:
+    """:func:`bundle_status` of a folder whose entries have ``signature`` (name, size, mtime)."""
+    try:
+        _check_files(Path(bundle), read_card(bundle))
+    except (BundleError, OSError) as exc:
+        return "damaged: " + str(exc).replace(f"{bundle}{os.sep}", "")
+    return ""
 
 
 def _major_minor(version: str) -> tuple[int, int]:
@@ -390,22 +427,45 @@ def _check_versions(bundle: Path, card: dict[str, Any]) -> None:
             )
 
 
-def _walk_layers(cfg: Any) -> list[str]:
-    """Every ``class_name`` in a Keras config tree."""
-    names: list[str] = []
+# Keras's own markers for serialised values (tensors, arrays, ...), never classes to import
+_KERAS_VALUE_MARKERS = frozenset({"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__",
+                                  "__ellipsis__", "__slice__", "__typespec__"})
+
+
+def _class_allowed(node: dict[str, Any], registered: dict[str, Any]) -> bool:
+    """Whether a ``class_name`` entry of a Keras config names a Keras built-in, one of Keras's
+    value markers, or a class/function in rul_core's registry ``registered``."""
+    name, module, reg = node.get("class_name"), node.get("module"), node.get("registered_name")
+    if not isinstance(name, str):
+        return False
+    if module is None and name in _KERAS_VALUE_MARKERS:
+        return True
+    if isinstance(module, str) and (module == "keras" or module.startswith("keras.")):
+        return reg in (None, name)
+    if (module, name, reg) == ("builtins", "function", "function"):  # a function, by its name
+        fn = node.get("config")
+        return isinstance(fn, str) and (">" not in fn or fn in registered)
+    return isinstance(reg, str) and reg in registered and (
+        module is None or module == getattr(registered[reg], "__module__", None))
+
+
+def _class_nodes(cfg: Any) -> list[dict[str, Any]]:
+    """Every dict with a ``class_name`` in a Keras config tree."""
+    nodes: list[dict[str, Any]] = []
     if isinstance(cfg, dict):
         if "class_name" in cfg:
-            names.append(str(cfg["class_name"]))
+            nodes.append(cfg)
         for v in cfg.values():
-            names.extend(_walk_layers(v))
+            nodes.extend(_class_nodes(v))
     elif isinstance(cfg, list):
         for v in cfg:
-            names.extend(_walk_layers(v))
-    return names
+            nodes.extend(_class_nodes(v))
+    return nodes
 
 
-def _check_keras_archive(path: Path) -> None:
-    """Refuse a .keras archive with Lambda layers or unexpected members, before loading."""
+def _check_keras_archive(path: Path, registered: dict[str, Any]) -> None:
+    """Refuse a .keras archive with Lambda layers, classes outside Keras and ``registered``
+    (rul_core's custom objects) or unexpected members, before loading."""
     try:
         with zipfile.ZipFile(path) as zf:
             members = zf.namelist()
@@ -425,9 +485,16 @@ def _check_keras_archive(path: Path) -> None:
                 config = json.loads(fh.read(MAX_KERAS_CONFIG_BYTES + 1))
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: expected a Keras v3 archive ({exc})") from exc
-    lambdas = [n for n in _walk_layers(config) if n == "Lambda"]
-    if lambdas:
+    nodes = _class_nodes(config)
+    if any(node["class_name"] in ("Lambda", "__lambda__") for node in nodes):
         raise BundleError(f"{path}: contains a Lambda layer (arbitrary code); refusing to load")
+    for node in nodes:
+        if not _class_allowed(node, registered):
+            names = ", ".join(sorted(k for k in registered if ">" not in k))
+            raise BundleError(
+                f"{path}: member config.json: class {node.get('class_name')!r} (registered as "
+                f"{node.get('registered_name')!r}, module {node.get('module')!r}) refused; "
+                f"expected Keras built-in classes or rul_core's registered ones ({names})")
 
 
 def load_bundle(path: str | Path) -> TrainedModel:
@@ -458,10 +525,11 @@ def load_bundle(path: str | Path) -> TrainedModel:
     models = []
     for name in card["model_files"]:
         p = bundle / name
-        _check_keras_archive(p)
+        registered = custom_objects()
+        _check_keras_archive(p, registered)
         try:
             model = keras.saving.load_model(
-                p, custom_objects=custom_objects(), safe_mode=True, compile=False
+                p, custom_objects=registered, safe_mode=True, compile=False
             )
         except Exception as exc:
             raise BundleError(f"{p}: could not load the Keras model: {exc}") from exc

@@ -340,15 +340,21 @@ def _plain(value: Any) -> Any:
 def record(result: CrossValidation, workspace: Any, dataset: str = "",
            out: str | Path | None = None) -> Path:
     """Save ``result`` (:meth:`CrossValidation.save`) and add it to ``workspace``'s catalog;
-    the folder defaults to ``<workspace>/crossval/<model>-<ablation>-<time>`` (a new one)."""
+    the folder defaults to ``<workspace>/crossval/<model>-<ablation>-<time>`` (a new one,
+    created here so that no other process recording at the same moment can pick it too)."""
     config = result.settings.get("config", {})
     name, ablation = config.get("name", "model"), config.get("ablation", "full")
     if out is None:
         base = workspace.path / "crossval" / f"{name}-{ablation}-{time.strftime('%Y%m%d-%H%M%S')}"
+        base.parent.mkdir(parents=True, exist_ok=True)
         out, n = base, 1
-        while out.exists():
-            n += 1
-            out = base.with_name(f"{base.name}-{n}")
+        while True:
+            try:
+                out.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                out = base.with_name(f"{base.name}-{n}")
     folder = result.save(out)
     workspace.add_cross_validation(folder, model=name, ablation=ablation,
                                    preset=config.get("preset", ""), dataset=dataset,

@@ -522,10 +522,26 @@ def model_label(trained: Any) -> str:
     return f"{cfg.name}/{cfg.ablation} ({cfg.preset}) {when}".rstrip()
 
 
+def bundle_choice_label(row: dict[str, Any]) -> str:
+    """The Load tab's label of a catalogued bundle row, marked when the bundle is gone or
+    damaged (:func:`rul_core.bundle.bundle_status`)."""
+    from rul_core.bundle import bundle_status
+
+    status = bundle_status(row["path"])
+    return (f"{row['model']}/{row['ablation']} {row['preset']} — {row['path']}"
+            + (f" ({status})" if status else ""))
+
+
+#: Longest bundle folder name, in UTF-8 bytes (file systems allow 255 per name).
+MAX_BUNDLE_NAME_BYTES = 100
+
+
 def bundle_path(name: str, root: Path | None = None) -> Path:
-    """Where a bundle named ``name`` is saved: ``<workspace>/bundles/<name, file-safe>``."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
-    return bundles_dir(root) / safe
+    """Where a bundle named ``name`` is saved: ``<workspace>/bundles/<name, file-safe>``
+    (cut to :data:`MAX_BUNDLE_NAME_BYTES`)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    safe = safe.encode()[:MAX_BUNDLE_NAME_BYTES].decode(errors="ignore")
+    return bundles_dir(root) / (safe.strip("._") or "model")
 
 
 def save_model(trained: Any, name: str, root: Path | None = None, replace: bool = False) -> Path:
@@ -541,7 +557,7 @@ def save_model(trained: Any, name: str, root: Path | None = None, replace: bool 
     if path.exists() and not replace:
         raise BundleError(f"{path}: a bundle of this name exists; choose another name or "
                           "replace it explicitly")
-    path = save_bundle(trained, path)
+    path = save_bundle(trained, path, replace=replace)
     cfg = trained.config
     catalog = Workspace(root) if root is not None else Workspace()
     catalog.add_bundle(path, cfg.name, cfg.ablation, cfg.preset, metrics=dict(trained.metrics))

@@ -98,6 +98,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+_UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+               sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+
+
+def _unwritable(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed because the catalog's file or folder cannot be written
+    (read-only, disk full, I/O error, cannot open), not because the file is damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _UNWRITABLE
+
+
 def _row(row: sqlite3.Row) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in row.keys():  # noqa: SIM118 (sqlite3.Row has no __iter__ over keys)
@@ -117,9 +128,11 @@ class Workspace:
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             self._init_schema()
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        except sqlite3.OperationalError as exc:  # the file may be fine: it cannot be written
+            if not _unwritable(exc):
                 raise
+            raise self._write_error(exc) from exc
+        except sqlite3.DatabaseError as exc:
             raise RulError(f"{self.db_path}: expected the workspace's SQLite catalog, found a "
                            f"file SQLite cannot use ({exc}); move it aside and a new catalog "
                            "is created") from exc
@@ -139,12 +152,22 @@ class Workspace:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
+                con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:  # SQLite may have rolled back already (disk full)
+                    con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if not _unwritable(exc):
+                raise
+            raise self._write_error(exc) from exc
         finally:
             con.close()
+
+    def _write_error(self, exc: sqlite3.OperationalError) -> RulError:
+        """The user's message for a catalog that cannot be written (read-only, disk full)."""
+        return RulError(f"{self.db_path}: could not write the catalog ({exc}); expected a "
+                        "writable workspace folder with free space")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         con = self._connect()
@@ -184,8 +207,11 @@ class Workspace:
                     if "locked" not in str(exc) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
+            version = con.execute("PRAGMA user_version").fetchone()[0]
         finally:
             con.close()
+        if version == SCHEMA_VERSION:  # nothing to write: no need to wait for a writer
+            return
         with self._write() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

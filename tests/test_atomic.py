@@ -82,3 +82,64 @@ def test_atomic_dir_without_the_swap_still_replaces(tmp_path: Path, monkeypatch)
         raise RuntimeError("crash while writing")
     assert (target / "x").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_temporaries_left_by_a_killed_writer_are_swept(tmp_path: Path) -> None:
+    """A writer killed mid-save (kill -9) leaves its temporary behind; the next save of the
+    same target removes it once it is older than STALE_AFTER_S, and keeps a fresh one (it may
+    belong to a live writer in another process)."""
+    import os
+    import tempfile
+    import time
+
+    old = time.time() - 2 * 86400  # two days: older than STALE_AFTER_S
+    dead_dir = Path(tempfile.mkdtemp(prefix=".b.", suffix=".tmp", dir=tmp_path))
+    (dead_dir / "model.keras").write_bytes(b"half")
+    dead_file = Path(tempfile.mkstemp(prefix=".f.txt.", suffix=".tmp", dir=tmp_path)[1])
+    for p in (dead_dir / "model.keras", dead_dir, dead_file):
+        os.utime(p, (old, old))
+    live_dir = Path(tempfile.mkdtemp(prefix=".b.", suffix=".tmp", dir=tmp_path))
+    unrelated = tmp_path / ".notes.abcdefgh.tmp"  # not a temporary of these targets
+    unrelated.write_text("keep")
+    os.utime(unrelated, (old, old))
+
+    with atomic.atomic_dir(tmp_path / "b") as d:
+        (d / "card.json").write_text("{}")
+    atomic.write_text(tmp_path / "f.txt", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["b", "f.txt", live_dir.name, unrelated.name])
+
+
+def test_names_are_flushed_to_disk_not_only_contents(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Durability after a power cut needs the folder entries on disk too: the new folder's
+    file names before it is renamed into place, and the parent's entry after each rename."""
+    synced: list[tuple[str, list[str]]] = []
+    real = atomic._fsync_path
+
+    def record(path: Path) -> None:
+        p = Path(path)
+        synced.append((p.name, sorted(c.name for c in p.iterdir()) if p.is_dir() else []))
+        real(p)
+
+    monkeypatch.setattr(atomic, "_fsync_path", record)
+    atomic.write_text(tmp_path / "f.txt", "x")
+    assert synced[-1] == (tmp_path.name, ["f.txt"])  # the parent, after the rename
+    synced.clear()
+    with atomic.atomic_dir(tmp_path / "b") as d:
+        (d / "card.json").write_text("{}")
+    temp_dirs = [entries for name, entries in synced if name.startswith(".b.")]
+    assert temp_dirs == [["card.json"]]  # the new folder's entries, before the rename
+    assert synced[-1] == (tmp_path.name, ["b", "f.txt"])
+    synced.clear()
+    atomic.write_new(tmp_path, "n", ".txt", b"x")
+    assert synced[-1][0] == tmp_path.name and "n.txt" in synced[-1][1]
+
+
+def test_a_target_name_near_the_length_limit_is_written(tmp_path: Path) -> None:
+    """The temporary's name adds a prefix and suffix to the target's; a target name the file
+    system accepts (up to 255 bytes) must not fail with 'File name too long'."""
+    name = "é" * 120 + "x" * 10  # 250 bytes in UTF-8
+    atomic.write_text(tmp_path / name, "x")
+    with atomic.atomic_dir(tmp_path / f"{name}d") as d:
+        (d / "card.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, f"{name}d"]

@@ -363,3 +363,159 @@ def test_never_replaces_a_folder_that_is_not_a_bundle(
     assert (folder / "precious.csv").read_text() == "1,2\n"
     with pytest.raises(BundleError, match="missing"):
         bd.load_bundle(folder)
+
+
+# --- catalogued bundles gone or damaged --------------------------------------------------
+def test_catalog_listings_mark_missing_and_damaged_bundles(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`models` (CLI) and the app's Load choices mark a catalogued bundle that is gone or no
+    longer loads (truncated card or model file) and keep listing it, next to a sound one."""
+    import argparse
+
+    from rul_core import ui_state
+    from rul_core.cli.model_cmds import cmd_models
+    from rul_core.workspace import Workspace
+
+    src, _ = carle_bundle
+    ws = Workspace(tmp_path / "ws")
+    for name in ("good", "gone", "badcard", "badkeras"):
+        shutil.copytree(src, tmp_path / name)
+        ws.add_bundle(tmp_path / name, "carle")
+    shutil.rmtree(tmp_path / "gone")
+    card = (tmp_path / "badcard" / "card.json").read_bytes()
+    (tmp_path / "badcard" / "card.json").write_bytes(card[:100])
+    with open(tmp_path / "badkeras" / "model.keras", "r+b") as fh:
+        fh.truncate(500)
+
+    assert bd.bundle_status(tmp_path / "good") == ""
+    assert bd.bundle_status(tmp_path / "gone") == "missing"
+    assert bd.bundle_status(tmp_path / "badcard").startswith("damaged: card.json: expected JSON")
+    assert bd.bundle_status(tmp_path / "badkeras") == (
+        "damaged: model.keras: SHA-256 differs from the card (file modified or card tampered "
+        "with)")
+
+    cmd_models(argparse.Namespace(workspace=str(tmp_path / "ws"), model_filter=None))
+    lines = {line.rsplit("\t", 1)[-1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert f"{tmp_path / 'good'}" in lines
+    assert f"{tmp_path / 'gone'} (missing)" in lines
+    assert any(s.startswith(f"{tmp_path / 'badcard'} (damaged: card.json: expected JSON")
+               for s in lines)
+    assert f"{tmp_path / 'badkeras'} (damaged: model.keras: SHA-256 differs" in " ".join(lines)
+
+    labels = [ui_state.bundle_choice_label(r) for r in ws.list_bundles()]
+    assert labels[0] == f"carle/full  — {tmp_path / 'good'}"
+    assert labels[1] == f"carle/full  — {tmp_path / 'gone'} (missing)"
+    assert labels[2].startswith(f"carle/full  — {tmp_path / 'badcard'} (damaged: card.json")
+
+
+def _forge_keras_config(path: Path, change: object) -> None:
+    """Rewrite the first Dense layer of ``path/model.keras`` with ``change`` (a dict update)
+    and make the card's checksum match (a consistent forgery)."""
+    import zipfile
+
+    keras_file = path / "model.keras"
+    with zipfile.ZipFile(keras_file) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    done = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "Dense" and not done:
+                node.update(change)  # type: ignore[call-overload]
+                done.append(1)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    assert done
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(keras_file, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    _edit_card(path, files={**json.loads((path / "card.json").read_text())["files"],
+                            "model.keras": bd._sha256(keras_file)})
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"class_name": "EvilDense", "module": None, "registered_name": "evil>EvilDense"},
+      "'EvilDense' (registered as 'evil>EvilDense', module None)"),
+     ({"class_name": "system", "module": "os", "registered_name": None},
+      "'system' (registered as None, module 'os')"),
+     ({"class_name": "MCDropout", "module": "rul_core.evil", "registered_name": "rul_core>Nope"},
+      "'MCDropout' (registered as 'rul_core>Nope', module 'rul_core.evil')")],
+)
+def test_a_class_outside_keras_and_the_registry_is_refused_in_one_line(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, change: dict, named: str
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    _forge_keras_config(p, change)
+    with pytest.raises(BundleError) as e:
+        bd.load_bundle(p)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{p / 'model.keras'}: member config.json: class {named}")
+    assert "expected Keras built-in classes or rul_core's registered ones" in msg
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"model_files": ["../good/model.keras"]},
+      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
+      r"found '\.\./good/model\.keras'"),
+     ({"model_files": ["card.json"]},
+      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
+      r"found 'card\.json'"),
+     ({"forest_file": "/etc/passwd"},
+      r"field 'forest_file': expected 'forest\.skops' inside the bundle or null, "
+      r"found '/etc/passwd'")],
+)
+def test_a_card_naming_a_file_outside_the_bundle_names_the_field(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, changes: dict, match: str
+) -> None:
+    p = _copy(carle_bundle[0], tmp_path)
+    _edit_card(p, **changes)
+    with pytest.raises(BundleError, match=match) as e:
+        bd.load_bundle(p)
+    assert str(e.value).startswith(f"{p / 'card.json'}: field")
+
+
+def test_a_bundle_saved_meanwhile_under_the_same_name_is_not_replaced(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two app sessions save a model under one name at once, neither asking to replace: the
+    name was free when each checked, so the one finishing second must fail, not swap the
+    other's bundle out."""
+    from rul_core import ui_state
+
+    src, tm = carle_bundle
+    target = ui_state.bundle_path("same", tmp_path)
+    real = bd._write_contents
+
+    def other_session_finishes_first(trained: TrainedModel, tmp: Path) -> None:
+        shutil.copytree(src, target)  # the other session's bundle lands meanwhile
+        _edit_card(target, metrics={"theirs": 1.0})
+        real(trained, tmp)
+
+    monkeypatch.setattr(bd, "_write_contents", other_session_finishes_first)
+    with pytest.raises(BundleError, match=f"{target}: .*appeared while saving; not replaced"):
+        ui_state.save_model(tm, "same", root=tmp_path)
+    assert json.loads((target / "card.json").read_text())["metrics"] == {"theirs": 1.0}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["same"]  # no temporaries
+
+
+def test_a_long_bundle_name_is_saved(
+    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path
+) -> None:
+    """A long name typed on the Train page is saved (cut to a folder name the file system
+    accepts), not refused with 'File name too long' about a hidden temporary folder."""
+    from rul_core import ui_state
+
+    path = ui_state.save_model(carle_bundle[1], "é" * 200, root=tmp_path)
+    assert path.name == "é" * (ui_state.MAX_BUNDLE_NAME_BYTES // 2)
+    assert bd.bundle_status(path) == ""

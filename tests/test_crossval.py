@@ -298,3 +298,35 @@ def test_cli_progress_of_folds_at_once_is_one_bar_of_the_whole_run() -> None:
     assert (seen[1].stage, seen[1].done, seen[1].total) == ("folds", 46, 100)
     assert seen[1].message == "fold 2/3 · epoch 1"
     assert _overall(None) is None
+
+
+def test_two_records_at_the_same_moment_get_their_own_folders(
+    result, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app and a CLI run record a cross-validation of the same model in the same second:
+    each must get its own folder (one shared folder mixes their files under two catalog
+    rows)."""
+    import threading
+
+    from rul_core import crossval
+    from rul_core.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    real_save = crossval.CrossValidation.save
+    both_chose = threading.Barrier(2)
+
+    def save_once_both_chose(self, folder):  # type: ignore[no-untyped-def]
+        both_chose.wait(timeout=30)  # each has picked its folder (a slow disk widens this)
+        return real_save(self, folder)
+
+    monkeypatch.setattr(crossval.CrossValidation, "save", save_once_both_chose)
+    monkeypatch.setattr(crossval.time, "strftime", lambda fmt: "20260101-000000")
+    folders: list[Path] = []
+    threads = [threading.Thread(target=lambda: folders.append(crossval.record(result, ws)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(folders) == 2 and folders[0] != folders[1]
+    assert sorted(r["path"] for r in ws.list_cross_validations()) == sorted(map(str, folders))

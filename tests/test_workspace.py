@@ -137,3 +137,69 @@ def test_a_damaged_catalog_is_named(tmp_path: Path) -> None:
         con.execute("UPDATE bundles SET metrics_json='{broken' WHERE id=?", (bid,))
     with pytest.raises(RulError, match=f"row id {bid}: expected JSON"):
         ws.list_bundles()
+
+
+def test_a_read_only_workspace_is_not_called_damaged(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A healthy catalog on a read-only folder (or media) must not be reported as a damaged
+    file to move aside: the message says the catalog cannot be written. (Here an older
+    catalog opened read-only, which must be upgraded, i.e. written.)"""
+    from rul_core.workspace import _SCHEMA_V1
+
+    con = sqlite3.connect(tmp_path / CATALOG_NAME)
+    con.executescript(_SCHEMA_V1)
+    con.execute("PRAGMA user_version = 1")
+    con.close()
+
+    def read_only(self: Workspace) -> sqlite3.Connection:
+        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        return con
+
+    monkeypatch.setattr(Workspace, "_connect", read_only)
+    with pytest.raises(RulError) as e:
+        Workspace(tmp_path)
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / CATALOG_NAME}: ") and "readonly" in msg
+    assert "expected a writable workspace" in msg and "move it aside" not in msg
+
+
+def test_a_full_disk_is_reported_with_the_catalog_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A write that fails (disk full) names the catalog and leaves the earlier rows intact."""
+    ws = Workspace(tmp_path)
+    ws.add_dataset("kept", "/d")
+    real = Workspace._connect
+
+    def full(self: Workspace) -> sqlite3.Connection:
+        con = real(self)
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute(f"PRAGMA max_page_count = {pages}")  # SQLite answers SQLITE_FULL beyond it
+        return con
+
+    monkeypatch.setattr(Workspace, "_connect", full)
+    with pytest.raises(RulError, match=f"{CATALOG_NAME}: could not write the catalog "
+                                       r"\(database or disk is full\)"):
+        ws.add_dataset("big", "/d", runs=[f"run{i}" for i in range(20_000)])
+    monkeypatch.setattr(Workspace, "_connect", real)
+    assert [d["name"] for d in ws.list_datasets()] == ["kept"]
+
+
+def test_opening_and_listing_wait_for_no_writer(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers go on while another process holds the write lock: opening the
+    workspace and listing it must not queue behind that writer (up to the busy timeout,
+    then 'database is locked')."""
+    import time
+
+    import rul_core.workspace as wsmod
+
+    Workspace(tmp_path).add_bundle(tmp_path / "b", "carle")
+    monkeypatch.setattr(wsmod, "BUSY_TIMEOUT_MS", 1000)
+    writer = sqlite3.connect(tmp_path / CATALOG_NAME, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        start = time.monotonic()
+        rows = Workspace(tmp_path).list_bundles()
+        assert time.monotonic() - start < 0.5
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert [r["model"] for r in rows] == ["carle"]

@@ -368,8 +368,17 @@ def _missing(path: str) -> str:
     return "" if Path(path).is_dir() else " (missing)"
 
 
+def _bundle_mark(path: str) -> str:
+    """`` (missing)``/`` (damaged: why)`` after a catalogued bundle that does not check out."""
+    from rul_core.bundle import bundle_status
+
+    status = bundle_status(path)
+    return f" ({status})" if status else ""
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    """List the bundles and the cross-validations in the workspace catalog."""
+    """List the bundles (marking those gone or damaged) and the cross-validations in the
+    workspace catalog."""
     ws = _workspace(args)
     rows = ws.list_bundles(args.model_filter)
     if not rows:
@@ -379,7 +388,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
               f"{_metric(r['metrics'], 'val_rmse')}\t{r['created']}\t{r['path']}"
-              f"{_missing(r['path'])}")
+              f"{_bundle_mark(r['path'])}")
     cvs = ws.list_cross_validations(args.model_filter)
     if cvs:
         print("\ncross-validations (out-of-fold scores)")
