@@ -492,10 +492,10 @@ def test_export_zip_keeps_going_past_a_failed_figure_and_names_it(monkeypatch):
     in the ZIP) with its reason."""
     real = report.render_matplotlib
 
-    def flaky(fig, fmt="png", dpi=100):
+    def flaky(fig, fmt="png", dpi=100, scale=1.0):
         if fig.layout.title.text == "Broken":
             raise ValueError("cannot draw this trace")
-        return real(fig, fmt, dpi)
+        return real(fig, fmt, dpi, scale)
 
     monkeypatch.setattr(report, "render_matplotlib", flaky)
     reg = report.FigureRegistry()
