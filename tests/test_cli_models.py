@@ -169,6 +169,11 @@ def test_phm2012_scores_a_truncated_test_bearing(
     )
     assert np.isnan(table.loc["Bearing2_9", "accuracy"])  # not a challenge test bearing
     assert f"score: {b27['accuracy']:.4f} over 1 of the challenge's test bearings" in printed
+    assert main(["phm2012", "--model", str(bundle), "--test-set", str(test_set), "--quantile",
+                 "10", *common]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip() == (
+        "error: phm2012: --quantile: expected a quantile between 0 and 1 (0.5: the point "
+        "estimate), got 10")
 
 
 def test_phm2012_on_the_real_test_set_copy(
@@ -244,9 +249,11 @@ def test_backend_import_drops_startup_notices_and_keeps_other_stderr(tmp_path: P
 
 
 def test_model_commands_print_no_tensorflow_startup_notices(tmp_path: Path) -> None:
+    env = {**os.environ, "RUL_WORKSPACE": str(tmp_path / "ws")}  # not ./workspace in the repo
     proc = subprocess.run(
         [sys.executable, "-m", "rul_core", "predict", "--model", str(tmp_path / "missing"),
-         "--run", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
+         "--run", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False,
+        env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing'}: expected a model bundle directory"]

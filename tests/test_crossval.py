@@ -283,7 +283,10 @@ def test_cli_crossval_several_ablations_side_by_side(make_synth, tmp_path: Path,
     assert main(["crossval", "--model", "carle", "--ablation", "carl", "mmv1", *common]) == 2
     assert "ablation of 'carle' must be one of" in capsys.readouterr().err
     assert main(["crossval", "--model", "carle", "--jobs", "2", *common]) == 2  # --in-process
-    assert "jobs must be 1, or more with isolate=True" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == (
+        "error: crossval: --jobs 2 trains folds in their own processes; not with --in-process")
+    assert main(["crossval", "--model", "carle", "--jobs", "0", *common]) == 2
+    assert capsys.readouterr().err.strip() == "error: crossval: --jobs must be 1 or more, got 0"
 
 
 def test_cli_progress_of_folds_at_once_is_one_bar_of_the_whole_run() -> None:

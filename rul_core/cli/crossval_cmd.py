@@ -45,6 +45,11 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     results = {}
     try:
         check_training_args(args)
+        if args.jobs < 1:
+            raise RulError(f"crossval: --jobs must be 1 or more, got {args.jobs}")
+        if args.jobs > 1 and args.in_process:
+            raise RulError(f"crossval: --jobs {args.jobs} trains folds in their own processes; "
+                           "not with --in-process")
         if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
             raise RulError(f"crossval: --out {args.out}: is a file; expected a folder for the "
                            "result files")

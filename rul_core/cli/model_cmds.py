@@ -333,12 +333,20 @@ def cmd_phm2012(args: argparse.Namespace) -> int:
     from rul_core.phm2012 import TEST_BY_NAME, WINNER_SCORE, score_runs
 
     check_csv_out(args)
+    if not 0.0 < args.quantile < 1.0:
+        raise RulError(f"phm2012: --quantile: expected a quantile between 0 and 1 (0.5: the "
+                       f"point estimate), got {args.quantile:g}")
     ws = _workspace(args)
     trained = load_bundle(args.model)
-    ds = _load(args.test_set, args.layout, ws, _progress(args))
-    runs = _select(ds, args.runs, "runs")
-    table = score_runs(trained, runs, quantile=args.quantile, last_k=args.last_k,
-                       progress=_progress(args))
+    progress = _progress(args)
+    try:
+        ds = _load(args.test_set, args.layout, ws, progress)
+        runs = _select(ds, args.runs, "runs")
+        table = score_runs(trained, runs, quantile=args.quantile, last_k=args.last_k,
+                           progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     what = "point" if args.quantile == 0.5 else f"{args.quantile:g} quantile"
     _print_table(f"RUL after the last snapshot ({what} estimate, last {args.last_k} "
                  "snapshots)", table)
