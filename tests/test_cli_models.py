@@ -453,3 +453,18 @@ def test_crossval_refuses_an_out_that_is_a_file_before_training(
     assert capsys.readouterr().err == (
         f"error: crossval: --out {notes}: is a file; expected a folder for the result files\n")
     assert notes.read_text() == "keep"
+
+
+def test_a_warning_repeated_by_every_run_prints_once(tmp_path: Path) -> None:
+    """The demo's 39 ms windows are shorter than the band's lowest wavelet: every run's feature
+    extraction warns the same. It printed once per run (the 'once' filter forgets whenever a
+    library touches the filters); one line per distinct warning now."""
+    env = {**os.environ, "RUL_WORKSPACE": str(tmp_path / "ws")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rul_core", "evaluate", "--model", str(DEMO / "model"), "--data",
+         str(DEMO / "data"), "--quiet"], capture_output=True, text=True, timeout=300,
+        check=False, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: ")]
+    assert any("cone of influence" in ln for ln in lines)
+    assert len(lines) == len(set(lines))

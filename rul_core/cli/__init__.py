@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from rul_core.errors import RulError
 
@@ -53,8 +55,33 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    previous_format = warnings.formatwarning
+    previous_format, previous_show = warnings.formatwarning, warnings.showwarning
     warnings.formatwarning = _one_line_warning
+    warnings.showwarning = _once(previous_show)
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning, warnings.showwarning = previous_format, previous_show
+
+
+def _once(show: Callable[..., None]) -> Callable[..., None]:
+    """``show`` for each distinct warning (category and text) once per command: the same band
+    notice comes from every run's feature extraction. (The 'once' filter cannot do this: any
+    change of the filters meanwhile, as libraries make, resets its memory.)"""
+    shown: set[tuple[type[Warning], str]] = set()
+
+    def show_once(message: Warning | str, category: type[Warning], *args: Any,
+                  **kwargs: Any) -> None:
+        key = (category, str(message))
+        if key not in shown:
+            shown.add(key)
+            show(message, category, *args, **kwargs)
+
+    return show_once
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand; user errors print one line on stderr and return 2."""
     try:
         if args.command in MODEL_COMMANDS:
             from rul_core.device import import_backend_quietly
@@ -67,5 +94,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
-    finally:
-        warnings.formatwarning = previous_format
