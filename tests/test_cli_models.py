@@ -468,3 +468,12 @@ def test_a_warning_repeated_by_every_run_prints_once(tmp_path: Path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: ")]
     assert any("cone of influence" in ln for ln in lines)
     assert len(lines) == len(set(lines))
+
+
+def test_listing_models_creates_no_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    """`models --workspace DIR` on an empty DIR wrote DIR/catalog.sqlite just by listing."""
+    assert main(["models", "--workspace", str(tmp_path / "ws")]) == 0
+    assert not (tmp_path / "ws").exists()
+    assert capsys.readouterr().out.strip() == (
+        f"no model bundles: no workspace catalog at {tmp_path / 'ws' / 'catalog.sqlite'} yet")
