@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model bundle directory")
     p.add_argument("--run", required=True, help="dataset path (folder/archive) with the run")
     p.add_argument("--run-name", default=None, help="which run of the dataset (default: first)")
-    p.add_argument("--window", type=int, default=0, help="window index in the run")
-    p.add_argument("--methods", default="lrp,lime,shap", help="comma list of lrp,lime,shap")
+    p.add_argument("--window", type=int, default=0, help="window index in the run (default 0)")
+    p.add_argument("--methods", default="lrp,lime,shap",
+                   help="comma list of lrp,lime,shap (default: all three)")
     p.add_argument("--rules", choices=("paper", "conservative", "epsilon"), default=None,
                    help="LRP rules (default: epsilon, biases in the denominators, the set "
                         "whose rankings tracked Multimodal-RUL and CARLE in bench/explain.py; "
@@ -40,11 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder: new, empty or an earlier explain output (replaced)")
     p.add_argument("--background", default=None, help="dataset path for background windows")
     p.add_argument("--n-bands", type=int, default=25,
-                   help="features compared: ImR column bands, or RC-LSTM signal segments")
-    p.add_argument("--lime-samples", type=int, default=1000, help="LIME perturbations")
+                   help="features compared: ImR column bands, or RC-LSTM signal segments "
+                        "(default 25)")
+    p.add_argument("--lime-samples", type=int, default=1000,
+                   help="LIME perturbations (default 1000)")
     p.add_argument("--shap-samples", type=int, default=200,
-                   help="SHAP GradientExplainer samples for the window")
-    p.add_argument("--seed", type=int, default=0, help="seed of LIME and SHAP sampling")
+                   help="SHAP GradientExplainer samples for the window (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of LIME and SHAP sampling (default 0)")
     p.set_defaults(func=run_explain)
 
 

@@ -509,7 +509,7 @@ def training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", default="mc_dropout", choices=INTERVALS,
                    help="predictive interval: MC dropout (default) or a deep ensemble of "
                         "--n-members; rc_lstm: its Gaussian head, or an ensemble of them")
-    p.add_argument("--n-members", type=int, default=5, help="deep-ensemble size")
+    p.add_argument("--n-members", type=int, default=5, help="deep-ensemble size (default 5)")
     p.add_argument("--dataset-kind", choices=("femto", "xjtu"), default=None,
                    help="which paper's hyperparameters (CARLE's Table 6) apply (default: "
                         "from the layout)")
