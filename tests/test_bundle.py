@@ -238,7 +238,17 @@ def test_tampered_card_is_refused(carle_bundle: tuple[Path, TrainedModel], tmp_p
      ({"history": 5}, "field 'history': expected a list"),
      ({"label_params": 5}, "field 'label_params': expected an object"),
      ({"files": {"../../../etc/hostname": "0" * 64}},
-      r"field 'files' names an unexpected file '\.\./\.\./\.\./etc/hostname'")],
+      r"field 'files' names an unexpected file '\.\./\.\./\.\./etc/hostname'"),
+     # a file outside the bundle: the field is named, with what was expected
+     ({"model_files": ["../good/model.keras"]},
+      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
+      r"found '\.\./good/model\.keras'"),
+     ({"model_files": ["card.json"]},
+      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
+      r"found 'card\.json'"),
+     ({"forest_file": "/etc/passwd"},
+      r"field 'forest_file': expected 'forest\.skops' inside the bundle or null, "
+      r"found '/etc/passwd'")],
 )
 def test_malformed_card_fields_are_named(
     carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, changes: dict, match: str
@@ -247,7 +257,7 @@ def test_malformed_card_fields_are_named(
     _edit_card(p, **changes)
     with pytest.raises(BundleError, match=match) as e:
         bd.load_bundle(p)
-    assert str(p / "card.json") in str(e.value)
+    assert str(e.value).startswith(f"{p / 'card.json'}: ")
 
 
 def test_an_inflated_keras_config_is_refused_unread(
@@ -461,28 +471,6 @@ def test_a_class_outside_keras_and_the_registry_is_refused_in_one_line(
     assert "\n" not in msg
     assert msg.startswith(f"{p / 'model.keras'}: member config.json: class {named}")
     assert "expected Keras built-in classes or rul_core's registered ones" in msg
-
-
-@pytest.mark.parametrize(
-    ("changes", "match"),
-    [({"model_files": ["../good/model.keras"]},
-      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
-      r"found '\.\./good/model\.keras'"),
-     ({"model_files": ["card.json"]},
-      r"field 'model_files': expected model\.keras or member_<n>\.keras inside the bundle, "
-      r"found 'card\.json'"),
-     ({"forest_file": "/etc/passwd"},
-      r"field 'forest_file': expected 'forest\.skops' inside the bundle or null, "
-      r"found '/etc/passwd'")],
-)
-def test_a_card_naming_a_file_outside_the_bundle_names_the_field(
-    carle_bundle: tuple[Path, TrainedModel], tmp_path: Path, changes: dict, match: str
-) -> None:
-    p = _copy(carle_bundle[0], tmp_path)
-    _edit_card(p, **changes)
-    with pytest.raises(BundleError, match=match) as e:
-        bd.load_bundle(p)
-    assert str(e.value).startswith(f"{p / 'card.json'}: field")
 
 
 def test_a_bundle_saved_meanwhile_under_the_same_name_is_not_replaced(
