@@ -523,9 +523,9 @@ def load_bundle(path: str | Path) -> TrainedModel:
         raise BundleError(f"{card_path}: invalid card content: {exc}") from exc
 
     models = []
+    registered = custom_objects()
     for name in card["model_files"]:
         p = bundle / name
-        registered = custom_objects()
         _check_keras_archive(p, registered)
         try:
             model = keras.saving.load_model(

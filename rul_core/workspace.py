@@ -119,11 +119,17 @@ def _row(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
+def workspace_path(path: str | Path | None = None) -> Path:
+    """The workspace folder ``path`` resolved (default: :func:`rul_core.config.workspace_dir`);
+    its catalog is ``<folder>/catalog.sqlite``."""
+    return Path(path).resolve() if path is not None else workspace_dir()
+
+
 class Workspace:
     """A workspace folder and its SQLite catalog (created on first use)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path).resolve() if path is not None else workspace_dir()
+        self.path = workspace_path(path)
         self.db_path = self.path / CATALOG_NAME
         self.path.mkdir(parents=True, exist_ok=True)
         try:

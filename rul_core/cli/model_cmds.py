@@ -387,10 +387,9 @@ def _bundle_mark(path: str) -> str:
 def cmd_models(args: argparse.Namespace) -> int:
     """List the bundles (marking those gone or damaged) and the cross-validations in the
     workspace catalog (listing creates nothing: no catalog yet, nothing saved)."""
-    from rul_core.config import workspace_dir
-    from rul_core.workspace import CATALOG_NAME
+    from rul_core.workspace import CATALOG_NAME, workspace_path
 
-    catalog = Path(args.workspace or workspace_dir()).resolve() / CATALOG_NAME
+    catalog = workspace_path(args.workspace or None) / CATALOG_NAME
     if not catalog.is_file():
         print(f"no model bundles: no workspace catalog at {catalog} yet")
         return 0
