@@ -649,6 +649,12 @@ def _slug(text: str) -> str:
     return "".join(keep).strip("_")[:60] or "figure"
 
 
+def _number_width(count: int) -> int:
+    """Digits for file numbers so that names sort in report order (at least two: 01 … 99,
+    then 001 … 200 for a longer report)."""
+    return max(2, len(str(count)))
+
+
 def _export_each(
     figures: Sequence[go.Figure], fmt: str, engine: str, scale: float = 1.0
 ) -> tuple[list[bytes | None], set[str], list[str]]:
@@ -685,6 +691,8 @@ def export_zip(
     that could not be exported ('file (title): reason', also written to export_errors.txt
     in the zip); the other figures are exported regardless."""
     figs = [i for i in items if i.figure is not None]
+    tables = [i for i in items if i.table is not None]
+    width = _number_width(max(len(figs), len(tables)))
     engines: set[str] = set()
     failed: list[str] = []
     buf = io.BytesIO()
@@ -695,13 +703,13 @@ def export_zip(
             blobs, used, reasons = _export_each([i.figure for i in figs], fmt, engine, scale)
             engines |= used
             for n, (item, blob, why) in enumerate(zip(figs, blobs, reasons, strict=True), 1):
-                name = f"{n:02d}_{_slug(item.title)}.{fmt}"
+                name = f"{n:0{width}d}_{_slug(item.title)}.{fmt}"
                 if blob is None:
                     failed.append(f"{name} ({item.title}): {why}")
                 else:
                     zf.writestr(name, blob)
-        for n, item in enumerate((i for i in items if i.table is not None), 1):
-            zf.writestr(f"table_{n:02d}_{_slug(item.title)}.csv", item.table.to_csv())
+        for n, item in enumerate(tables, 1):
+            zf.writestr(f"table_{n:0{width}d}_{_slug(item.title)}.csv", item.table.to_csv())
         if include_html:
             zf.writestr("report.html", html_report(items, title))
         if failed:

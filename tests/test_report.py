@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from rul_core import plots, report
@@ -192,6 +193,19 @@ def test_export_zip_contains_figures_tables_and_html(monkeypatch):
     assert used == "matplotlib" and failed == []
     assert names == ["01_rul_curve.png", "01_rul_curve.svg", "report.html",
                      "table_01_metrics.csv"]
+
+
+def test_export_zip_names_sort_in_report_order_past_99(monkeypatch):
+    monkeypatch.setattr(report, "export_figures",
+                        lambda figs, fmt, engine, scale: ([b"x"] * len(figs), "stub"))
+    reg = report.FigureRegistry()
+    fig = go.Figure()
+    for n in range(1, 102):
+        reg.add_figure(f"p/{n}", fig, title=f"fig {n}")
+    blob, _, _ = report.export_zip(reg.items(), ["png"], include_html=False)
+    names = zipfile.ZipFile(io.BytesIO(blob)).namelist()
+    assert sorted(names) == names  # a file browser shows them in report order
+    assert names[0] == "001_fig_1.png" and names[-1] == "101_fig_101.png"
 
 
 def test_save_report_never_overwrites_an_earlier_one(tmp_path):
