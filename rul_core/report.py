@@ -335,8 +335,10 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
             ax = mfig.add_axes((left, bottom, width * 0.97, height * 0.92))
             if ya.get("type") == "log":
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(_plain_number_formatter())
             if xa.get("type") == "log":
                 ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(_plain_number_formatter())
             xt = (xa.get("title") or {}).get("text")
             yt = (ya.get("title") or {}).get("text")
             if xt:
@@ -380,6 +382,7 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
             _mpl_grid(ax, tr, ttype, cbar_box)
     for key, bars in bar_groups.items():
         _mpl_bars(axes[key], bars, grouped=layout.get("barmode") == "group")
+    _mpl_link_axes(axes, layout)
     for shape in layout.get("shapes", []) or []:
         _mpl_shape(axes, shape)
     title = (layout.get("title") or {}).get("text")
@@ -403,6 +406,32 @@ def matplotlib_figure(fig: go.Figure, dpi: int = 100) -> MplFigure:
         mfig.legend(list(handles.values()), list(handles), loc="upper left", ncol=ncol,
                     bbox_to_anchor=anchor, fontsize=7, frameon=False)
     return mfig
+
+
+def _plain_number_formatter():
+    """Log-axis tick labels as plotly writes them (0.1, 1, 10, 1000), not matplotlib's 10⁻¹."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _pos: f"{value:g}")
+
+
+def _mpl_link_axes(axes: dict, layout: dict) -> None:
+    """Give axes that plotly links (``matches``, e.g. make_subplots' shared x axes) one range,
+    as plotly draws them: the union of their data, not each panel's own."""
+    for dim, pos in (("x", 0), ("y", 1)):
+        for key, ax in axes.items():
+            target = (layout.get(_axis_key(key[pos], dim)) or {}).get("matches")
+            other = next((a for k, a in axes.items() if k[pos] == target and a is not ax), None)
+            if other is None:
+                continue
+            shared = ax.get_shared_x_axes() if dim == "x" else ax.get_shared_y_axes()
+            if not shared.joined(ax, other):
+                try:
+                    (ax.sharex if dim == "x" else ax.sharey)(other)
+                except ValueError:  # already linked to a third axis: keep its own range
+                    continue
+            other.relim()
+            other.autoscale_view()
 
 
 def _legend_entries(spec: dict) -> list[str]:

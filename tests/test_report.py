@@ -369,6 +369,30 @@ def test_matplotlib_keeps_explicit_x_tick_labels():
     np.testing.assert_allclose(ax.get_xticks(), [50.0, 150.0, 250.0])
 
 
+def test_matplotlib_links_shared_axes_like_plotly():
+    """make_subplots(shared_xaxes=True) gives every panel one x range (the union of their
+    data); the fallback let each panel autoscale to its own."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 2]), 1, 1)
+    fig.add_trace(go.Scatter(x=[5, 9], y=[1, 2]), 2, 1)
+    top, bottom = _drawn(fig).axes
+    assert top.get_xlim() == bottom.get_xlim()
+    assert top.get_xlim()[0] < 0 and top.get_xlim()[1] > 9
+    assert top.get_ylim() != (0.0, 1.0)  # y stays each panel's own
+
+
+def test_matplotlib_log_ticks_are_plain_numbers():
+    """A log loss axis is labelled 0.1, 1, 10 as plotly writes it, not 10^-1 in mathtext."""
+    fig = plots.loss_figure({"loss": [20.0, 2.0, 0.2, 0.05]})
+    mfig = _drawn(fig)
+    mfig.canvas.draw()
+    labels = [t.get_text() for t in mfig.axes[0].get_yticklabels() if t.get_text()]
+    assert "0.1" in labels and "1" in labels and "10" in labels
+    assert not any("$" in text for text in labels)
+
+
 def test_matplotlib_labels_reference_lines_like_plotly():
     """Reference lines carry their meaning in an annotation tied to the axis ('input 0.600',
     'baseline 0.200', 'output relevance') and are grey; the fallback dropped every annotation
