@@ -11,7 +11,7 @@ A condition is *seen* when some training run has the same rpm and load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,10 +219,11 @@ def ablation_table(
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    """A DataFrame as a GitHub markdown table (no tabulate dependency).
+    """A DataFrame as a GitHub markdown table (no tabulate dependency), padded so that its
+    columns line up in a terminal too; numeric columns are right-aligned.
 
     Floats use ``floatfmt``, except magnitudes from 10 000 up, which are rounded to whole
-    numbers (18020 s, not 1.802e+04)."""
+    numbers (18020 s, not 1.802e+04). Missing values (NaN, None) are blank."""
     flat = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
     cols = [
         " / ".join(str(c) for c in col if str(c)) if isinstance(col, tuple) else str(col)
@@ -230,13 +231,23 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     ]
 
     def fmt(v: Any) -> str:
+        if v is None:
+            return ""
         if isinstance(v, float | np.floating):
             if np.isnan(v):
                 return ""
             return f"{float(v):.0f}" if 1e4 <= abs(v) < 1e15 else format(float(v), floatfmt)
         return str(v)
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in flat.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
-    return "\n".join(lines)
+    rows = [[fmt(v) for v in row] for row in flat.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(flat.iloc[:, j])
+               and not pd.api.types.is_bool_dtype(flat.iloc[:, j]) for j in range(len(cols))]
+    widths = [max([len(c), 3, *(len(r[j]) for r in rows)]) for j, c in enumerate(cols)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.rjust(w) if right else cell.ljust(w) for cell, w, right
+                                 in zip(cells, widths, numeric, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" if right else "-" * (w + 2)
+                          for w, right in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(cols), rule, *(line(r) for r in rows)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,15 @@ def real_data_dir() -> Path:
     if not (REAL_DATA / "femto").is_dir():
         pytest.skip(f"real FEMTO data not found at {REAL_DATA} (see the README's data section)")
     return REAL_DATA
+
+
+@pytest.fixture(autouse=True)
+def _workspace_outside_the_repository(monkeypatch: pytest.MonkeyPatch,
+                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Commands that default to ./workspace (the CLI's model commands, explain) write under
+    the test session's temporary folder instead, one per worker, unless a test chose one."""
+    if "RUL_WORKSPACE" not in os.environ:
+        monkeypatch.setenv("RUL_WORKSPACE", str(tmp_path_factory.getbasetemp() / "workspace"))
 
 
 def _write(root: Path, layout: str, **kwargs: object) -> Path:

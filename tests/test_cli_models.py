@@ -352,6 +352,22 @@ def test_explain_shows_progress(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert (out / "lrp.npz").is_file() and (out / "compare.json").is_file()
 
 
+def test_explain_parses_through_the_workspace_cache(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """explain parsed the dataset on every call, without the workspace cache the other model
+    commands use, and had no --workspace, --layout or --quiet."""
+    ws = tmp_path / "ws"
+    args = ["explain", "--model", str(DEMO / "model"), "--run", str(DEMO / "data"),
+            "--run-name", "Bearing1_1", "--window", "0", "--methods", "lrp", "--layout",
+            "femto", "--workspace", str(ws), "--quiet", "--out", str(tmp_path / "explain")]
+    assert main(args) == 0
+    assert "%" not in capsys.readouterr().err  # --quiet: no bars
+    cached = sorted(p.name for p in (ws / "cache").rglob("*") if p.is_file())
+    assert cached  # the parsed runs, reused by the next command on this dataset
+    assert main([*args[:-1], str(tmp_path / "explain2")]) == 0
+    assert sorted(p.name for p in (ws / "cache").rglob("*") if p.is_file()) == cached
+
+
 def test_train_help_describes_train(capsys: pytest.CaptureFixture[str]) -> None:
     """train --help opened with "Subcommands ``train``, ``evaluate``, ``predict``, ``phm2012``
     and ``models``." (the module docstring, RST markup included)."""

@@ -221,7 +221,8 @@ def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
         row["rmse"]
     )
     md = to_markdown(abl)
-    assert md.splitlines()[0].startswith("| condition | run | CARLE / rmse")
+    assert [c.strip() for c in md.splitlines()[0].split("|")[1:4]] == [
+        "condition", "run", "CARLE / rmse"]
     flat = ablation_table({"CARLE": res, "again": res}, metrics=("rmse", "mae"), flat=True)
     assert list(flat.columns) == ["condition", "run", "CARLE · rmse", "CARLE · mae",
                                   "again · rmse", "again · mae"]
@@ -243,7 +244,20 @@ def test_best_variant_per_row_follows_the_metric_direction() -> None:
 def test_markdown_prints_seconds_whole_and_ratios_to_four_digits() -> None:
     df = pd.DataFrame({"run": ["a"], "elapsed_s": [18020.0], "estimate_rul_s": [2751.4],
                        "accuracy": [0.887346], "actual": [float("nan")]})
-    assert to_markdown(df).splitlines()[2] == "| a | 18020 | 2751 | 0.8873 |  |"
+    assert to_markdown(df).splitlines() == [
+        "| run | elapsed_s | estimate_rul_s | accuracy | actual |",
+        "|-----|----------:|---------------:|---------:|-------:|",
+        "| a   |     18020 |           2751 |   0.8873 |        |"]
+
+
+def test_markdown_columns_line_up_in_a_terminal() -> None:
+    """Every row is as wide as the header; text left, numbers right, None blank."""
+    df = pd.DataFrame({"condition": ["condition 1 (1800 rpm, 4000 N)", "all"],
+                       "seen": [True, None], "rmse": [0.2047, 0.27154]})
+    lines = to_markdown(df).splitlines()
+    assert len({len(line) for line in lines}) == 1
+    assert [line.index(" | ", 2) for line in lines[2:]] == [32, 32]
+    assert lines[3] == "| all                            |      | 0.2715 |"
 
 
 def test_validation_calibrates_the_interval(trained: TrainedModel, runs: list) -> None:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rul_core.atomic import atomic_dir, check_replaceable
-from rul_core.cli.data_cmds import print_left_out
+from rul_core.cli.model_cmds import _common, _layout, _load, _progress, _workspace
 from rul_core.errors import RulError
-from rul_core.progress import ProgressFn, TqdmProgress, emit
+from rul_core.progress import ProgressFn, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shap-samples", type=int, default=200,
                    help="SHAP GradientExplainer samples for the window (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of LIME and SHAP sampling (default 0)")
+    _layout(p)
+    _common(p)
     p.set_defaults(func=run_explain)
 
 
@@ -59,11 +60,11 @@ def _explain_file(name: str) -> bool:
     return name == "compare.json" or (stem in METHODS and suffix in ("npz", "png"))
 
 
-def _load_run(path: str, name: str | None, progress: ProgressFn | None = None) -> Any:
-    from rul_core.data import load_dataset
-
-    ds = load_dataset(path, progress=progress)
-    print_left_out(ds)
+def _load_run(path: str, name: str | None, args: argparse.Namespace, ws: Any,
+              progress: ProgressFn | None = None) -> Any:
+    """Run ``name`` (default: the first) of the dataset at ``path``, parsed through the
+    workspace's cache like the other model commands."""
+    ds = _load(path, args.layout, ws, progress)
     if not ds.runs:
         raise RulError(f"{path}: expected at least one run, found none")
     if name is None:
@@ -190,9 +191,10 @@ def run_explain(args: argparse.Namespace) -> int:
     out = check_replaceable(args.out, _explain_file, "explain output")
     trained = load_bundle(args.model)
     model = trained.models[0]
-    bar = TqdmProgress(file=sys.stderr, leave=False)
+    ws = _workspace(args)
+    bar = _progress(args)
     try:
-        run = _load_run(args.run, args.run_name, bar)
+        run = _load_run(args.run, args.run_name, args, ws, bar)
         inputs = _prepared_inputs(trained, run, bar)
         n = inputs[0].shape[0]
         if not 0 <= args.window < n:
@@ -200,7 +202,8 @@ def run_explain(args: argparse.Namespace) -> int:
                            f"{args.window}")
         background = inputs
         if args.background:
-            background = _prepared_inputs(trained, _load_run(args.background, None, bar), bar)
+            background = _prepared_inputs(trained, _load_run(args.background, None, args, ws,
+                                                             bar), bar)
         rules = args.rules or default_rules(trained.config.name)
         settings = CompareSettings(methods=methods, rules=rules, n_bands=args.n_bands,
                                    lime_samples=args.lime_samples,
@@ -208,7 +211,8 @@ def run_explain(args: argparse.Namespace) -> int:
         emit(bar, "compare", 0, len(methods) + 1)  # the bar shows before the first method
         cmp = compare_window(model, inputs, args.window, background, settings, progress=bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     signal = model_signal_view(cmp, model, inputs, args.window)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(out) as tmp:
