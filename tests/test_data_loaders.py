@@ -339,3 +339,17 @@ def test_values_beyond_float32_are_skipped_not_stored_as_inf(tmp_path: Path) -> 
     reasons = {Path(s.path).name: s.reason for s in ds.report.skipped}
     assert "2.npy, line 2, column y: expected a finite number between" in reasons["2.npy"]
     assert "3.csv, line 2, column 1:" in reasons["3.csv"] and "float32" in reasons["3.csv"]
+
+
+def test_a_run_left_out_says_which_files_were_not_read(tmp_path: Path) -> None:
+    txt = _generic_run(tmp_path / "txt", GENERIC_META, {"1.txt": _csv(SIGNAL)})
+    ds = load_dataset(txt)
+    [warning] = ds.report.warnings
+    assert "run1: no usable snapshot; run left out (1 file(s) there not read" in warning
+    assert "expected a snapshot file (.csv, .parquet or .npy) next to run.json" in warning
+    shared = _generic_run(tmp_path / "shared", GENERIC_META, {})  # run.json at the top only
+    (shared / "run1" / "run.json").rename(shared / "run.json")
+    (shared / "run1" / "1.csv").write_bytes(_csv(SIGNAL))
+    ds = load_dataset(shared)
+    [stray] = [s.reason for s in ds.report.skipped if s.path.endswith("1.csv")]
+    assert "a generic run folder is a folder with run.json and per-snapshot" in stray, stray
