@@ -208,7 +208,8 @@ def test_mixed_tree_accounts_for_stray_files(tmp_path: Path, synth_femto: Path) 
      ('{"fs": ' + "9" * 5000 + "}", "a small JSON object"),  # beyond int-to-str limits
      ('{"fs": 1' + "0" * 400 + ', "rpm": 1, "channels": ["x", "y"]}',
       "field 'fs': a number > 0"),  # an integer beyond float range
-     ('{"fs": 1, "rpm": 1, "channels": ["x", "x "]}', "distinct channel names")],
+     ('{"fs": 1, "rpm": 1, "channels": ["x", "x "]}', "distinct channel names"),
+     ('{"fs": 1, "rpm": 1, "channels": 3}', "found 3 (a count; list the names instead")],
 )
 def test_hostile_run_json_skips_only_its_run(make_synth, text: str, expected: str) -> None:  # type: ignore[no-untyped-def]
     root = make_synth("generic", n_bearings=2)
@@ -246,3 +247,109 @@ def test_non_utf8_file_names_are_skipped_with_a_printable_reason(make_synth) -> 
     for s in ds.report.skipped:  # displayable and storable: no lone surrogates
         s.path.encode("utf-8") and s.reason.encode("utf-8")
     assert ds.runs[0].n_snapshots == 6
+
+
+def _generic_run(root: Path, meta: dict | bytes, files: dict[str, bytes | np.ndarray]) -> Path:  # type: ignore[type-arg]
+    """A generic run folder ``root/run1`` holding run.json and ``files``; returns ``root``."""
+    run_dir = root / "run1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_bytes(meta if isinstance(meta, bytes) else
+                                       json.dumps(meta).encode())
+    for name, content in files.items():
+        if isinstance(content, np.ndarray):
+            np.save(run_dir / name, content)
+        else:
+            (run_dir / name).write_bytes(content)
+    return root
+
+
+GENERIC_META = {"fs": 1000, "rpm": 1800, "channels": ["x", "y"]}
+SIGNAL = np.random.default_rng(7).normal(size=(32, 2)).round(4)
+
+
+def _csv(values: np.ndarray, sep: str = ",", header: str = "", decimal: str = ".") -> bytes:
+    rows = [sep.join(f"{v:.4f}".replace(".", decimal) for v in row) for row in values]
+    return ((header + "\n" if header else "") + "\n".join(rows) + "\n").encode()
+
+
+def test_run_json_unknown_fields_are_reported(tmp_path: Path) -> None:
+    extra = _generic_run(tmp_path / "a", dict(GENERIC_META, sampling_rate=1000),
+                         {"1.csv": _csv(SIGNAL)})
+    ds = load_dataset(extra)
+    assert ds.run_names == ["run1"]  # the run still loads, with a warning naming the field
+    [warning] = ds.report.warnings
+    assert "run.json" in warning and "'sampling_rate'" in warning and "fs, rpm" in warning
+    typo = {"Fs": 1000, "rpm": 1800, "channels": ["x", "y"]}
+    ds = load_dataset(_generic_run(tmp_path / "b", typo, {"1.csv": _csv(SIGNAL)}))
+    reason = next(s.reason for s in ds.report.skipped if s.path.endswith("run.json"))
+    assert "field 'fs'" in reason and "unknown field(s) 'Fs'" in reason, reason
+
+
+def test_run_json_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    meta = b"\xef\xbb\xbf" + json.dumps(GENERIC_META).encode()  # as Windows Notepad saves it
+    ds = load_dataset(_generic_run(tmp_path, meta, {"1.csv": _csv(SIGNAL)}))
+    assert ds.run_names == ["run1"] and not ds.report.skipped
+
+
+@pytest.mark.parametrize(
+    "content",
+    [_csv(SIGNAL, ";", decimal=","),  # a European spreadsheet export
+     _csv(SIGNAL, "\t", header="x\ty", decimal=","),
+     b"\n".join(b",".join(b'"%.4f"' % v for v in row) for row in SIGNAL) + b"\n"],  # quoted
+    ids=["semicolon-decimal-comma", "tab-decimal-comma-header", "quoted-numbers"],
+)
+def test_generic_csv_spreadsheet_exports_load(tmp_path: Path, content: bytes) -> None:
+    ds = load_dataset(_generic_run(tmp_path, GENERIC_META, {"1.csv": content}))
+    assert not ds.report.skipped and not ds.report.warnings
+    np.testing.assert_allclose(ds.runs[0].snapshots[0], SIGNAL, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("channels", "content", "found"),
+    [(["x", "y", "z"], _csv(SIGNAL), "found 2 column(s) separated by ','"),
+     (["x", "y"], _csv(SIGNAL[:, :1]), "found 1 column(s): '"),
+     (["x", "y"], _csv(SIGNAL, " "), "found 1 column(s): '")],  # space separated: unsupported
+    ids=["more-channels-than-columns", "one-column", "space-separated"],
+)
+def test_column_count_mismatch_names_run_json_channels(
+    tmp_path: Path, channels: list[str], content: bytes, found: str
+) -> None:
+    meta = dict(GENERIC_META, channels=channels)
+    ds = load_dataset(_generic_run(tmp_path, meta, {"1.csv": content}))
+    [skipped] = [s for s in ds.report.skipped if s.path.endswith("1.csv")]
+    assert "1.csv, line 1: expected" in skipped.reason and found in skipped.reason
+    assert f"one per channel of run.json {channels}" in skipped.reason
+    assert "';' or tab" in skipped.reason
+
+
+def test_header_without_the_channel_names_warns(tmp_path: Path) -> None:
+    files = {f"{i}.csv": _csv(SIGNAL, header="acc_h,acc_v") for i in (1, 2)}
+    ds = load_dataset(_generic_run(tmp_path, GENERIC_META, files))
+    assert ds.runs[0].n_snapshots == 2
+    [warning] = ds.report.warnings
+    assert "2 snapshot file(s)" in warning and "['acc_h', 'acc_v']" in warning
+    assert "taken in order as ['x', 'y']" in warning
+
+
+def test_values_beyond_float32_are_skipped_not_stored_as_inf(tmp_path: Path) -> None:
+    big_row = _csv(SIGNAL).replace(b"\n", b"\n5e38,0\n", 1)
+    files = {"1.npy": SIGNAL, "2.npy": SIGNAL * 1e39, "3.csv": big_row}
+    ds = load_dataset(_generic_run(tmp_path, GENERIC_META, files))
+    assert ds.runs[0].n_snapshots == 1 and np.isfinite(ds.runs[0].snapshots).all()
+    reasons = {Path(s.path).name: s.reason for s in ds.report.skipped}
+    assert "2.npy, line 2, column y: expected a finite number between" in reasons["2.npy"]
+    assert "3.csv, line 2, column 1:" in reasons["3.csv"] and "float32" in reasons["3.csv"]
+
+
+def test_a_run_left_out_says_which_files_were_not_read(tmp_path: Path) -> None:
+    txt = _generic_run(tmp_path / "txt", GENERIC_META, {"1.txt": _csv(SIGNAL)})
+    ds = load_dataset(txt)
+    [warning] = ds.report.warnings
+    assert "run1: no usable snapshot; run left out (1 file(s) there not read" in warning
+    assert "expected a snapshot file (.csv, .parquet or .npy) next to run.json" in warning
+    shared = _generic_run(tmp_path / "shared", GENERIC_META, {})  # run.json at the top only
+    (shared / "run1" / "run.json").rename(shared / "run.json")
+    (shared / "run1" / "1.csv").write_bytes(_csv(SIGNAL))
+    ds = load_dataset(shared)
+    [stray] = [s.reason for s in ds.report.skipped if s.path.endswith("1.csv")]
+    assert "a generic run folder is a folder with run.json and per-snapshot" in stray, stray

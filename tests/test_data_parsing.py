@@ -9,6 +9,8 @@ from rul_core.data.csvparse import CsvItem, diagnose, parse_items, parse_numeric
 from rul_core.data.natural import file_number, natural_key, natural_sorted
 from rul_core.errors import DataFormatError
 
+FLOAT32_RANGE = "a finite number between -3.403e+38 and 3.403e+38 (samples are kept as float32)"
+
 
 def test_natural_order_differs_from_string_sort() -> None:
     names = ["10.csv", "2.csv", "1.csv", "acc_100.csv"][:3]
@@ -38,7 +40,8 @@ def test_parse_three_digit_exponent_and_semicolon() -> None:
         (b"1,2\n3,inf\n", 2, 2, "a finite number", "'inf'"),
         (b"1,2\n\n3,4\n", 2, None, "2 numbers separated by ','", "an empty line"),
         (b"1,2\n3,\n", 2, 2, "a number", "''"),
-        (b"1,1e999\n", 1, 2, "a finite number", "'1e999'"),
+        (b"1,1e999\n", 1, 2, FLOAT32_RANGE, "'1e999'"),
+        (b"1,2\n-4e38,0\n", 2, 1, FLOAT32_RANGE, "'-4e38'"),  # inf once kept as float32
     ],
 )
 def test_errors_name_line_column_expected(

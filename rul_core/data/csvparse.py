@@ -3,7 +3,8 @@
 Fast path: many files with the same separator and column count are joined into one buffer
 and parsed by one ``pyarrow.csv`` call (C++, no per-line Python); the rows are split back per
 file using each file's newline count. Files whose cheap structural counts (rows, separators)
-do not add up, or whose part of the batch holds NaN/inf, or every file of a batch that the
+do not add up, or whose part of the batch holds NaN/inf or values beyond float32 range (runs
+hold float32 samples), or every file of a batch that the
 C parser rejects, go to :func:`diagnose`, a per-line reader used only for those files. It is
 the reference: it either returns the same values or raises :class:`DataFormatError` naming
 the file, the 1-based line and column, what was expected and what was found.
@@ -23,6 +24,7 @@ from rul_core.errors import DataFormatError
 _NUMBER = re.compile(rb"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _NONFINITE_WORDS = {b"nan", b"inf", b"infinity", b"-inf", b"+inf", b"-infinity", b"+infinity",
                     b"-nan", b"+nan"}
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # runs hold float32 samples
 BATCH_BYTES = 32 * 1024**2  # join at most this much text per pyarrow call
 SEPARATORS = (",", ";", "\t")
 
@@ -62,13 +64,24 @@ def split_header(data: bytes, n_lines: int = 1) -> bytes:
 
 
 def detect_separator(line: bytes, candidates: Sequence[str] = SEPARATORS) -> str:
-    """The candidate separator occurring most often in ``line`` (``,`` when none does)."""
+    """The candidate separator occurring most often in ``line``, a comma only when no other
+    occurs (``0,5;1,2`` is ``;`` with decimal commas); ``,`` when none does."""
     best, best_count = ",", 0
     for sep in candidates:
+        if sep == ",":
+            continue
         count = line.count(sep.encode())
         if count > best_count:
             best, best_count = sep, count
     return best
+
+
+def decimal_points(data: bytes, sep: str) -> bytes:
+    """``data`` with its decimal commas as points when the separator is not a comma and no
+    point occurs (a file holding both is left as it is, for the parser to report)."""
+    if sep != "," and b"," in data and b"." not in data:
+        return data.replace(b",", b".")
+    return data
 
 
 def is_numeric_cell(cell: bytes) -> bool:
@@ -76,7 +89,22 @@ def is_numeric_cell(cell: bytes) -> bool:
     return _NUMBER.fullmatch(cell) is not None
 
 
-def _show(cell: bytes, limit: int = 40) -> str:
+def storable(values: np.ndarray) -> np.ndarray:
+    """True where a value is finite and within float32 range (what a Run can hold)."""
+    return np.abs(values) <= FLOAT32_MAX
+
+
+def value_fault(value: float) -> str | None:
+    """What a sample value should have been (for a message), or None when it is storable."""
+    if np.isnan(value):
+        return "a finite number"
+    if abs(value) > FLOAT32_MAX:  # inf too
+        return (f"a finite number between -{FLOAT32_MAX:.4g} and {FLOAT32_MAX:.4g} "
+                "(samples are kept as float32)")
+    return None
+
+
+def show_cell(cell: bytes, limit: int = 40) -> str:
     text = cell.decode("utf-8", errors="backslashreplace")
     if len(text) > limit:
         text = text[:limit] + "..."
@@ -117,12 +145,13 @@ def diagnose(item: CsvItem) -> np.ndarray:
             if not is_numeric_cell(cell):
                 word = cell.strip().lower()
                 expected = "a finite number" if word in _NONFINITE_WORDS else "a number"
-                raise DataFormatError(item.path, expected, _show(cell), line=line_no, column=j + 1)
-            value = float(cell)
-            if not np.isfinite(value):
                 raise DataFormatError(
-                    item.path, "a finite number", _show(cell), line=line_no, column=j + 1
+                    item.path, expected, show_cell(cell), line=line_no, column=j + 1
                 )
+            value = float(cell)
+            fault = value_fault(value)
+            if fault is not None:
+                raise DataFormatError(item.path, fault, show_cell(cell), line=line_no, column=j + 1)
             out[i, j] = value
     return out
 
@@ -226,7 +255,7 @@ def _parse_batch(
     for i in batch:
         part = values[start : start + rows[i]]
         start += rows[i]
-        if np.isfinite(part).all():
+        if storable(part).all():
             results[i] = part
         else:
             results[i] = _diagnose_to_result(items[i])

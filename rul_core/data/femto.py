@@ -82,6 +82,7 @@ class FemtoReader(RunReader):
     layout = "femto"
     description = "femto (<Learning_set|Test_set|Full_Test_Set>/BearingC_Y/acc_NNNNN.csv)"
     option_names = ("read_temperature",)
+    version = 2  # 2: values beyond float32 range skip their file (were kept as inf)
 
     def claims(self, names: list[str]) -> bool:
         """A folder with at least one ``acc_NNNNN.csv``."""

@@ -8,13 +8,16 @@ ordered naturally by name. ``run.json``::
 
 ``fs`` (Hz, > 0), ``rpm`` (>= 0) and ``channels`` (non-empty list of distinct names) are
 required; ``load_n`` defaults to 0, ``name`` to the folder name, ``interval_s`` (seconds
-between snapshot starts) to the snapshot duration (samples / fs). Timestamps are
-``interval_s`` times the file number counted from the first file (the position in natural
-order when names carry no distinct increasing numbers).
+between snapshot starts) to the snapshot duration (samples / fs). Other keys are reported as
+unknown (a warning) and ignored. Timestamps are ``interval_s`` times the file number counted
+from the first file (the position in natural order when names carry no distinct increasing
+numbers).
 
-CSV: ``,``, ``;`` or tab separated; an optional header row of column names (columns are then
-picked by the channel names, in ``channels`` order); without a header there must be exactly one
-column per channel. Parquet: columns named like the channels, or exactly one per channel.
+CSV: ``,``, ``;`` or tab separated (with ``;`` or tab, decimal commas are read as points);
+quotes around cells are dropped; an optional header row of column names (columns are then
+picked by the channel names, in ``channels`` order, or taken in order with a warning when the
+names differ and the count matches); without a header there must be exactly one column per
+channel. Parquet: columns named like the channels, or exactly one per channel.
 NPY: (samples,) for one channel or (samples, channels); numeric, no pickles.
 A dataset is one run folder or a folder of run folders.
 """
@@ -32,10 +35,15 @@ import numpy as np
 
 from rul_core.data.csvparse import (
     CsvItem,
+    decimal_points,
     detect_separator,
     first_line,
     is_numeric_cell,
+    show_cell,
     split_header,
+    storable,
+    strip_bom,
+    value_fault,
 )
 from rul_core.data.natural import file_number, natural_sorted
 from rul_core.data.reader import FileSelection, RunReader
@@ -46,10 +54,25 @@ from rul_core.progress import CancelToken, check
 
 META_NAME = "run.json"
 SNAPSHOT_SUFFIXES = (".csv", ".parquet", ".npy")
+META_FIELDS = ("fs", "rpm", "load_n", "channels", "name", "interval_s")
+
+
+def unknown_fields(meta: dict[str, Any]) -> list[str]:
+    """run.json keys that are none of :data:`META_FIELDS` (misspellings, other tools' keys)."""
+    return [str(k) for k in meta if k not in META_FIELDS]
+
+
+def unknown_fields_warning(path: Path, unknown: list[str]) -> str:
+    """The report warning for run.json fields that are read by nothing."""
+    return str(DataFormatError(
+        path, f"only the fields {', '.join(META_FIELDS)}",
+        f"unknown field(s) {', '.join(map(repr, unknown))}, ignored (misspelled?)",
+    ))
 
 
 def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
     """Validated run.json content; DataFormatError naming the field otherwise."""
+    data = strip_bom(data)  # Windows editors write one
     try:
         meta = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -63,6 +86,14 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise DataFormatError(path, "a JSON object with fs, rpm and channels", type(meta).__name__)
 
+    def found(key: str) -> str:
+        """The field's value for a message; for an absent one, the unknown keys it may be."""
+        if key in meta:
+            return repr(meta[key])
+        unknown = unknown_fields(meta)
+        return "nothing" + (f" (unknown field(s) {', '.join(map(repr, unknown))}: misspelled?)"
+                            if unknown else "")
+
     def number(key: str, default: float | None, minimum: float, strict: bool) -> float:
         value = meta.get(key, default)
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -74,10 +105,7 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
             ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
         if not ok:
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-            raise DataFormatError(
-                path, f"field {key!r}: a number {bound}",
-                "nothing" if key not in meta else repr(meta.get(key)),
-            )
+            raise DataFormatError(path, f"field {key!r}: a number {bound}", found(key))
         return float(value)
 
     fs = number("fs", None, 0.0, strict=True)
@@ -90,8 +118,11 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
         or not all(isinstance(c, str) and c.strip() for c in channels)
         or len({c.strip() for c in channels}) != len(channels)
     ):
+        count = isinstance(channels, int) and not isinstance(channels, bool)
         raise DataFormatError(
-            path, "field 'channels': a non-empty list of distinct channel names", repr(channels)
+            path, "field 'channels': a non-empty list of distinct channel names",
+            found("channels") + (' (a count; list the names instead, e.g. ["x", "y"])'
+                                 if count else ""),
         )
     name = meta.get("name")
     if name is not None and not (isinstance(name, str) and name.strip()):
@@ -102,22 +133,38 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
     return {
         "fs": fs, "rpm": rpm, "load_n": load_n, "channels": [c.strip() for c in channels],
         "name": name.strip() if isinstance(name, str) else None, "interval_s": interval,
+        "unknown": unknown_fields(meta),
     }
 
 
-def _pick_columns(path: str, available: list[str], channels: list[str]) -> list[int]:
+def _pick_columns(
+    path: str, available: list[str], channels: list[str], by_order: dict[str, list[str]]
+) -> list[int]:
+    """Column indices of ``channels`` among the file's column names: by name, else (the same
+    count) in order, recording the file in ``by_order`` for a warning."""
     if all(c in available for c in channels):
         return [available.index(c) for c in channels]
     if len(available) == len(channels):
+        by_order[path] = available
         return list(range(len(channels)))
     raise DataFormatError(
-        path, f"columns {channels} (or exactly {len(channels)} columns)",
-        f"columns {available[:10]}", line=1,
+        path, f"columns named like the channels of run.json {channels} (or exactly "
+        f"{len(channels)} columns)", f"columns {available[:10]}", line=1,
     )
 
 
-def read_parquet(path: str, channels: list[str]) -> np.ndarray:
-    """(samples, channels) float64 from a Parquet file."""
+def by_order_warning(run_dir: Path, by_order: dict[str, list[str]], channels: list[str]) -> str:
+    """The report warning for files whose column names are not the channel names."""
+    first = next(iter(by_order))
+    return (f"{run_dir}: {len(by_order)} snapshot file(s) (e.g. {Path(first).name}) name their "
+            f"columns {by_order[first][:10]}, not the channels of run.json {channels}; their "
+            f"columns were taken in order as {channels}")
+
+
+def read_parquet(
+    path: str, channels: list[str], by_order: dict[str, list[str]] | None = None
+) -> np.ndarray:
+    """(samples, channels) float64 from a Parquet file (``by_order``: see _pick_columns)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -126,7 +173,7 @@ def read_parquet(path: str, channels: list[str]) -> np.ndarray:
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... on damaged files
         raise DataFormatError(path, "a readable Parquet file", str(exc)[:120]) from None
     names = [str(n) for n in table.column_names]
-    idx = _pick_columns(path, names, channels)
+    idx = _pick_columns(path, names, channels, {} if by_order is None else by_order)
     out = np.empty((table.num_rows, len(idx)), dtype=np.float64)
     for j, k in enumerate(idx):
         column = table.column(k)
@@ -161,6 +208,7 @@ class GenericReader(RunReader):
 
     layout = "generic"
     description = "generic (a folder with run.json and per-snapshot .csv/.parquet/.npy files)"
+    version = 2  # 2: run.json BOM, decimal commas, quoted numbers, float32 range
 
     def claims(self, names: list[str]) -> bool:
         """A folder holding run.json."""
@@ -204,21 +252,38 @@ class GenericReader(RunReader):
                 report.skip(path, f"{path}: not read because {META_NAME} is invalid ({reason})")
             return None
         report.used.append(str(meta_path))
+        if meta["unknown"]:
+            report.warnings.append(unknown_fields_warning(meta_path, meta["unknown"]))
         channels: list[str] = meta["channels"]
         columns: dict[str, list[int]] = {}
+        by_order: dict[str, list[str]] = {}
+        n = len(channels)
 
         def make_item(path: str, data: bytes) -> CsvItem:
             line = first_line(data)
             sep = detect_separator(line)
-            cells = line.split(sep.encode())
+            cells = [c.strip().strip(b'"') for c in line.split(sep.encode())]
             # a header has no number in it; a first row with one bad cell is data, so the
             # parser names that cell instead of taking the row for column names
-            if line and not any(is_numeric_cell(c) for c in cells):
-                header = [c.strip().strip(b'"').decode("utf-8", "replace") for c in cells]
-                columns[path] = _pick_columns(path, header, channels)
-                return CsvItem(path, split_header(data, 1), sep, len(header), skip_lines=1)
-            columns[path] = list(range(len(channels)))
-            return CsvItem(path, data, sep, len(channels))
+            header = bool(line) and not any(
+                is_numeric_cell(decimal_points(c, sep)) for c in cells
+            )
+            if len(cells) != n and (not header or len(cells) == 1):
+                raise DataFormatError(
+                    path, f"{n} column(s) separated by ',', ';' or tab, one per channel of "
+                    f"run.json {channels}", f"{len(cells)} column(s)"
+                    + (f" separated by {sep!r}" if len(cells) > 1 else f": {show_cell(line)}"),
+                    line=1,
+                )
+            if header:
+                names = [c.decode("utf-8", "replace") for c in cells]
+                columns[path] = _pick_columns(path, names, channels, by_order)
+                data = split_header(data, 1)
+            else:
+                columns[path] = list(range(n))
+            # quoted numbers and decimal commas (0,5;1,2), as spreadsheets export them
+            body = decimal_points(data.replace(b'"', b""), sep)
+            return CsvItem(path, body, sep, len(cells), skip_lines=int(header))
 
         parsed: list[ParsedSnapshot] = []
         csv_files = [p for p in files if p.lower().endswith(".csv")]
@@ -234,15 +299,15 @@ class GenericReader(RunReader):
                     if path.lower().endswith(".npy"):
                         values = read_npy(path, len(channels))
                     else:
-                        values = read_parquet(path, channels)
+                        values = read_parquet(path, channels, by_order)
                     if values.shape[0] == 0:
                         raise DataFormatError(path, "at least one row", "no rows")
-                    bad = np.argwhere(~np.isfinite(values))
+                    bad = np.argwhere(~storable(values))
                     if bad.size:
                         r, c = bad[0]
                         raise DataFormatError(
-                            path, "a finite number", f"{values[r, c]}", line=int(r) + 1,
-                            column=channels[c],
+                            path, value_fault(values[r, c]) or "", f"{values[r, c]}",
+                            line=int(r) + 1, column=channels[c],
                         )
                 except Cancelled:
                     raise
@@ -253,6 +318,8 @@ class GenericReader(RunReader):
                     if tick is not None:
                         tick(1)
             parsed.append(ParsedSnapshot(path, values, file_number(path)))
+        if by_order:
+            report.warnings.append(by_order_warning(run_dir, by_order, channels))
         stack, kept = assemble(run_dir.name, parsed, report, channels, list(channels))
         if not kept:
             return None

@@ -199,14 +199,17 @@ def _load_folder(
     reader = READERS[chosen]
     run_dirs = [f for f in natural_sorted(claimed, key=lambda p: str(p.relative_to(root))) if
                 claimed[f] == chosen]
+    shape = reader.description.removeprefix(f"{chosen} (").removesuffix(")")
     for folder, files in folders.items():
         if folder in claimed and claimed[folder] == chosen:
             continue
         if folder in claimed:
             why = (f"the folder looks like a {claimed[folder]} run but the dataset was read as "
-                   f"{chosen} (pass layout={claimed[folder]!r} to read it)")
+                   f"{chosen} (pass layout={claimed[folder]!r} to read it; a {chosen} run "
+                   f"folder is {shape})")
         else:
-            why = f"expected files inside {chosen} run folders, found a file outside any"
+            why = (f"expected files inside {chosen} run folders ({shape}), found a file "
+                   f"outside any")
         for file_name in files:
             report.skip(folder / file_name, f"{NOT_READ}{folder / file_name}: {why}")
     run_options = {k: options[k] for k in reader.option_names}
@@ -233,7 +236,11 @@ def _load_folder(
         if entry.run is not None:
             runs.append(entry.run)
         else:
-            report.warnings.append(f"{run_dir}: no usable snapshot; run left out")
+            why = f"{run_dir}: no usable snapshot; run left out"
+            if selection.left_out:  # say why when they are all that the folder holds
+                reason = next(iter(selection.left_out.values())).removeprefix(NOT_READ)
+                why += f" ({len(selection.left_out)} file(s) there not read, e.g. {reason})"
+            report.warnings.append(why)
     emit(progress, STAGE, total, total)
     counts = Counter(r.name for r in runs)
     for run_name, count in counts.items():

@@ -73,6 +73,7 @@ class XjtuReader(RunReader):
 
     layout = "xjtu"
     description = "xjtu (<condition like 35Hz12kN>/<BearingX_Y>/<k>.csv with a header row)"
+    version = 2  # 2: values beyond float32 range skip their file (were kept as inf)
 
     def context(self, run_dir: Path) -> str:
         """Folder name and the condition derived from the path."""
