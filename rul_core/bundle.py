@@ -34,6 +34,7 @@ import numpy as np
 
 import rul_core
 from rul_core.atomic import atomic_dir
+from rul_core.config import UPLOAD_RECORD  # may sit beside the card (file names, never read)
 from rul_core.device import compute_device
 from rul_core.errors import BundleError, RulError
 from rul_core.training import RunInfo, TrainedModel
@@ -44,8 +45,6 @@ FOREST_NAME = "forest.skops"
 BUNDLE_FORMAT = 1
 _MEMBER_RE = re.compile(r"^member_(\d+)\.keras$")
 _ALLOWED_FIXED = {CARD_NAME, CARD_MD_NAME, "model.keras", FOREST_NAME}
-# the app's record of an upload (file names only, never read here) may sit beside the card
-UPLOAD_RECORD = ".upload.json"
 MAX_KERAS_CONFIG_BYTES = 16 * 2**20  # a model config is kilobytes; refuse to inflate more
 
 # card fields and the JSON types they must have (checked before anything is used)

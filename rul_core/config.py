@@ -17,6 +17,9 @@ CWT_BANDWIDTH = 2.0  # pywt "cmor2.0-0.81": envelope exp(-t^2/2) (SPEC §2.5)
 ENTROPY_BINS = 3
 GAUSSIAN_SIGMA = {"xjtu": 0.75, "femto": 1.1}
 
+# The app's record of an upload's file names, written beside the uploaded files
+UPLOAD_RECORD = ".upload.json"
+
 
 @dataclass(frozen=True)
 class ArchiveLimits:

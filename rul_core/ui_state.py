@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rul_core.config import workspace_dir
+from rul_core.config import UPLOAD_RECORD, workspace_dir
 from rul_core.errors import Cancelled, RulError
 from rul_core.progress import CancelToken, ProgressEvent
 from rul_core.signal.noise import NOISE_KINDS, NoiseAugmentation
@@ -191,7 +191,7 @@ def save_uploads(files: Iterable[tuple[str, bytes]], root: Path | None = None) -
                 dest = tmp / name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(data)
-            (tmp / ".upload.json").write_text(json.dumps({"files": [n for n, _ in items]}))
+            (tmp / UPLOAD_RECORD).write_text(json.dumps({"files": [n for n, _ in items]}))
             try:
                 os.rename(tmp, final)
             except OSError:  # another session won the race with the same content

@@ -202,6 +202,30 @@ def test_mixed_tree_accounts_for_stray_files(tmp_path: Path, synth_femto: Path) 
     _accounted(ds, root)
 
 
+def test_operating_system_metadata_is_one_warning_not_a_line_per_file(
+        tmp_path: Path, synth_femto: Path) -> None:
+    """A macOS zip holds __MACOSX/…/._acc_NNNNN.csv beside every data file: each was listed as
+    a file 'not read' (2 803 lines for one FEMTO bearing); the app's own .upload.json too."""
+    root = tmp_path / "data"
+    shutil.copytree(synth_femto, root)
+    bearing = next(p for p in (root / "Learning_set").iterdir() if p.is_dir())
+    mac = root / "__MACOSX" / "Learning_set" / bearing.name
+    mac.mkdir(parents=True)
+    data_files = sorted(bearing.glob("*.csv"))
+    for csv in data_files:
+        (mac / f"._{csv.name}").write_bytes(b"Mac OS X        \x00\x05\x16\x07")
+        (bearing / f"._{csv.name}").write_bytes(b"\x00\x05\x16\x07")
+    for name in (".DS_Store", "Thumbs.db", "desktop.ini", ".upload.json"):
+        (root / "Learning_set" / name).write_bytes(b"\x00")
+    ds = load_dataset(root, cache_dir=tmp_path / "cache")
+    assert [r.name for r in ds.runs] == [r.name for r in load_dataset(synth_femto).runs]
+    assert not any("._" in s.path or "DS_Store" in s.path or "upload" in s.path
+                   for s in ds.report.skipped)
+    warning = next(w for w in ds.report.warnings if "operating-system metadata" in w)
+    ignored = 1 + len(data_files) + 3  # __MACOSX/, the ._ beside the data, 3 system files
+    assert warning.startswith(f"{ignored} operating-system metadata entries ignored")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("[" * 100_000, "a small JSON object"),  # nesting deeper than the parser's recursion

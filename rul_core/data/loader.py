@@ -4,7 +4,9 @@ Every regular file under the given path is accounted for in ``dataset.report``: 
 *skipped* with a reason. Reasons that start with ``"not read: "`` (:data:`NOT_READ`) are files
 left out by choice (temperature files not asked for, files outside run folders, stray files in a
 run folder); all other reasons are faults in the data (a :class:`DataFormatError` message naming
-the file, line/column, what was expected and what was found).
+the file, line/column, what was expected and what was found). Operating-system metadata
+(``__MACOSX/``, ``.DS_Store``, ``._*`` …, see :func:`is_clutter`) is counted in one warning
+instead of one line per file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rul_core.config import ArchiveLimits
+from rul_core.config import UPLOAD_RECORD, ArchiveLimits
 from rul_core.data.archives import archive_stem, extracted, is_archive
 from rul_core.data.cache import CachedRun, RunCache
 from rul_core.data.femto import FemtoReader
@@ -35,6 +37,15 @@ READERS: dict[str, RunReader] = {
 LAYOUTS = tuple(READERS)
 _PRIORITY = ("generic", "femto", "xjtu")  # a folder claimed by several layouts goes to the first
 STAGE = "loading runs"
+# operating-system metadata that archivers and file browsers add beside the data
+CLUTTER_FOLDERS = frozenset({"__MACOSX"})
+CLUTTER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", UPLOAD_RECORD})
+
+
+def is_clutter(name: str) -> bool:
+    """True for a file name that is system metadata, not data: .DS_Store, Thumbs.db,
+    desktop.ini, macOS ``._name`` resource forks and the app's own upload record."""
+    return name in CLUTTER_FILES or name.startswith("._")
 
 
 def is_problem(skipped: SkippedFile) -> bool:
@@ -63,7 +74,11 @@ def _tried() -> str:
 def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
     """Regular files per folder (symlinks are reported and not followed)."""
     found: dict[Path, list[str]] = {}
+    clutter: list[str] = []
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        for folder_name in [d for d in dirnames if d in CLUTTER_FOLDERS]:
+            dirnames.remove(folder_name)
+            clutter.append(os.path.join(dirpath, folder_name) + os.sep)
         for bad in [d for d in dirnames if not is_utf8_name(d)]:
             dirnames.remove(bad)
             shown = printable_name(os.path.join(dirpath, bad))
@@ -86,7 +101,11 @@ def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
                         f"link (not followed)",
                     )
                 elif entry.is_file(follow_symlinks=False):
-                    names.append(entry.name)
+                    if is_clutter(entry.name):
+                        if entry.name != UPLOAD_RECORD:
+                            clutter.append(entry.path)
+                    else:
+                        names.append(entry.name)
                 elif not entry.is_dir(follow_symlinks=False):
                     report.skip(
                         entry.path,
@@ -94,6 +113,11 @@ def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
                     )
         if names:
             found[folder] = natural_sorted(names)
+    if clutter:
+        report.warnings.append(
+            f"{len(clutter)} operating-system metadata entries ignored, not data (e.g. "
+            f"{printable_name(clutter[0])}; {', '.join(sorted(CLUTTER_FOLDERS))}, "
+            f"{', '.join(sorted(CLUTTER_FILES - {UPLOAD_RECORD}))}, ._* files)")
     return found
 
 
