@@ -8,6 +8,8 @@ kept in ``PRAGMA user_version``; an older catalog is upgraded in place (version 
 ``cross_validations``), and a catalog written by a newer program is refused.
 
 Rows come back as plain dicts; ``*_json`` columns are decoded into ``metrics``/``config``/...
+A row whose JSON text is damaged is still listed, with empty values there and a ``problem``
+naming the row and the column.
 """
 
 from __future__ import annotations
@@ -109,13 +111,46 @@ def _unwritable(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _UNWRITABLE
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
+#: What each ``*_json`` column must decode to (its value in a row whose text is damaged).
+_JSON_EMPTY: dict[str, dict[str, Any] | list[Any]] = {"runs": [], "config": {}, "metrics": {}}
+
+
+def _describe_row(table: str, row: sqlite3.Row) -> str:
+    """``<table> row id N`` and the row's name or path, for messages about that row."""
+    keys = row.keys()
+    label = next((str(row[k]) for k in ("name", "path", "bundle_path") if k in keys), "")
+    return f"{table} row id {row['id']}" + (f" ({label})" if label else "")
+
+
+def _json_column(value: Any, key: str) -> tuple[Any, str]:
+    """The decoded ``*_json`` column ``key`` and "" or, when its text is not JSON of the
+    expected kind, the kind's empty value and what is wrong."""
+    empty = _JSON_EMPTY[_JSON_COLUMNS[key]]
+    try:
+        decoded = json.loads(value)
+    except (json.JSONDecodeError, TypeError) as exc:
+        return empty, f"column {key}: expected JSON, found {str(value)[:40]!r} ({exc})"
+    if not isinstance(decoded, type(empty)):
+        kind = "an object" if isinstance(empty, dict) else "a list"
+        return empty, f"column {key}: expected {kind}, found {json.dumps(decoded)[:40]}"
+    return decoded, ""
+
+
+def _row(table: str, row: sqlite3.Row) -> dict[str, Any]:
+    """A catalog row as a dict, its ``*_json`` columns decoded. A column that does not
+    decode is given its empty value and the row a ``problem``: which row and column, and
+    what was found there (one damaged row must not hide the others)."""
     out: dict[str, Any] = {}
+    problems = []
     for key in row.keys():  # noqa: SIM118 (sqlite3.Row has no __iter__ over keys)
         if key in _JSON_COLUMNS:
-            out[_JSON_COLUMNS[key]] = json.loads(row[key])
+            out[_JSON_COLUMNS[key]], problem = _json_column(row[key], key)
+            if problem:
+                problems.append(problem)
         else:
             out[key] = row[key]
+    if problems:
+        out["problem"] = f"{_describe_row(table, row)}: " + "; ".join(problems)
     return out
 
 
@@ -176,20 +211,15 @@ class Workspace:
                         "writable workspace folder with free space")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """The rows of the query ``sql`` (of one table, named after FROM) as dicts; a row
+        whose JSON is damaged comes back with a ``problem`` (see :func:`_row`)."""
+        table = sql.split(" FROM ", 1)[1].split()[0]
         con = self._connect()
         try:
             rows = con.execute(sql, params).fetchall()
         finally:
             con.close()
-        out = []
-        for r in rows:
-            try:
-                out.append(_row(r))
-            except (json.JSONDecodeError, TypeError) as exc:
-                where = f"row id {r['id']}" if "id" in r.keys() else "a row"  # noqa: SIM118
-                raise RulError(f"{self.db_path}: {where}: expected JSON in its *_json columns, "
-                               f"found something else ({exc})") from exc
-        return out
+        return [_row(table, r) for r in rows]
 
     def _of_model(self, table: str, model: str | None) -> list[dict[str, Any]]:
         """Rows of ``table`` (a catalog table with a ``model`` column), of one model when

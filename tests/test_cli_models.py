@@ -479,3 +479,22 @@ def test_listing_models_creates_no_catalog(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "ws").exists()
     assert capsys.readouterr().out.strip() == (
         f"no model bundles: no workspace catalog at {tmp_path / 'ws' / 'catalog.sqlite'} yet")
+
+
+def test_models_lists_past_a_damaged_catalog_row(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """One catalog row with damaged JSON made `models` end in an error, listing nothing: the
+    rows are listed, and a warning names the damaged row and column."""
+    import sqlite3
+
+    ws = Workspace(tmp_path / "ws")
+    bid = ws.add_bundle(tmp_path / "a", "carle", metrics={"val_rmse": 0.5})
+    ws.add_bundle(tmp_path / "b", "carle", metrics={"val_rmse": 0.25})
+    with sqlite3.connect(ws.db_path) as con:
+        con.execute("UPDATE bundles SET metrics_json='{' WHERE id=?", (bid,))
+    assert main(["models", "--workspace", str(tmp_path / "ws")]) == 0
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'a'} (missing)" in captured.out
+    assert "\t0.25\t" in captured.out and f"{tmp_path / 'b'} (missing)" in captured.out
+    assert captured.err.startswith(f"warning: {ws.db_path}: bundles row id {bid} "
+                                   f"({tmp_path / 'a'}): column metrics_json: expected JSON")

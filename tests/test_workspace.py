@@ -130,13 +130,34 @@ def test_a_damaged_catalog_is_named(tmp_path: Path) -> None:
     with pytest.raises(RulError, match=f"{CATALOG_NAME}: expected the workspace's SQLite "
                                        "catalog.*move it aside"):
         Workspace(tmp_path)
-    other = tmp_path / "w2"
-    ws = Workspace(other)
-    bid = ws.add_bundle(other / "b", "carle", metrics={"rmse": 0.1})
-    with sqlite3.connect(other / CATALOG_NAME) as con:
+
+
+def test_a_row_with_damaged_json_is_listed_with_its_problem(tmp_path: Path) -> None:
+    """One catalog row whose JSON text was damaged made every listing raise: the other rows
+    are listed, and that one too, with empty values and a problem naming row and column."""
+    ws = Workspace(tmp_path)
+    ws.add_bundle(tmp_path / "a", "carle", metrics={"rmse": 0.1})
+    bid = ws.add_bundle(tmp_path / "b", "carle", metrics={"rmse": 0.2})
+    ws.add_bundle(tmp_path / "c", "carle", metrics={"rmse": 0.3})
+    ws.add_dataset("femto", "/d", runs=["B1"])
+    ws.add_cross_validation(tmp_path / "cv", "carle", metrics={"rmse": 0.4})
+    with sqlite3.connect(tmp_path / CATALOG_NAME) as con:
         con.execute("UPDATE bundles SET metrics_json='{broken' WHERE id=?", (bid,))
-    with pytest.raises(RulError, match=f"row id {bid}: expected JSON"):
-        ws.list_bundles()
+        con.execute("UPDATE datasets SET runs_json='{}'")  # JSON, but not a list
+        con.execute("UPDATE cross_validations SET config_json='', metrics_json='[1'")
+    rows = ws.list_bundles()
+    assert [r["metrics"] for r in rows] == [{"rmse": 0.1}, {}, {"rmse": 0.3}]
+    assert "problem" not in rows[0] and "problem" not in rows[2]
+    assert rows[1]["problem"].startswith(
+        f"bundles row id {bid} ({tmp_path / 'b'}): column metrics_json: expected JSON, found "
+        "'{broken'")
+    (dataset,) = ws.list_datasets()
+    assert dataset["runs"] == [] and dataset["problem"] == (
+        "datasets row id 1 (femto): column runs_json: expected a list, found {}")
+    (cv,) = ws.list_cross_validations()
+    assert cv["config"] == cv["metrics"] == {}
+    assert "column config_json: expected JSON, found ''" in cv["problem"]
+    assert "; column metrics_json: expected JSON, found '[1'" in cv["problem"]
 
 
 def test_a_read_only_workspace_is_not_called_damaged(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

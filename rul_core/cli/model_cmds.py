@@ -384,6 +384,13 @@ def _bundle_mark(path: str) -> str:
     return f" ({status})" if status else ""
 
 
+def _warn_damaged_rows(rows: list[dict[str, Any]], catalog: Path) -> None:
+    """One warning on stderr per catalog row whose JSON is damaged (it is listed anyway)."""
+    for r in rows:
+        if r.get("problem"):
+            print(f"warning: {catalog}: {r['problem']}", file=sys.stderr)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """List the bundles (marking those gone or damaged) and the cross-validations in the
     workspace catalog (listing creates nothing: no catalog yet, nothing saved)."""
@@ -395,6 +402,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     ws = _workspace(args)
     rows = ws.list_bundles(args.model_filter)
+    _warn_damaged_rows(rows, ws.db_path)
     if not rows:
         print(f"no model bundles in {ws.db_path}")
     else:
@@ -404,6 +412,7 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{_metric(r['metrics'], 'val_rmse')}\t{r['created']}\t{r['path']}"
               f"{_bundle_mark(r['path'])}")
     cvs = ws.list_cross_validations(args.model_filter)
+    _warn_damaged_rows(cvs, ws.db_path)
     if cvs:
         print("\ncross-validations (out-of-fold scores)")
         print("id\tmodel\tablation\tpreset\tdataset\tbearings\trmse\tgrid_proxy\tcreated\tpath")
