@@ -5,7 +5,11 @@ The file is ``<workspace>/catalog.sqlite`` (default workspace: ``rul_core.config
 It is safe for several processes at once: WAL journal, a busy timeout, one short
 ``BEGIN IMMEDIATE`` transaction per write, and a connection per call. The schema version is
 kept in ``PRAGMA user_version``; an older catalog is upgraded in place (version 2 added
-``cross_validations``), and a catalog written by a newer program is refused.
+``cross_validations``, version 3 made paths relative), and a catalog written by a newer program
+is refused.
+
+Paths inside the workspace folder are stored relative to it (so the folder can be moved or
+copied whole), others absolute; rows come back with absolute paths.
 
 Rows come back as plain dicts; ``*_json`` columns are decoded into ``metrics``/``config``/...
 A row whose JSON text is damaged is still listed, with empty values there and a ``problem``
@@ -17,16 +21,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from rul_core.config import workspace_dir
 from rul_core.errors import RulError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CATALOG_NAME = "catalog.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -85,10 +89,6 @@ CREATE TABLE IF NOT EXISTS cross_validations (
 )
 """
 
-#: What takes a catalog from version i to i + 1 (so version 0, a new file, runs them all).
-_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
-assert len(_MIGRATIONS) == SCHEMA_VERSION
-
 _JSON_COLUMNS = {
     "runs_json": "runs",
     "config_json": "config",
@@ -111,14 +111,56 @@ def _unwritable(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _UNWRITABLE
 
 
+#: The columns of each table that hold a path (stored by :func:`_stored_path`).
+_PATH_COLUMNS = {
+    "datasets": ("path",),
+    "feature_caches": ("path",),
+    "bundles": ("path",),
+    "evaluations": ("bundle_path", "table_path"),
+    "cross_validations": ("path",),
+}
+
+
+def _stored_path(path: str | Path, root: Path) -> str:
+    """How the catalog of the workspace ``root`` (resolved) stores ``path``: relative to
+    ``root`` when inside it (POSIX separators), else absolute; "" stays "" (no file)."""
+    if str(path) == "":
+        return ""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) \
+        else str(resolved)
+
+
+def _absolute_path(stored: str, root: Path) -> str:
+    """The absolute path of a stored path (:func:`_stored_path`) in the workspace ``root``."""
+    return stored if stored == "" or PurePath(stored).is_absolute() else str(root / stored)
+
+
+def _paths_relative(con: sqlite3.Connection, root: Path) -> None:
+    """Version 3: the absolute paths inside the workspace folder become relative to it (a
+    path kept as it was elsewhere, e.g. a second row of the same bundle, stays absolute)."""
+    for table, columns in _PATH_COLUMNS.items():
+        for column in columns:
+            rows = con.execute(f"SELECT id, {column} FROM {table}").fetchall()
+            for row_id, value in rows:
+                if PurePath(value).is_absolute() and PurePath(value).is_relative_to(root):
+                    con.execute(f"UPDATE OR IGNORE {table} SET {column}=? WHERE id=?",
+                                (_stored_path(value, root), row_id))
+
+
+#: What takes a catalog from version i to i + 1 (so version 0, a new file, runs them all):
+#: SQL, or a function of the connection and the workspace folder.
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection, Path], None], ...] = (
+    _SCHEMA_V1, _SCHEMA_V2, _paths_relative)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
 #: What each ``*_json`` column must decode to (its value in a row whose text is damaged).
 _JSON_EMPTY: dict[str, dict[str, Any] | list[Any]] = {"runs": [], "config": {}, "metrics": {}}
 
 
-def _describe_row(table: str, row: sqlite3.Row) -> str:
+def _describe_row(table: str, row: dict[str, Any]) -> str:
     """``<table> row id N`` and the row's name or path, for messages about that row."""
-    keys = row.keys()
-    label = next((str(row[k]) for k in ("name", "path", "bundle_path") if k in keys), "")
+    label = next((str(row[k]) for k in ("name", "path", "bundle_path") if k in row), "")
     return f"{table} row id {row['id']}" + (f" ({label})" if label else "")
 
 
@@ -136,10 +178,11 @@ def _json_column(value: Any, key: str) -> tuple[Any, str]:
     return decoded, ""
 
 
-def _row(table: str, row: sqlite3.Row) -> dict[str, Any]:
-    """A catalog row as a dict, its ``*_json`` columns decoded. A column that does not
-    decode is given its empty value and the row a ``problem``: which row and column, and
-    what was found there (one damaged row must not hide the others)."""
+def _row(table: str, row: sqlite3.Row, root: Path) -> dict[str, Any]:
+    """A row of ``table`` in the catalog of the workspace ``root`` as a dict: paths absolute,
+    ``*_json`` columns decoded. A column that does not decode is given its empty value and the
+    row a ``problem``: which row and column, and what was found there (one damaged row must
+    not hide the others)."""
     out: dict[str, Any] = {}
     problems = []
     for key in row.keys():  # noqa: SIM118 (sqlite3.Row has no __iter__ over keys)
@@ -147,10 +190,12 @@ def _row(table: str, row: sqlite3.Row) -> dict[str, Any]:
             out[_JSON_COLUMNS[key]], problem = _json_column(row[key], key)
             if problem:
                 problems.append(problem)
+        elif key in _PATH_COLUMNS[table]:
+            out[key] = _absolute_path(row[key], root)
         else:
             out[key] = row[key]
     if problems:
-        out["problem"] = f"{_describe_row(table, row)}: " + "; ".join(problems)
+        out["problem"] = f"{_describe_row(table, out)}: " + "; ".join(problems)
     return out
 
 
@@ -219,7 +264,11 @@ class Workspace:
             rows = con.execute(sql, params).fetchall()
         finally:
             con.close()
-        return [_row(table, r) for r in rows]
+        return [_row(table, r, self.path) for r in rows]
+
+    def _stored(self, path: str | Path) -> str:
+        """``path`` as this catalog stores it (relative inside the workspace folder)."""
+        return _stored_path(path, self.path)
 
     def _of_model(self, table: str, model: str | None) -> list[dict[str, Any]]:
         """Rows of ``table`` (a catalog table with a ``model`` column), of one model when
@@ -256,8 +305,11 @@ class Workspace:
                     f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
                 )
             if version < SCHEMA_VERSION:
-                for script in _MIGRATIONS[version:]:
-                    for stmt in script.split(";"):
+                for migration in _MIGRATIONS[version:]:
+                    if callable(migration):
+                        migration(con, self.path)
+                        continue
+                    for stmt in migration.split(";"):
                         if stmt.strip():
                             con.execute(stmt)
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -287,7 +339,8 @@ class Workspace:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET path=excluded.path, "
                 "layout=excluded.layout, content_hash=excluded.content_hash, "
                 "runs_json=excluded.runs_json, added=excluded.added",
-                (name, str(path), layout, content_hash, json.dumps(runs or []), _now()),
+                (name, self._stored(path), layout, content_hash, json.dumps(runs or []),
+                 _now()),
             )
             return int(con.execute("SELECT id FROM datasets WHERE name=?", (name,)).fetchone()[0])
 
@@ -314,15 +367,16 @@ class Workspace:
         config: dict[str, Any] | None = None,
     ) -> int:
         """Add or update (by path) a feature cache; returns its id."""
+        path = self._stored(path)
         with self._write() as con:
             con.execute(
                 "INSERT INTO feature_caches (path, dataset, config_hash, config_json, created) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
                 "dataset=excluded.dataset, config_hash=excluded.config_hash, "
                 "config_json=excluded.config_json, created=excluded.created",
-                (str(path), dataset, config_hash, json.dumps(config or {}), _now()),
+                (path, dataset, config_hash, json.dumps(config or {}), _now()),
             )
-            row = con.execute("SELECT id FROM feature_caches WHERE path=?", (str(path),))
+            row = con.execute("SELECT id FROM feature_caches WHERE path=?", (path,))
             return int(row.fetchone()[0])
 
     def list_feature_caches(self, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -333,13 +387,14 @@ class Workspace:
 
     def get_feature_cache(self, path: str | Path) -> dict[str, Any] | None:
         """The feature cache at ``path`` or None."""
-        rows = self._read("SELECT * FROM feature_caches WHERE path=?", (str(path),))
+        rows = self._read("SELECT * FROM feature_caches WHERE path=?", (self._stored(path),))
         return rows[0] if rows else None
 
     def remove_feature_cache(self, path: str | Path) -> bool:
         """Delete a feature cache's row; True if one was removed."""
         with self._write() as con:
-            return con.execute("DELETE FROM feature_caches WHERE path=?", (str(path),)).rowcount > 0
+            return con.execute("DELETE FROM feature_caches WHERE path=?",
+                               (self._stored(path),)).rowcount > 0
 
     # -- bundles ----------------------------------------------------------------------
     def add_bundle(
@@ -352,7 +407,7 @@ class Workspace:
         dataset: str = "",
     ) -> int:
         """Add or update (by path) a model bundle; returns its id."""
-        path = str(Path(path).resolve())
+        path = self._stored(path)
         with self._write() as con:
             con.execute(
                 "INSERT INTO bundles (path, model, ablation, preset, dataset, metrics_json, "
@@ -370,12 +425,12 @@ class Workspace:
 
     def get_bundle(self, path: str | Path) -> dict[str, Any] | None:
         """The bundle at ``path`` or None."""
-        rows = self._read("SELECT * FROM bundles WHERE path=?", (str(Path(path).resolve()),))
+        rows = self._read("SELECT * FROM bundles WHERE path=?", (self._stored(path),))
         return rows[0] if rows else None
 
     def remove_bundle(self, path: str | Path) -> bool:
         """Delete a bundle's row and its evaluations' rows (not the files)."""
-        p = str(Path(path).resolve())
+        p = self._stored(path)
         with self._write() as con:
             con.execute("DELETE FROM evaluations WHERE bundle_path=?", (p,))
             return con.execute("DELETE FROM bundles WHERE path=?", (p,)).rowcount > 0
@@ -395,11 +450,11 @@ class Workspace:
                 "INSERT INTO evaluations (bundle_path, dataset, runs_json, metrics_json, "
                 "table_path, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    str(Path(bundle_path).resolve()),
+                    self._stored(bundle_path),
                     dataset,
                     json.dumps(runs or []),
                     json.dumps(metrics or {}),
-                    str(table_path),
+                    self._stored(table_path),
                     _now(),
                 ),
             )
@@ -411,7 +466,7 @@ class Workspace:
             return self._read("SELECT * FROM evaluations ORDER BY id")
         return self._read(
             "SELECT * FROM evaluations WHERE bundle_path=? ORDER BY id",
-            (str(Path(bundle_path).resolve()),),
+            (self._stored(bundle_path),),
         )
 
     def get_evaluation(self, evaluation_id: int) -> dict[str, Any] | None:
@@ -446,7 +501,7 @@ class Workspace:
                 "INSERT INTO cross_validations (path, model, ablation, preset, dataset, "
                 "runs_json, config_json, metrics_json, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (str(Path(path).resolve()), model, ablation, preset, dataset,
+                (self._stored(path), model, ablation, preset, dataset,
                  json.dumps(runs or []), json.dumps(config or {}), json.dumps(metrics or {}),
                  _now()),
             )

@@ -80,7 +80,7 @@ def test_a_version_1_catalog_is_upgraded_in_place(tmp_path: Path) -> None:
     con.commit()
     con.close()
     ws = Workspace(tmp_path)
-    assert ws.schema_version == SCHEMA_VERSION == 2
+    assert ws.schema_version == SCHEMA_VERSION == 3
     assert [b["path"] for b in ws.list_bundles()] == ["/b"]
     ws.add_cross_validation(tmp_path / "cv", model="carle")
     assert len(ws.list_cross_validations()) == 1
@@ -224,3 +224,61 @@ def test_opening_and_listing_wait_for_no_writer(tmp_path: Path, monkeypatch) -> 
         writer.execute("ROLLBACK")
         writer.close()
     assert [r["model"] for r in rows] == ["carle"]
+
+
+def _fill(ws: Workspace, outside: Path) -> None:
+    """A bundle, an evaluation with its table, a feature cache and a cross-validation inside
+    ``ws``'s folder, and a bundle and a dataset outside it."""
+    for folder in ("bundles/a", "crossval/cv", "cache/c"):
+        (ws.path / folder).mkdir(parents=True)
+    outside.mkdir()
+    ws.add_bundle(ws.path / "bundles" / "a", "carle")
+    ws.add_bundle(outside, "rc_lstm")
+    ws.add_evaluation(ws.path / "bundles" / "a", table_path=ws.path / "eval.csv")
+    ws.add_feature_cache(ws.path / "cache" / "c")
+    ws.add_dataset("femto", outside)
+    ws.add_cross_validation(ws.path / "crossval" / "cv", "carle")
+
+
+def _check_moved(ws: Workspace, outside: Path) -> None:
+    """Every path of :func:`_fill` found in ``ws``'s (new) folder, the outside ones as they
+    were."""
+    bundles = ws.list_bundles()
+    assert [b["path"] for b in bundles] == [str(ws.path / "bundles" / "a"), str(outside)]
+    assert all(Path(b["path"]).is_dir() for b in bundles)
+    (evaluation,) = ws.list_evaluations(ws.path / "bundles" / "a")
+    assert evaluation["table_path"] == str(ws.path / "eval.csv")
+    assert ws.get_feature_cache(ws.path / "cache" / "c") is not None
+    assert ws.get_dataset("femto")["path"] == str(outside)
+    assert Path(ws.list_cross_validations()[0]["path"]) == ws.path / "crossval" / "cv"
+    assert ws.remove_bundle(ws.path / "bundles" / "a") and ws.list_evaluations() == []
+
+
+def test_a_moved_workspace_finds_its_bundles(tmp_path: Path) -> None:
+    """The catalog stored absolute paths: a workspace folder moved (or copied) elsewhere
+    listed every bundle as missing. Paths inside it are stored relative to it."""
+    ws = Workspace(tmp_path / "ws")
+    _fill(ws, tmp_path / "elsewhere")
+    with sqlite3.connect(ws.db_path) as con:
+        stored = {r[0] for r in con.execute("SELECT path FROM bundles")}
+    assert stored == {"bundles/a", str(tmp_path / "elsewhere")}
+    (tmp_path / "ws").rename(tmp_path / "moved")
+    _check_moved(Workspace(tmp_path / "moved"), tmp_path / "elsewhere")
+
+
+def test_a_version_2_catalog_gets_relative_paths(tmp_path: Path) -> None:
+    """A catalog written with absolute paths is upgraded: the paths inside the workspace
+    become relative, so it too survives a move."""
+    import rul_core.workspace as wsmod
+
+    ws = Workspace(tmp_path / "ws")
+    _fill(ws, tmp_path / "elsewhere")
+    with sqlite3.connect(ws.db_path) as con:  # as version 2 stored them
+        for table, columns in wsmod._PATH_COLUMNS.items():
+            for column in columns:
+                con.execute(f"UPDATE {table} SET {column}=? || '/' || {column} "
+                            f"WHERE {column} NOT LIKE '/%' AND {column} != ''", (str(ws.path),))
+        con.execute("PRAGMA user_version = 2")
+    assert Workspace(tmp_path / "ws").schema_version == SCHEMA_VERSION
+    (tmp_path / "ws").rename(tmp_path / "moved")
+    _check_moved(Workspace(tmp_path / "moved"), tmp_path / "elsewhere")
