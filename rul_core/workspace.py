@@ -8,6 +8,10 @@ kept in ``PRAGMA user_version``; an older catalog is upgraded in place (version 
 ``cross_validations``, version 3 made paths relative), and a catalog written by a newer program
 is refused.
 
+A workspace whose folder or catalog cannot be written (read-only media, a read-only copy) is
+opened read-only: SQLite's ``mode=ro``, or ``immutable=1`` where WAL would need a ``-shm`` file
+it cannot create; listing works and every write says the catalog cannot be written.
+
 Paths inside the workspace folder are stored relative to it (so the folder can be moved or
 copied whole), others absolute; rows come back with absolute paths.
 
@@ -19,6 +23,7 @@ naming the row and the column.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +38,12 @@ from rul_core.errors import RulError
 SCHEMA_VERSION = 3
 CATALOG_NAME = "catalog.sqlite"
 BUSY_TIMEOUT_MS = 30_000
+#: How a catalog that cannot be written is opened, tried in turn: read-only, then immutable
+#: (no ``-shm`` file needed; a ``-wal`` left uncheckpointed by a crash is not read).
+READ_ONLY_MODES = ("mode=ro", "mode=ro&immutable=1")
+#: The oldest schema a read-only catalog may have (it cannot be upgraded): version 3 only
+#: changed how paths are stored, and absolute ones are read as they are.
+OLDEST_READABLE_SCHEMA = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -199,6 +210,12 @@ def _row(table: str, row: sqlite3.Row, root: Path) -> dict[str, Any]:
     return out
 
 
+def _writable(folder: Path, catalog: Path) -> bool:
+    """Whether SQLite can write ``catalog`` in ``folder`` (its journal files are made there);
+    False on read-only media, for root too."""
+    return os.access(folder, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+
+
 def workspace_path(path: str | Path | None = None) -> Path:
     """The workspace folder ``path`` resolved (default: :func:`rul_core.config.workspace_dir`);
     its catalog is ``<folder>/catalog.sqlite``."""
@@ -206,14 +223,19 @@ def workspace_path(path: str | Path | None = None) -> Path:
 
 
 class Workspace:
-    """A workspace folder and its SQLite catalog (created on first use)."""
+    """A workspace folder and its SQLite catalog (created on first use; opened read-only
+    when it cannot be written, :attr:`read_only_mode` then being the SQLite URI options)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = workspace_path(path)
         self.db_path = self.path / CATALOG_NAME
+        self.read_only_mode = ""
         self.path.mkdir(parents=True, exist_ok=True)
         try:
-            self._init_schema()
+            if self.db_path.is_file() and not _writable(self.path, self.db_path):
+                self._open_read_only()
+            else:
+                self._init_schema()
         except sqlite3.OperationalError as exc:  # the file may be fine: it cannot be written
             if not _unwritable(exc):
                 raise
@@ -224,8 +246,17 @@ class Workspace:
                            "is created") from exc
 
     # -- plumbing ---------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """Whether the catalog was opened read-only (its folder or file cannot be written)."""
+        return bool(self.read_only_mode)
+
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        target: str | Path = self.db_path
+        if self.read_only:
+            target = f"{self.db_path.as_uri()}?{self.read_only_mode}"
+        con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                              uri=self.read_only)
         con.row_factory = sqlite3.Row
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return con
@@ -233,6 +264,8 @@ class Workspace:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One immediate (write-locked) transaction, committed or rolled back."""
+        if self.read_only:
+            raise self._write_error("the workspace folder or catalog is read-only")
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -250,10 +283,26 @@ class Workspace:
         finally:
             con.close()
 
-    def _write_error(self, exc: sqlite3.OperationalError) -> RulError:
+    def _write_error(self, why: object) -> RulError:
         """The user's message for a catalog that cannot be written (read-only, disk full)."""
-        return RulError(f"{self.db_path}: could not write the catalog ({exc}); expected a "
+        return RulError(f"{self.db_path}: could not write the catalog ({why}); expected a "
                         "writable workspace folder with free space")
+
+    def _open_read_only(self) -> None:
+        """Open a catalog that cannot be written with the first of :data:`READ_ONLY_MODES`
+        that reads it; refuse one too old to read as it is (it would need an upgrade)."""
+        for mode in READ_ONLY_MODES:
+            self.read_only_mode = mode
+            try:
+                version = self.schema_version
+                break
+            except sqlite3.OperationalError as exc:
+                if not _unwritable(exc) or mode == READ_ONLY_MODES[-1]:
+                    raise
+        self._check_version(version)
+        if version < OLDEST_READABLE_SCHEMA:
+            raise self._write_error(f"read-only, and its schema version {version} must be "
+                                    f"upgraded to {SCHEMA_VERSION}")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """The rows of the query ``sql`` (of one table, named after FROM) as dicts; a row
@@ -299,11 +348,7 @@ class Workspace:
             return
         with self._write() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RulError(
-                    f"{self.db_path}: catalog schema version {version} is newer than this "
-                    f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
-                )
+            self._check_version(version)
             if version < SCHEMA_VERSION:
                 for migration in _MIGRATIONS[version:]:
                     if callable(migration):
@@ -313,6 +358,14 @@ class Workspace:
                         if stmt.strip():
                             con.execute(stmt)
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_version(self, version: int) -> None:
+        """Refuse a catalog written by a newer program."""
+        if version > SCHEMA_VERSION:
+            raise RulError(
+                f"{self.db_path}: catalog schema version {version} is newer than this "
+                f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
+            )
 
     @property
     def schema_version(self) -> int:

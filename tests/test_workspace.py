@@ -282,3 +282,100 @@ def test_a_version_2_catalog_gets_relative_paths(tmp_path: Path) -> None:
     assert Workspace(tmp_path / "ws").schema_version == SCHEMA_VERSION
     (tmp_path / "ws").rename(tmp_path / "moved")
     _check_moved(Workspace(tmp_path / "moved"), tmp_path / "elsewhere")
+
+
+def test_a_read_only_workspace_is_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """A workspace that cannot be written is opened read-only (SQLite's URI ``mode=ro``, else
+    ``immutable=1``): listing works, a write says the catalog cannot be written. (The folder
+    is made to look read-only here; the next test makes it so.)"""
+    import rul_core.workspace as wsmod
+
+    Workspace(tmp_path).add_bundle(tmp_path / "b", "carle")
+    monkeypatch.setattr(wsmod, "_writable", lambda folder, catalog: False)
+    real_connect = sqlite3.connect
+
+    def no_shm(target: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        """As SQLite answers in a folder where it cannot make the ``-shm`` file."""
+        if kwargs.get("uri") and "immutable=1" not in str(target):
+            exc = sqlite3.OperationalError("attempt to write a readonly database")
+            exc.sqlite_errorcode = sqlite3.SQLITE_READONLY_DIRECTORY  # type: ignore[attr-defined]
+            raise exc
+        return real_connect(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    for mode in wsmod.READ_ONLY_MODES:
+        ws = Workspace(tmp_path)
+        assert ws.read_only and ws.read_only_mode == mode
+        assert [b["path"] for b in ws.list_bundles()] == [str(tmp_path / "b")]
+        with pytest.raises(RulError, match=f"{CATALOG_NAME}: could not write the catalog "
+                                           r"\(the workspace folder or catalog is read-only\)"):
+            ws.add_bundle(tmp_path / "c", "carle")
+        monkeypatch.setattr(sqlite3, "connect", no_shm)  # mode=ro fails: immutable next
+    monkeypatch.undo()
+    assert [b["model"] for b in Workspace(tmp_path).list_bundles()] == ["carle"]
+
+
+def _runs_as(python: str, user: int | None) -> bool:
+    """Whether ``python`` starts as ``user`` (None: this one)."""
+    import subprocess
+
+    try:
+        return subprocess.run([python, "-c", "import sqlite3"], user=user, capture_output=True,
+                              check=False, timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
+_LIST_READ_ONLY = """
+import sys
+from rul_core.errors import RulError
+from rul_core.workspace import Workspace
+ws = Workspace(sys.argv[1])
+print(ws.read_only_mode, [b["model"] for b in ws.list_bundles()])
+try:
+    ws.add_bundle(sys.argv[1] + "/new", "carle")
+except RulError as exc:
+    print(exc)
+"""
+
+
+def test_a_workspace_on_read_only_media_is_listed(tmp_path: Path) -> None:
+    """The catalog is WAL, whose readers need a ``-shm`` file beside it: in a folder that
+    cannot be written opening it failed, so nothing could be listed. Run as a user without
+    write access (root writes anywhere: then as nobody, in a child process)."""
+    import os
+    import stat
+    import subprocess
+    import sys
+    import tempfile
+
+    import rul_core
+
+    root = os.geteuid() == 0
+    pythons = [sys.executable, "/usr/bin/python3"] if root else [sys.executable]
+    user = 65534 if root else None
+    runs = [p for p in pythons if _runs_as(p, user)]
+    if not runs:
+        pytest.skip("no Python this test can run as an unprivileged user")
+    folder = Path(tempfile.mkdtemp(dir=tmp_path if not root else None))
+    try:
+        os.chmod(folder, 0o755)
+        ws = Workspace(folder / "ws")
+        ws.add_bundle(ws.path / "b", "carle")
+        assert sorted(p.name for p in ws.path.iterdir()) == [CATALOG_NAME]  # no -shm, -wal
+        os.chmod(ws.db_path, 0o444)
+        os.chmod(ws.path, 0o555)
+        env = {"PYTHONPATH": str(Path(rul_core.__file__).parents[1]), "PATH": os.defpath}
+        proc = subprocess.run([runs[0], "-c", _LIST_READ_ONLY, str(ws.path)], user=user,
+                              env=env, capture_output=True, text=True, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        opened, message = proc.stdout.splitlines()
+        mode, listing = opened.split(" ", 1)
+        assert mode == "mode=ro&immutable=1" and listing == "['carle']"  # no -shm: immutable
+        assert message.startswith(f"{ws.db_path}: could not write the catalog (the workspace "
+                                  "folder or catalog is read-only)")
+    finally:
+        os.chmod(folder / "ws", stat.S_IRWXU)
+        import shutil
+
+        shutil.rmtree(folder)
