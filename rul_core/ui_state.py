@@ -510,7 +510,9 @@ def valid_selection(stored: Any, options: Iterable[Any], default: Any = None) ->
 
 def bundles_dir(root: Path | None = None) -> Path:
     """Folder for bundles saved from the app: <workspace>/bundles."""
-    return (root or workspace_dir()) / "bundles"
+    from rul_core.workspace import BUNDLES_DIR
+
+    return (root or workspace_dir()) / BUNDLES_DIR
 
 
 def model_label(trained: Any) -> str:

@@ -28,6 +28,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any
@@ -37,6 +38,8 @@ from rul_core.errors import RulError
 
 SCHEMA_VERSION = 3
 CATALOG_NAME = "catalog.sqlite"
+#: The workspace's folder of model bundles (``<workspace>/bundles``; the app saves there).
+BUNDLES_DIR = "bundles"
 BUSY_TIMEOUT_MS = 30_000
 #: How a catalog that cannot be written is opened, tried in turn: read-only, then immutable
 #: (no ``-shm`` file needed; a ``-wal`` left uncheckpointed by a crash is not read).
@@ -214,6 +217,40 @@ def _writable(folder: Path, catalog: Path) -> bool:
     """Whether SQLite can write ``catalog`` in ``folder`` (its journal files are made there);
     False on read-only media, for root too."""
     return os.access(folder, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+
+
+def _card_folders(root: Path) -> list[Path]:
+    """The folders under ``root`` holding a bundle card (``card.json``), sorted; hidden
+    folders (a writer's temporaries) and linked folders are not entered."""
+    from rul_core.bundle import CARD_NAME
+
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        if CARD_NAME in files:
+            found.append(Path(folder))
+            subfolders.clear()
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+    return sorted(found)
+
+
+@dataclass
+class Rescan:
+    """What :meth:`Workspace.rescan_bundles` did in ``folder``: the bundles it catalogued, and
+    those it skipped with why."""
+
+    folder: Path
+    added: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per bundle found: ``added <path>`` or ``skipped <path>: <why>``."""
+        return ([f"added {path}" for path in self.added]
+                + [f"skipped {path}: {why}" for path, why in self.skipped])
+
+    def summary(self) -> str:
+        """How many were added and skipped, and where."""
+        return (f"{len(self.added)} bundle(s) added to the catalog, {len(self.skipped)} "
+                f"skipped, of those under {self.folder} it did not list")
 
 
 def workspace_path(path: str | Path | None = None) -> Path:
@@ -471,6 +508,41 @@ class Workspace:
                 (path, model, ablation, preset, dataset, json.dumps(metrics or {}), _now()),
             )
             return int(con.execute("SELECT id FROM bundles WHERE path=?", (path,)).fetchone()[0])
+
+    @property
+    def bundles_path(self) -> Path:
+        """The workspace's folder of bundles (:data:`BUNDLES_DIR`)."""
+        return self.path / BUNDLES_DIR
+
+    def uncatalogued_bundles(self, folder: str | Path | None = None) -> list[Path]:
+        """The bundle folders (a ``card.json`` in them) under ``folder`` (default:
+        :attr:`bundles_path`) that the catalog does not list; nothing is checked."""
+        known = {row["path"] for row in self.list_bundles()}
+        root = Path(folder) if folder is not None else self.bundles_path
+        return [path for path in _card_folders(root) if str(path.resolve()) not in known]
+
+    def rescan_bundles(self, folder: str | Path | None = None) -> Rescan:
+        """Catalog the bundles under ``folder`` (default: :attr:`bundles_path`) that the
+        catalog does not list, e.g. saved by a process that died before cataloguing them.
+        Each is checked as listings check it (card fields, file names and checksums,
+        :func:`rul_core.bundle.bundle_status`; nothing is loaded or run) and skipped, with
+        why, when it does not check out."""
+        from rul_core.bundle import bundle_status, read_card
+
+        result = Rescan(Path(folder) if folder is not None else self.bundles_path)
+        for path in self.uncatalogued_bundles(result.folder):
+            status = bundle_status(path)
+            if status:
+                result.skipped.append((path, status))
+                continue
+            card = read_card(path)
+            config = card["config"]
+            self.add_bundle(path, model=str(card.get("model", config.get("name", ""))),
+                            ablation=str(card.get("ablation", config.get("ablation", "full"))),
+                            preset=str(card.get("preset", config.get("preset", ""))),
+                            metrics=card.get("metrics", {}))
+            result.added.append(path)
+        return result
 
     def list_bundles(self, model: str | None = None) -> list[dict[str, Any]]:
         """Every bundle (of one model when given), oldest first."""

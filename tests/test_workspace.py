@@ -379,3 +379,54 @@ def test_a_workspace_on_read_only_media_is_listed(tmp_path: Path) -> None:
         import shutil
 
         shutil.rmtree(folder)
+
+
+DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model"
+
+
+def test_rescan_catalogs_the_bundles_a_crash_left_out(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that died between saving a bundle and cataloguing it left a bundle no list
+    showed. A rescan catalogs the sound ones (checked, never loaded) and says why it skipped
+    the others; hidden temporaries and folders without a card are not bundles."""
+    import json
+    import shutil
+
+    import rul_core.bundle as bd
+
+    ws = Workspace(tmp_path / "ws")
+    bundles = ws.bundles_path
+    assert bundles == ws.path / "bundles"
+    for name in ("known", "good", "nested/deep", "tampered", "pickled", ".good.abcdefgh.tmp"):
+        shutil.copytree(DEMO_BUNDLE, bundles / name)
+    (bundles / "notes").mkdir()
+    ws.add_bundle(bundles / "known", "carle")
+    with open(bundles / "tampered" / "model.keras", "r+b") as fh:
+        fh.truncate(500)
+    (bundles / "pickled" / "evil.pkl").write_bytes(b"cos\nsystem\n")
+    monkeypatch.setattr(bd, "load_bundle", lambda path: pytest.fail("a rescan loaded a model"))
+
+    assert ws.uncatalogued_bundles() == [bundles / n for n in ("good", "nested/deep", "pickled",
+                                                              "tampered")]
+    found = ws.rescan_bundles()
+    assert found.folder == bundles and found.added == [bundles / "good", bundles / "nested/deep"]
+    assert found.skipped == [
+        (bundles / "pickled", "damaged: evil.pkl: unexpected file in a model bundle (only "
+         "card.json, card.md, *.keras and forest.skops are allowed; pickles and other "
+         "executable formats are refused)"),
+        (bundles / "tampered", "damaged: model.keras: SHA-256 differs from the card (file "
+         "modified or card tampered with)")]
+    assert found.lines()[0] == f"added {bundles / 'good'}"
+    assert found.lines()[2].startswith(f"skipped {bundles / 'pickled'}: damaged: ")
+    assert found.summary() == (f"2 bundle(s) added to the catalog, 2 skipped, of those under "
+                               f"{bundles} it did not list")
+    card = json.loads((DEMO_BUNDLE / "card.json").read_text())
+    rows = {Path(r["path"]).name: r for r in ws.list_bundles()}
+    assert sorted(rows) == ["deep", "good", "known"]
+    assert (rows["good"]["model"], rows["good"]["ablation"], rows["good"]["preset"],
+            rows["good"]["metrics"]) == (card["model"], card["ablation"], card["preset"],
+                                         card["metrics"])
+    again = ws.rescan_bundles()
+    assert again.added == [] and [p for p, _ in again.skipped] == [bundles / "pickled",
+                                                                   bundles / "tampered"]
+    assert ws.rescan_bundles(tmp_path / "nowhere").lines() == []
