@@ -455,6 +455,16 @@ def test_crossval_refuses_an_out_that_is_a_file_before_training(
     assert capsys.readouterr().err == (
         f"error: crossval: --out {notes}: is a file; expected a folder for the result files\n")
     assert notes.read_text() == "keep"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    rc = main(["crossval", "--model", "carle", "--ablation", "carl", "--data",
+               str(DEMO / "data"), "--epochs", "1", "--folds", "2", "--out", str(mine),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine}: holds 'thesis.tex', not only cross-validation results; refusing to "
+        "replace it (name a new or empty folder)\n")
 
 
 def test_a_warning_repeated_by_every_run_prints_once(tmp_path: Path) -> None:
