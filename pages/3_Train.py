@@ -313,6 +313,16 @@ with tab_load:
         for demo_label, demo_path in ui_state.demo_models().items():
             choices[demo_label] = str(demo_path)
         ws = app_ui.optional("rul_core.workspace", "Workspace")
+        if ws is not None and st.button(
+                "Find bundles missing from the catalog", key="bundle_rescan",
+                help="Catalog the bundle folders in the workspace that the catalog does not "
+                     "list (a save interrupted before cataloguing it), after checking their "
+                     "cards and checksums; nothing is loaded"):
+            found = app_ui.guarded(lambda: ws().rescan_bundles(), context="workspace catalog")
+            if found is not None:
+                (st.warning if found.skipped else st.success)(found.summary())
+                if found.lines():
+                    st.code("\n".join(found.lines()), language=None)
         if ws is not None:
             try:
                 for row in ws().list_bundles():

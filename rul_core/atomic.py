@@ -220,6 +220,58 @@ def check_replaceable(path: str | Path, owned: Callable[[str], bool], what: str)
 
 
 @contextlib.contextmanager
+def _temp_dir_beside(target: Path) -> Iterator[Path]:
+    """An empty temporary folder beside ``target`` (its parent created if missing), named
+    after it; removed on exit unless renamed away first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(target.parent, target.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{_temp_stem(target.name)}.", suffix=".tmp",
+                                dir=target.parent))
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _seal_dir(tmp: Path) -> None:
+    """Give a finished temporary folder the usual permissions and flush its files and
+    entries to disk, so its content is there before a name points at it."""
+    os.chmod(tmp, _umask_mode() | 0o111)
+    for entry in tmp.iterdir():
+        if entry.is_file():
+            _fsync_path(entry)
+    _fsync_dir(tmp)
+
+
+#: The name after which :func:`write_new_dir` names its temporary folders (``.incoming.*``),
+#: so that the next write into the same folder sweeps those a killed writer left.
+_NEW_DIR_TEMP = "incoming"
+
+
+def write_new_dir(folder: str | Path, stem: str, fill: Callable[[Path], object]) -> Path:
+    """A new folder ``folder/stem`` written atomically: ``fill`` writes its files into an
+    empty temporary folder, which then takes the name (``stem-2``, ``-3``, ... when another
+    writer finished one of that name first; never replaced). A crash leaves no folder under
+    such a name, only a hidden temporary that a later call sweeps once stale."""
+    parent = Path(folder)
+    with _temp_dir_beside(parent / _NEW_DIR_TEMP) as tmp:
+        fill(tmp)
+        _seal_dir(tmp)
+        for n in range(1, 10_000):
+            target = parent / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                os.rename(tmp, target)  # replaces at most an empty folder
+            except OSError:
+                if target.exists() or target.is_symlink():
+                    continue
+                raise
+            _fsync_dir(parent)
+            return target
+        raise FileExistsError(f"{parent}: no free name for {stem}")
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it becomes ``path``.
 
@@ -233,17 +285,9 @@ def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
     untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(target.parent, target.name)
-    prefix = f".{_temp_stem(target.name)}."
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
-    try:
+    with _temp_dir_beside(target) as tmp:
         yield tmp
-        os.chmod(tmp, _umask_mode() | 0o111)
-        for entry in tmp.iterdir():
-            if entry.is_file():
-                _fsync_path(entry)
-        _fsync_dir(tmp)
+        _seal_dir(tmp)
         if not replace:
             try:
                 os.rename(tmp, target)  # replaces at most an empty folder
@@ -257,7 +301,8 @@ def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
         elif target.exists():
             # an empty placeholder with a unique name; rename() may replace an empty folder
             parent = target.parent
-            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{_temp_stem(target.name)}.", suffix=".old",
+                                        dir=parent))
             os.replace(target, old)
             try:
                 os.replace(tmp, target)
@@ -268,6 +313,3 @@ def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from rul_core.atomic import atomic_path, write_text
+from rul_core.atomic import atomic_dir, atomic_path, check_replaceable, write_new_dir, write_text
 from rul_core.data.run import Run
 from rul_core.errors import InputError, RulError
 from rul_core.evaluation import EvaluationResult, evaluate, tabulate
@@ -97,6 +97,18 @@ SAVED_FILES = ("windows.csv", "predictions.csv", "folds.csv", "replay.csv", "sum
 
 #: How a saved table writes a missing number.
 MISSING = "nan"
+
+
+def _saved_file(name: str) -> bool:
+    """Whether ``name`` is a file :meth:`CrossValidation.save` writes."""
+    return name in SAVED_FILES or name == "table.csv"
+
+
+def check_result_folder(path: str | Path) -> Path:
+    """``path`` resolved, if :func:`record` may write a cross-validation there: nothing, an
+    empty folder or a saved cross-validation (replaced whole); a file or a folder holding
+    other files raises InputError (the CLI checks before training)."""
+    return check_replaceable(path, _saved_file, "cross-validation results")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -339,23 +351,21 @@ def _plain(value: Any) -> Any:
 
 def record(result: CrossValidation, workspace: Any, dataset: str = "",
            out: str | Path | None = None) -> Path:
-    """Save ``result`` (:meth:`CrossValidation.save`) and add it to ``workspace``'s catalog;
-    the folder defaults to ``<workspace>/crossval/<model>-<ablation>-<time>`` (a new one,
-    created here so that no other process recording at the same moment can pick it too)."""
+    """Save ``result`` (:meth:`CrossValidation.save`) and add it to ``workspace``'s catalog.
+    The files are written into a temporary folder that takes its name once complete, so a
+    crash leaves no half-written result for the catalog (or a reader) to find. The folder
+    defaults to a new ``<workspace>/crossval/<model>-<ablation>-<time>`` (``-2``, ... when
+    another process took that name); an ``out`` holding a saved cross-validation is replaced
+    whole (:func:`check_result_folder`)."""
     config = result.settings.get("config", {})
     name, ablation = config.get("name", "model"), config.get("ablation", "full")
     if out is None:
-        base = workspace.path / "crossval" / f"{name}-{ablation}-{time.strftime('%Y%m%d-%H%M%S')}"
-        base.parent.mkdir(parents=True, exist_ok=True)
-        out, n = base, 1
-        while True:
-            try:
-                out.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                out = base.with_name(f"{base.name}-{n}")
-    folder = result.save(out)
+        folder = write_new_dir(workspace.path / "crossval",
+                               f"{name}-{ablation}-{time.strftime('%Y%m%d-%H%M%S')}", result.save)
+    else:
+        folder = check_result_folder(out)
+        with atomic_dir(folder) as tmp:
+            result.save(tmp)
     workspace.add_cross_validation(folder, model=name, ablation=ablation,
                                    preset=config.get("preset", ""), dataset=dataset,
                                    runs=list(result.settings.get("runs", [])),

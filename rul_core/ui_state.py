@@ -510,7 +510,9 @@ def valid_selection(stored: Any, options: Iterable[Any], default: Any = None) ->
 
 def bundles_dir(root: Path | None = None) -> Path:
     """Folder for bundles saved from the app: <workspace>/bundles."""
-    return (root or workspace_dir()) / "bundles"
+    from rul_core.workspace import BUNDLES_DIR
+
+    return (root or workspace_dir()) / BUNDLES_DIR
 
 
 def model_label(trained: Any) -> str:
@@ -524,12 +526,15 @@ def model_label(trained: Any) -> str:
 
 def bundle_choice_label(row: dict[str, Any]) -> str:
     """The Load tab's label of a catalogued bundle row, marked when the bundle is gone or
-    damaged (:func:`rul_core.bundle.bundle_status`)."""
+    damaged (:func:`rul_core.bundle.bundle_status`) or its catalog row is."""
     from rul_core.bundle import bundle_status
 
     status = bundle_status(row["path"])
+    marks = [status] if status else []
+    if row.get("problem"):
+        marks.append(f"catalog {row['problem']}")
     return (f"{row['model']}/{row['ablation']} {row['preset']} — {row['path']}"
-            + (f" ({status})" if status else ""))
+            + "".join(f" ({mark})" for mark in marks))
 
 
 #: Longest bundle folder name, in UTF-8 bytes (file systems allow 255 per name).

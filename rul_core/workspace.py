@@ -5,28 +5,48 @@ The file is ``<workspace>/catalog.sqlite`` (default workspace: ``rul_core.config
 It is safe for several processes at once: WAL journal, a busy timeout, one short
 ``BEGIN IMMEDIATE`` transaction per write, and a connection per call. The schema version is
 kept in ``PRAGMA user_version``; an older catalog is upgraded in place (version 2 added
-``cross_validations``), and a catalog written by a newer program is refused.
+``cross_validations``, version 3 made paths relative), and a catalog written by a newer program
+is refused.
+
+A workspace whose folder or catalog cannot be written (read-only media, a read-only copy) is
+opened read-only: SQLite's ``mode=ro``, or ``immutable=1`` where WAL would need a ``-shm`` file
+it cannot create; listing works and every write says the catalog cannot be written.
+
+Paths inside the workspace folder are stored relative to it (so the folder can be moved or
+copied whole), others absolute; rows come back with absolute paths.
 
 Rows come back as plain dicts; ``*_json`` columns are decoded into ``metrics``/``config``/...
+A row whose JSON text is damaged is still listed, with empty values there and a ``problem``
+naming the row and the column.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from rul_core.config import workspace_dir
 from rul_core.errors import RulError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CATALOG_NAME = "catalog.sqlite"
+#: The workspace's folder of model bundles (``<workspace>/bundles``; the app saves there).
+BUNDLES_DIR = "bundles"
 BUSY_TIMEOUT_MS = 30_000
+#: How a catalog that cannot be written is opened, tried in turn: read-only, then immutable
+#: (no ``-shm`` file needed; a ``-wal`` left uncheckpointed by a crash is not read).
+READ_ONLY_MODES = ("mode=ro", "mode=ro&immutable=1")
+#: The oldest schema a read-only catalog may have (it cannot be upgraded): version 3 only
+#: changed how paths are stored, and absolute ones are read as they are.
+OLDEST_READABLE_SCHEMA = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -83,10 +103,6 @@ CREATE TABLE IF NOT EXISTS cross_validations (
 )
 """
 
-#: What takes a catalog from version i to i + 1 (so version 0, a new file, runs them all).
-_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
-assert len(_MIGRATIONS) == SCHEMA_VERSION
-
 _JSON_COLUMNS = {
     "runs_json": "runs",
     "config_json": "config",
@@ -109,14 +125,132 @@ def _unwritable(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _UNWRITABLE
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
+#: The columns of each table that hold a path (stored by :func:`_stored_path`).
+_PATH_COLUMNS = {
+    "datasets": ("path",),
+    "feature_caches": ("path",),
+    "bundles": ("path",),
+    "evaluations": ("bundle_path", "table_path"),
+    "cross_validations": ("path",),
+}
+
+
+def _stored_path(path: str | Path, root: Path) -> str:
+    """How the catalog of the workspace ``root`` (resolved) stores ``path``: relative to
+    ``root`` when inside it (POSIX separators), else absolute; "" stays "" (no file)."""
+    if str(path) == "":
+        return ""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) \
+        else str(resolved)
+
+
+def _absolute_path(stored: str, root: Path) -> str:
+    """The absolute path of a stored path (:func:`_stored_path`) in the workspace ``root``."""
+    return stored if stored == "" or PurePath(stored).is_absolute() else str(root / stored)
+
+
+def _paths_relative(con: sqlite3.Connection, root: Path) -> None:
+    """Version 3: the absolute paths inside the workspace folder become relative to it (a
+    path kept as it was elsewhere, e.g. a second row of the same bundle, stays absolute)."""
+    for table, columns in _PATH_COLUMNS.items():
+        for column in columns:
+            rows = con.execute(f"SELECT id, {column} FROM {table}").fetchall()
+            for row_id, value in rows:
+                if PurePath(value).is_absolute() and PurePath(value).is_relative_to(root):
+                    con.execute(f"UPDATE OR IGNORE {table} SET {column}=? WHERE id=?",
+                                (_stored_path(value, root), row_id))
+
+
+#: What takes a catalog from version i to i + 1 (so version 0, a new file, runs them all):
+#: SQL, or a function of the connection and the workspace folder.
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection, Path], None], ...] = (
+    _SCHEMA_V1, _SCHEMA_V2, _paths_relative)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+#: What each ``*_json`` column must decode to (its value in a row whose text is damaged).
+_JSON_EMPTY: dict[str, dict[str, Any] | list[Any]] = {"runs": [], "config": {}, "metrics": {}}
+
+
+def _describe_row(table: str, row: dict[str, Any]) -> str:
+    """``<table> row id N`` and the row's name or path, for messages about that row."""
+    label = next((str(row[k]) for k in ("name", "path", "bundle_path") if k in row), "")
+    return f"{table} row id {row['id']}" + (f" ({label})" if label else "")
+
+
+def _json_column(value: Any, key: str) -> tuple[Any, str]:
+    """The decoded ``*_json`` column ``key`` and "" or, when its text is not JSON of the
+    expected kind, the kind's empty value and what is wrong."""
+    empty = _JSON_EMPTY[_JSON_COLUMNS[key]]
+    try:
+        decoded = json.loads(value)
+    except (json.JSONDecodeError, TypeError) as exc:
+        return empty, f"column {key}: expected JSON, found {str(value)[:40]!r} ({exc})"
+    if not isinstance(decoded, type(empty)):
+        kind = "an object" if isinstance(empty, dict) else "a list"
+        return empty, f"column {key}: expected {kind}, found {json.dumps(decoded)[:40]}"
+    return decoded, ""
+
+
+def _row(table: str, row: sqlite3.Row, root: Path) -> dict[str, Any]:
+    """A row of ``table`` in the catalog of the workspace ``root`` as a dict: paths absolute,
+    ``*_json`` columns decoded. A column that does not decode is given its empty value and the
+    row a ``problem``: which row and column, and what was found there (one damaged row must
+    not hide the others)."""
     out: dict[str, Any] = {}
+    problems = []
     for key in row.keys():  # noqa: SIM118 (sqlite3.Row has no __iter__ over keys)
         if key in _JSON_COLUMNS:
-            out[_JSON_COLUMNS[key]] = json.loads(row[key])
+            out[_JSON_COLUMNS[key]], problem = _json_column(row[key], key)
+            if problem:
+                problems.append(problem)
+        elif key in _PATH_COLUMNS[table]:
+            out[key] = _absolute_path(row[key], root)
         else:
             out[key] = row[key]
+    if problems:
+        out["problem"] = f"{_describe_row(table, out)}: " + "; ".join(problems)
     return out
+
+
+def _writable(folder: Path, catalog: Path) -> bool:
+    """Whether SQLite can write ``catalog`` in ``folder`` (its journal files are made there);
+    False on read-only media, for root too."""
+    return os.access(folder, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+
+
+def _card_folders(root: Path) -> list[Path]:
+    """The folders under ``root`` holding a bundle card (``card.json``), sorted; hidden
+    folders (a writer's temporaries) and linked folders are not entered."""
+    from rul_core.bundle import CARD_NAME
+
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        if CARD_NAME in files:
+            found.append(Path(folder))
+            subfolders.clear()
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+    return sorted(found)
+
+
+@dataclass
+class Rescan:
+    """What :meth:`Workspace.rescan_bundles` did in ``folder``: the bundles it catalogued, and
+    those it skipped with why."""
+
+    folder: Path
+    added: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per bundle found: ``added <path>`` or ``skipped <path>: <why>``."""
+        return ([f"added {path}" for path in self.added]
+                + [f"skipped {path}: {why}" for path, why in self.skipped])
+
+    def summary(self) -> str:
+        """How many were added and skipped, and where."""
+        return (f"{len(self.added)} bundle(s) added to the catalog, {len(self.skipped)} "
+                f"skipped, of those under {self.folder} it did not list")
 
 
 def workspace_path(path: str | Path | None = None) -> Path:
@@ -126,14 +260,19 @@ def workspace_path(path: str | Path | None = None) -> Path:
 
 
 class Workspace:
-    """A workspace folder and its SQLite catalog (created on first use)."""
+    """A workspace folder and its SQLite catalog (created on first use; opened read-only
+    when it cannot be written, :attr:`read_only_mode` then being the SQLite URI options)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = workspace_path(path)
         self.db_path = self.path / CATALOG_NAME
+        self.read_only_mode = ""
         self.path.mkdir(parents=True, exist_ok=True)
         try:
-            self._init_schema()
+            if self.db_path.is_file() and not _writable(self.path, self.db_path):
+                self._open_read_only()
+            else:
+                self._init_schema()
         except sqlite3.OperationalError as exc:  # the file may be fine: it cannot be written
             if not _unwritable(exc):
                 raise
@@ -144,8 +283,17 @@ class Workspace:
                            "is created") from exc
 
     # -- plumbing ---------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """Whether the catalog was opened read-only (its folder or file cannot be written)."""
+        return bool(self.read_only_mode)
+
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        target: str | Path = self.db_path
+        if self.read_only:
+            target = f"{self.db_path.as_uri()}?{self.read_only_mode}"
+        con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                              uri=self.read_only)
         con.row_factory = sqlite3.Row
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return con
@@ -153,6 +301,8 @@ class Workspace:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One immediate (write-locked) transaction, committed or rolled back."""
+        if self.read_only:
+            raise self._write_error("the workspace folder or catalog is read-only")
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -170,26 +320,41 @@ class Workspace:
         finally:
             con.close()
 
-    def _write_error(self, exc: sqlite3.OperationalError) -> RulError:
+    def _write_error(self, why: object) -> RulError:
         """The user's message for a catalog that cannot be written (read-only, disk full)."""
-        return RulError(f"{self.db_path}: could not write the catalog ({exc}); expected a "
+        return RulError(f"{self.db_path}: could not write the catalog ({why}); expected a "
                         "writable workspace folder with free space")
 
+    def _open_read_only(self) -> None:
+        """Open a catalog that cannot be written with the first of :data:`READ_ONLY_MODES`
+        that reads it; refuse one too old to read as it is (it would need an upgrade)."""
+        for mode in READ_ONLY_MODES:
+            self.read_only_mode = mode
+            try:
+                version = self.schema_version
+                break
+            except sqlite3.OperationalError as exc:
+                if not _unwritable(exc) or mode == READ_ONLY_MODES[-1]:
+                    raise
+        self._check_version(version)
+        if version < OLDEST_READABLE_SCHEMA:
+            raise self._write_error(f"read-only, and its schema version {version} must be "
+                                    f"upgraded to {SCHEMA_VERSION}")
+
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """The rows of the query ``sql`` (of one table, named after FROM) as dicts; a row
+        whose JSON is damaged comes back with a ``problem`` (see :func:`_row`)."""
+        table = sql.split(" FROM ", 1)[1].split()[0]
         con = self._connect()
         try:
             rows = con.execute(sql, params).fetchall()
         finally:
             con.close()
-        out = []
-        for r in rows:
-            try:
-                out.append(_row(r))
-            except (json.JSONDecodeError, TypeError) as exc:
-                where = f"row id {r['id']}" if "id" in r.keys() else "a row"  # noqa: SIM118
-                raise RulError(f"{self.db_path}: {where}: expected JSON in its *_json columns, "
-                               f"found something else ({exc})") from exc
-        return out
+        return [_row(table, r, self.path) for r in rows]
+
+    def _stored(self, path: str | Path) -> str:
+        """``path`` as this catalog stores it (relative inside the workspace folder)."""
+        return _stored_path(path, self.path)
 
     def _of_model(self, table: str, model: str | None) -> list[dict[str, Any]]:
         """Rows of ``table`` (a catalog table with a ``model`` column), of one model when
@@ -220,17 +385,24 @@ class Workspace:
             return
         with self._write() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RulError(
-                    f"{self.db_path}: catalog schema version {version} is newer than this "
-                    f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
-                )
+            self._check_version(version)
             if version < SCHEMA_VERSION:
-                for script in _MIGRATIONS[version:]:
-                    for stmt in script.split(";"):
+                for migration in _MIGRATIONS[version:]:
+                    if callable(migration):
+                        migration(con, self.path)
+                        continue
+                    for stmt in migration.split(";"):
                         if stmt.strip():
                             con.execute(stmt)
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_version(self, version: int) -> None:
+        """Refuse a catalog written by a newer program."""
+        if version > SCHEMA_VERSION:
+            raise RulError(
+                f"{self.db_path}: catalog schema version {version} is newer than this "
+                f"program supports ({SCHEMA_VERSION}); upgrade rul_core"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -257,7 +429,8 @@ class Workspace:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET path=excluded.path, "
                 "layout=excluded.layout, content_hash=excluded.content_hash, "
                 "runs_json=excluded.runs_json, added=excluded.added",
-                (name, str(path), layout, content_hash, json.dumps(runs or []), _now()),
+                (name, self._stored(path), layout, content_hash, json.dumps(runs or []),
+                 _now()),
             )
             return int(con.execute("SELECT id FROM datasets WHERE name=?", (name,)).fetchone()[0])
 
@@ -284,15 +457,16 @@ class Workspace:
         config: dict[str, Any] | None = None,
     ) -> int:
         """Add or update (by path) a feature cache; returns its id."""
+        path = self._stored(path)
         with self._write() as con:
             con.execute(
                 "INSERT INTO feature_caches (path, dataset, config_hash, config_json, created) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
                 "dataset=excluded.dataset, config_hash=excluded.config_hash, "
                 "config_json=excluded.config_json, created=excluded.created",
-                (str(path), dataset, config_hash, json.dumps(config or {}), _now()),
+                (path, dataset, config_hash, json.dumps(config or {}), _now()),
             )
-            row = con.execute("SELECT id FROM feature_caches WHERE path=?", (str(path),))
+            row = con.execute("SELECT id FROM feature_caches WHERE path=?", (path,))
             return int(row.fetchone()[0])
 
     def list_feature_caches(self, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -303,13 +477,14 @@ class Workspace:
 
     def get_feature_cache(self, path: str | Path) -> dict[str, Any] | None:
         """The feature cache at ``path`` or None."""
-        rows = self._read("SELECT * FROM feature_caches WHERE path=?", (str(path),))
+        rows = self._read("SELECT * FROM feature_caches WHERE path=?", (self._stored(path),))
         return rows[0] if rows else None
 
     def remove_feature_cache(self, path: str | Path) -> bool:
         """Delete a feature cache's row; True if one was removed."""
         with self._write() as con:
-            return con.execute("DELETE FROM feature_caches WHERE path=?", (str(path),)).rowcount > 0
+            return con.execute("DELETE FROM feature_caches WHERE path=?",
+                               (self._stored(path),)).rowcount > 0
 
     # -- bundles ----------------------------------------------------------------------
     def add_bundle(
@@ -322,7 +497,7 @@ class Workspace:
         dataset: str = "",
     ) -> int:
         """Add or update (by path) a model bundle; returns its id."""
-        path = str(Path(path).resolve())
+        path = self._stored(path)
         with self._write() as con:
             con.execute(
                 "INSERT INTO bundles (path, model, ablation, preset, dataset, metrics_json, "
@@ -334,18 +509,53 @@ class Workspace:
             )
             return int(con.execute("SELECT id FROM bundles WHERE path=?", (path,)).fetchone()[0])
 
+    @property
+    def bundles_path(self) -> Path:
+        """The workspace's folder of bundles (:data:`BUNDLES_DIR`)."""
+        return self.path / BUNDLES_DIR
+
+    def uncatalogued_bundles(self, folder: str | Path | None = None) -> list[Path]:
+        """The bundle folders (a ``card.json`` in them) under ``folder`` (default:
+        :attr:`bundles_path`) that the catalog does not list; nothing is checked."""
+        known = {row["path"] for row in self.list_bundles()}
+        root = Path(folder) if folder is not None else self.bundles_path
+        return [path for path in _card_folders(root) if str(path.resolve()) not in known]
+
+    def rescan_bundles(self, folder: str | Path | None = None) -> Rescan:
+        """Catalog the bundles under ``folder`` (default: :attr:`bundles_path`) that the
+        catalog does not list, e.g. saved by a process that died before cataloguing them.
+        Each is checked as listings check it (card fields, file names and checksums,
+        :func:`rul_core.bundle.bundle_status`; nothing is loaded or run) and skipped, with
+        why, when it does not check out."""
+        from rul_core.bundle import bundle_status, read_card
+
+        result = Rescan(Path(folder) if folder is not None else self.bundles_path)
+        for path in self.uncatalogued_bundles(result.folder):
+            status = bundle_status(path)
+            if status:
+                result.skipped.append((path, status))
+                continue
+            card = read_card(path)
+            config = card["config"]
+            self.add_bundle(path, model=str(card.get("model", config.get("name", ""))),
+                            ablation=str(card.get("ablation", config.get("ablation", "full"))),
+                            preset=str(card.get("preset", config.get("preset", ""))),
+                            metrics=card.get("metrics", {}))
+            result.added.append(path)
+        return result
+
     def list_bundles(self, model: str | None = None) -> list[dict[str, Any]]:
         """Every bundle (of one model when given), oldest first."""
         return self._of_model("bundles", model)
 
     def get_bundle(self, path: str | Path) -> dict[str, Any] | None:
         """The bundle at ``path`` or None."""
-        rows = self._read("SELECT * FROM bundles WHERE path=?", (str(Path(path).resolve()),))
+        rows = self._read("SELECT * FROM bundles WHERE path=?", (self._stored(path),))
         return rows[0] if rows else None
 
     def remove_bundle(self, path: str | Path) -> bool:
         """Delete a bundle's row and its evaluations' rows (not the files)."""
-        p = str(Path(path).resolve())
+        p = self._stored(path)
         with self._write() as con:
             con.execute("DELETE FROM evaluations WHERE bundle_path=?", (p,))
             return con.execute("DELETE FROM bundles WHERE path=?", (p,)).rowcount > 0
@@ -365,11 +575,11 @@ class Workspace:
                 "INSERT INTO evaluations (bundle_path, dataset, runs_json, metrics_json, "
                 "table_path, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    str(Path(bundle_path).resolve()),
+                    self._stored(bundle_path),
                     dataset,
                     json.dumps(runs or []),
                     json.dumps(metrics or {}),
-                    str(table_path),
+                    self._stored(table_path),
                     _now(),
                 ),
             )
@@ -381,7 +591,7 @@ class Workspace:
             return self._read("SELECT * FROM evaluations ORDER BY id")
         return self._read(
             "SELECT * FROM evaluations WHERE bundle_path=? ORDER BY id",
-            (str(Path(bundle_path).resolve()),),
+            (self._stored(bundle_path),),
         )
 
     def get_evaluation(self, evaluation_id: int) -> dict[str, Any] | None:
@@ -416,7 +626,7 @@ class Workspace:
                 "INSERT INTO cross_validations (path, model, ablation, preset, dataset, "
                 "runs_json, config_json, metrics_json, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (str(Path(path).resolve()), model, ablation, preset, dataset,
+                (self._stored(path), model, ablation, preset, dataset,
                  json.dumps(runs or []), json.dumps(config or {}), json.dumps(metrics or {}),
                  _now()),
             )

@@ -143,3 +143,35 @@ def test_a_target_name_near_the_length_limit_is_written(tmp_path: Path) -> None:
     with atomic.atomic_dir(tmp_path / f"{name}d") as d:
         (d / "card.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == [name, f"{name}d"]
+
+
+def test_write_new_dir_names_a_complete_folder_only(tmp_path: Path) -> None:
+    """write_new_dir: the folder appears under its name only once filled, takes the next free
+    name (never replacing another writer's folder), leaves nothing when filling fails, and
+    sweeps the temporaries a killed writer left."""
+    import os
+    import tempfile
+    import time
+
+    def fill(folder: Path) -> None:
+        assert folder.parent == tmp_path and folder.name.startswith(".incoming.")
+        assert not (tmp_path / "cv").exists() or (tmp_path / "cv" / "a.csv").is_file()
+        (folder / "a.csv").write_text("x")
+
+    old = time.time() - 2 * 86400
+    dead = Path(tempfile.mkdtemp(prefix=".incoming.", suffix=".tmp", dir=tmp_path))
+    (dead / "a.csv").write_text("half")
+    for p in (dead / "a.csv", dead):
+        os.utime(p, (old, old))
+    assert atomic.write_new_dir(tmp_path, "cv", fill) == tmp_path / "cv"
+    assert atomic.write_new_dir(tmp_path, "cv", fill) == tmp_path / "cv-2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv", "cv-2"]  # the dead one swept
+
+    def crash(folder: Path) -> None:
+        (folder / "a.csv").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic.write_new_dir(tmp_path, "cv", crash)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv", "cv-2"]
+    assert (tmp_path / "cv" / "a.csv").read_text() == "x"

@@ -471,6 +471,16 @@ def test_crossval_refuses_an_out_that_is_a_file_before_training(
     assert capsys.readouterr().err == (
         f"error: crossval: --out {notes}: is a file; expected a folder for the result files\n")
     assert notes.read_text() == "keep"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    rc = main(["crossval", "--model", "carle", "--ablation", "carl", "--data",
+               str(DEMO / "data"), "--epochs", "1", "--folds", "2", "--out", str(mine),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine}: holds 'thesis.tex', not only cross-validation results; refusing to "
+        "replace it (name a new or empty folder)\n")
 
 
 def test_a_warning_repeated_by_every_run_prints_once(tmp_path: Path) -> None:
@@ -495,3 +505,54 @@ def test_listing_models_creates_no_catalog(tmp_path: Path, capsys: pytest.Captur
     assert not (tmp_path / "ws").exists()
     assert capsys.readouterr().out.strip() == (
         f"no model bundles: no workspace catalog at {tmp_path / 'ws' / 'catalog.sqlite'} yet")
+
+
+def test_models_lists_past_a_damaged_catalog_row(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """One catalog row with damaged JSON made `models` end in an error, listing nothing: the
+    rows are listed, and a warning names the damaged row and column."""
+    import sqlite3
+
+    ws = Workspace(tmp_path / "ws")
+    bid = ws.add_bundle(tmp_path / "a", "carle", metrics={"val_rmse": 0.5})
+    ws.add_bundle(tmp_path / "b", "carle", metrics={"val_rmse": 0.25})
+    with sqlite3.connect(ws.db_path) as con:
+        con.execute("UPDATE bundles SET metrics_json='{' WHERE id=?", (bid,))
+    assert main(["models", "--workspace", str(tmp_path / "ws")]) == 0
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'a'} (missing)" in captured.out
+    assert "\t0.25\t" in captured.out and f"{tmp_path / 'b'} (missing)" in captured.out
+    assert captured.err.startswith(f"warning: {ws.db_path}: bundles row id {bid} "
+                                   f"({tmp_path / 'a'}): column metrics_json: expected JSON")
+
+
+def test_models_rescan_catalogs_uncatalogued_bundles(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle saved by a process killed before cataloguing it was in no listing, and
+    nothing put it back: `models` points at it, `models --rescan` checks and adds it (a
+    damaged one is skipped, with why), also where no catalog existed yet."""
+    import shutil
+
+    ws_dir = tmp_path / "ws"
+    shutil.copytree(DEMO / "model", ws_dir / "bundles" / "lost")
+    shutil.copytree(DEMO / "model", ws_dir / "bundles" / "broken")
+    (ws_dir / "bundles" / "broken" / "model.keras").write_bytes(b"not a model")
+    assert main(["models", "--workspace", str(ws_dir), "--rescan"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
+        f"added {ws_dir / 'bundles' / 'lost'}",
+        f"skipped {ws_dir / 'bundles' / 'broken'}: damaged: model.keras: SHA-256 differs from "
+        "the card (file modified or card tampered with)",
+        f"1 bundle(s) added to the catalog, 1 skipped, of those under {ws_dir / 'bundles'} it "
+        "did not list"]
+    assert any(line.startswith("1\tcarle\tcarl\tquick\t") and
+               line.endswith(str(ws_dir / "bundles" / "lost")) for line in out)
+    assert main(["models", "--workspace", str(ws_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"note: 1 bundle folder(s) under {ws_dir / 'bundles'} are not in "
+                            "the catalog (e.g. a save interrupted before cataloguing it); "
+                            "'models --rescan' checks and adds them\n")
+    elsewhere = tmp_path / "saved" / "other"
+    shutil.copytree(DEMO / "model", elsewhere)
+    assert main(["models", "--workspace", str(ws_dir), "--rescan", str(tmp_path / "saved")]) == 0
+    assert capsys.readouterr().out.startswith(f"added {elsewhere}\n")

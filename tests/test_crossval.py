@@ -150,6 +150,49 @@ def test_record_saves_into_new_folders_and_catalogs(result, tmp_path: Path) -> N
     assert rows[0]["metrics"] == pytest.approx(result.summary())
 
 
+def test_a_crash_while_recording_leaves_nothing_half_written(
+    result, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that died mid-save left a folder of some of the files (uncatalogued, and an
+    earlier result at ``out`` half overwritten): the files are written into a temporary folder
+    that takes its name only once complete."""
+    from rul_core import crossval
+    from rul_core.crossval import load, record
+    from rul_core.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    out = record(result, ws, out=tmp_path / "cv")
+    before = (out / "windows.csv").read_bytes()
+
+    def dies_half_way(self, folder):  # type: ignore[no-untyped-def]
+        (Path(folder) / "windows.csv").write_text("fold\n1\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(crossval.CrossValidation, "save", dies_half_way)
+    for target in (None, out):
+        with pytest.raises(OSError, match="No space left"):
+            record(result, ws, out=target)
+    assert [p.name for p in (ws.path / "crossval").iterdir()] == []
+    assert (out / "windows.csv").read_bytes() == before and sorted(
+        p.name for p in tmp_path.iterdir()) == ["cv", "ws"]
+    monkeypatch.undo()
+    assert load(out).summary() == pytest.approx(result.summary())
+    assert [r["path"] for r in ws.list_cross_validations()] == [str(out)]
+
+
+def test_record_never_replaces_a_folder_of_other_files(result, tmp_path: Path) -> None:
+    from rul_core.crossval import record
+    from rul_core.workspace import Workspace
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(InputError, match=r"holds 'thesis\.tex', not only cross-validation "
+                                         "results; refusing to replace it"):
+        record(result, Workspace(tmp_path / "ws"), out=mine)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
 def test_settings_are_plain_json(runs: list) -> None:
     """Widget values arrive as numpy scalars; the saved settings hold plain numbers, and a
     noise augmentation its fields."""

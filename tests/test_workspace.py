@@ -80,7 +80,7 @@ def test_a_version_1_catalog_is_upgraded_in_place(tmp_path: Path) -> None:
     con.commit()
     con.close()
     ws = Workspace(tmp_path)
-    assert ws.schema_version == SCHEMA_VERSION == 2
+    assert ws.schema_version == SCHEMA_VERSION == 3
     assert [b["path"] for b in ws.list_bundles()] == ["/b"]
     ws.add_cross_validation(tmp_path / "cv", model="carle")
     assert len(ws.list_cross_validations()) == 1
@@ -130,13 +130,34 @@ def test_a_damaged_catalog_is_named(tmp_path: Path) -> None:
     with pytest.raises(RulError, match=f"{CATALOG_NAME}: expected the workspace's SQLite "
                                        "catalog.*move it aside"):
         Workspace(tmp_path)
-    other = tmp_path / "w2"
-    ws = Workspace(other)
-    bid = ws.add_bundle(other / "b", "carle", metrics={"rmse": 0.1})
-    with sqlite3.connect(other / CATALOG_NAME) as con:
+
+
+def test_a_row_with_damaged_json_is_listed_with_its_problem(tmp_path: Path) -> None:
+    """One catalog row whose JSON text was damaged made every listing raise: the other rows
+    are listed, and that one too, with empty values and a problem naming row and column."""
+    ws = Workspace(tmp_path)
+    ws.add_bundle(tmp_path / "a", "carle", metrics={"rmse": 0.1})
+    bid = ws.add_bundle(tmp_path / "b", "carle", metrics={"rmse": 0.2})
+    ws.add_bundle(tmp_path / "c", "carle", metrics={"rmse": 0.3})
+    ws.add_dataset("femto", "/d", runs=["B1"])
+    ws.add_cross_validation(tmp_path / "cv", "carle", metrics={"rmse": 0.4})
+    with sqlite3.connect(tmp_path / CATALOG_NAME) as con:
         con.execute("UPDATE bundles SET metrics_json='{broken' WHERE id=?", (bid,))
-    with pytest.raises(RulError, match=f"row id {bid}: expected JSON"):
-        ws.list_bundles()
+        con.execute("UPDATE datasets SET runs_json='{}'")  # JSON, but not a list
+        con.execute("UPDATE cross_validations SET config_json='', metrics_json='[1'")
+    rows = ws.list_bundles()
+    assert [r["metrics"] for r in rows] == [{"rmse": 0.1}, {}, {"rmse": 0.3}]
+    assert "problem" not in rows[0] and "problem" not in rows[2]
+    assert rows[1]["problem"].startswith(
+        f"bundles row id {bid} ({tmp_path / 'b'}): column metrics_json: expected JSON, found "
+        "'{broken'")
+    (dataset,) = ws.list_datasets()
+    assert dataset["runs"] == [] and dataset["problem"] == (
+        "datasets row id 1 (femto): column runs_json: expected a list, found {}")
+    (cv,) = ws.list_cross_validations()
+    assert cv["config"] == cv["metrics"] == {}
+    assert "column config_json: expected JSON, found ''" in cv["problem"]
+    assert "; column metrics_json: expected JSON, found '[1'" in cv["problem"]
 
 
 def test_a_read_only_workspace_is_not_called_damaged(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -203,3 +224,209 @@ def test_opening_and_listing_wait_for_no_writer(tmp_path: Path, monkeypatch) -> 
         writer.execute("ROLLBACK")
         writer.close()
     assert [r["model"] for r in rows] == ["carle"]
+
+
+def _fill(ws: Workspace, outside: Path) -> None:
+    """A bundle, an evaluation with its table, a feature cache and a cross-validation inside
+    ``ws``'s folder, and a bundle and a dataset outside it."""
+    for folder in ("bundles/a", "crossval/cv", "cache/c"):
+        (ws.path / folder).mkdir(parents=True)
+    outside.mkdir()
+    ws.add_bundle(ws.path / "bundles" / "a", "carle")
+    ws.add_bundle(outside, "rc_lstm")
+    ws.add_evaluation(ws.path / "bundles" / "a", table_path=ws.path / "eval.csv")
+    ws.add_feature_cache(ws.path / "cache" / "c")
+    ws.add_dataset("femto", outside)
+    ws.add_cross_validation(ws.path / "crossval" / "cv", "carle")
+
+
+def _check_moved(ws: Workspace, outside: Path) -> None:
+    """Every path of :func:`_fill` found in ``ws``'s (new) folder, the outside ones as they
+    were."""
+    bundles = ws.list_bundles()
+    assert [b["path"] for b in bundles] == [str(ws.path / "bundles" / "a"), str(outside)]
+    assert all(Path(b["path"]).is_dir() for b in bundles)
+    (evaluation,) = ws.list_evaluations(ws.path / "bundles" / "a")
+    assert evaluation["table_path"] == str(ws.path / "eval.csv")
+    assert ws.get_feature_cache(ws.path / "cache" / "c") is not None
+    assert ws.get_dataset("femto")["path"] == str(outside)
+    assert Path(ws.list_cross_validations()[0]["path"]) == ws.path / "crossval" / "cv"
+    assert ws.remove_bundle(ws.path / "bundles" / "a") and ws.list_evaluations() == []
+
+
+def test_a_moved_workspace_finds_its_bundles(tmp_path: Path) -> None:
+    """The catalog stored absolute paths: a workspace folder moved (or copied) elsewhere
+    listed every bundle as missing. Paths inside it are stored relative to it."""
+    ws = Workspace(tmp_path / "ws")
+    _fill(ws, tmp_path / "elsewhere")
+    with sqlite3.connect(ws.db_path) as con:
+        stored = {r[0] for r in con.execute("SELECT path FROM bundles")}
+    assert stored == {"bundles/a", str(tmp_path / "elsewhere")}
+    (tmp_path / "ws").rename(tmp_path / "moved")
+    _check_moved(Workspace(tmp_path / "moved"), tmp_path / "elsewhere")
+
+
+def test_a_version_2_catalog_gets_relative_paths(tmp_path: Path) -> None:
+    """A catalog written with absolute paths is upgraded: the paths inside the workspace
+    become relative, so it too survives a move."""
+    import rul_core.workspace as wsmod
+
+    ws = Workspace(tmp_path / "ws")
+    _fill(ws, tmp_path / "elsewhere")
+    with sqlite3.connect(ws.db_path) as con:  # as version 2 stored them
+        for table, columns in wsmod._PATH_COLUMNS.items():
+            for column in columns:
+                con.execute(f"UPDATE {table} SET {column}=? || '/' || {column} "
+                            f"WHERE {column} NOT LIKE '/%' AND {column} != ''", (str(ws.path),))
+        con.execute("PRAGMA user_version = 2")
+    assert Workspace(tmp_path / "ws").schema_version == SCHEMA_VERSION
+    (tmp_path / "ws").rename(tmp_path / "moved")
+    _check_moved(Workspace(tmp_path / "moved"), tmp_path / "elsewhere")
+
+
+def test_a_read_only_workspace_is_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """A workspace that cannot be written is opened read-only (SQLite's URI ``mode=ro``, else
+    ``immutable=1``): listing works, a write says the catalog cannot be written. (The folder
+    is made to look read-only here; the next test makes it so.)"""
+    import rul_core.workspace as wsmod
+
+    Workspace(tmp_path).add_bundle(tmp_path / "b", "carle")
+    monkeypatch.setattr(wsmod, "_writable", lambda folder, catalog: False)
+    real_connect = sqlite3.connect
+
+    def no_shm(target: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        """As SQLite answers in a folder where it cannot make the ``-shm`` file."""
+        if kwargs.get("uri") and "immutable=1" not in str(target):
+            exc = sqlite3.OperationalError("attempt to write a readonly database")
+            exc.sqlite_errorcode = sqlite3.SQLITE_READONLY_DIRECTORY  # type: ignore[attr-defined]
+            raise exc
+        return real_connect(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    for mode in wsmod.READ_ONLY_MODES:
+        ws = Workspace(tmp_path)
+        assert ws.read_only and ws.read_only_mode == mode
+        assert [b["path"] for b in ws.list_bundles()] == [str(tmp_path / "b")]
+        with pytest.raises(RulError, match=f"{CATALOG_NAME}: could not write the catalog "
+                                           r"\(the workspace folder or catalog is read-only\)"):
+            ws.add_bundle(tmp_path / "c", "carle")
+        monkeypatch.setattr(sqlite3, "connect", no_shm)  # mode=ro fails: immutable next
+    monkeypatch.undo()
+    assert [b["model"] for b in Workspace(tmp_path).list_bundles()] == ["carle"]
+
+
+def _runs_as(python: str, user: int | None) -> bool:
+    """Whether ``python`` starts as ``user`` (None: this one)."""
+    import subprocess
+
+    try:
+        return subprocess.run([python, "-c", "import sqlite3"], user=user, capture_output=True,
+                              check=False, timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
+_LIST_READ_ONLY = """
+import sys
+from rul_core.errors import RulError
+from rul_core.workspace import Workspace
+ws = Workspace(sys.argv[1])
+print(ws.read_only_mode, [b["model"] for b in ws.list_bundles()])
+try:
+    ws.add_bundle(sys.argv[1] + "/new", "carle")
+except RulError as exc:
+    print(exc)
+"""
+
+
+def test_a_workspace_on_read_only_media_is_listed(tmp_path: Path) -> None:
+    """The catalog is WAL, whose readers need a ``-shm`` file beside it: in a folder that
+    cannot be written opening it failed, so nothing could be listed. Run as a user without
+    write access (root writes anywhere: then as nobody, in a child process)."""
+    import os
+    import stat
+    import subprocess
+    import sys
+    import tempfile
+
+    import rul_core
+
+    root = os.geteuid() == 0
+    pythons = [sys.executable, "/usr/bin/python3"] if root else [sys.executable]
+    user = 65534 if root else None
+    runs = [p for p in pythons if _runs_as(p, user)]
+    if not runs:
+        pytest.skip("no Python this test can run as an unprivileged user")
+    folder = Path(tempfile.mkdtemp(dir=tmp_path if not root else None))
+    try:
+        os.chmod(folder, 0o755)
+        ws = Workspace(folder / "ws")
+        ws.add_bundle(ws.path / "b", "carle")
+        assert sorted(p.name for p in ws.path.iterdir()) == [CATALOG_NAME]  # no -shm, -wal
+        os.chmod(ws.db_path, 0o444)
+        os.chmod(ws.path, 0o555)
+        env = {"PYTHONPATH": str(Path(rul_core.__file__).parents[1]), "PATH": os.defpath}
+        proc = subprocess.run([runs[0], "-c", _LIST_READ_ONLY, str(ws.path)], user=user,
+                              env=env, capture_output=True, text=True, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        opened, message = proc.stdout.splitlines()
+        mode, listing = opened.split(" ", 1)
+        assert mode == "mode=ro&immutable=1" and listing == "['carle']"  # no -shm: immutable
+        assert message.startswith(f"{ws.db_path}: could not write the catalog (the workspace "
+                                  "folder or catalog is read-only)")
+    finally:
+        os.chmod(folder / "ws", stat.S_IRWXU)
+        import shutil
+
+        shutil.rmtree(folder)
+
+
+DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model"
+
+
+def test_rescan_catalogs_the_bundles_a_crash_left_out(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that died between saving a bundle and cataloguing it left a bundle no list
+    showed. A rescan catalogs the sound ones (checked, never loaded) and says why it skipped
+    the others; hidden temporaries and folders without a card are not bundles."""
+    import json
+    import shutil
+
+    import rul_core.bundle as bd
+
+    ws = Workspace(tmp_path / "ws")
+    bundles = ws.bundles_path
+    assert bundles == ws.path / "bundles"
+    for name in ("known", "good", "nested/deep", "tampered", "pickled", ".good.abcdefgh.tmp"):
+        shutil.copytree(DEMO_BUNDLE, bundles / name)
+    (bundles / "notes").mkdir()
+    ws.add_bundle(bundles / "known", "carle")
+    with open(bundles / "tampered" / "model.keras", "r+b") as fh:
+        fh.truncate(500)
+    (bundles / "pickled" / "evil.pkl").write_bytes(b"cos\nsystem\n")
+    monkeypatch.setattr(bd, "load_bundle", lambda path: pytest.fail("a rescan loaded a model"))
+
+    assert ws.uncatalogued_bundles() == [bundles / n for n in ("good", "nested/deep", "pickled",
+                                                              "tampered")]
+    found = ws.rescan_bundles()
+    assert found.folder == bundles and found.added == [bundles / "good", bundles / "nested/deep"]
+    assert found.skipped == [
+        (bundles / "pickled", "damaged: evil.pkl: unexpected file in a model bundle (only "
+         "card.json, card.md, *.keras and forest.skops are allowed; pickles and other "
+         "executable formats are refused)"),
+        (bundles / "tampered", "damaged: model.keras: SHA-256 differs from the card (file "
+         "modified or card tampered with)")]
+    assert found.lines()[0] == f"added {bundles / 'good'}"
+    assert found.lines()[2].startswith(f"skipped {bundles / 'pickled'}: damaged: ")
+    assert found.summary() == (f"2 bundle(s) added to the catalog, 2 skipped, of those under "
+                               f"{bundles} it did not list")
+    card = json.loads((DEMO_BUNDLE / "card.json").read_text())
+    rows = {Path(r["path"]).name: r for r in ws.list_bundles()}
+    assert sorted(rows) == ["deep", "good", "known"]
+    assert (rows["good"]["model"], rows["good"]["ablation"], rows["good"]["preset"],
+            rows["good"]["metrics"]) == (card["model"], card["ablation"], card["preset"],
+                                         card["metrics"])
+    again = ws.rescan_bundles()
+    assert again.added == [] and [p for p, _ in again.skipped] == [bundles / "pickled",
+                                                                   bundles / "tampered"]
+    assert ws.rescan_bundles(tmp_path / "nowhere").lines() == []

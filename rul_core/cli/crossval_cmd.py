@@ -37,7 +37,7 @@ from rul_core.errors import RulError
 def cmd_crossval(args: argparse.Namespace) -> int:
     """Cross-validate each ablation over bearings, print the tables (several ablations: also
     side by side), save and catalog each result."""
-    from rul_core.crossval import cross_validate, record
+    from rul_core.crossval import check_result_folder, cross_validate, record
     from rul_core.evaluation import ablation_table
 
     ws = _workspace(args)
@@ -53,6 +53,9 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
             raise RulError(f"crossval: --out {args.out}: is a file; expected a folder for the "
                            "result files")
+        if args.out:  # before training, not after
+            for ablation in args.ablation:
+                check_result_folder(_out_folder(args, ablation))
         ds = _load(args.data, args.layout, ws, progress)
         runs = _select(ds, args.runs, "runs")
         configs = {a: model_config(args, ds.layout, ablation=a) for a in args.ablation}
@@ -82,12 +85,19 @@ def cmd_crossval(args: argparse.Namespace) -> int:
                          "the challenge's cuts, and at 13 cuts over 50-98 % of life)",
                          result.replay)
         print("\nsummary: " + ", ".join(f"{k} {v:.4g}" for k, v in result.summary().items()))
-        out = Path(args.out) / ablation if args.out and several else args.out
-        print(f"written to {record(result, ws, dataset=ds.name, out=out)}")
+        print(f"written to {record(result, ws, dataset=ds.name, out=_out_folder(args, ablation))}")
     if several:
         _print_table("out-of-fold metrics side by side (the papers' ablation table)",
                      ablation_table({a: r.evaluation for a, r in results.items()}))
     return 0
+
+
+def _out_folder(args: argparse.Namespace, ablation: str) -> Path | None:
+    """Where ``ablation``'s result is saved: ``--out`` (its subfolder ``ablation`` when
+    several ablations run), or None for a new folder in the workspace."""
+    if not args.out:
+        return None
+    return Path(args.out) / ablation if len(set(args.ablation)) > 1 else Path(args.out)
 
 
 def _overall(progress: Any) -> Any:

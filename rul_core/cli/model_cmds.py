@@ -384,17 +384,44 @@ def _bundle_mark(path: str) -> str:
     return f" ({status})" if status else ""
 
 
+def _warn_damaged_rows(rows: list[dict[str, Any]], catalog: Path) -> None:
+    """One warning on stderr per catalog row whose JSON is damaged (it is listed anyway)."""
+    for r in rows:
+        if r.get("problem"):
+            print(f"warning: {catalog}: {r['problem']}", file=sys.stderr)
+
+
+def _rescan(ws: Any, folder: str) -> None:
+    """``models --rescan``: catalog the bundles the catalog does not list, saying what was
+    added and what was skipped and why."""
+    found = ws.rescan_bundles(folder or None)
+    for line in found.lines():
+        print(line)
+    print(found.summary() + "\n")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """List the bundles (marking those gone or damaged) and the cross-validations in the
-    workspace catalog (listing creates nothing: no catalog yet, nothing saved)."""
+    workspace catalog (listing creates nothing: no catalog yet, nothing saved); ``--rescan``
+    first catalogs the bundles it does not list."""
     from rul_core.workspace import CATALOG_NAME, workspace_path
 
+    rescan = getattr(args, "rescan", None)
     catalog = workspace_path(args.workspace or None) / CATALOG_NAME
-    if not catalog.is_file():
+    if not catalog.is_file() and rescan is None:
         print(f"no model bundles: no workspace catalog at {catalog} yet")
         return 0
     ws = _workspace(args)
+    if rescan is not None:
+        _rescan(ws, rescan)
+    else:
+        unlisted = ws.uncatalogued_bundles()
+        if unlisted:
+            print(f"note: {len(unlisted)} bundle folder(s) under {ws.bundles_path} are not in "
+                  "the catalog (e.g. a save interrupted before cataloguing it); 'models "
+                  "--rescan' checks and adds them", file=sys.stderr)
     rows = ws.list_bundles(args.model_filter)
+    _warn_damaged_rows(rows, ws.db_path)
     if not rows:
         print(f"no model bundles in {ws.db_path}")
     else:
@@ -404,6 +431,7 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{_metric(r['metrics'], 'val_rmse')}\t{r['created']}\t{r['path']}"
               f"{_bundle_mark(r['path'])}")
     cvs = ws.list_cross_validations(args.model_filter)
+    _warn_damaged_rows(cvs, ws.db_path)
     if cvs:
         print("\ncross-validations (out-of-fold scores)")
         print("id\tmodel\tablation\tpreset\tdataset\tbearings\trmse\tgrid_proxy\tcreated\tpath")
@@ -589,5 +617,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model bundles and cross-validations in the "
                        "workspace catalog")
     p.add_argument("--model", dest="model_filter", default=None, choices=MODEL_NAMES)
+    p.add_argument("--rescan", nargs="?", const="", default=None, metavar="FOLDER",
+                   help="first catalog the bundle folders under FOLDER (default: the "
+                        "workspace's bundles folder) that the catalog does not list, after "
+                        "checking their cards and checksums (nothing is loaded); prints what "
+                        "was added and what was skipped and why")
     _common(p)
     p.set_defaults(func=cmd_models)
