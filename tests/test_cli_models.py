@@ -61,7 +61,8 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
 
     assert main(["models", *common]) == 0
     listing = capsys.readouterr().out
-    assert "carle\tfull\tquick" in listing and str(bundle.resolve()) in listing
+    assert any(line.split()[1:4] == ["carle", "full", "quick"] for line in listing.splitlines())
+    assert str(bundle.resolve()) in listing
 
     run_dir = data / "Learning_set" / "Bearing1_3"
     assert main(["predict", "--model", str(bundle), "--run", str(run_dir), "--upto", "3",
@@ -521,9 +522,34 @@ def test_models_lists_past_a_damaged_catalog_row(tmp_path: Path,
     assert main(["models", "--workspace", str(tmp_path / "ws")]) == 0
     captured = capsys.readouterr()
     assert f"{tmp_path / 'a'} (missing)" in captured.out
-    assert "\t0.25\t" in captured.out and f"{tmp_path / 'b'} (missing)" in captured.out
+    assert any("0.25" in line.split() for line in captured.out.splitlines())
+    assert f"{tmp_path / 'b'} (missing)" in captured.out
     assert captured.err.startswith(f"warning: {ws.db_path}: bundles row id {bid} "
                                    f"({tmp_path / 'a'}): column metrics_json: expected JSON")
+
+
+def test_models_columns_line_up_and_tsv_is_for_scripts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The listing was tab-separated: with names of different lengths its columns did not
+    line up. Aligned now (numbers right-aligned); --tsv keeps the tab-separated form."""
+    ws = Workspace(tmp_path / "ws")
+    ws.add_bundle(tmp_path / "a", "rc_lstm", ablation="full", preset="quick",
+                  metrics={"val_rmse": 0.25})
+    ws.add_bundle(tmp_path / "bb", "carle", ablation="carl", preset="paper",
+                  metrics={"val_rmse": 0.125})
+    assert main(["models", "--workspace", str(tmp_path / "ws")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "model", "ablation", "preset", "dataset", "val_rmse",
+                                "created", "path"]
+    assert "\t" not in "".join(lines)
+    rows = lines[2:4]
+    assert len({line.index(str(tmp_path)) for line in rows}) == 1  # paths start together
+    assert len({line.index("0.25") + 4 for line in rows if "0.25" in line}
+               | {line.index("0.125") + 5 for line in rows if "0.125" in line}) == 1
+    assert main(["models", "--workspace", str(tmp_path / "ws"), "--tsv"]) == 0
+    tsv = capsys.readouterr().out.splitlines()
+    assert tsv[0] == "id\tmodel\tablation\tpreset\tdataset\tval_rmse\tcreated\tpath"
+    assert tsv[1].split("\t")[1:6] == ["rc_lstm", "full", "quick", "", "0.25"]
 
 
 def test_models_rescan_catalogs_uncatalogued_bundles(tmp_path: Path,
@@ -545,7 +571,7 @@ def test_models_rescan_catalogs_uncatalogued_bundles(tmp_path: Path,
         "the card (file modified or card tampered with)",
         f"1 bundle(s) added to the catalog, 1 skipped, of those under {ws_dir / 'bundles'} it "
         "did not list"]
-    assert any(line.startswith("1\tcarle\tcarl\tquick\t") and
+    assert any(line.split()[:4] == ["1", "carle", "carl", "quick"] and
                line.endswith(str(ws_dir / "bundles" / "lost")) for line in out)
     assert main(["models", "--workspace", str(ws_dir)]) == 0
     captured = capsys.readouterr()

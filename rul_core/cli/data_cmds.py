@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rul_core import config
+from rul_core.cli.tables import text_table
 from rul_core.data.loader import LAYOUTS, is_problem, left_out_lines, load_dataset
 from rul_core.data.run import Dataset
 from rul_core.errors import ArchiveError, LayoutError
@@ -81,14 +82,7 @@ def _run_table(dataset: Dataset) -> list[str]:
          _duration(float(run.timestamps[-1]) if run.n_snapshots else 0.0))
         for run in dataset.runs
     ]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return " ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-    top = line(header)
-    return [top, "-" * len(top), *(line(r) for r in rows)]
+    return text_table(header, rows, right=range(3, len(header)), gap=" ")
 
 
 def print_left_out(dataset: Dataset) -> None:

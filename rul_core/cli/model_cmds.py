@@ -425,22 +425,36 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no model bundles in {ws.db_path}")
     else:
-        print("id\tmodel\tablation\tpreset\tdataset\tval_rmse\tcreated\tpath")
-    for r in rows:
-        print(f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
-              f"{_metric(r['metrics'], 'val_rmse')}\t{r['created']}\t{r['path']}"
-              f"{_bundle_mark(r['path'])}")
+        _print_listing(("id", "model", "ablation", "preset", "dataset", "val_rmse", "created",
+                        "path"),
+                       [(str(r["id"]), r["model"], r["ablation"], r["preset"], r["dataset"],
+                         _metric(r["metrics"], "val_rmse"), r["created"],
+                         r["path"] + _bundle_mark(r["path"])) for r in rows], args.tsv)
     cvs = ws.list_cross_validations(args.model_filter)
     _warn_damaged_rows(cvs, ws.db_path)
     if cvs:
         print("\ncross-validations (out-of-fold scores)")
-        print("id\tmodel\tablation\tpreset\tdataset\tbearings\trmse\tgrid_proxy\tcreated\tpath")
-    for r in cvs:
-        print(f"{r['id']}\t{r['model']}\t{r['ablation']}\t{r['preset']}\t{r['dataset']}\t"
-              f"{len(r['runs'])}\t{_metric(r['metrics'], 'rmse')}\t"
-              f"{_metric(r['metrics'], 'grid_proxy')}\t{r['created']}\t{r['path']}"
-              f"{_missing(r['path'])}")
+        _print_listing(("id", "model", "ablation", "preset", "dataset", "bearings", "rmse",
+                        "grid_proxy", "created", "path"),
+                       [(str(r["id"]), r["model"], r["ablation"], r["preset"], r["dataset"],
+                         str(len(r["runs"])), _metric(r["metrics"], "rmse"),
+                         _metric(r["metrics"], "grid_proxy"), r["created"],
+                         r["path"] + _missing(r["path"])) for r in cvs], args.tsv)
     return 0
+
+
+def _print_listing(header: tuple[str, ...], rows: list[tuple[str, ...]], tsv: bool) -> None:
+    """A catalog listing: aligned columns (numbers right-aligned), or tab-separated for
+    scripts (``--tsv``)."""
+    from rul_core.cli.tables import text_table
+
+    if tsv:
+        for cells in (header, *rows):
+            print("\t".join(cells))
+        return
+    numeric = {i for i, name in enumerate(header)
+               if name in ("id", "val_rmse", "bearings", "rmse", "grid_proxy")}
+    print("\n".join(text_table(header, rows, right=numeric)))
 
 
 # --------------------------------------------------------------------------------------
@@ -622,5 +636,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "workspace's bundles folder) that the catalog does not list, after "
                         "checking their cards and checksums (nothing is loaded); prints what "
                         "was added and what was skipped and why")
+    p.add_argument("--tsv", action="store_true",
+                   help="tab-separated columns for scripts (default: aligned for reading)")
     _common(p)
     p.set_defaults(func=cmd_models)
