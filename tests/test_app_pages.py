@@ -210,6 +210,22 @@ def test_train_quick_model_in_background(demo_assets):
     assert any("Saved to" in s.value for s in at.success)
 
 
+def test_load_tab_finds_a_bundle_missing_from_the_catalog(demo_assets):
+    """A bundle saved into the workspace by a process killed before cataloguing it was in no
+    list on the Load tab; the rescan button checks it and adds it to the picker."""
+    import shutil
+
+    name = f"lost-{time.time_ns()}"
+    folder = ui_state.bundles_dir() / name
+    shutil.copytree(demo_assets / "model", folder)
+    at = _app("pages/3_Train.py")
+    assert not any(name in option for option in at.selectbox(key="bundle_pick").options)
+    at.button(key="bundle_rescan").click().run()
+    _no_exceptions(at)
+    assert any("1 bundle(s) added to the catalog" in s.value for s in at.success)
+    assert any(str(folder) in option for option in at.selectbox(key="bundle_pick").options)
+
+
 def test_train_challenge_settings_fill_the_form(demo_assets):
     from rul_core.phm2012 import CHALLENGE_TRAINING
 
