@@ -11,6 +11,7 @@ from rul_core import ui_state
 from rul_core.app_ui import (
     HOME,
     PAGES,
+    keep_keras_state,
     keep_widget_state,
     quiet_repeated_warnings,
     sidebar_status,
@@ -60,6 +61,7 @@ def home() -> None:
 st.set_page_config(page_title="Bearing RUL workbench", page_icon="⚙️",  # no web-font fetch
                    layout="wide")
 quiet_repeated_warnings()
+keep_keras_state()
 
 home_page = st.Page(home, title=HOME.title, icon=HOME.icon, default=True, url_path="home")
 pages = [home_page] + [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES]

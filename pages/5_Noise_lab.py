@@ -45,8 +45,8 @@ def _noisy(sig, noise=noise, snap=snap):
 
 
 clean = app_ui.window_view(app_ui.run_key(run), snap, win, skey, run, normaliser, settings)
-noisy = app_ui.guarded(views.window_view, run, snap, win, normaliser, settings,
-                       noise=_noisy if noise is not None else None, context="noisy window")
+noisy = clean if noise is None else app_ui.guarded(
+    views.window_view, run, snap, win, normaliser, settings, noise=_noisy, context="noisy window")
 if noisy is None:
     st.stop()
 ch = run.channel_names
@@ -79,12 +79,15 @@ if not models:
     st.info("No model yet: train one on the Train page or load a bundle there.")
     st.stop()
 rows = []
+run_hash = app_ui.run_key(run)
 for label, trained in models.items():
-    model_noise = noise  # applied by the model's own pipeline, on its own normalisation
-    clean_p = app_ui.guarded(views.window_prediction, trained, run, snap, win,
-                             context=f"predict {label}")
-    noisy_p = app_ui.guarded(views.window_prediction, trained, run, snap, win, model_noise,
-                             context=f"predict {label} with noise")
+    key = app_ui.model_key(label, trained)
+    # the noise is applied by the model's own pipeline, on its own normalisation
+    clean_p = app_ui.guarded(app_ui.window_prediction, key, run_hash, snap, win, "", trained,
+                             run, context=f"predict {label}")
+    noisy_p = (clean_p if noise is None else app_ui.guarded(
+        app_ui.window_prediction, key, run_hash, snap, win, repr(noise), trained, run, noise,
+        context=f"predict {label} with noise"))
     if clean_p and noisy_p:
         rows.append({"model": label, "clean RUL": clean_p["mean"], "noisy RUL": noisy_p["mean"],
                      "change": noisy_p["mean"] - clean_p["mean"],

@@ -69,7 +69,7 @@ bg_runs = [dataset.run(n) for n in train_names] or [run]
 if not train_names:
     st.caption(f"The model's training bearings are not in this dataset; background windows "
                f"come from {run.name}.")
-model_key = f"{label}|{trained.created}"
+model_key = app_ui.model_key(label, trained)
 tf_channels = trained.config.resolved().get("tf_channels")
 
 

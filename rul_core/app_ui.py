@@ -64,9 +64,11 @@ def header(title: str) -> None:
     """Page title plus its one-line description (the sidebar's status is drawn by
     ``app.py`` before the page runs). Keeps the widget values of other pages first
     (:func:`keep_widget_state`); quiets repeated warnings (:func:`quiet_repeated_warnings`).
-    Both also run in ``app.py``, which a page can run without."""
+    Both also run in ``app.py``, which a page can run without; so does
+    :func:`keep_keras_state`."""
     keep_widget_state()
     quiet_repeated_warnings()
+    keep_keras_state()
     info = page_info(title)
     st.title(title)
     st.caption(info.description)
@@ -138,6 +140,31 @@ def _in_fragment_rerun() -> bool:
 
     ctx = get_script_run_ctx()
     return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def keep_keras_state() -> None:
+    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every script run
+    (``script_runner._clean_problem_modules``, meant for apps that build a model in each
+    run). This app builds none in the server (training runs in a child process; bundles are
+    loaded once into a cache), so each clear only cost a full garbage collection (about
+    0.6 s on 2 cores once TensorFlow is loaded) and emptied TensorFlow's kernel cache,
+    between every click and the next rerun. Matplotlib figures are still closed as before.
+    Idempotent; does nothing on a Streamlit without that hook."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    clean = getattr(script_runner, "_clean_problem_modules", None)
+    if clean is None or getattr(clean, "_keeps_keras", False):
+        return
+
+    def _clean_matplotlib_only() -> None:
+        import sys
+
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close("all")
+
+    _clean_matplotlib_only._keeps_keras = True  # type: ignore[attr-defined]
+    script_runner._clean_problem_modules = _clean_matplotlib_only
 
 
 def quiet_repeated_warnings() -> None:
@@ -388,6 +415,26 @@ def window_view(run_hash: str, snapshot: int, window: int, settings_key: str, _r
     from rul_core import views
 
     return views.window_view(_run, snapshot, window, _normaliser, _settings)
+
+
+def model_key(label: str, trained: Any) -> str:
+    """A cache key of a session model: its label and when it was trained (a model trained or
+    loaded again under the same label is another model)."""
+    return f"{label}|{getattr(trained, 'created', '')}"
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def window_prediction(key: str, run_hash: str, snapshot: int, window: int, noise_key: str,
+                      _trained: Any, _run: Any, _noise: Any = None) -> dict[str, float]:
+    """:func:`rul_core.views.window_prediction` of one window, cached on the model's
+    :func:`model_key`, the run's content hash, the window and ``noise_key`` (the noise
+    recipe's repr; "" for none): the Noise lab predicts every model on the clean and the
+    noisy window on every rerun, and the clean ones do not change with the noise. The
+    prediction is deterministic (MC-dropout samples are seeded), so a cached one is the same
+    numbers."""
+    from rul_core import views
+
+    return views.window_prediction(_trained, _run, snapshot, window, _noise)
 
 
 def view_context(run: Any) -> tuple[Any, Any, str]:

@@ -444,6 +444,67 @@ def test_noise_lab_window_and_sweep(demo_assets):
     assert sweep["rank_correlation"].between(-1, 1).all()  # the demo bearing wears: finite
 
 
+def test_noise_lab_predictions_are_cached_and_the_same(demo_assets, monkeypatch):
+    """The Noise lab predicts every model on the clean and the noisy window through a cache
+    (app_ui.window_prediction): the same numbers as predicting directly; a new severity
+    predicts only the noisy windows again, and going back predicts nothing."""
+    from rul_core import app_ui, views
+
+    real = views.window_prediction
+    calls = []
+
+    def counting(trained, run, snapshot, window, noise=None):
+        calls.append(noise)
+        return real(trained, run, snapshot, window, noise)
+
+    app_ui.window_prediction.clear()
+    monkeypatch.setattr(views, "window_prediction", counting)
+    at = _app("pages/5_Noise_lab.py")
+    at.selectbox(key="noise_kind").set_value("gaussian").run()
+    at.number_input(key="noise_window").set_value(5).run()
+    _no_exceptions(at)
+    models = at.session_state["models"]
+    assert calls[-2:] == [None, calls[-1]] and calls[-1] is not None  # clean, noisy
+    calls.clear()
+    at.run()
+    assert calls == []  # a rerun predicts nothing again
+    at.slider(key="noise_severity").set_value(2.0).run()
+    assert len(calls) == len(models) and all(n is not None for n in calls)  # the noisy ones
+    at.slider(key="noise_severity").set_value(1.0).run()
+    at.slider(key="noise_severity").set_value(0.0).run()  # clean: the cached clean ones
+    at.slider(key="noise_severity").set_value(2.0).run()
+    _no_exceptions(at)
+    assert len(calls) == len(models)
+    change = at.dataframe[1].value
+    from rul_core.data import load_dataset
+    from rul_core.signal.noise import NoiseModel
+
+    dataset = load_dataset(at.session_state["dataset_source"]["path"])
+    bearing = dataset.run(at.session_state["selected_run"])
+    per_snapshot = views.n_windows(bearing, views.ViewSettings.for_run(bearing))
+    snap, win = divmod(5, per_snapshot)
+    for label, trained in models.items():
+        clean = real(trained, bearing, snap, win)
+        noisy = real(trained, bearing, snap, win, NoiseModel("gaussian", 2.0, 0))
+        assert change.loc[label, "clean RUL"] == clean["mean"]
+        assert change.loc[label, "noisy RUL"] == noisy["mean"]
+
+
+def test_streamlit_keeps_the_keras_session_between_runs(demo_assets, monkeypatch):
+    """Streamlit's clear of the Keras session after every run (a full garbage collection
+    each time) is switched off by the app; closing matplotlib figures is kept."""
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    at = _app("pages/1_Data.py")
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(a))
+    at.run()
+    _no_exceptions(at)
+    script_runner._clean_problem_modules()
+    assert cleared == []
+
+
 def _explain_with_few_samples(at, button: str = "explain_go", lime_seeds: int = 2) -> None:
     """Press an Explain button with LIME and SHAP at test-sized sample counts."""
     at.number_input(key="explain_lime_n").set_value(60).run()
