@@ -15,6 +15,7 @@ from rul_core.app_ui import (
     keep_widget_state,
     quiet_repeated_warnings,
     sidebar_status,
+    warm_up_keras,
 )
 
 
@@ -62,6 +63,7 @@ st.set_page_config(page_title="Bearing RUL workbench", page_icon="⚙️",  # no
                    layout="wide")
 quiet_repeated_warnings()
 keep_keras_state()
+warm_up_keras()
 
 home_page = st.Page(home, title=HOME.title, icon=HOME.icon, default=True, url_path="home")
 pages = [home_page] + [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES]

@@ -7,6 +7,8 @@ Pages stay thin: they lay out widgets and call these helpers plus ``rul_core`` f
 from __future__ import annotations
 
 import importlib
+import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,6 +142,21 @@ def _in_fragment_rerun() -> bool:
 
     ctx = get_script_run_ctx()
     return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+_KERAS_WARM_UP = threading.Lock()
+
+
+def warm_up_keras() -> None:
+    """Import Keras in a background thread, once per server process, while the analyst is on
+    the first pages: the first model page (Train, Evaluate, Noise lab, Explain) otherwise waits
+    for the import (4 s on 2 cores). A page that needs Keras sooner simply waits for the
+    import under way (Python's import lock)."""
+    if "keras" in sys.modules or not _KERAS_WARM_UP.acquire(blocking=False):
+        return  # imported, or a warm-up was started (the lock is never released)
+
+    threading.Thread(target=importlib.import_module, args=("keras",), name="keras-warm-up",
+                     daemon=True).start()
 
 
 def keep_keras_state() -> None:

@@ -505,6 +505,27 @@ def test_streamlit_keeps_the_keras_session_between_runs(demo_assets, monkeypatch
     assert cleared == []
 
 
+def test_keras_is_imported_in_the_background_once():
+    """The first model page waited 4 s for the Keras import; app.py now starts it in a
+    background thread, once per process, while the first pages are drawn."""
+    import subprocess
+    import sys
+
+    code = ("import sys, threading\n"
+            "from rul_core import app_ui\n"
+            "assert 'keras' not in sys.modules\n"
+            "app_ui.warm_up_keras(); app_ui.warm_up_keras()\n"
+            "warm = [t for t in threading.enumerate() if t.name == 'keras-warm-up']\n"
+            "assert len(warm) == 1, warm\n"
+            "warm[0].join(120)\n"
+            "assert 'keras' in sys.modules\n"
+            "app_ui.warm_up_keras()\n"
+            "assert not [t for t in threading.enumerate() if t.name == 'keras-warm-up']\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=180, cwd=APP_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def _explain_with_few_samples(at, button: str = "explain_go", lime_seeds: int = 2) -> None:
     """Press an Explain button with LIME and SHAP at test-sized sample counts."""
     at.number_input(key="explain_lime_n").set_value(60).run()

@@ -4,6 +4,7 @@ plot helpers' known answers."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -61,6 +62,21 @@ def test_log_frequency_axis_is_labelled_in_hertz():
     assert list(axis.ticktext) == ["9", "10", "20", "30", "40", "50", "60", "70"]
     wide = plots.scalogram_figure(np.ones((3, 4)), np.array([100.0, 1500.0, 12_000.0]), 25600.0)
     assert list(wide.layout.yaxis.ticktext) == ["100", "200", "500", "1k", "2k", "5k", "10k"]
+
+
+def test_scalogram_is_sent_as_float32_rows_in_frequency_order():
+    """The scalogram's values go to the browser as float32 (half the figure JSON) and sorted
+    by ascending frequency with their rows, the values unchanged to float32 precision."""
+    rng = np.random.default_rng(0)
+    power = rng.random((30, 1000))
+    freqs = np.geomspace(90.0, 10.0, 30)  # pywt's scales run from high to low frequency
+    fig = plots.scalogram_figure(power, freqs, 25600.0)
+    heat = fig.data[0]
+    assert heat.z.dtype == np.float32
+    np.testing.assert_array_equal(heat.y, freqs[::-1])
+    np.testing.assert_allclose(heat.z, power[::-1], rtol=1e-7)
+    sent = json.loads(fig.to_json())["data"][0]["z"]
+    assert sent["dtype"] == "f4" and len(sent["bdata"]) == 4 * power.size * 4 // 3
 
 
 def test_normalise_attributions_same_scale():
