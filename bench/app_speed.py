@@ -6,12 +6,13 @@ interaction per page, timed in a real headless Chromium against ``streamlit run 
                               [--out bench/results/app_speed.md]
 
 A step's time runs from the click (sidebar link, slider key press, option, button) until
-Streamlit has finished the script run it started (the app's ``data-test-script-state``
-went ``running`` and back to ``notRunning``, and stayed so for 0.5 s; then 1 s pause before
-the next step, as an analyst would) and the page's known
-elements are present (its title; its plotly charts mounted). *cold*: the first visit of the
-page in a fresh server (empty caches, first imports); *warm*: the median of the next
-``--repeats`` visits.
+the server has sent the ``script_finished`` message of the run it started (read off the app's
+websocket; no further run began within 0.5 s) and the page's known elements are present (its
+title; its plotly charts mounted); then a 1 s pause before the next step, as an analyst
+would. (Watching the page's ``data-test-script-state`` attribute instead missed fast runs:
+the browser can render ``running`` and ``notRunning`` in one frame, and the wait hung.)
+*cold*: the first visit of the page in a fresh server (empty caches, first imports); *warm*:
+the median of the next ``--repeats`` visits.
 
 ``--real PATH`` repeats the pages on a real FEMTO bearing folder (e.g.
 ``/work/shared/data/real/femto/Learning_set/Bearing3_1``), loaded through the Data page's
@@ -40,28 +41,25 @@ from app_support import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 PAGES = ("Data", "Representations", "Train", "Evaluate", "Noise lab", "Explain", "Report")
 STATE = "document.querySelector('[data-testid=\"stApp\"]')"
 
-# Records every change of the app's script state with its time (performance.now()).
-OBSERVE = f"""() => {{
-  const app = {STATE};
-  if (!app || app.__observed) return;
-  app.__observed = true;
-  window.__states = window.__states || [];
-  new MutationObserver(() => window.__states.push(
-      [performance.now(), app.getAttribute('data-test-script-state')]))
-    .observe(app, {{attributes: true, attributeFilter: ['data-test-script-state']}});
-}}"""
-
-# True (returns the time) once a run started after t0 has finished and the page is ready.
-DONE = f"""([t0, title, charts]) => {{
-  const s = (window.__states || []).filter(e => e[0] >= t0);
-  const i = s.findIndex(e => e[1] === 'running');
-  if (i < 0 || {STATE}.getAttribute('data-test-script-state') !== 'notRunning') return false;
+# True once the page shows its title and charts and the app is not running a script.
+READY = f"""([title, charts]) => {{
+  if ({STATE}?.getAttribute('data-test-script-state') !== 'notRunning') return false;
   const h1 = document.querySelector('[data-testid="stMain"] h1');
   if (!h1 || !h1.innerText.includes(title)) return false;
-  if (document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot').length < charts)
-    return false;
-  return performance.now();
+  return document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot').length >= charts;
 }}"""
+
+
+def message_kind(payload: bytes | str) -> str | None:
+    """The type of a Streamlit websocket message (``new_session`` starts a run,
+    ``script_finished`` ends it), None for text frames."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    if isinstance(payload, str):
+        return None
+    msg = ForwardMsg()
+    msg.ParseFromString(payload)
+    return msg.WhichOneof("type")
 
 
 def machine() -> str:
@@ -86,38 +84,49 @@ class Timer:
         self.page = page
         self.dataset = dataset
         self.rows: list[dict] = []
+        self.messages: list[tuple[float, str]] = []  # (perf_counter, kind) of run messages
+        page.on("websocket", lambda ws: ws.on("framereceived", self._received))
+
+    def _received(self, payload: bytes | str) -> None:
+        kind = message_kind(payload)
+        if kind in ("new_session", "script_finished"):
+            self.messages.append((time.perf_counter(), kind))
+
+    def _seen(self, kind: str, after: float) -> bool:
+        return any(t > after and k == kind for t, k in self.messages)
 
     def step(self, title: str, action: str, do: Callable[[], None], charts: int = 0,
-             timeout_s: float = 600.0, keep: bool = True) -> float:
+             timeout_s: float = 300.0, keep: bool = True) -> float:
         """Run ``do`` (one click or key press) and time until the run it starts is done."""
-        page = self.page
-        page.evaluate(OBSERVE)
-        t0 = page.evaluate("performance.now()")
+        t0 = time.perf_counter()
         do()
-        end = self._wait(t0, title, charts, timeout_s)
+        end = self._wait(t0, title, action, charts, timeout_s)
         while True:  # settled: no run started within 0.5 s after the last one ended
-            page.wait_for_timeout(500)
-            again = page.evaluate("(t) => (window.__states || []).some("
-                                  "e => e[0] > t && e[1] === 'running')", end)
-            if not again:
+            self.page.wait_for_timeout(500)
+            if not self._seen("new_session", end):
                 break
-            end = self._wait(end, title, charts, timeout_s)
-        seconds = (end - t0) / 1000.0
+            end = self._wait(end, title, action, charts, timeout_s)
+        seconds = end - t0
         if keep:
             self.rows.append({"dataset": self.dataset, "page": title, "action": action,
                               "seconds": round(seconds, 2)})
         print(f"{self.dataset:>6} | {title:<16} | {action:<40} | {seconds:7.2f} s", flush=True)
-        page.wait_for_timeout(1000)  # an analyst's pause before the next click
+        self.page.wait_for_timeout(1000)  # an analyst's pause before the next click
         return seconds
 
-    def _wait(self, t0: float, title: str, charts: int, timeout_s: float) -> float:
-        handle = self.page.wait_for_function(DONE, arg=[t0, title, charts], polling="raf",
-                                             timeout=timeout_s * 1000)
-        return float(handle.json_value())
+    def _wait(self, t0: float, title: str, action: str, charts: int, timeout_s: float) -> float:
+        """The time at which a run that finished after ``t0`` has its page ready."""
+        deadline = t0 + timeout_s
+        while time.perf_counter() < deadline:
+            if self._seen("script_finished", t0) and self.page.evaluate(READY, [title, charts]):
+                return time.perf_counter()
+            self.page.wait_for_timeout(20)  # lets Playwright deliver the websocket events
+        raise TimeoutError(f"{self.dataset} | {title} | {action}: no finished run with the "
+                           f"page ready after {timeout_s:.0f} s")
 
     # ------------------------------------------------------------------ actions
 
-    def goto(self, title: str, action: str, charts: int = 0, timeout_s: float = 600.0,
+    def goto(self, title: str, action: str, charts: int = 0, timeout_s: float = 300.0,
              keep: bool = True) -> float:
         link = (self.page.get_by_test_id("stSidebar")
                 .get_by_role("link", name=title, exact=True))
@@ -134,7 +143,7 @@ class Timer:
         return self.step(title, action, lambda: thumb.press("ArrowRight"), charts)
 
     def select(self, title: str, label: str, option: str, action: str, charts: int = 0,
-               nth: int = 0, timeout_s: float = 600.0) -> float:
+               nth: int = 0, timeout_s: float = 300.0) -> float:
         box = self.page.get_by_test_id("stSelectbox").filter(has_text=label).nth(nth)
         box.get_by_role("combobox").click()
         self.page.keyboard.type(option)  # filters the options to this one
@@ -143,7 +152,7 @@ class Timer:
                          timeout_s)
 
     def multiselect_add(self, title: str, label: str, option: str, action: str,
-                        charts: int = 0, timeout_s: float = 600.0) -> float:
+                        charts: int = 0, timeout_s: float = 300.0) -> float:
         box = self.page.get_by_test_id("stMultiSelect").filter(has_text=label).first
         box.click()
         opt = self.page.get_by_role("option", name=option, exact=True)
@@ -165,7 +174,7 @@ class Timer:
         return self.step(title, action, set_value, charts)
 
     def button(self, title: str, name: str, action: str, charts: int = 0,
-               timeout_s: float = 600.0) -> float:
+               timeout_s: float = 300.0) -> float:
         btn = self.page.get_by_role("button", name=name)
         return self.step(title, action, btn.click, charts, timeout_s)
 
