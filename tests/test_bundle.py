@@ -405,7 +405,8 @@ def test_catalog_listings_mark_missing_and_damaged_bundles(
         "damaged: model.keras: SHA-256 differs from the card (file modified or card tampered "
         "with)")
 
-    cmd_models(argparse.Namespace(workspace=str(tmp_path / "ws"), model_filter=None))
+    cmd_models(argparse.Namespace(workspace=str(tmp_path / "ws"), model_filter=None,
+                                  rescan=None, tsv=True))
     lines = {line.rsplit("\t", 1)[-1] for line in capsys.readouterr().out.splitlines()[1:]}
     assert f"{tmp_path / 'good'}" in lines
     assert f"{tmp_path / 'gone'} (missing)" in lines

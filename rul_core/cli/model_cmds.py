@@ -406,7 +406,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     first catalogs the bundles it does not list."""
     from rul_core.workspace import CATALOG_NAME, workspace_path
 
-    rescan = getattr(args, "rescan", None)
+    rescan = args.rescan
     catalog = workspace_path(args.workspace or None) / CATALOG_NAME
     if not catalog.is_file() and rescan is None:
         print(f"no model bundles: no workspace catalog at {catalog} yet")
