@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rul_core.config import ArchiveLimits
-from rul_core.data import load_dataset
+from rul_core.data import is_problem, load_dataset
 from rul_core.data.archives import extract_archive
 from rul_core.errors import ArchiveError
 
@@ -125,6 +125,62 @@ def test_corrupt_archives(tmp_path: Path) -> None:
         truncated.write_bytes(good.read_bytes()[:cut])
         with pytest.raises(ArchiveError, match=r"corrupt|expected 20000 bytes"):
             load_dataset(truncated)
+
+
+def _femto_zip(path: Path, root: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(root.rglob("*.csv")):
+            zf.write(f, f.relative_to(root.parent))
+    return path
+
+
+def test_a_corrupt_zip_member_is_skipped_and_the_rest_loads(tmp_path: Path,
+                                                            synth_femto: Path) -> None:
+    """One member failing its CRC rejected the whole upload; now that file is reported, with
+    the member and the damage, and the others load. A bundle upload (no ``damaged`` list)
+    is still refused whole."""
+    archive = _femto_zip(tmp_path / "femto.zip", synth_femto)
+    with zipfile.ZipFile(archive) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith("acc_00002.csv"))
+    raw = bytearray(archive.read_bytes())
+    name_len, extra_len = (int.from_bytes(raw[info.header_offset + k:info.header_offset + k + 2],
+                                          "little") for k in (26, 28))
+    start = info.header_offset + 30 + name_len + extra_len
+    for k in range(start + 5, start + info.compress_size - 5, 7):  # damage the member's data
+        raw[k] ^= 0x5A
+    archive.write_bytes(bytes(raw))
+    ds = load_dataset(archive)
+    direct = load_dataset(synth_femto)
+    assert ds.run_names == direct.run_names
+    bad = [s for s in ds.report.skipped if info.filename in s.path]
+    assert len(bad) == 1 and is_problem(bad[0])
+    assert bad[0].reason.startswith(f"{archive}!/{info.filename}: expected readable data, "
+                                    "found a corrupt member")
+    run = ds.run(info.filename.split("/")[2])
+    assert run.n_snapshots == direct.run(run.name).n_snapshots - 1
+    with pytest.raises(ArchiveError, match=r"acc_00002\.csv'.*corrupt member"):
+        extract_archive(archive, tmp_path / "out")
+
+
+def test_a_tarball_cut_short_loads_what_came_before(tmp_path: Path, synth_femto: Path) -> None:
+    """A download cut short lost every bearing: the members before the cut now load and the
+    cut is reported, naming the member where it happened."""
+    tpath = tmp_path / "femto.tar"
+    with tarfile.open(tpath, "w") as tf:  # uncompressed: the cut falls at a known member
+        for f in sorted(synth_femto.rglob("*.csv")):
+            tf.add(f, arcname=str(f.relative_to(synth_femto.parent)))
+    with tarfile.open(tpath) as tf:
+        members = tf.getmembers()
+    cut_at = members[len(members) // 2]
+    tpath.write_bytes(tpath.read_bytes()[:cut_at.offset_data + cut_at.size // 2])
+    ds = load_dataset(tpath)
+    (cut,) = [s for s in ds.report.skipped if "cut short" in s.reason]
+    before = {f"{tpath}!/{m.name}" for m in members[:len(members) // 2]}
+    assert set(ds.report.used) | {s.path for s in ds.report.skipped if s is not cut} == before
+    assert cut.path == f"{tpath}!/{cut_at.name}" and is_problem(cut)
+    assert f"the {len(members) // 2} member(s) before were extracted" in cut.reason
+    with pytest.raises(ArchiveError, match="corrupt"):
+        extract_archive(tpath, tmp_path / "out")
 
 
 def test_a_tarball_of_dot_loads(tmp_path: Path, synth_femto: Path) -> None:

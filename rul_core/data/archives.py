@@ -11,7 +11,11 @@ streaming (headers can lie):
   each member larger than 1 MiB, against zip bombs;
 - duplicates: a member that would overwrite an earlier one is refused.
 
-Any violation or damage raises :class:`ArchiveError` naming the archive and the member.
+Any violation raises :class:`ArchiveError` naming the archive and the member. Damaged data
+(a zip member failing its CRC or decompression, a tarball cut short or corrupt part-way) raises
+too, unless the caller passes a ``damaged`` list: then that member (for a tarball, the rest of
+the stream, which cannot be read past the damage) is left out and recorded there as
+``(member, reason)``, and the rest is extracted; an archive yielding no file still raises.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ from rul_core.errors import ArchiveError
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 RATIO_MIN_MEMBER_BYTES = 1024**2
 CHUNK = 1024**2
+#: What a damaged member's data raises while it is read (not the safety checks).
+_DATA_ERRORS = (zipfile.BadZipFile, tarfile.TarError, zlib.error, OSError, EOFError, ValueError,
+                NotImplementedError)
+Damaged = list[tuple[str, str]]
 
 
 def is_archive(path: str | Path) -> bool:
@@ -141,7 +149,8 @@ def _write_member(
                            f"its header says, found {written}")
 
 
-def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
+def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits,
+                 damaged: Damaged | None = None) -> None:
     budget = _Budget(archive, limits)
     try:
         zf = zipfile.ZipFile(archive)
@@ -179,14 +188,22 @@ def _extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
                     _write_member(source, target, info.filename, info.file_size, budget)
             except ArchiveError:
                 raise
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
-                    NotImplementedError) as exc:
-                raise ArchiveError(f"{archive}: member {info.filename!r}: expected readable "
-                                   f"data, found a corrupt member ({exc})") from None
+            except _DATA_ERRORS as exc:
+                why = f"expected readable data, found a corrupt member ({exc})"
+                if damaged is None:
+                    raise ArchiveError(f"{archive}: member {info.filename!r}: {why}") from None
+                target.unlink(missing_ok=True)
+                damaged.append((info.filename, why))
+        if damaged and len(damaged) == sum(not i.is_dir() for i in infos):
+            raise ArchiveError(f"{archive}: expected at least one readable member, found every "
+                               f"one corrupt (first: {damaged[0][0]!r}: {damaged[0][1]})")
 
 
-def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
+def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits,
+                 damaged: Damaged | None = None) -> None:
     budget = _Budget(archive, limits)
+    written = 0  # complete files
+    current: tuple[str, Path] | None = None  # the member being written
     try:
         tf = tarfile.open(archive, mode="r|*")  # noqa: SIM115 - streaming: one pass, headers checked first
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
@@ -213,39 +230,52 @@ def _extract_tar(archive: Path, dest: Path, limits: ArchiveLimits) -> None:
                 if source is None:
                     raise ArchiveError(f"{archive}: member {member.name!r}: expected file data, "
                                        f"found none")
+                current = (member.name, target)
                 _write_member(source, target, member.name, member.size, budget)
+                current = None
+                written += 1
         if budget.members == 0:
             raise ArchiveError(f"{archive}: expected at least one member, found an empty or "
                                f"truncated (corrupt) archive")
     except ArchiveError:
         raise
-    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
-        raise ArchiveError(f"{archive}: expected a valid tar archive, found a corrupt one "
-                           f"({exc})") from None
+    except _DATA_ERRORS as exc:
+        if damaged is None or written == 0:
+            raise ArchiveError(f"{archive}: expected a valid tar archive, found a corrupt one "
+                               f"({exc})") from None
+        name = "the rest of the archive"
+        if current is not None:
+            current[1].unlink(missing_ok=True)
+            name = current[0]
+        damaged.append((name, f"expected a complete tar archive, found it corrupt or cut short "
+                              f"here ({exc}); the {written} member(s) before were extracted, "
+                              f"none after could be read"))
 
 
-def extract_archive(archive: str | Path, dest: str | Path, limits: ArchiveLimits | None = None)\
-        -> Path:
-    """Extract ``archive`` into the existing folder ``dest`` with every check; returns dest."""
+def extract_archive(archive: str | Path, dest: str | Path, limits: ArchiveLimits | None = None,
+                    damaged: Damaged | None = None) -> Path:
+    """Extract ``archive`` into the existing folder ``dest`` with every check; returns dest.
+    ``damaged``: collect damaged members there instead of raising (see the module doc)."""
     archive = Path(archive)
     dest = Path(dest)
     limits = limits or ArchiveLimits()
     name = archive.name.lower()
     if name.endswith(".zip"):
-        _extract_zip(archive, dest, limits)
+        _extract_zip(archive, dest, limits, damaged)
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
-        _extract_tar(archive, dest, limits)
+        _extract_tar(archive, dest, limits, damaged)
     else:
         raise ArchiveError(f"{archive}: expected a .zip, .tar.gz, .tgz or .tar archive")
     return dest
 
 
 @contextmanager
-def extracted(archive: str | Path, limits: ArchiveLimits | None = None) -> Iterator[Path]:
+def extracted(archive: str | Path, limits: ArchiveLimits | None = None,
+              damaged: Damaged | None = None) -> Iterator[Path]:
     """Extract into a fresh temporary folder, yield it, and remove it afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="rul_archive_"))
     try:
-        extract_archive(archive, tmp, limits)
+        extract_archive(archive, tmp, limits, damaged)
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

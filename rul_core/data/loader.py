@@ -178,11 +178,14 @@ def load_dataset(
     if source.is_dir():
         return _load_folder(source, source, layout, options, cache_dir, progress, cancel)
     if is_archive(source):
-        with extracted(source, limits) as tmp:
+        damaged: list[tuple[str, str]] = []
+        with extracted(source, limits, damaged) as tmp:
             dataset = _load_folder(
                 tmp, source, layout, options, cache_dir, progress, cancel, archive_stem(source)
             )
             _rebase(dataset, str(tmp), f"{source}!")
+        for member, why in damaged:  # the rest of the archive loaded without them
+            dataset.report.skip(f"{source}!/{member}", f"{source}!/{member}: {why}")
         return dataset
     if source.exists():
         raise LayoutError(
