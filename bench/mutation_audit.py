@@ -51,7 +51,8 @@ PACKAGE = "rul_core"
 MODULES: dict[str, tuple[str, ...]] = {
     "metrics": ("tests/test_metrics.py",),
     # remaining_time's hand values sit with the PHM 2012 tests (a fast test, no training)
-    "labels": ("tests/test_labels.py", "tests/test_phm2012.py::test_remaining_time_hand_values"),
+    "labels": ("tests/test_labels.py", "tests/test_phm2012.py::test_remaining_time_hand_values",
+               "tests/test_phm2012.py::test_remaining_time_edges_by_hand"),
     "signal/raster": ("tests/test_signal_raster.py",),
     "signal/features": ("tests/test_signal_features.py", "tests/test_signal_cwt.py"),
     "signal/cwt": ("tests/test_signal_features.py", "tests/test_signal_cwt.py"),
