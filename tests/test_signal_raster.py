@@ -91,11 +91,14 @@ def test_levels_follow_the_spec_row_rule() -> None:
 def test_levels_do_not_depend_on_the_float_type() -> None:
     """With rows = 100 (not a power of two) float32(0.44) = 0.43999999761... is level 43,
     floor(100 x) of the value, as the same value held in float64; float32 arithmetic would
-    round 100 x up to 44."""
+    round 100 x up to 44. Likewise rows = 127 = 2**7 - 1: float32(82/127) lies just below
+    82/127, level 81."""
     x32 = np.array([0.44, 0.5], dtype=np.float32)
     assert amplitude_levels(x32, rows=100).tolist() == [43, 50]
     assert amplitude_levels(x32.astype(np.float64), rows=100).tolist() == [43, 50]
     assert amplitude_levels(np.array([0.44, 0.5]), rows=100).tolist() == [44, 50]
+    assert amplitude_levels(np.array([82 / 127], dtype=np.float32), rows=127).tolist() == [81]
+    assert amplitude_levels(np.array([82 / 127]), rows=127).tolist() == [82]
 
 
 def test_column_runs_by_hand_and_rows_limits() -> None:
