@@ -21,7 +21,7 @@ broke), *survived* (all tests passed) or *timeout*. Survivors known to be equiva
 input can tell them apart from the original) are listed in :data:`EQUIVALENT` with the
 reason; any other survivor is a gap in the tests.
 
-    python bench/mutation_audit.py                      # every module, ~10-15 minutes on 2 cores
+    python bench/mutation_audit.py                      # every module, ~20 minutes on 2 cores
     python bench/mutation_audit.py --module metrics --module signal/raster --max-mutants 30
     python bench/mutation_audit.py --list               # print the mutants, run nothing
 
@@ -61,8 +61,117 @@ MODULES: dict[str, tuple[str, ...]] = {
     "signal/windows": ("tests/test_signal_misc.py",),
 }
 
+_ZERO_SEVERITY = ("adds severity 0 times a draw: the same values (up to the sign of a zero); "
+                  "only a generator passed in by the caller advances")
+_EXACT_DRAW = ("differs only when a uniform draw equals the threshold exactly "
+               "(probability 2**-53 per sample)")
+_FFT_SIZE = ("any circular convolution size >= 2N - 1 holds the whole linear convolution; "
+             "the taps beyond 2N - 1 are zeros")
+_THREADS = "scipy.fft's thread count: the same transforms"
+_BATCH = "batch size of a loop over windows: the same values per window"
+
 #: surviving mutants that no input can distinguish from the original, by :attr:`Mutant.key`
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "metrics::score::d < 0 -> d <= 0": "at d = 0 both branches give expm1(0) = 0",
+    "metrics::phm2012_accuracy::er <= 0 -> er < 0": "at Er = 0 both branches give exp(0) = 1",
+    "labels::health_indicator::m2 > 0 -> m2 >= 0":
+        "a constant snapshot then gets m4 / 1**2 = 0 / 1 = 0, the sentinel itself",
+    "labels::health_indicator::np.where(m2 > 0, m2, 1.0) -> np.where(m2 > 0, m2, 2.0)":
+        "the stand-in divisor is used only where m2 = m4 = 0 (0 / 4 = 0, no warning), and "
+        "that branch is discarded",
+    "labels::detect_knee::trend.size < k -> trend.size <= k":
+        "with N = k the only run starts at snapshot 0, inside the healthy stretch, which is "
+        "never outside: None either way",
+    "signal/raster::<module>::64 -> 65": "_CHUNK: " + _BATCH,
+    "signal/raster::amplitude_levels::not np.issubdtype(x.dtype, np.floating) -> "
+    "np.issubdtype(x.dtype, np.floating)":
+        "float input then always goes to float64, exact like float32 for the power-of-two "
+        "rows that skip the conversion; integer input is clipped to float64 anyway",
+    "signal/raster::amplitude_levels::int(rows) - 1 -> int(rows) - 2":
+        "for rows >= 2, rows & (rows - 2) is 0 exactly when rows is a power of two, as "
+        "rows & (rows - 1)",
+    "signal/raster::amplitude_levels::np.clip(x, 0.0, 1.0) -> np.clip(x, 0.0, 2.0)":
+        "any x >= 1 gives floor(rows x) >= rows, capped at rows - 1 by the next line",
+    "signal/raster::_runs_general::d < 0 -> d <= 0":
+        "the sign only multiplies offsets that are 0 when d = 0",
+    "signal/raster::_runs_general::d < 0 -> d < 1":
+        "d is an integer (d < 1 is d <= 0); the sign only multiplies offsets that are 0 "
+        "when d = 0",
+    "signal/raster::_runs_general::s + 1 -> s + 2":
+        "the extra relative column c = s + 1 is computed but never read (only [..., :s] and "
+        "[..., s])",
+    "signal/raster::_runs_general::a >= s -> a > s":
+        "at a = s (45 degrees) both the shallow and the steep formula light row i = c",
+    **{f"signal/raster::_runs_general::s:-1:s -> s:-2:s{n}":
+       "for spacing s >= 2 (the only spacings here) stop -1 and -2 both exclude the last "
+       "column (L-1)s and include (L-2)s" for n in ("", "#2", "#3", "#4")},
+    "signal/raster::imr_pair_counts::np.full((n, 1), -1, dtype=np.int16) -> "
+    "np.full((n, 1), 1, dtype=np.int16)":
+        "the pad column's lo = rows lies above every level, so it is empty whatever its hi",
+    "signal/raster::imr_pair_counts::np.full((n, 1), -1, dtype=np.int16) -> "
+    "np.full((n, 1), -2, dtype=np.int16)":
+        "the pad column's lo = rows lies above every level, so it is empty whatever its hi",
+    "signal/features::histogram_entropy::first - 0.5 -> first - 1.5":
+        "a constant window has every sample in one bin whatever the padded range: entropy 0",
+    "signal/features::histogram_entropy::last + 0.5 -> last + 1.5":
+        "a constant window has every sample in one bin whatever the padded range: entropy 0",
+    "signal/features::histogram_entropy::idx[idx == bins] -= 1 -> idx[idx == bins] -= 2":
+        "the maximum then sits at bins - 2 (or -1 for one bin) and the bump "
+        "(x >= edges[idx + 1]) moves it to the last bin",
+    "signal/features::histogram_entropy::x < np.take_along_axis(edges, idx, axis=1) -> "
+    "x <= np.take_along_axis(edges, idx, axis=1)":
+        "a sample on edge idx is moved down and straight back up by the next line's bump "
+        "(x >= edges[idx])",
+    "signal/features::histogram_entropy::idx[x < np.take_along_axis(edges, idx, axis=1)] "
+    "-= 1 -> idx[x < np.take_along_axis(edges, idx, axis=1)] -= 2":
+        "the raw index is at most one too high; two down is one too low, and the bump "
+        "(x >= edges[idx + 1]) moves it back up",
+    "signal/features::histogram_entropy::p > 0 -> p >= 0":
+        "an empty bin gives 0 * log(1) = 0 either way",
+    "signal/features::histogram_entropy::p > 0 -> p >= 0#2":
+        "log(0) = -inf, 0 * -inf = nan only in the branch the outer where discards "
+        "(warnings silenced by errstate)",
+    "signal/features::histogram_entropy::np.where(p > 0, p, 1.0) -> np.where(p > 0, p, 2.0)":
+        "the stand-in only feeds the branch the outer where discards",
+    "signal/features::moment_features::np.where(constant, 1.0, m2) -> "
+    "np.where(constant, 2.0, m2)":
+        "the stand-in divisor only feeds the branches discarded for constant windows "
+        "(0 / 4, no warning)",
+    "signal/features::tf_features::256 -> 257": "chunk: " + _BATCH,
+    "signal/features::tf_features::-1 -> 1": "workers: " + _THREADS,
+    "signal/features::tf_features::-1 -> -2": "workers: " + _THREADS,
+    "signal/cwt::CwtPlan.__init__::2 * n - 1 -> 2 * n + 1": "fft_size: " + _FFT_SIZE,
+    "signal/cwt::CwtPlan.__init__::2 * n -> 3 * n": "fft_size: " + _FFT_SIZE,
+    "signal/cwt::CwtPlan.__init__::2 * n - 1 -> 2 * n + 1#2":
+        "q is zero beyond its first 2N - 1 taps; " + _FFT_SIZE,
+    "signal/cwt::CwtPlan.__init__::2 * n -> 3 * n#2":
+        "q is zero beyond its first 2N - 1 taps; " + _FFT_SIZE,
+    "signal/cwt::CwtPlan.__init__::src_hi >= src_lo -> src_hi > src_lo":
+        "src_hi = src_lo would need shift + N - 1 <= 0 or shift - N + 1 = M; with "
+        "shift <= M / 2 + 1 and N >= 2 neither happens (the copy always runs)",
+    "signal/cwt::CwtPlan._spectra::axis=-1 -> axis=1": "the windows are always 2-D here",
+    "signal/cwt::CwtPlan.coefficients::workers=-1 -> workers=1": _THREADS,
+    "signal/cwt::CwtPlan.coefficients::workers=-1 -> workers=-2": _THREADS,
+    "signal/cwt::CwtPlan.energies::4 -> 5": "chunk: " + _BATCH,
+    "signal/cwt::CwtPlan.energies::-1 -> 1": "workers: " + _THREADS,
+    "signal/cwt::CwtPlan.energies::-1 -> -2": "workers: " + _THREADS,
+    "signal/noise::uniform_noise::severity > 0 -> severity >= 0": _ZERO_SEVERITY,
+    "signal/noise::gaussian_noise::severity > 0 -> severity >= 0": _ZERO_SEVERITY,
+    "signal/noise::salt_and_pepper::p_pepper / total -> p_pepper * total":
+        "when total > 1 every sample is replaced and the split is set by p_salt / total "
+        "alone: p_salt / total + p_pepper * total >= 1 still covers every draw",
+    "signal/noise::salt_and_pepper::total > 1 -> total >= 1":
+        "at total = 1 dividing by it changes nothing",
+    "signal/noise::salt_and_pepper::u < p_salt -> u <= p_salt": _EXACT_DRAW,
+    "signal/noise::salt_and_pepper::u >= p_salt -> u > p_salt": _EXACT_DRAW,
+    "signal/noise::salt_and_pepper::u < p_salt + p_pepper -> u <= p_salt + p_pepper":
+        _EXACT_DRAW,
+    "signal/noise::NoiseAugmentation.noise_model::np.random.SeedSequence(words)."
+    "generate_state(1) -> np.random.SeedSequence(words).generate_state(2)":
+        "SeedSequence words are a stream: the first of two is the only one of one",
+    "signal/filters::gaussian_filter::sigma < 0 -> sigma <= 0":
+        "sigma = 0 has already returned a copy two lines above",
+}
 
 BINOP_SWAP: dict[type[ast.operator], type[ast.operator]] = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
@@ -409,7 +518,8 @@ def report(results: dict[str, list[Outcome]], seconds: float, cap: int | None) -
         "",
         "A mutant is killed when a mapped test fails (or the mutated module no longer "
         "imports), survived when every test passes. Equivalent: a survivor that no input can "
-        "distinguish from the original (reason below). Gap: any other survivor.",
+        "distinguish from the original (reason below). Gap: any other survivor. The state "
+        "before the tests that close the gaps: mutation_audit_before.md.",
         "",
         "| module | tests | mutants | killed | timeout | survived | equivalent | gap |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
