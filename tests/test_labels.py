@@ -114,3 +114,95 @@ def test_snapshots_for_a_time_cap() -> None:
     flat = synth_run("Bearing1_2", n_snapshots=1, seed=0)
     with pytest.raises(ValueError, match="snapshot interval"):
         labels.snapshots_for(60.0, [flat])
+
+
+def test_counts_knees_and_caps_at_their_limits() -> None:
+    """n must be a whole count >= 1; the knee may be the second-to-last snapshot but not
+    below -1; a cap of one snapshot is valid, a cap of 0 is not."""
+    for n in (0, 2.5):
+        with pytest.raises(ValueError, match="n: expected"):
+            labels.linear(n)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(labels.first_prediction_time(5, 3), [1, 1, 1, 1, 0])
+    with pytest.raises(ValueError, match="knee"):
+        labels.first_prediction_time(5, -2)
+    np.testing.assert_array_equal(labels.capped(3, 1), [1, 1, 0])
+    with pytest.raises(ValueError, match="max_rul"):
+        labels.capped(3, 0)
+
+
+def test_kurtosis_indicator_small_variance_channels_and_constant_snapshot() -> None:
+    """A variance below 1 is used as is, channels are averaged after their own kurtosis, and
+    a constant snapshot gets the sentinel 0 without a division warning."""
+    import warnings
+
+    a = np.array([[0, 0, 0, 1], [2, 2, 2, 2]], np.float32)
+    b = np.array([[1, -1, 1, -1], [2, 2, 2, 2]], np.float32)
+    run = Run("K", np.stack([a, b], axis=2), 10.0, ["a", "b"], Condition(60.0, 1.0))
+    # a: 0,0,0,1: mu = 1/4, m2 = (3/16 + 9/16)/4 = 3/16, m4 = (3/256 + 81/256)/4 = 21/256
+    # -> K = (21/256) / (9/256) = 7/3; b: square wave K = 1 -> mean (7/3 + 1)/2 = 5/3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(labels.health_indicator(run, "kurtosis"), [5 / 3, 0.0])
+        np.testing.assert_allclose(labels.health_indicator(run, "kurtosis", channel=0),
+                                   [7 / 3, 0.0])
+
+
+def test_detect_knee_defaults_and_healthy_stretch_by_hand() -> None:
+    """Defaults sigma 3, consecutive 3, healthy_fraction 0.1; the healthy stretch is
+    max(2, ceil(f N)) values."""
+    # N = 13, f = 0.1 -> max(2, ceil(1.3)) = 2 healthy values 1.0, 1.2: mu 1.1, sd 0.1,
+    # band 1.1 +- 0.3. 1.35 inside; 1.45 outside 3 sd (inside 4 sd) three times from 5;
+    # 2.0 four times from 9.
+    trend = [1.0, 1.2, 1.35, 1.35, 1.35, 1.45, 1.45, 1.45, 1.1, 2.0, 2.0, 2.0, 2.0]
+    assert labels.detect_knee(trend) == 5
+    # N = 10: f = 0.25 -> ceil(2.5) = 3 healthy values (mu 7/6, sd 0.2357, band +- 0.707),
+    # so 1.5 at index 2 is healthy and the knee is the first 10; f = 0.1 -> 2 healthy
+    # values (sd 0): 1.5 at index 2 is already outside
+    steps = [1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 10.0, 10.0, 10.0, 10.0]
+    assert labels.detect_knee(steps, healthy_fraction=0.25, consecutive=1) == 6
+    assert labels.detect_knee(steps, healthy_fraction=0.1, consecutive=1) == 2
+    # the shortest trend: 3 values, 2 healthy
+    assert labels.detect_knee([1.0, 1.0, 5.0], consecutive=1) == 2
+
+
+def test_detect_knee_refuses_bad_input() -> None:
+    """A 2-D or too short trend, NaN, a healthy fraction outside (0, 1) and a consecutive
+    count that is not a whole number >= 1 are refused."""
+    with pytest.raises(ValueError, match="data: expected a trend"):
+        labels.detect_knee(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="data: expected a trend"):
+        labels.detect_knee([1.0, 2.0])
+    with pytest.raises(ValueError, match="NaN"):
+        labels.detect_knee([1.0, 1.0, np.nan, 1.0])
+    for f in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="healthy_fraction"):
+            labels.detect_knee(np.ones(10), healthy_fraction=f)
+    for k in (0, 2.5):
+        with pytest.raises(ValueError, match="consecutive"):
+            labels.detect_knee(np.ones(10), consecutive=k)  # type: ignore[arg-type]
+
+
+def test_label_run_fpt_clamps_a_knee_on_the_last_snapshot() -> None:
+    """A knee detected on the last snapshot becomes N - 2 (the last label is always 0)."""
+    run = trend_run(np.r_[np.ones(9), 5.0])
+    assert labels.detect_knee(run, consecutive=1) == 9
+    np.testing.assert_array_equal(labels.label_run(run, "fpt", consecutive=1),
+                                  [1, 1, 1, 1, 1, 1, 1, 1, 1, 0])
+
+
+def test_window_labels_check_both_ends() -> None:
+    """An index past the end or a negative one (numpy would wrap it) is refused."""
+    for idx in ([0, 4], [-1, 0]):
+        with pytest.raises(ValueError, match="snapshot_index"):
+            labels.window_labels(labels.linear(4), np.array(idx))
+
+
+def test_snapshots_for_ignores_repeated_times_and_counts_sub_second_intervals() -> None:
+    """Zero gaps (repeated timestamps) are not intervals; a 0.5 s interval is."""
+    snaps = np.zeros((4, 8, 1), np.float32)
+    repeated = Run("R", snaps, 100.0, ["a"], Condition(600.0, 1.0),
+                   timestamps=np.array([0.0, 0.0, 0.0, 10.0]))
+    assert labels.snapshots_for(100.0, [repeated]) == 10  # gaps 0, 0, 10 -> median of [10]
+    fast = Run("F", snaps, 100.0, ["a"], Condition(600.0, 1.0),
+               timestamps=np.array([0.0, 0.5, 1.0, 1.5]))
+    assert labels.snapshots_for(10.0, [fast]) == 20

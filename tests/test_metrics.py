@@ -99,3 +99,72 @@ def test_bad_inputs() -> None:
         m.rmse([1, 2], [1])
     with pytest.raises(ValueError, match="at least one"):
         m.mae([], [])
+
+
+def test_score_branch_switches_at_zero() -> None:
+    """The early branch is d < 0 only: a small late error (0 < d < 1) uses exp(d/10) - 1."""
+    # fraction unit: d = +0.5 -> exp(0.05) - 1 = 0.051271; the early formula would give
+    # exp(-0.5/13) - 1 = -0.0377 (a negative score)
+    assert m.score([0.0], [0.5], unit="fraction") == pytest.approx(math.expm1(0.05))
+    assert m.score([0.0], [0.5], unit="fraction") == pytest.approx(0.0512711, abs=1e-7)
+
+
+def test_phm2012_accuracy_near_zero_error_and_small_ruls() -> None:
+    """Er in (0, 1] uses the early (/20) branch; an actual RUL below 1 (any unit) is valid;
+    one non-positive actual RUL among valid ones is refused."""
+    # Er = 100 * (100 - 99.5) / 100 = 0.5 -> A = exp(ln 0.5 * 0.5 / 20) = 0.5 ** 0.025
+    np.testing.assert_allclose(m.phm2012_accuracy([100.0], [99.5]), [0.5**0.025])
+    # RUL in hours: act 0.5, pred 0.4 -> Er = 20 -> A = 0.5
+    np.testing.assert_allclose(m.phm2012_accuracy([0.5], [0.4]), [0.5])
+    with pytest.raises(ValueError, match="actual RUL"):
+        m.phm2012_accuracy([100.0, 0.0], [90.0, 1.0])
+
+
+def test_alpha_lambda_edges_by_hand() -> None:
+    """lam = 0 and 1 are allowed, t_lambda rounds up, bounds are inclusive, alpha = 0 is
+    allowed (only exact predictions are inside), NaN in y_true propagates."""
+    y = [1.0, 0.8, 0.6, 0.4, 0.2]
+    p = [1.0, 0.9, 0.5, 0.6, 0.25]
+    # lam = 0: all five; inside are i=0 (exact), i=1 (0.9 <= 1.04), i=2, i=4 -> 4/5
+    assert m.alpha_lambda_accuracy(y, p, lam=0.0) == pytest.approx(4 / 5)
+    # lam = 1: index ceil(4) = 4 -> 0.25 in [0.14, 0.26]
+    assert m.alpha_lambda_accuracy(y, p, lam=1.0, mode="point") == 1.0
+    # lam = 0.3: index ceil(1.2) = 2, where 0.9 > 0.78 is outside (i = 1 would be inside)
+    p_late = [1.0, 0.9, 0.9, 0.6, 0.25]
+    assert m.alpha_lambda_accuracy(y, p_late, lam=0.3, mode="point") == 0.0
+    # exact bounds: y = 0.5, alpha = 0.5 -> [0.25, 0.75], both ends inside (binary-exact)
+    assert m.alpha_lambda_accuracy([0.5, 0.5], [0.25, 0.75], alpha=0.5, lam=0.0) == 1.0
+    # alpha = 0: only p == y is inside; at failure (y = 0) only an exact 0
+    assert m.alpha_lambda_accuracy([0.5, 0.25, 0.0], [0.5, 0.3, 0.0], alpha=0.0,
+                                   lam=0.0) == pytest.approx(2 / 3)
+    assert np.isnan(m.alpha_lambda_accuracy([0.5, np.nan], [0.5, 0.5]))
+    for lam in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="lam"):
+            m.alpha_lambda_accuracy(y, p, lam=lam)
+    with pytest.raises(ValueError, match="alpha"):
+        m.alpha_lambda_accuracy(y, p, alpha=-0.1)
+
+
+def test_interval_edges_by_hand() -> None:
+    """Zero-width intervals are valid and cover a point on them (closed bounds); any
+    crossed limit is refused; alpha must lie strictly inside (0, 1); NaN limits give NaN;
+    the defaults are alpha 0.1 and level 0.9."""
+    y = [0.5, 0.2]
+    # point 1: zero width at y -> covered, S = 0; point 2: [0.2, 0.4], y on L -> covered
+    lo, up = [0.5, 0.2], [0.5, 0.4]
+    assert m.picp(y, lo, up) == 1.0
+    assert m.piaw(lo, up) == pytest.approx(0.1)
+    np.testing.assert_allclose(m.interval_score(y, lo, up), [0.0, -0.04])
+    assert m.picp([0.4], [0.2], [0.4]) == 1.0  # y on U
+    assert m.ais(y, lo, up) == pytest.approx(-0.02)  # default alpha 0.1
+    d = m.interval_metrics(y, lo, up)  # default level 0.9 -> alpha 0.1
+    assert d == pytest.approx({"picp": 1.0, "piaw": 0.1, "ais": -0.02})
+    with pytest.raises(ValueError, match="upper limit"):
+        m.picp(y, [0.4, 0.3], [0.6, 0.1])  # only the second interval is crossed
+    with pytest.raises(ValueError, match="upper limit"):
+        m.piaw([0.4, 0.3], [0.6, 0.1])
+    for alpha in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="alpha"):
+            m.interval_score(y, lo, up, alpha=alpha)
+    assert np.isnan(m.picp(y, [0.5, np.nan], up))
+    assert np.isnan(m.picp(y, lo, [0.5, np.nan]))

@@ -33,6 +33,26 @@ def test_remaining_time_hand_values() -> None:
         lb.remaining_time(0.5, 10.0, "capped")
 
 
+def test_remaining_time_edges_by_hand() -> None:
+    """Every elapsed time must be positive; the piecewise knee defaults to 0.3 and lies in
+    (0, 1), r above 1 counts as 1; capped needs both max_rul and interval_s; under fpt the
+    knee itself has no time information (NaN) and half a second after it counts."""
+    with pytest.raises(ValueError, match="elapsed_s"):
+        lb.remaining_time([0.5, 0.5], [10.0, 0.0], "linear")
+    # default f = 0.3: 100 * 0.5 * 0.7 / (1 - 0.35)
+    assert lb.remaining_time(0.5, 100.0, "piecewise") == pytest.approx(100 * 0.35 / 0.65)
+    # r = 1.2 is clipped to 1: e (1 - f) / f = 30 * 0.7 / 0.3
+    assert lb.remaining_time(1.2, 30.0, "piecewise", knee_fraction=0.3) == pytest.approx(70.0)
+    for f in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="knee_fraction"):
+            lb.remaining_time(0.5, 10.0, "piecewise", knee_fraction=f)
+    with pytest.raises(ValueError, match="interval_s"):
+        lb.remaining_time(0.5, 10.0, "capped", max_rul=100)
+    assert np.isnan(lb.remaining_time(0.5, 50.0, "fpt", knee_elapsed_s=50.0))
+    # 0.5 s after the knee, r = 0.5: 0.5 * 0.5 / (1 - 0.5)
+    assert lb.remaining_time(0.5, 50.5, "fpt", knee_elapsed_s=50.0) == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize(
     ("scheme", "params"),
     [("linear", {}), ("piecewise", {"knee_fraction": 0.3}), ("capped", {"max_rul": 40})],

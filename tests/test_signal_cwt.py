@@ -13,6 +13,7 @@ from rul_core.signal.cwt import (
     WaveletLongerThanWindowWarning,
     band_frequencies,
     band_warning_message,
+    coi_frequency,
     cone_of_influence,
     cwt,
     frequencies_to_scales,
@@ -41,6 +42,52 @@ def test_band_and_scales_follow_the_spec() -> None:
     assert np.allclose(pf / f[:2], 0.8125 / 0.81)
     with pytest.raises(ValueError, match="rpm"):
         band_frequencies(0.0)
+
+
+def test_band_and_scale_limits_by_hand() -> None:
+    """f_min alone keeps f_max = 3 f_o; a shaft below 1 rpm is valid; explicit bounds need
+    no rpm, may lie below 1 Hz and one scale is f_min; empty, zero-based or infinite bands
+    and fractional or zero scale counts are refused. Scales a = 0.81 fs / f accept fs and f
+    below 1 Hz and f up to (not including) fs / 2."""
+    # rpm 600: f_o = 10 Hz, f_max = 30; log-spaced 5, sqrt(5 * 30), 30
+    np.testing.assert_allclose(band_frequencies(600.0, n_scales=3, f_min=5.0),
+                               [5.0, np.sqrt(150.0), 30.0])
+    np.testing.assert_allclose(band_frequencies(0.6, n_scales=2), [0.01 / 3, 0.03])
+    np.testing.assert_allclose(band_frequencies(0.0, n_scales=3, f_min=0.5, f_max=2.0),
+                               [0.5, 1.0, 2.0])
+    np.testing.assert_allclose(band_frequencies(0.0, n_scales=1, f_min=2.0, f_max=8.0), [2.0])
+    for f_min, f_max in ((0.0, 10.0), (5.0, 5.0), (1.0, np.inf)):
+        with pytest.raises(ValueError, match="band"):
+            band_frequencies(0.0, f_min=f_min, f_max=f_max)
+    for n in (0, 2.5):
+        with pytest.raises(ValueError, match="n_scales"):
+            band_frequencies(2100.0, n_scales=n)  # type: ignore[arg-type]
+    np.testing.assert_allclose(frequencies_to_scales(np.array([0.1]), 0.5), [4.05])
+    np.testing.assert_allclose(frequencies_to_scales(np.array([40.0]), 100.0), [2.025])
+    for fs in (0.0, np.inf):
+        with pytest.raises(ValueError, match="fs: expected"):
+            frequencies_to_scales(np.array([1.0]), fs)
+    for f in ([0.0, 10.0], [10.0, 50.0]):
+        with pytest.raises(ValueError, match="frequencies"):
+            frequencies_to_scales(np.array(f), 100.0)
+
+
+def test_tiny_scales_and_windows_match_pywt() -> None:
+    """Scales below one sample down to pywt's two-tap limit (0.1) and a two-sample window
+    match pywt; a one-tap scale (0.05, pywt: "too small") and a zero or negative scale
+    among valid ones are refused, as is a window of the wrong length for energies."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 16))
+    for scales, data in ((np.array([0.1, 0.5]), x), (np.array([1.0, 3.0]), x[:, :2])):
+        ref = pywt_batch(data, scales, "conv")
+        assert np.abs(cwt(data, scales) - ref).max() <= 1e-10 * np.abs(ref).max()
+    with pytest.raises(ValueError, match="too small"):
+        CwtPlan(16, np.array([0.05]))
+    for bad in ([0.0, 5.0], [-1.0, 5.0]):
+        with pytest.raises(ValueError, match="positive"):
+            CwtPlan(16, np.array(bad))
+    with pytest.raises(ValueError, match="x: expected"):
+        CwtPlan(10, np.array([5.0])).energies(np.zeros((2, 11)))
 
 
 @pytest.mark.parametrize("method", ["fft", "conv"])
@@ -109,6 +156,36 @@ def test_cone_of_influence_and_window_warning() -> None:
         warnings.simplefilter("error")
         short = scalogram(np.random.default_rng(0).random(4000), FS, np.array([2000.0, 4000.0]))
     assert short.warning is None and not short.coi_mask[:, 2000].any()
+
+
+def test_cone_of_influence_edges_by_hand() -> None:
+    """The cone is dist < sqrt(2) a with dist = min(t, N - 1 - t) samples, strict at both
+    edges (a = 10 / sqrt(2): exactly 10 samples); its lowest trustworthy frequency is
+    0.81 fs sqrt(2) / dist, inf on the edge samples."""
+    coi = cone_of_influence(100, np.array([10 / np.sqrt(2)]))[0]
+    assert coi[9] and not coi[10] and not coi[89] and coi[90]
+    assert coi.sum() == 20
+    # N = 6, fs = 100: dist 0, 1, 2, 2, 1, 0 -> 0.81 * 100 * sqrt(2) / dist
+    c = 0.81 * 100 * np.sqrt(2)
+    np.testing.assert_allclose(coi_frequency(6, 100.0), [np.inf, c, c / 2, c / 2, c, np.inf])
+    assert coi_frequency(6, 100.0)[2] == pytest.approx(57.27565, abs=1e-5)
+
+
+def test_band_warning_boundary_and_shortest_scalogram() -> None:
+    """A wavelet spanning exactly the window (2 sqrt(2) 0.81 fs / f_min = 2560 samples at
+    f_min = 22.9 Hz) already warns; a two-sample signal has a scalogram equal to pywt's;
+    a 2-D or one-sample signal is refused."""
+    f_exact = 2 * np.sqrt(2) * 0.81 * FS / 2560
+    assert band_warning_message(2560, FS, f_exact) is not None
+    assert band_warning_message(2560, FS, f_exact * 1.001) is None
+    x = np.array([0.0, 1.0])
+    with pytest.warns(WaveletLongerThanWindowWarning):
+        sg = scalogram(x, FS, np.array([5000.0]))
+    ref = np.abs(pywt_batch(x[None], frequencies_to_scales(np.array([5000.0]), FS))[0])
+    assert np.abs(sg.magnitude - ref).max() <= 1e-10 * ref.max()
+    for bad in (np.zeros((2, 3)), np.zeros(1)):
+        with pytest.raises(ValueError, match="signal"):
+            scalogram(bad, FS, np.array([5000.0]))
 
 
 def test_scalogram_of_a_whole_snapshot_matches_pywt() -> None:

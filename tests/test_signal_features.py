@@ -91,6 +91,32 @@ def test_entropy_matches_numpy_histogram_on_bin_edges() -> None:
             assert h == pytest.approx(-(p * np.log(p)).sum(), abs=1e-12)
 
 
+def test_entropy_bins_where_the_float_edge_decides() -> None:
+    """numpy.histogram bins by its float edges, not by floor((x - min) / (max - min) * bins):
+    0.7 lies below linspace(0, 2.1, 4)[1] = 0.7000000000000001 (first bin, where the floor
+    says second); 0.3 lies on linspace(0, 1.5, 6)[1] = 0.3 (second bin, where the floor of
+    0.3 / 1.5 * 5 = 0.9999999999999999 says first)."""
+    below = np.array([0.0, 2.1, 0.7, 1.5])
+    assert np.histogram(below, bins=3)[0].tolist() == [2, 0, 2]
+    assert histogram_entropy(below[None], 3)[0] == pytest.approx(np.log(2))
+    on_edge = np.array([0.0, 1.5, 0.3, 0.75])
+    assert np.histogram(on_edge, bins=5)[0].tolist() == [1, 1, 1, 0, 1]
+    assert histogram_entropy(on_edge[None], 5)[0] == pytest.approx(np.log(4))
+
+
+def test_window_shapes_and_the_shortest_window() -> None:
+    """Windows are (n, length >= 2): two samples 0, 2 give K = 1, sk = 0, mean 1, std 1;
+    one sample or a 3-D array is refused, and so is one NaN among finite values."""
+    assert moment_features(np.array([[0.0, 2.0]]))[0] == pytest.approx([1.0, 0.0, 1.0, 1.0])
+    for bad in (np.zeros((3, 1)), np.zeros((2, 3, 4))):
+        with pytest.raises(ValueError, match="windows: expected"):
+            moment_features(bad)
+    x = np.full((1, 100), 0.5)
+    x[0, 7] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        tf_features(x, FS, band_frequencies(1800.0, n_scales=4))
+
+
 def test_zero_window_and_inputs_untouched() -> None:
     freqs = band_frequencies(1800.0, n_scales=10)
     x = np.zeros((2, 1000), dtype=np.float32)

@@ -55,6 +55,28 @@ def test_gaussian_filter_is_scipys_along_samples_only() -> None:
         gaussian_filter(x, -1.0)
 
 
+def test_gaussian_filter_defaults_and_small_sigmas() -> None:
+    """The default axis -2 is the sample axis of (snapshots, samples, channels) and of
+    (samples, channels); sigmas 0.5 and 1 smooth like scipy; 0 returns a float32 copy; a 1-D
+    signal filters along axis 0; a scalar and an infinite sigma are refused."""
+    x = np.random.default_rng(1).normal(size=(2, 40, 3)).astype(np.float32)
+    for sigma in (0.5, 1.0):
+        np.testing.assert_allclose(gaussian_filter(x, sigma), gaussian_filter1d(x, sigma, axis=1),
+                                   rtol=1e-6)
+    np.testing.assert_allclose(gaussian_filter(x[0], 1.0), gaussian_filter1d(x[0], 1.0, axis=0),
+                               rtol=1e-6)
+    same = gaussian_filter(x.astype(np.float64), 0)
+    assert same.dtype == np.float32
+    np.testing.assert_array_equal(same, x)
+    line = np.array([0.0, 0.0, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(gaussian_filter(line, 1.0, axis=0), gaussian_filter1d(line, 1.0),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="scalar"):
+        gaussian_filter(np.float32(1.0), 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_filter(x, np.inf)
+
+
 # --- normaliser --------------------------------------------------------------------------
 def test_normaliser_fit_transform_clip_and_round_trip() -> None:
     a = np.array([[[0.0, 10.0], [2.0, 10.0]]])
@@ -93,6 +115,17 @@ def test_windows_within_snapshots_with_positions() -> None:
     assert o.tolist() == [0, 500, 1000, 1500] * 2
     with pytest.raises(ValueError, match="stride"):
         make_windows(x, 4, 0)
+
+
+def test_windows_of_length_and_stride_one_and_an_exact_fit() -> None:
+    """Length 1 and stride 1 are valid; a snapshot exactly one window long holds one
+    window; a length or stride that is not a whole number >= 1 is refused."""
+    assert windows_per_snapshot(3, 1, 1) == 3
+    assert windows_per_snapshot(1000) == 1 and windows_per_snapshot(1000, 1000, 1) == 1
+    for length, stride, name in ((0, 1, "length"), (1.5, 1, "length"), (4, 0, "stride"),
+                                 (4, 0.5, "stride")):
+        with pytest.raises(ValueError, match=name):
+            windows_per_snapshot(10, length, stride)  # type: ignore[arg-type]
 
 
 # --- noise -------------------------------------------------------------------------------
@@ -136,6 +169,74 @@ def test_noise_model_is_independent_of_chunking() -> None:
     np.testing.assert_array_equal(whole, parts)
     with pytest.raises(ValueError, match="kind"):
         noise.NoiseModel("pink")
+
+
+def test_noise_by_hand_with_the_generator() -> None:
+    """Each kind at the default severity 1 is the signal plus the documented draw from
+    numpy's default_rng(seed): sign, scale and mean cannot drift. sigma 0 is a pure shift
+    by mean * severity; one sample is a valid signal, none is not; low must be < high."""
+    x = np.linspace(0.0, 1.0, 50)
+    u = np.random.default_rng(3).uniform(-0.003, 0.05, 50)
+    np.testing.assert_array_equal(noise.uniform_noise(x, seed=3), x + u)
+    g = np.random.default_rng(3).normal(0.0, 0.03, 50)
+    np.testing.assert_array_equal(noise.gaussian_noise(x, seed=3), x + g)
+    np.testing.assert_allclose(noise.gaussian_noise(x, 2.0, 0, sigma=0.0, mean=0.1), x + 0.2)
+    r = np.random.default_rng(3).random(50)  # salt below 0.1, pepper in [0.1, 0.3)
+    expected = np.where(r < 0.1, 1.0, np.where(r < 0.3, 0.0, x))
+    np.testing.assert_array_equal(noise.salt_and_pepper(x, seed=3), expected)
+    np.testing.assert_array_equal(noise.uniform_noise(np.array([0.5]), 0.0), [0.5])
+    with pytest.raises(ValueError, match="non-empty"):
+        noise.uniform_noise(np.array([]))
+    with pytest.raises(ValueError, match="low/high"):
+        noise.uniform_noise(x, low=0.1, high=0.1)
+
+
+def test_salt_and_pepper_fractions_at_their_limits() -> None:
+    """Fractions 0 and 1 are valid; salt + pepper = 1 replaces every sample; above 1 the
+    fractions are scaled to sum to 1 (severity 5: 0.5 + 1.0 -> 1/3 salt, 2/3 pepper)."""
+    x = np.linspace(0.0, 1.0, 50)
+    r = np.random.default_rng(4).random(50)
+    np.testing.assert_array_equal(noise.salt_and_pepper(x, 1.0, 4, salt=0.0, pepper=1.0),
+                                  np.zeros(50))
+    np.testing.assert_array_equal(noise.salt_and_pepper(x, 1.0, 4, salt=1.0, pepper=0.0),
+                                  np.ones(50))
+    np.testing.assert_array_equal(noise.salt_and_pepper(x, 1.0, 4, salt=0.4, pepper=0.6),
+                                  np.where(r < 0.4, 1.0, 0.0))
+    np.testing.assert_array_equal(noise.salt_and_pepper(x, 5.0, 4), np.where(r < 1 / 3, 1.0, 0.0))
+    for salt, pepper in ((-0.1, 0.1), (1.1, 0.0), (0.1, -0.1), (0.0, 1.1)):
+        with pytest.raises(ValueError, match="salt/pepper"):
+            noise.salt_and_pepper(x, 1.0, 4, salt=salt, pepper=pepper)
+
+
+def test_noise_model_defaults_seed_each_snapshot_and_channel() -> None:
+    """Defaults severity 1 and seed 0; without snapshot_index the snapshots are numbered
+    0, 1, ...; each (snapshot, channel) draws from default_rng([seed, snapshot, channel])."""
+    x = np.random.default_rng(1).random((3, 20, 2)).astype(np.float32)
+    out = noise.NoiseModel("uniform")(x)
+    for snap in range(3):
+        for ch in range(2):
+            rng = np.random.default_rng([0, snap, ch])
+            np.testing.assert_array_equal(out[snap, :, ch],
+                                          noise.uniform_noise(x[snap, :, ch], 1.0, rng))
+
+
+def test_noise_augmentation_defaults_seeds_and_description() -> None:
+    """Defaults severity 1 and one copy; a severity below 1 is valid, 0, inf and copies 0 or
+    1.5 are not; the training seed counts modulo 2**32; describe() names one copy in words."""
+    aug = noise.NoiseAugmentation("gaussian")
+    assert (aug.severity, aug.copies) == (1.0, 1)
+    assert noise.NoiseAugmentation("uniform", 0.5).severity == 0.5
+    for kwargs in ({"kind": "pink"}, {"severity": 0.0}, {"severity": np.inf}, {"copies": 0},
+                   {"copies": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            noise.NoiseAugmentation(**{"kind": "gaussian", **kwargs})
+    model = aug.noise_model(-1, 1, "Bearing1_1")
+    assert (model.kind, model.severity) == ("gaussian", 1.0)
+    assert model.seed == aug.noise_model(2**32 - 1, 1, "Bearing1_1").seed
+    assert model.seed != aug.noise_model(0, 1, "Bearing1_1").seed
+    assert noise.NoiseAugmentation.from_dict({"kind": "uniform"}) == noise.NoiseAugmentation(
+        "uniform", 1.0, 1)
+    assert aug.describe() == "one noisy copy of each training run with gaussian noise at severity 1"
 
 
 # --- pipeline ----------------------------------------------------------------------------

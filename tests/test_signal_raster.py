@@ -88,6 +88,37 @@ def test_levels_follow_the_spec_row_rule() -> None:
         amplitude_levels(np.array([0.1, np.nan]))
 
 
+def test_levels_do_not_depend_on_the_float_type() -> None:
+    """With rows = 100 (not a power of two) float32(0.44) = 0.43999999761... is level 43,
+    floor(100 x) of the value, as the same value held in float64; float32 arithmetic would
+    round 100 x up to 44. Likewise rows = 127 = 2**7 - 1: float32(82/127) lies just below
+    82/127, level 81."""
+    x32 = np.array([0.44, 0.5], dtype=np.float32)
+    assert amplitude_levels(x32, rows=100).tolist() == [43, 50]
+    assert amplitude_levels(x32.astype(np.float64), rows=100).tolist() == [43, 50]
+    assert amplitude_levels(np.array([0.44, 0.5]), rows=100).tolist() == [44, 50]
+    assert amplitude_levels(np.array([82 / 127], dtype=np.float32), rows=127).tolist() == [81]
+    assert amplitude_levels(np.array([82 / 127]), rows=127).tolist() == [82]
+
+
+def test_column_runs_by_hand_and_rows_limits() -> None:
+    """Levels 0 -> 5 -> 5 at the default spacing 1 give the int16 runs 0..2, 3..5, 5..5;
+    rows may be 2 or 4096 (a 0 -> 4095 step splits at Bresenham's midpoint), not 1 or 4097."""
+    lo, hi = column_runs(np.array([0.0, 5 / 64, 5 / 64]))
+    assert lo.dtype == hi.dtype == np.int16
+    assert lo.tolist() == [[0, 3, 5]] and hi.tolist() == [[2, 5, 5]]
+    assert raster_width(1000) == 1000
+    lo, hi = column_runs(np.array([0.0, 1.0]), rows=2)
+    assert lo.tolist() == [[0, 1]] and hi.tolist() == [[0, 1]]
+    lo, hi = column_runs(np.array([0.0, 1.0]), rows=4096)
+    first = sorted(r for c, r in textbook_bresenham(0, 0, 1, 4095) if c == 0)
+    assert first == list(range(2048))
+    assert lo.tolist() == [[0, 2048]] and hi.tolist() == [[2047, 4095]]
+    for rows in (1, 4097):
+        with pytest.raises(ValueError, match="rows"):
+            column_runs(np.zeros(3), rows=rows)
+
+
 def test_hand_drawn_example() -> None:
     # levels 0 -> 5 -> 5: steep segment splits 0..2 in column 0 and 3..5 in column 1
     img = imr_raster(np.array([0.0, 5 / 64, 5 / 64]))[0]

@@ -46,11 +46,13 @@ _CHUNK = 64
 def amplitude_levels(windows: np.ndarray, rows: int = IMR_ROWS) -> np.ndarray:
     """Quantised amplitude level ``min(floor(rows * x), rows - 1)`` of clipped x, int16."""
     x = np.asarray(windows)
-    if not np.issubdtype(x.dtype, np.floating):
+    # rows * x is exact in float32 when rows is a power of two (the default 64); otherwise
+    # float32 would round e.g. 100 * float32(0.44) = 43.99999976 up to 44, so the level of a
+    # value would depend on the dtype holding it: float64 is exact for float32 values.
+    if not np.issubdtype(x.dtype, np.floating) or int(rows) & (int(rows) - 1):
         x = x.astype(np.float64)
     if np.isnan(x).any():
         raise ValueError("windows: expected normalised values in [0, 1], found NaN")
-    # rows is a power of two by default, so rows * x is exact in float32 and float64.
     levels = np.floor(np.clip(x, 0.0, 1.0) * rows)
     return np.minimum(levels, rows - 1).astype(np.int16)
 
