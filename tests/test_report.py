@@ -325,6 +325,21 @@ def test_tf_figures_name_units_and_use_svg_traces():
     assert len(plots.TF_FEATURE_SHORT_TITLES) == len(plots.TF_FEATURE_TITLES) == 7
 
 
+def test_tf_trends_mark_the_window_in_every_panel_under_its_traces():
+    """One dashed line at the shown window in each of the 7 panels, across the panel's
+    height, and each channel's trace in its feature's panel (built in one pass: add_vline per
+    panel was half of the figure's time)."""
+    tf = np.random.default_rng(0).random((20, 2, 7))
+    fig = plots.tf_trends_figure(np.arange(20), tf, ["h", "v"], marker_x=4)
+    refs = [(sh.xref, sh.yref, sh.x0, sh.x1, sh.y0, sh.y1) for sh in fig.layout.shapes]
+    assert refs == [("x", "y domain", 4.0, 4.0, 0, 1)] + [
+        (f"x{k}", f"y{k} domain", 4.0, 4.0, 0, 1) for k in range(2, 8)]
+    assert [(t.name, t.yaxis) for t in fig.data] == [
+        (name, "y" if j == 0 else f"y{j + 1}") for j in range(7) for name in ("h", "v")]
+    np.testing.assert_array_equal(fig.data[5].y, tf[:, 1, 2])  # v, the third feature
+    assert plots.tf_trends_figure(np.arange(20), tf, ["h", "v"]).layout.shapes == ()
+
+
 def _drawn(fig):
     """The matplotlib redraw of ``fig`` (closed again after the test)."""
     import matplotlib.pyplot as plt
