@@ -11,10 +11,12 @@ from rul_core import ui_state
 from rul_core.app_ui import (
     HOME,
     PAGES,
+    collect_trained_model,
     keep_keras_state,
     keep_widget_state,
     quiet_repeated_warnings,
     sidebar_status,
+    training_in_sidebar,
     warm_up_keras,
 )
 
@@ -77,6 +79,8 @@ with st.sidebar:
         st.caption(info.description)
     st.divider()
 sidebar_status()  # before the page runs: a fresh slot each run, which the page may rewrite
+collect_trained_model()  # a training that ended while another page was open
+training_in_sidebar(nav.title)
 keep_widget_state()  # the other pages' settings survive this page's run
 
 nav.run()

@@ -263,11 +263,7 @@ with tab_train:
                 st.session_state["train_job_collected"] = True
                 st.rerun(scope="app")
             elif job.status == "done" and not st.session_state.get("train_job_collected"):
-                trained = job.result
-                label = ui_state.model_label(trained)
-                app_ui.session_models()[label] = trained
-                app_ui.set_model_label(label)
-                st.session_state["train_job_collected"] = True
+                app_ui.collect_trained_model()
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
                 if job.status == "cancelled":

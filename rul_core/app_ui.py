@@ -66,11 +66,12 @@ def header(title: str) -> None:
     """Page title plus its one-line description (the sidebar's status is drawn by
     ``app.py`` before the page runs). Keeps the widget values of other pages first
     (:func:`keep_widget_state`); quiets repeated warnings (:func:`quiet_repeated_warnings`).
-    Both also run in ``app.py``, which a page can run without; so does
-    :func:`keep_keras_state`."""
+    Both also run in ``app.py``, which a page can run without; so do
+    :func:`keep_keras_state` and :func:`collect_trained_model`."""
     keep_widget_state()
     quiet_repeated_warnings()
     keep_keras_state()
+    collect_trained_model()
     info = page_info(title)
     st.title(title)
     st.caption(info.description)
@@ -203,6 +204,54 @@ def set_model_label(label: str, only_if_unset: bool = False) -> None:
     if not only_if_unset and isinstance(chosen, list) and label not in chosen:
         st.session_state["eval_models"] = [*chosen, label]  # called from Train, not Evaluate
     refresh_sidebar_status()
+
+
+TRAIN_JOB = "train_job"
+TRAIN_JOB_COLLECTED = "train_job_collected"
+
+
+def collect_trained_model() -> str | None:
+    """Put the model of the Train page's job into the session once the job is done, and make
+    it the current model: on whatever page the analyst is when the training ends (``app.py``
+    calls it before every page), not only when the Train page runs again. Returns the new
+    model's label, None when there was nothing to collect (no job, still running, failed,
+    cancelled, collected already, or a cross-validation, which the Train page saves with its
+    dataset's name)."""
+    job = st.session_state.get(TRAIN_JOB)
+    if (job is None or job.status != "done" or st.session_state.get(TRAIN_JOB_COLLECTED)
+            or job.name.startswith("crossval") or job.result is None):
+        return None
+    label = ui_state.model_label(job.result)
+    session_models()[label] = job.result
+    set_model_label(label)
+    st.session_state[TRAIN_JOB_COLLECTED] = True
+    return label
+
+
+def training_in_sidebar(page_title: str) -> None:
+    """On the pages other than Train: while the Train page's job runs, a line in the sidebar
+    follows it (re-drawn every second), and once it ends the whole page reruns, which
+    collects the model (:func:`collect_trained_model`) so that this page lists it."""
+    job = st.session_state.get(TRAIN_JOB)
+    if page_title == "Train" or job is None or not job.running:
+        return
+    with st.sidebar:
+        _training_progress()
+
+
+@st.fragment(run_every=1.0)
+def _training_progress() -> None:
+    job = st.session_state.get(TRAIN_JOB)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")  # collects the model and stops this polling
+    last = job.last
+    what = "Cross-validation" if job.name.startswith("crossval") else "Training"
+    text = f"{what} {job.name}: {job.elapsed:.0f} s"
+    if last is not None:
+        text += f" · {last.message}"
+    st.caption(text)
 
 
 def optional(module: str, attr: str | None = None) -> Any:

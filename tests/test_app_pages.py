@@ -362,6 +362,37 @@ def test_train_cancel_stops_job(demo_assets):
                for w in at.warning), [w.value for w in at.warning]
 
 
+def test_training_that_ends_on_another_page_reaches_that_page(demo_assets):
+    """An analyst starts a training and goes to Evaluate while it runs: once it ends, the next
+    run of Evaluate lists the new model (it used to join the session only when the Train
+    page ran again); back on Train the success message is there and the model is not added
+    twice."""
+    at = _app("pages/3_Train.py")
+    at.selectbox(key="train_model").set_value("rc_lstm").run()
+    at.number_input(key="train_epochs").set_value(1).run()
+    at.text_area(key="train_hparams").input(
+        "\n".join(f"{k}={v}" for k, v in TINY_RC_LSTM.items())).run()
+    at.button(key="train_start").click().run()
+    _no_exceptions(at)
+    job = at.session_state["train_job"]
+    at.switch_page("pages/4_Evaluate.py")
+    at.run()
+    _no_exceptions(at)
+    job.join(timeout=240)
+    assert job.status == "done", job.error
+    label = ui_state.model_label(job.result)
+    at.run()  # in the server, the sidebar's poll reruns the page when the training ends
+    _no_exceptions(at)
+    assert label in at.multiselect(key="eval_models").options
+    assert at.session_state["model_label"] == label
+    models = dict(at.session_state["models"])
+    at.switch_page("pages/3_Train.py")
+    at.run()
+    _no_exceptions(at)
+    assert any(s.value.startswith(f"Trained {label}") for s in at.success)
+    assert dict(at.session_state["models"]) == models
+
+
 def test_evaluate_demo_model(demo_assets):
     at = _app("pages/4_Evaluate.py")
     _no_exceptions(at)
