@@ -16,7 +16,6 @@ from rul_core.app_ui import (
     keep_widget_state,
     quiet_repeated_warnings,
     sidebar_status,
-    training_in_sidebar,
     warm_up_keras,
 )
 
@@ -80,7 +79,6 @@ with st.sidebar:
     st.divider()
 sidebar_status()  # before the page runs: a fresh slot each run, which the page may rewrite
 collect_trained_model()  # a training that ended while another page was open
-training_in_sidebar(nav.title)
 keep_widget_state()  # the other pages' settings survive this page's run
 
 nav.run()

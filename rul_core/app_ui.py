@@ -67,11 +67,13 @@ def header(title: str) -> None:
     ``app.py`` before the page runs). Keeps the widget values of other pages first
     (:func:`keep_widget_state`); quiets repeated warnings (:func:`quiet_repeated_warnings`).
     Both also run in ``app.py``, which a page can run without; so do
-    :func:`keep_keras_state` and :func:`collect_trained_model`."""
+    :func:`keep_keras_state` and :func:`collect_trained_model`. On pages other than Train, a
+    running training is followed in the sidebar (:func:`training_in_sidebar`)."""
     keep_widget_state()
     quiet_repeated_warnings()
     keep_keras_state()
     collect_trained_model()
+    training_in_sidebar(title)
     info = page_info(title)
     st.title(title)
     st.caption(info.description)

@@ -536,6 +536,19 @@ def test_streamlit_keeps_the_keras_session_between_runs(demo_assets, monkeypatch
     assert cleared == []
 
 
+def test_app_script_runs_outside_streamlit():
+    """After an AppTest, the process's __main__ is app.py, and every multiprocessing 'spawn'
+    child runs it again, bare (no ``streamlit run``): a page title read off the navigation
+    there raised, and a workspace test's writer processes died with it."""
+    import subprocess
+    import sys
+
+    code = "import runpy; runpy.run_path('app.py', run_name='__mp_main__')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=180, cwd=APP_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_keras_is_imported_in_the_background_once():
     """The first model page waited 4 s for the Keras import; app.py now starts it in a
     background thread, once per process, while the first pages are drawn."""
