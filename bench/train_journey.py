@@ -34,21 +34,18 @@ websocket (``script_finished`` of a full run, decoded with Streamlit's ``Forward
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from app_support import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from app_support import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 MAIN = '[data-testid="stMain"]'
 CANCEL_EPOCHS = 300  # cancel rounds: long enough that Cancel lands mid-training
@@ -330,39 +327,15 @@ def evaluate_models(j: Journey, goto: bool = True) -> list[str]:
     return sorted({n.strip() for n in names + chips if n.strip()} - {"Select all"})
 
 
-def start_server(env: dict[str, str], log: Path, timeout: float = 180.0):
-    port = free_port()
-    with open(log, "w") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start; log:\n{log.read_text()}")
-        time.sleep(0.5)
-
-
 def run(rounds: int, epochs: int, demo: Path, timeout_s: float) -> list[Round]:
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="rul_train_journey_"))
     env = {"RUL_WORKSPACE": str(tmp / "workspace"), "RUL_DEMO_DIR": str(demo.resolve())}
     log = tmp / "streamlit.log"
-    proc, url = start_server(env, log)
     out: list[Round] = []
     try:
-        with sync_playwright() as p:
+        with streamlit_server(env, timeout=180, log_path=log) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             j = Journey(page, log, timeout_s)
@@ -388,11 +361,6 @@ def run(rounds: int, epochs: int, demo: Path, timeout_s: float) -> list[Round]:
                 print(row(r), flush=True)
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         if all(r.ok for r in out):
             shutil.rmtree(tmp, ignore_errors=True)
         else:

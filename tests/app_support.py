@@ -57,10 +57,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict[str, str], timeout: float = 90.0) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on a free port; yields its base URL; stops it afterwards."""
+def streamlit_server(env: dict[str, str], timeout: float = 90.0,
+                     log_path: Path | None = None) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free port; yields its base URL; stops it afterwards.
+    The server's output goes to ``log_path`` (kept), or to a temporary file (removed)."""
     port = free_port()
-    fd, log_name = tempfile.mkstemp(prefix="streamlit_", suffix=".log")
+    if log_path is None:
+        fd, log_name = tempfile.mkstemp(prefix="streamlit_", suffix=".log")
+    else:
+        fd, log_name = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), str(log_path)
     with os.fdopen(fd, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -87,7 +92,8 @@ def streamlit_server(env: dict[str, str], timeout: float = 90.0) -> Iterator[str
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        Path(log_name).unlink(missing_ok=True)
+        if log_path is None:
+            Path(log_name).unlink(missing_ok=True)
 
 
 def wait_for_app(page, timeout_ms: int = 120_000) -> None:
