@@ -341,10 +341,12 @@ class Workspace:
             raise self._write_error(f"read-only, and its schema version {version} must be "
                                     f"upgraded to {SCHEMA_VERSION}")
 
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """The rows of the query ``sql`` (of one table, named after FROM) as dicts; a row
-        whose JSON is damaged comes back with a ``problem`` (see :func:`_row`)."""
-        table = sql.split(" FROM ", 1)[1].split()[0]
+    def _read(self, table: str, where: str = "", params: tuple[Any, ...] = ()
+              ) -> list[dict[str, Any]]:
+        """The rows of ``table`` (those matching the condition ``where`` when given), oldest
+        first, as dicts; a row whose JSON is damaged comes back with a ``problem`` (see
+        :func:`_row`)."""
+        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY id"
         con = self._connect()
         try:
             rows = con.execute(sql, params).fetchall()
@@ -360,9 +362,8 @@ class Workspace:
         """Rows of ``table`` (a catalog table with a ``model`` column), of one model when
         given, oldest first."""
         if model is None:
-            return self._read(f"SELECT * FROM {table} ORDER BY id")
-        return self._read(f"SELECT * FROM {table} WHERE model=? ORDER BY id",
-                          (model,))
+            return self._read(table)
+        return self._read(table, "model=?", (model,))
 
     def _init_schema(self) -> None:
         con = self._connect()
@@ -436,11 +437,11 @@ class Workspace:
 
     def list_datasets(self) -> list[dict[str, Any]]:
         """Every dataset, oldest first."""
-        return self._read("SELECT * FROM datasets ORDER BY id")
+        return self._read("datasets")
 
     def get_dataset(self, name: str) -> dict[str, Any] | None:
         """The dataset called ``name`` or None."""
-        rows = self._read("SELECT * FROM datasets WHERE name=?", (name,))
+        rows = self._read("datasets", "name=?", (name,))
         return rows[0] if rows else None
 
     def remove_dataset(self, name: str) -> bool:
@@ -472,12 +473,12 @@ class Workspace:
     def list_feature_caches(self, dataset: str | None = None) -> list[dict[str, Any]]:
         """Every feature cache (of one dataset when given), oldest first."""
         if dataset is None:
-            return self._read("SELECT * FROM feature_caches ORDER BY id")
-        return self._read("SELECT * FROM feature_caches WHERE dataset=? ORDER BY id", (dataset,))
+            return self._read("feature_caches")
+        return self._read("feature_caches", "dataset=?", (dataset,))
 
     def get_feature_cache(self, path: str | Path) -> dict[str, Any] | None:
         """The feature cache at ``path`` or None."""
-        rows = self._read("SELECT * FROM feature_caches WHERE path=?", (self._stored(path),))
+        rows = self._read("feature_caches", "path=?", (self._stored(path),))
         return rows[0] if rows else None
 
     def remove_feature_cache(self, path: str | Path) -> bool:
@@ -550,7 +551,7 @@ class Workspace:
 
     def get_bundle(self, path: str | Path) -> dict[str, Any] | None:
         """The bundle at ``path`` or None."""
-        rows = self._read("SELECT * FROM bundles WHERE path=?", (self._stored(path),))
+        rows = self._read("bundles", "path=?", (self._stored(path),))
         return rows[0] if rows else None
 
     def remove_bundle(self, path: str | Path) -> bool:
@@ -588,15 +589,12 @@ class Workspace:
     def list_evaluations(self, bundle_path: str | Path | None = None) -> list[dict[str, Any]]:
         """Every evaluation (of one bundle when given), oldest first."""
         if bundle_path is None:
-            return self._read("SELECT * FROM evaluations ORDER BY id")
-        return self._read(
-            "SELECT * FROM evaluations WHERE bundle_path=? ORDER BY id",
-            (self._stored(bundle_path),),
-        )
+            return self._read("evaluations")
+        return self._read("evaluations", "bundle_path=?", (self._stored(bundle_path),))
 
     def get_evaluation(self, evaluation_id: int) -> dict[str, Any] | None:
         """One evaluation by id or None."""
-        rows = self._read("SELECT * FROM evaluations WHERE id=?", (int(evaluation_id),))
+        rows = self._read("evaluations", "id=?", (int(evaluation_id),))
         return rows[0] if rows else None
 
     def remove_evaluation(self, evaluation_id: int) -> bool:
