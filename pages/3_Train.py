@@ -196,7 +196,7 @@ with tab_train:
                                 int(seed), interval, int(n_members), overrides,
                                 context="model configuration")
 
-        job = st.session_state.get("train_job")
+        job = st.session_state.get(app_ui.TRAIN_JOB)
         running = job is not None and job.running
         params_ok = (all(v is not None for v in label_params.values()) and config is not None
                      and (augmentation is not None or aug_kind == ui_state.NO_AUGMENTATION))
@@ -228,14 +228,14 @@ with tab_train:
                     return isolated.train_isolated(config, runs, val_runs=val_runs,
                                                    progress=progress, cancel=cancel, **kwargs)
 
-            st.session_state["train_job"] = ui_state.start_job(job_name, target)
-            st.session_state.pop("train_job_collected", None)
+            st.session_state[app_ui.TRAIN_JOB] = ui_state.start_job(job_name, target)
+            st.session_state.pop(app_ui.TRAIN_JOB_COLLECTED, None)
             st.rerun()
 
         @st.fragment(run_every=1.0 if running else None)
         def job_panel() -> None:
             """Live progress of the training job (re-runs itself every second while it runs)."""
-            job = st.session_state.get("train_job")
+            job = st.session_state.get(app_ui.TRAIN_JOB)
             if job is None:
                 return
             last = job.last
@@ -255,14 +255,14 @@ with tab_train:
                 if st.button(f"Cancel {what.lower()}", key="train_cancel"):
                     job.cancel()
                     st.toast("Cancelling after the current batch…")
-            elif (job.status == "done" and not st.session_state.get("train_job_collected")
+            elif (job.status == "done" and not st.session_state.get(app_ui.TRAIN_JOB_COLLECTED)
                   and isinstance(job.result, crossval.CrossValidation)):
                 st.session_state["cv_saved"] = app_ui.guarded(
                     ui_state.record_cross_validation, job.result, dataset.name,
                     context="save cross-validation")
-                st.session_state["train_job_collected"] = True
+                st.session_state[app_ui.TRAIN_JOB_COLLECTED] = True
                 st.rerun(scope="app")
-            elif job.status == "done" and not st.session_state.get("train_job_collected"):
+            elif job.status == "done" and not st.session_state.get(app_ui.TRAIN_JOB_COLLECTED):
                 app_ui.collect_trained_model()
                 st.rerun(scope="app")
             elif job.status in ("failed", "cancelled"):
@@ -270,13 +270,13 @@ with tab_train:
                     st.warning(ui_state.cancelled_message(job, what))
                 else:
                     st.error(f"{what} failed: {job.error}")
-                if not st.session_state.get("train_job_collected"):
-                    st.session_state["train_job_collected"] = True
+                if not st.session_state.get(app_ui.TRAIN_JOB_COLLECTED):
+                    st.session_state[app_ui.TRAIN_JOB_COLLECTED] = True
                     st.rerun(scope="app")  # stop polling
 
         job_panel()
 
-        job = st.session_state.get("train_job")
+        job = st.session_state.get(app_ui.TRAIN_JOB)
         if (job is not None and job.status == "done"
                 and isinstance(job.result, crossval.CrossValidation)):
             app_ui.show_cross_validation(job.result, st.session_state.get("cv_saved"), PAGE)

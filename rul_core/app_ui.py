@@ -177,8 +177,6 @@ def keep_keras_state() -> None:
         return
 
     def _clean_matplotlib_only() -> None:
-        import sys
-
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
             plt.close("all")
