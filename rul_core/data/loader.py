@@ -39,12 +39,12 @@ _PRIORITY = ("generic", "femto", "xjtu")  # a folder claimed by several layouts 
 STAGE = "loading runs"
 # operating-system metadata that archivers and file browsers add beside the data
 CLUTTER_FOLDERS = frozenset({"__MACOSX"})
-CLUTTER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", UPLOAD_RECORD})
+CLUTTER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def is_clutter(name: str) -> bool:
     """True for a file name that is system metadata, not data: .DS_Store, Thumbs.db,
-    desktop.ini, macOS ``._name`` resource forks and the app's own upload record."""
+    desktop.ini and macOS ``._name`` resource forks."""
     return name in CLUTTER_FILES or name.startswith("._")
 
 
@@ -102,9 +102,8 @@ def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
                     )
                 elif entry.is_file(follow_symlinks=False):
                     if is_clutter(entry.name):
-                        if entry.name != UPLOAD_RECORD:
-                            clutter.append(entry.path)
-                    else:
+                        clutter.append(entry.path)
+                    elif entry.name != UPLOAD_RECORD:  # the app's own record, not reported
                         names.append(entry.name)
                 elif not entry.is_dir(follow_symlinks=False):
                     report.skip(
@@ -117,7 +116,7 @@ def _scan(root: Path, report: LoadReport) -> dict[Path, list[str]]:
         report.warnings.append(
             f"{len(clutter)} operating-system metadata entries ignored, not data (e.g. "
             f"{printable_name(clutter[0])}; {', '.join(sorted(CLUTTER_FOLDERS))}, "
-            f"{', '.join(sorted(CLUTTER_FILES - {UPLOAD_RECORD}))}, ._* files)")
+            f"{', '.join(sorted(CLUTTER_FILES))}, ._* files)")
     return found
 
 
