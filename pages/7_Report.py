@@ -16,12 +16,22 @@ if not items:
     st.info("No figures yet: every chart you view on the other pages is collected here.")
     st.stop()
 
-labels: dict[str, str] = {}
-for i in items:  # the key tells apart items that share page, title and kind
-    label = f"{i.page} · {i.title} ({i.kind})"
-    labels[label if label not in labels else f"{label} [{i.key}]"] = i.key
-chosen = st.multiselect("Figures and tables to include", list(labels), default=list(labels),
-                        key="report_items")
+labels = ui_state.report_labels(items)
+EXCLUDED = "report_excluded"  # registry keys the user removed; survives other pages' visits
+
+
+def _remember_removals() -> None:
+    st.session_state[EXCLUDED] = ui_state.report_exclusions(
+        labels, st.session_state["report_items"], st.session_state.get(EXCLUDED, ()))
+
+
+chosen = st.multiselect(
+    "Figures and tables to include", list(labels),
+    default=ui_state.report_default_choice(labels, st.session_state.get(EXCLUDED, ())),
+    key="report_items", on_change=_remember_removals,
+    help="Every chart and table you view on the other pages is collected here; figures you "
+         "view later join the choice, the ones you remove stay out.")
+st.caption(f"{len(chosen)} of {len(labels)} item{'' if len(labels) == 1 else 's'} included.")
 selected = [reg.get(labels[c]) for c in chosen]
 title = st.text_input("Report title", "Bearing RUL workbench report", key="report_title")
 

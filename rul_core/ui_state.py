@@ -463,8 +463,9 @@ def cancelled_message(job: Any, what: str = "Training") -> str:
 # uploaders and download buttons (their values cannot be set); the run and model pickers and
 # the window pickers (pick_run / pick_model / pick_window share one choice between pages through
 # selected_run / model_label / selected_window); widgets tied to one result (bundle_name,
-# bundle_replace, the cross-validation's bearing pick); the Report's figure choice (new figures
-# join it by default). tests/test_ui_state.py checks every widget key of the pages is sorted.
+# bundle_replace, the cross-validation's bearing pick); the Report's figure choice (kept as the
+# items removed from it, report_exclusions, so that new figures join it).
+# tests/test_ui_state.py checks every widget key of the pages is sorted.
 PERSISTENT_KEYS: tuple[str, ...] = (
     # Data
     "data_source", "upload_mode", "upload_subfolder", "server_path", "server_layout",
@@ -506,6 +507,33 @@ def valid_selection(stored: Any, options: Iterable[Any], default: Any = None) ->
         kept = [v for v in stored if v in opts]
         return kept if kept or not stored else default
     return stored if stored in opts else default
+
+
+def report_labels(items: Iterable[Any]) -> dict[str, str]:
+    """Report page choice labels ('Data · RMS over life (figure)') mapped to registry keys;
+    the key is appended where page, title and kind are shared."""
+    labels: dict[str, str] = {}
+    for item in items:
+        label = f"{item.page} · {item.title} ({item.kind})"
+        labels[label if label not in labels else f"{label} [{item.key}]"] = item.key
+    return labels
+
+
+def report_default_choice(labels: dict[str, str], excluded: Iterable[str]) -> list[str]:
+    """The Report's figure choice when the page opens: every item except those the user
+    removed (registry keys in ``excluded``), so figures viewed since join it and removals
+    survive a visit to another page."""
+    left_out = set(excluded)
+    return [label for label, key in labels.items() if key not in left_out]
+
+
+def report_exclusions(labels: dict[str, str], chosen: Iterable[str],
+                      previous: Iterable[str] = ()) -> set[str]:
+    """Registry keys the user removed from the Report's choice: those offered but not chosen,
+    plus earlier removals of items no longer offered (a figure re-registered later stays out)."""
+    picked = {labels[c] for c in chosen if c in labels}
+    offered = set(labels.values())
+    return (offered - picked) | (set(previous) - offered)
 
 
 def bundles_dir(root: Path | None = None) -> Path:

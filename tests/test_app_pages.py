@@ -686,6 +686,29 @@ def test_report_exports_a_figure(demo_assets):
     assert not [b for b in at.button if b.key == "report_save"]
 
 
+def test_report_remembers_removed_items_across_pages(demo_assets):
+    """Leaving the Report page dropped the figure choice, so items the user had removed came
+    back on return; now removals are kept and figures viewed since join the choice."""
+    at = _app("pages/1_Data.py")
+    at.switch_page("pages/7_Report.py").run()
+    _no_exceptions(at)
+    pick = at.multiselect(key="report_items")
+    removed = [v for v in pick.value if "(table)" in v]
+    assert removed
+    pick.set_value([v for v in pick.value if v not in removed]).run()
+    before = set(at.multiselect(key="report_items").options)
+    at.switch_page("pages/2_Representations.py").run()
+    _no_exceptions(at)
+    at.switch_page("pages/7_Report.py").run()
+    _no_exceptions(at)
+    pick = at.multiselect(key="report_items")
+    new = set(pick.options) - before
+    assert new and new <= set(pick.value)  # figures viewed since are included
+    assert not set(removed) & set(pick.value)  # the removal survived the visit
+    assert any(f"{len(pick.value)} of {len(pick.options)} items included" in c.value
+               for c in at.caption)
+
+
 def test_report_keeps_items_that_share_a_title(demo_assets):
     """The current and a past cross-validation on the Train page register figures and tables
     with the same title; the Report page keyed its choices by page and title, so all but one

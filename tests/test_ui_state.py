@@ -280,3 +280,26 @@ def test_every_widget_key_is_kept_or_left_out_on_purpose():
         else:
             assert ui_state.persistent_keys([key]) or key in NOT_KEPT, f"{file}: {key} unsorted"
     assert set(ui_state.PERSISTENT_KEYS) <= {k for _, _, k in keys}  # no stale names
+
+
+def test_report_choice_keeps_removals_and_adds_new_items():
+    from types import SimpleNamespace as Item
+
+    items = [Item(page="Data", title="RMS", kind="figure", key="Data/rms"),
+             Item(page="Data", title="RMS", kind="figure", key="Data/rms-2"),
+             Item(page="Data", title="Runs", kind="table", key="Data/runs")]
+    labels = ui_state.report_labels(items)
+    assert labels == {"Data · RMS (figure)": "Data/rms",
+                      "Data · RMS (figure) [Data/rms-2]": "Data/rms-2",
+                      "Data · Runs (table)": "Data/runs"}
+    excluded = ui_state.report_exclusions(labels, ["Data · RMS (figure)"])
+    assert excluded == {"Data/rms-2", "Data/runs"}
+    # Data/runs is no longer offered (evicted); a new item arrives: both rules hold
+    later = {"Data · RMS (figure)": "Data/rms", "Data · RMS (figure) [Data/rms-2]": "Data/rms-2",
+             "Eval · RUL (figure)": "Eval/rul"}
+    assert ui_state.report_default_choice(later, excluded) == ["Data · RMS (figure)",
+                                                               "Eval · RUL (figure)"]
+    kept = ui_state.report_exclusions(later, ["Data · RMS (figure)", "Eval · RUL (figure)"],
+                                      excluded)
+    assert kept == {"Data/rms-2", "Data/runs"}  # the evicted removal is remembered
+
