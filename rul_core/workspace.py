@@ -10,7 +10,9 @@ is refused.
 
 A workspace whose folder or catalog cannot be written (read-only media, a read-only copy) is
 opened read-only: SQLite's ``mode=ro``, or ``immutable=1`` where WAL would need a ``-shm`` file
-it cannot create; listing works and every write says the catalog cannot be written.
+it cannot create; listing works and every write says the catalog cannot be written. Where a
+crash left a ``-wal`` file that ``immutable=1`` would ignore (its records not yet copied into the
+catalog), a private copy of both is read instead, so nothing recorded is missing.
 
 Paths inside the workspace folder are stored relative to it (so the folder can be moved or
 copied whole), others absolute; rows come back with absolute paths.
@@ -44,6 +46,9 @@ BUSY_TIMEOUT_MS = 30_000
 #: How a catalog that cannot be written is opened, tried in turn: read-only, then immutable
 #: (no ``-shm`` file needed; a ``-wal`` left uncheckpointed by a crash is not read).
 READ_ONLY_MODES = ("mode=ro", "mode=ro&immutable=1")
+#: ``Workspace.read_only_mode`` when a read-only catalog is read from a private copy of it and
+#: of the ``-wal`` file a crash left beside it (``immutable=1`` would ignore that file).
+READ_ONLY_COPY = "copy"
 #: The oldest schema a read-only catalog may have (it cannot be upgraded): version 3 only
 #: changed how paths are stored, and absolute ones are read as they are.
 OLDEST_READABLE_SCHEMA = 2
@@ -213,6 +218,11 @@ def _row(table: str, row: sqlite3.Row, root: Path) -> dict[str, Any]:
     return out
 
 
+def _wal_path(catalog: Path) -> Path:
+    """The write-ahead log SQLite keeps beside ``catalog`` in WAL mode."""
+    return catalog.with_name(catalog.name + "-wal")
+
+
 def _writable(folder: Path, catalog: Path) -> bool:
     """Whether SQLite can write ``catalog`` in ``folder`` (its journal files are made there);
     False on read-only media, for root too."""
@@ -267,6 +277,7 @@ class Workspace:
         self.path = workspace_path(path)
         self.db_path = self.path / CATALOG_NAME
         self.read_only_mode = ""
+        self._copy: Path | None = None  # a read-only catalog's private copy (READ_ONLY_COPY)
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             if self.db_path.is_file() and not _writable(self.path, self.db_path):
@@ -290,10 +301,13 @@ class Workspace:
 
     def _connect(self) -> sqlite3.Connection:
         target: str | Path = self.db_path
-        if self.read_only:
+        uri = self.read_only and self._copy is None
+        if self._copy is not None:
+            target = self._copy
+        elif self.read_only:
             target = f"{self.db_path.as_uri()}?{self.read_only_mode}"
         con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                              uri=self.read_only)
+                              uri=uri)
         con.row_factory = sqlite3.Row
         con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return con
@@ -336,10 +350,28 @@ class Workspace:
             except sqlite3.OperationalError as exc:
                 if not _unwritable(exc) or mode == READ_ONLY_MODES[-1]:
                     raise
+        wal = _wal_path(self.db_path)
+        if self.read_only_mode == READ_ONLY_MODES[-1] and wal.is_file() and wal.stat().st_size:
+            self._read_from_copy()  # immutable=1 would not read the records in the -wal
+            version = self.schema_version
         self._check_version(version)
         if version < OLDEST_READABLE_SCHEMA:
             raise self._write_error(f"read-only, and its schema version {version} must be "
                                     f"upgraded to {SCHEMA_VERSION}")
+
+    def _read_from_copy(self) -> None:
+        """Read the catalog from a private copy of it and of its ``-wal`` file (SQLite replays
+        the file's records into the copy); the copy is deleted with this object."""
+        import shutil
+        import tempfile
+        import weakref
+
+        folder = Path(tempfile.mkdtemp(prefix="rul_catalog_"))
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        copy = folder / CATALOG_NAME
+        shutil.copyfile(self.db_path, copy)
+        shutil.copyfile(_wal_path(self.db_path), _wal_path(copy))
+        self._copy, self.read_only_mode = copy, READ_ONLY_COPY
 
     def _read(self, table: str, where: str = "", params: tuple[Any, ...] = ()
               ) -> list[dict[str, Any]]:

@@ -381,6 +381,57 @@ def test_a_workspace_on_read_only_media_is_listed(tmp_path: Path) -> None:
         shutil.rmtree(folder)
 
 
+def test_a_read_only_copy_left_by_a_crash_lists_what_its_wal_holds(tmp_path: Path) -> None:
+    """A crash leaves recent records in the ``-wal`` file beside the catalog; on read-only
+    media the catalog opened with ``immutable=1``, which ignores that file, so those records
+    were missing from the listing. Run as a user without write access, as above."""
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import sys
+    import tempfile
+
+    import rul_core
+
+    root = os.geteuid() == 0
+    pythons = [sys.executable, "/usr/bin/python3"] if root else [sys.executable]
+    user = 65534 if root else None
+    runs = [p for p in pythons if _runs_as(p, user)]
+    if not runs:
+        pytest.skip("no Python this test can run as an unprivileged user")
+    folder = Path(tempfile.mkdtemp(dir=tmp_path if not root else None))
+    try:
+        os.chmod(folder, 0o755)
+        ws = Workspace(tmp_path / "live")
+        ws.add_bundle(ws.path / "b", "carle")
+        holder = sqlite3.connect(ws.db_path)  # another process still has the catalog open
+        holder.execute("SELECT 1 FROM bundles").fetchall()
+        ws.add_bundle(ws.path / "c", "rc_lstm")  # so this record stays in the -wal
+        crashed = folder / "ws"
+        crashed.mkdir()
+        for name in (CATALOG_NAME, CATALOG_NAME + "-wal"):  # as the crash left them
+            shutil.copyfile(ws.path / name, crashed / name)
+        holder.close()
+        assert (crashed / (CATALOG_NAME + "-wal")).stat().st_size > 0
+        os.chmod(crashed / CATALOG_NAME, 0o444)
+        os.chmod(crashed / (CATALOG_NAME + "-wal"), 0o444)
+        os.chmod(crashed, 0o555)
+        env = {"PYTHONPATH": str(Path(rul_core.__file__).parents[1]), "PATH": os.defpath}
+        proc = subprocess.run([runs[0], "-c", _LIST_READ_ONLY, str(crashed)], user=user,
+                              env=env, capture_output=True, text=True, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        opened, message = proc.stdout.splitlines()
+        mode, listing = opened.split(" ", 1)
+        assert (mode, listing) == ("copy", "['carle', 'rc_lstm']")
+        assert "could not write the catalog" in message
+        assert sorted(p.name for p in crashed.iterdir()) == [CATALOG_NAME, CATALOG_NAME + "-wal"]
+    finally:
+        if (folder / "ws").exists():
+            os.chmod(folder / "ws", stat.S_IRWXU)
+        shutil.rmtree(folder)
+
+
 DEMO_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "model"
 
 
