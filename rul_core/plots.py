@@ -339,20 +339,48 @@ def table_figure(df: pd.DataFrame, title: str = "", digits: int = 4) -> go.Figur
     return _style(fig, title, height=60 + 28 * (len(shown) + 2))
 
 
+def _loss_series_parts(name: str) -> tuple[str, str, str]:
+    """``'val_loss (fold 2, member 3)'`` -> ``('val_loss', 'fold 2', 'member 3')``; missing
+    parts are empty."""
+    kind, _, tags = name.partition(" (")
+    parts = [t.strip() for t in tags.rstrip(")").split(",") if t.strip()]
+    fold = next((t for t in parts if t.startswith("fold ")), "")
+    member = next((t for t in parts if t.startswith("member ")), "")
+    return kind, fold, member
+
+
 def loss_figure(history: Mapping[str, Sequence[float]], title: str = "Loss") -> go.Figure:
-    """Training curves: one line per history key (``loss``, ``val_loss`` ...) per epoch."""
+    """Training curves per epoch: one line per history key (``loss``, ``val_loss (fold 2,
+    member 3)`` ...). A fold or, without folds, an ensemble member keeps one colour (validation
+    dashed); with folds, a fold's members share one legend entry that shows or hides them
+    all (a five-member, four-fold cross-validation has 20 training curves)."""
     fig = go.Figure()
     n_epochs = 0
     positive = True
-    for i, (name, values) in enumerate(history.items()):
+    parts = {name: _loss_series_parts(name) for name in history}
+    has_folds = any(fold for _, fold, _ in parts.values())
+    colour_of: dict[str, str] = {}
+    in_legend: set[tuple[str, str]] = set()
+    for name, values in history.items():
         v = np.asarray(values, dtype=float)
         if v.size == 0:
             continue
         n_epochs = max(n_epochs, v.size)
         finite = v[np.isfinite(v)]
         positive = positive and bool(finite.size) and bool(np.all(finite > 0))
-        fig.add_trace(go.Scatter(x=np.arange(1, v.size + 1), y=v, mode="lines+markers",
-                                 name=name, line={"color": PALETTE[i % len(PALETTE)]}))
+        kind, fold, member = parts[name]
+        group = fold if has_folds else member
+        colour = colour_of.setdefault(group, PALETTE[len(colour_of) % len(PALETTE)])
+        shown = not has_folds or (kind, fold) not in in_legend
+        in_legend.add((kind, fold))
+        fig.add_trace(go.Scatter(
+            x=np.arange(1, v.size + 1), y=v, mode="lines+markers",
+            name=f"{kind} ({fold})" if has_folds else name, showlegend=shown,
+            legendgroup=f"{kind} {fold}" if has_folds else None,
+            hovertemplate=f"{name}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>",
+            opacity=0.55 if has_folds and member else 1.0,
+            line={"color": colour, "dash": "dash" if kind.startswith("val") else "solid"},
+            marker={"size": 5}))
     # whole epochs only: one tick per epoch up to 10, then every k-th
     fig.update_xaxes(title_text="epoch", tickmode="linear", tick0=1,
                      dtick=max(1, int(np.ceil(n_epochs / 10))))

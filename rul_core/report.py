@@ -483,7 +483,7 @@ def _mpl_scatter(ax, tr: dict) -> None:
     marker = "o" if "markers" in mode else None
     ls = style if "lines" in mode else "none"
     ax.plot(x, y, color=colour, linestyle=ls, marker=marker, markersize=3,
-            linewidth=line.get("width", 1.2), label=name)
+            linewidth=line.get("width", 1.2), label=name, alpha=float(tr.get("opacity", 1.0)))
 
 
 def _mpl_bars(ax, bars: list[dict], grouped: bool) -> None:

@@ -280,6 +280,33 @@ def test_deletion_curves_draw_the_input_and_baseline_and_skip_missing_areas():
     assert not plots.deletion_curves_figure({"lrp": (x, [1, 0, 0])}).layout.shapes
 
 
+def test_loss_figure_groups_a_cross_validations_members_by_fold():
+    """A 2-fold cross-validation of a 3-member ensemble has 12 curves: one legend entry per
+    fold and kind, each fold one colour, validation dashed, members faded."""
+    hist = {}
+    for fold in (1, 2):
+        for member in (1, 2, 3):
+            tag = f"fold {fold}" + (f", member {member}" if member > 1 else "")
+            hist[f"loss ({tag})"] = [1.0, 0.5]
+            hist[f"val_loss ({tag})"] = [1.1, 0.6]
+    fig = plots.loss_figure(hist)
+    assert len(fig.data) == 12
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend == ["loss (fold 1)", "val_loss (fold 1)", "loss (fold 2)", "val_loss (fold 2)"]
+    by_fold = {f: {t.line.color for t in fig.data if t.legendgroup.endswith(f)}
+               for f in ("fold 1", "fold 2")}
+    assert all(len(c) == 1 for c in by_fold.values()) and by_fold["fold 1"] != by_fold["fold 2"]
+    assert {t.line.dash for t in fig.data if t.legendgroup.startswith("val_loss")} == {"dash"}
+    assert [t.opacity for t in fig.data[:4]] == [1.0, 1.0, 0.55, 0.55]
+    assert "val_loss (fold 2, member 3)" in fig.data[-1].hovertemplate
+    # one training, no folds: every curve its own legend entry, a member's pair one colour
+    single = plots.loss_figure({"loss": [1, 0.5], "val_loss": [1, 0.6],
+                                "loss (member 2)": [1, 0.4], "val_loss (member 2)": [1, 0.7]})
+    assert [t.showlegend for t in single.data] == [True] * 4
+    colours = [t.line.color for t in single.data]
+    assert colours[0] == colours[1] != colours[2] == colours[3]
+
+
 def test_loss_figure_axis_shows_negative_losses_and_whole_epochs():
     """RC-LSTM's Gaussian NLL goes below zero: a log axis would drop those points."""
     nll = plots.loss_figure({"loss": [0.8, -0.2, -0.9], "val_loss": [0.9, 0.1, -0.5]})
