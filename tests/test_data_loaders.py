@@ -332,7 +332,7 @@ def test_generic_csv_spreadsheet_exports_load(tmp_path: Path, content: bytes) ->
     ("channels", "content", "found"),
     [(["x", "y", "z"], _csv(SIGNAL), "found 2 column(s) separated by ','"),
      (["x", "y"], _csv(SIGNAL[:, :1]), "found 1 column(s): '"),
-     (["x", "y"], _csv(SIGNAL, " "), "found 1 column(s): '")],  # space separated: unsupported
+     (["x"], _csv(SIGNAL, "  "), "found 2 column(s) separated by spaces/tabs")],
     ids=["more-channels-than-columns", "one-column", "space-separated"],
 )
 def test_column_count_mismatch_names_run_json_channels(
@@ -343,7 +343,7 @@ def test_column_count_mismatch_names_run_json_channels(
     [skipped] = [s for s in ds.report.skipped if s.path.endswith("1.csv")]
     assert "1.csv, line 1: expected" in skipped.reason and found in skipped.reason
     assert f"one per channel of run.json {channels}" in skipped.reason
-    assert "';' or tab" in skipped.reason
+    assert "',', ';', tab or spaces" in skipped.reason
 
 
 def test_header_without_the_channel_names_warns(tmp_path: Path) -> None:
@@ -366,11 +366,12 @@ def test_values_beyond_float32_are_skipped_not_stored_as_inf(tmp_path: Path) -> 
 
 
 def test_a_run_left_out_says_which_files_were_not_read(tmp_path: Path) -> None:
-    txt = _generic_run(tmp_path / "txt", GENERIC_META, {"1.txt": _csv(SIGNAL)})
-    ds = load_dataset(txt)
+    xlsx = _generic_run(tmp_path / "xlsx", GENERIC_META, {"1.xlsx": b"PK\x03\x04"})
+    ds = load_dataset(xlsx)
     [warning] = ds.report.warnings
     assert "run1: no usable snapshot; run left out (1 file(s) there not read" in warning
-    assert "expected a snapshot file (.csv, .parquet or .npy) next to run.json" in warning
+    assert ("expected a snapshot file (.csv, .txt, .tsv, .parquet or .npy) next to run.json, "
+            "found '1.xlsx'") in warning
     shared = _generic_run(tmp_path / "shared", GENERIC_META, {})  # run.json at the top only
     (shared / "run1" / "run.json").rename(shared / "run.json")
     (shared / "run1" / "1.csv").write_bytes(_csv(SIGNAL))

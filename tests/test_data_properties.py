@@ -99,3 +99,46 @@ def test_good_rows_survive_among_bad(tmp_path: Path) -> None:
     err = DataFormatError(str(folder / "acc_00003.csv"), "6 columns separated by ','",
                           "1 columns", line=1)
     assert bad.reason == str(err)
+
+
+@st.composite
+def _generic_text(draw):  # type: ignore[no-untyped-def]
+    """A generic snapshot as some tool writes it, and the (rows, 2) values it holds."""
+    values = np.array(draw(st.lists(st.tuples(*[st.integers(-10**6, 10**6)] * 2), min_size=1,
+                                    max_size=8)), dtype=np.float64) / 1e4
+    sep = draw(st.sampled_from([",", ", ", ";", "\t", " ", "   ", " \t", "\t\t"]))
+    decimal = "," if sep.strip() != "," and draw(st.booleans()) else "."
+    lead = draw(st.sampled_from(["", "  "] + (["\t"] if not sep.strip() else [])))
+    trail = draw(st.sampled_from(["", sep.strip() or " "]))
+    header = draw(st.sampled_from(["", "names", "reversed", "comment"]))
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    end = draw(st.sampled_from(["", eol, eol * 3]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+    columns = values[:, ::-1] if header == "reversed" else values
+
+    def line(cells: list[str]) -> str:
+        return lead + sep.join(cells) + trail
+
+    lines = [line([f"{v:.4f}".replace(".", decimal) for v in row]) for row in columns]
+    if header == "comment":
+        lines.insert(0, "# " + sep.join(["x", "y"]))
+    elif header:
+        lines.insert(0, line(["y", "x"] if header == "reversed" else ["x", "y"]))
+    return (eol.join(lines) + end).encode(encoding), values
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=_generic_text())
+def test_generic_text_variants_round_trip(case) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the separator, trailing separator, header, line ends and encoding, the run
+    holds the values written."""
+    data, values = case
+    root = Path(tempfile.mkdtemp())
+    try:
+        (root / "run.json").write_text('{"fs": 100, "rpm": 60, "channels": ["x", "y"]}')
+        (root / "1.csv").write_bytes(data)
+        ds = load_dataset(root)
+        assert not ds.report.skipped, (data, ds.report.skipped)
+        np.testing.assert_allclose(ds.runs[0].snapshots[0], values.astype(np.float32))
+    finally:
+        shutil.rmtree(root)

@@ -8,6 +8,12 @@ hold float32 samples), or every file of a batch that the
 C parser rejects, go to :func:`diagnose`, a per-line reader used only for those files. It is
 the reference: it either returns the same values or raises :class:`DataFormatError` naming
 the file, the 1-based line and column, what was expected and what was found.
+
+Text preparation for readers that take what other tools write (the generic layout): decoding
+UTF-16/UTF-32 (:func:`to_utf8`), sniffing the separator of a row (:func:`sniff_separator`),
+squeezing runs of spaces/tabs to one space (:func:`squeeze_whitespace`, the separator
+:data:`WHITESPACE`) and dropping a trailing separator (:func:`strip_trailing_separator`);
+all keep line breaks, so line numbers in messages stay those of the file.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ _NONFINITE_WORDS = {b"nan", b"inf", b"infinity", b"-inf", b"+inf", b"-infinity",
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # runs hold float32 samples
 BATCH_BYTES = 32 * 1024**2  # join at most this much text per pyarrow call
 SEPARATORS = (",", ";", "\t")
+WHITESPACE = " "  # a CsvItem separator: runs of spaces/tabs, squeezed to one space beforehand
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# which of the first 4 bytes are NUL -> the encoding of text starting with ASCII (RFC 4627)
+_NUL_PATTERNS = {(True, True, True, False): "utf-32-be", (False, True, True, True): "utf-32-le",
+                 (True, False, True, False): "utf-16-be", (False, True, False, True): "utf-16-le"}
 
 
 @dataclass
@@ -43,6 +55,142 @@ class CsvItem:
 def strip_bom(data: bytes) -> bytes:
     """``data`` without a leading UTF-8 byte-order mark."""
     return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
+def text_encoding(data: bytes) -> tuple[str, int]:
+    """The encoding of text ``data`` (a Python codec name) and the length of its byte-order
+    mark: from the mark, else from which of the first 4 bytes are NUL (UTF-16/32 without a
+    mark; numeric CSV and JSON start with ASCII), else UTF-8."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding, len(bom)
+    head = data[:4]
+    if len(head) == 4 and b"\x00" in head:
+        nul = (head[0] == 0, head[1] == 0, head[2] == 0, head[3] == 0)
+        return _NUL_PATTERNS.get(nul, "utf-8"), 0
+    return "utf-8", 0
+
+
+def encoding_label(encoding: str, bom: int) -> str:
+    """``utf-16-le`` -> ``UTF-16LE text (as its byte-order mark says)``, for messages."""
+    name = encoding.upper().replace("-LE", "LE").replace("-BE", "BE")
+    return f"{name} text (as its {'byte-order mark says' if bom else 'NUL bytes suggest'})"
+
+
+def to_utf8(data: bytes, path: str) -> bytes:
+    """``data`` as UTF-8 without a byte-order mark: UTF-16/UTF-32 text (told by its mark or
+    by its NUL bytes) is transcoded; line breaks, hence line numbers, are kept.
+    DataFormatError naming the file for binary data or bytes invalid in the encoding found."""
+    encoding, bom = text_encoding(data)
+    if encoding == "utf-8":
+        nul = data.find(b"\x00", 0, 65536)
+        if nul >= 0:  # never in UTF-8 text
+            raise DataFormatError(
+                path, "a text file of numbers (UTF-8, or UTF-16/UTF-32)",
+                f"binary data (a NUL byte at byte {nul})",
+            )
+        return data[bom:]
+    try:
+        return data[bom:].decode(encoding).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            path, encoding_label(encoding, bom),
+            f"an invalid sequence at byte {exc.start + bom} ({exc.reason})",
+        ) from None
+
+
+def sep_label(sep: str) -> str:
+    """A separator for messages: ``','``, ``';'``, ``'\\t'`` or "spaces/tabs"."""
+    return "spaces/tabs" if sep == WHITESPACE else repr(sep)
+
+
+def _has_inner_space(cell: bytes) -> bool:
+    return any(ch in cell.strip() for ch in (b" ", b"\t"))
+
+
+def _without_trailing_empty(cells: list[bytes]) -> list[bytes]:
+    return cells[:-1] if len(cells) > 1 and not cells[-1].strip() else cells
+
+
+def header_separator(line: bytes) -> str:
+    """The separator to split a possible header row at: ``;`` or tab (the more frequent),
+    else ``,``, else whitespace between words, else ``,`` (one column)."""
+    line = line.rstrip(b"\r")
+    if b";" in line or b"\t" in line:
+        return ";" if line.count(b";") >= line.count(b"\t") else "\t"
+    if b"," in line:
+        return ","
+    return WHITESPACE if _has_inner_space(line) else ","
+
+
+def sniff_separator(line: bytes) -> str:
+    """The separator of a data row. ``;`` or tab as :func:`header_separator`, but a tab row
+    with empty cells (leading, or runs of tabs as alignment) is whitespace separated; a comma
+    row is whitespace separated when a cell holds a space (``0,5 1,2``: decimal commas);
+    numbers separated by spaces alone are whitespace separated; one number is ``,``.
+    A trailing empty cell (``1,2,``) is ignored here."""
+    line = line.replace(b'"', b"").rstrip(b"\r")
+    sep = header_separator(line)
+    if sep == "\t":
+        cells = _without_trailing_empty(line.split(b"\t"))
+        return "\t" if all(c.strip() for c in cells) else WHITESPACE
+    if sep == ",":
+        cells = _without_trailing_empty(line.split(b","))
+        return WHITESPACE if any(_has_inner_space(c) for c in cells) else ","
+    return sep
+
+
+def split_cells(line: bytes, sep: str) -> list[bytes]:
+    """The cells of one line, stripped of spaces and quotes (whitespace: the words)."""
+    line = line.rstrip(b"\r")
+    parts = line.split() if sep == WHITESPACE else line.split(sep.encode())
+    return [c.strip().strip(b'"') for c in parts]
+
+
+_NOT_SQUEEZED = (b"  ", b"\t", b"\n ", b" \n", b" \r")
+
+
+def _without_blank_end(data: bytes) -> bytes:
+    """``data`` without its trailing blank lines; unlike :func:`_trim` the last row keeps its
+    own trailing spaces and tabs (a trailing tab separator)."""
+    end = data.find(b"\n", len(data.rstrip(b"\r\n\t ")))
+    return data if end < 0 else data[:end].rstrip(b"\r")
+
+
+def squeeze_whitespace(data: bytes) -> bytes:
+    """Whitespace-separated text with one space between cells and none at line ends (line
+    breaks kept), for the one-character-separator parser."""
+    if not (data.startswith(b" ") or any(s in data for s in _NOT_SQUEEZED)):
+        return data  # numpy.savetxt's default output already is
+    data = data.replace(b"\t", b" ")
+    while b"  " in data:  # halves every run of spaces (faster than a regular expression)
+        data = data.replace(b"  ", b" ")
+    # now a line starts or ends with one space at most
+    data = data.replace(b"\n ", b"\n").replace(b" \n", b"\n").replace(b" \r", b"\r")
+    return data.removeprefix(b" ").removesuffix(b" ")
+
+
+def strip_trailing_separator(data: bytes, sep: str, path: str, first_line_no: int) -> bytes:
+    """Rows without the trailing separator (an empty last column) that every one of them must
+    end with; DataFormatError naming the first row without it."""
+    pattern = re.compile(re.escape(sep.encode()) + rb"[ \t]*(?=\r?$)", re.MULTILINE)
+    data = _without_blank_end(data)
+    eol = b"\r\n" if first_line(data) + b"\r\n" == data[: data.find(b"\n") + 1] else b"\n"
+    end = sep.encode() + eol
+    if data.endswith(sep.encode()) and data.count(end) == _row_count(data) - 1:
+        return data.replace(end, eol)[:-1]  # every line ends exactly so: the quick way
+    stripped, count = pattern.subn(b"", data)
+    if count == _row_count(data):
+        return stripped
+    for i, raw in enumerate(data.split(b"\n")):
+        line = raw.rstrip(b"\r")
+        if pattern.search(line) is None:
+            raise DataFormatError(
+                path, f"a trailing {sep!r} (an empty last column) on every line, as on line "
+                f"{first_line_no}", "an empty line" if not line.strip() else
+                f"none: {show_cell(line)}", line=first_line_no + i,
+            )
+    return stripped  # not reached: count < rows means a row without it
 
 
 def first_line(data: bytes) -> bytes:
@@ -132,12 +280,13 @@ def diagnose(item: CsvItem) -> np.ndarray:
         if len(cells) != item.ncols:
             if not line.strip():
                 raise DataFormatError(
-                    item.path, f"{item.ncols} numbers separated by {item.sep!r}", "an empty line",
+                    item.path, f"{item.ncols} numbers separated by {sep_label(item.sep)}",
+                "an empty line",
                     line=line_no,
                 )
             raise DataFormatError(
                 item.path,
-                f"{item.ncols} columns separated by {item.sep!r}",
+                f"{item.ncols} columns separated by {sep_label(item.sep)}",
                 f"{len(cells)} columns",
                 line=line_no,
             )

@@ -1,7 +1,9 @@
 """Generic reader: any machine, any rate, any channel count (SPEC §1).
 
-A run folder holds ``run.json`` and one file per snapshot (``.csv``, ``.parquet`` or ``.npy``),
-ordered naturally by name. ``run.json``::
+A run folder holds ``run.json`` (any capitalisation: ``RUN.JSON``; two spellings in one
+folder are ambiguous and skip the run) and one file per snapshot (``.csv``, ``.txt``,
+``.tsv``, ``.parquet`` or ``.npy``), ordered naturally by name. ``run.json`` (UTF-8, a
+byte-order mark is fine, or UTF-16/UTF-32)::
 
     {"fs": 25600, "rpm": 1800, "load_n": 4000, "channels": ["x", "y"],
      "name": "pump_3", "interval_s": 10}
@@ -13,12 +15,16 @@ unknown (a warning) and ignored. Timestamps are ``interval_s`` times the file nu
 from the first file (the position in natural order when names carry no distinct increasing
 numbers).
 
-CSV: ``,``, ``;`` or tab separated (with ``;`` or tab, decimal commas are read as points);
-quotes around cells are dropped; an optional header row of column names (columns are then
-picked by the channel names, in ``channels`` order, or taken in order with a warning when the
-names differ and the count matches); without a header there must be exactly one column per
-channel. Parquet: columns named like the channels, or exactly one per channel.
-NPY: (samples,) for one channel or (samples, channels); numeric, no pickles.
+Text snapshots (:func:`csv_item`): UTF-8 or UTF-16/UTF-32; ``,``, ``;``, tab or runs of
+spaces/tabs between the columns, sniffed per file from its first row of numbers (with ``;``,
+tab or spaces, decimal commas are read as points); a trailing separator on every line (an
+empty last column) is dropped; leading blank lines, ``#`` comment lines and Excel's ``sep=;``
+line are skipped (a last comment naming every channel, as ``numpy.savetxt(header="x y")``
+writes, picks the columns); quotes around cells are dropped; an optional header row of column
+names (columns are then picked by the channel names, in ``channels`` order, or taken in order
+with a warning when the names differ and the count matches); without names there must be
+exactly one column per channel. Parquet: columns named like the channels, or exactly one per
+channel. NPY: (samples,) for one channel or (samples, channels); numeric, no pickles.
 A dataset is one run folder or a folder of run folders.
 """
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,15 +41,24 @@ from typing import Any
 import numpy as np
 
 from rul_core.data.csvparse import (
+    SEPARATORS,
+    WHITESPACE,
     CsvItem,
     decimal_points,
-    detect_separator,
+    encoding_label,
     first_line,
+    header_separator,
     is_numeric_cell,
+    sep_label,
     show_cell,
+    sniff_separator,
+    split_cells,
     split_header,
+    squeeze_whitespace,
     storable,
-    strip_bom,
+    strip_trailing_separator,
+    text_encoding,
+    to_utf8,
     value_fault,
 )
 from rul_core.data.natural import file_number, natural_sorted
@@ -53,7 +69,8 @@ from rul_core.errors import Cancelled, DataFormatError
 from rul_core.progress import CancelToken, check
 
 META_NAME = "run.json"
-SNAPSHOT_SUFFIXES = (".csv", ".parquet", ".npy")
+TEXT_SUFFIXES = (".csv", ".txt", ".tsv")  # read as delimited or whitespace-separated text
+SNAPSHOT_SUFFIXES = (*TEXT_SUFFIXES, ".parquet", ".npy")
 META_FIELDS = ("fs", "rpm", "load_n", "channels", "name", "interval_s")
 
 
@@ -70,13 +87,36 @@ def unknown_fields_warning(path: Path, unknown: list[str]) -> str:
     ))
 
 
+def is_meta_name(name: str) -> bool:
+    """True for ``run.json`` in any capitalisation (``RUN.JSON``, ``Run.json``)."""
+    return name.lower() == META_NAME
+
+
+def _decode_meta(path: Path, data: bytes) -> str:
+    """run.json's text: UTF-8, or UTF-16/UTF-32 (Windows PowerShell writes UTF-16), told by a
+    byte-order mark or the NUL bytes; DataFormatError naming where it is neither."""
+    encoding, bom = text_encoding(data)
+    try:
+        return data[bom:].decode(encoding)
+    except UnicodeDecodeError as exc:
+        pos = exc.start + bom
+        line = data.count(b"\n", 0, pos) + 1
+        column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+        if encoding == "utf-8":
+            found = (f"byte 0x{data[pos]:02x}, not UTF-8 (saved in a legacy encoding such as "
+                     "Windows-1252? save it as UTF-8)")
+            expected = "JSON text in UTF-8 (or UTF-16/UTF-32 with a byte-order mark)"
+        else:
+            found = f"an invalid sequence ({exc.reason})"
+            expected = f"JSON in {encoding_label(encoding, bom)}"
+        raise DataFormatError(path, expected, found, line=line, column=column) from None
+
+
 def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
     """Validated run.json content; DataFormatError naming the field otherwise."""
-    data = strip_bom(data)  # Windows editors write one
+    text = _decode_meta(path, data)
     try:
-        meta = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(path, "UTF-8 JSON text", f"byte 0x{data[exc.start]:02x}") from None
+        meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(
             path, "valid JSON", exc.msg, line=exc.lineno, column=exc.colno
@@ -138,7 +178,8 @@ def parse_meta(path: Path, data: bytes) -> dict[str, Any]:
 
 
 def _pick_columns(
-    path: str, available: list[str], channels: list[str], by_order: dict[str, list[str]]
+    path: str, available: list[str], channels: list[str], by_order: dict[str, list[str]],
+    line: int = 1,
 ) -> list[int]:
     """Column indices of ``channels`` among the file's column names: by name, else (the same
     count) in order, recording the file in ``by_order`` for a warning."""
@@ -149,7 +190,7 @@ def _pick_columns(
         return list(range(len(channels)))
     raise DataFormatError(
         path, f"columns named like the channels of run.json {channels} (or exactly "
-        f"{len(channels)} columns)", f"columns {available[:10]}", line=1,
+        f"{len(channels)} columns)", f"columns {available[:10]}", line=line,
     )
 
 
@@ -203,29 +244,148 @@ def read_npy(path: str, n_channels: int) -> np.ndarray:
     return array.astype(np.float64)
 
 
+_EXCEL_SEP = re.compile(rb'"?sep=(.)"?')
+
+
+def _preamble(path: str, data: bytes) -> tuple[int, bytes | None, str | None]:
+    """The leading lines that are not rows: blank lines, ``#`` comments and Excel's
+    ``sep=;`` first line. Returns their count, the last comment's text (``numpy.savetxt``
+    writes column names as ``# x y``) and the separator a ``sep=`` line names."""
+    count, comment, forced = 0, None, None
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        raw = data[pos:end].rstrip(b"\r")
+        line = raw.strip()
+        excel = _EXCEL_SEP.fullmatch(raw) if count == 0 else None
+        if excel is not None:
+            forced = excel.group(1).decode("latin-1")
+            if forced not in (*SEPARATORS, WHITESPACE):
+                raise DataFormatError(path, "a separator ',', ';', tab or space after 'sep='",
+                                      repr(forced), line=1)
+        elif line.startswith(b"#"):
+            comment = line[1:]
+        elif line:
+            break
+        count += 1
+        pos = end + 1
+    return count, comment, forced
+
+
+def _count(cells: list[bytes]) -> int:
+    """The number of columns, not counting a trailing empty one."""
+    return len(cells) - int(len(cells) > 1 and not cells[-1])
+
+
+def csv_item(
+    path: str, data: bytes, channels: list[str], by_order: dict[str, list[str]]
+) -> tuple[CsvItem, list[int]]:
+    """One generic CSV file's rows to parse and the file columns holding ``channels``.
+
+    Reads UTF-16/32 text as well as UTF-8; skips leading blank and ``#`` comment lines (a
+    last comment naming every channel, as ``numpy.savetxt(header="x y")`` writes, picks the
+    columns) and Excel's ``sep=`` line; takes an optional header row; sniffs the separator
+    from the first row of numbers (``,``, ``;``, tab, or runs of spaces/tabs); drops a
+    trailing separator when every line has one. DataFormatError naming the file and line
+    when the rows cannot give one column per channel."""
+    n = len(channels)
+    data = to_utf8(data, path)
+    if b"\r" in data and b"\n" not in data:  # classic Mac OS line ends
+        data = data.replace(b"\r", b"\n")
+    skip, comment, forced = _preamble(path, data)
+    body = split_header(data, skip)
+    if not body.strip():
+        raise DataFormatError(path, f"rows of {n} number(s), one per channel of run.json "
+                              f"{channels}", "an empty file" if not data.strip() else
+                              f"only {skip} blank or comment line(s)")
+    line = first_line(body)
+    # a header has no number in it; a first row with one bad cell is data, so the
+    # parser names that cell instead of taking the row for column names
+    split_at = forced or header_separator(line)
+    if split_at == "\t" and sniff_separator(line) == WHITESPACE:  # '\t1.5 2.5': not names
+        split_at = WHITESPACE
+    header = bool(line.strip()) and not any(
+        is_numeric_cell(decimal_points(c, ";")) for c in split_cells(line, split_at)
+    )
+    header_no = skip + 1
+    row_no = header_no + int(header)  # the first row of numbers
+    rows = split_header(body, 1) if header else body
+    raw_row = first_line(rows)
+    sep = forced or sniff_separator(raw_row if raw_row.strip() else line)
+    names = split_cells(line, sep) if header else None
+    if sep == WHITESPACE:
+        rows = squeeze_whitespace(rows)
+    cells = split_cells(first_line(rows), sep)
+    trailing = sep != WHITESPACE and len(cells) > 1 and not cells[-1]
+    if names is not None and _count(names) != _count(cells):  # 'x y' over tab-separated rows
+        alt = split_cells(line, header_separator(line))
+        names = alt if _count(alt) == _count(cells) else names
+    header_trailing = names is not None and len(names) > 1 and not names[-1]
+    if names is not None and raw_row.strip() and sep != WHITESPACE and header_trailing != trailing:
+        has, lacks, shown = ((row_no, header_no, line) if trailing else
+                             (header_no, row_no, raw_row))
+        raise DataFormatError(
+            path, f"a trailing {sep!r} (an empty last column) on every line, as on line {has}",
+            f"none: {show_cell(shown)}", line=lacks,
+        )
+    if trailing:
+        rows = strip_trailing_separator(rows, sep, path, row_no)
+        cells = cells[:-1]
+        names = names[:-1] if names is not None else None
+    if names is None and comment is not None:  # '# x y' naming every channel picks them
+        hint = [c.decode("utf-8", "replace") for c in split_cells(comment, sep)]
+        hint = hint[:-1] if trailing and hint and not hint[-1] else hint
+        if len(hint) == len(cells) and all(c in hint for c in channels):
+            names = [c.encode() for c in hint]
+    ncols = len(names) if names is not None else len(cells)
+    if ncols != n and (names is None or ncols == 1):
+        raise DataFormatError(
+            path, f"{n} column(s) separated by ',', ';', tab or spaces, one per channel of "
+            f"run.json {channels}", f"{ncols} column(s)"
+            + (f" separated by {sep_label(sep)}" if ncols > 1 else
+               f": {show_cell(raw_row if names is None else line)}"),
+            line=row_no if names is None else header_no,
+        )
+    columns = list(range(n))
+    if names is not None:
+        columns = _pick_columns(path, [c.decode("utf-8", "replace") for c in names], channels,
+                                by_order, line=header_no)
+    # quoted numbers and decimal commas (0,5;1,2), as spreadsheets export them
+    rows = decimal_points(rows.replace(b'"', b""), sep)
+    return CsvItem(path, rows, sep, ncols, skip_lines=row_no - 1), columns
+
+
 class GenericReader(RunReader):
     """Reader for generic run folders (run.json + snapshot files)."""
 
     layout = "generic"
-    description = "generic (a folder with run.json and per-snapshot .csv/.parquet/.npy files)"
-    version = 2  # 2: run.json BOM, decimal commas, quoted numbers, float32 range
+    description = ("generic (a folder with run.json and per-snapshot .csv/.txt/.tsv/.parquet/.npy "
+                   "files)")
+    # 2: run.json BOM, decimal commas, quoted numbers, float32 range
+    # 3: whitespace-separated text, a trailing separator on every line, '#' comment and
+    #    Excel 'sep=' lines, UTF-16/32 text, RUN.JSON in any capitalisation
+    version = 3
 
     def claims(self, names: list[str]) -> bool:
-        """A folder holding run.json."""
-        return META_NAME in names
+        """A folder holding run.json (in any capitalisation)."""
+        return any(is_meta_name(n) for n in names)
 
     def select(self, run_dir: Path, names: list[str], options: dict[str, Any]) -> FileSelection:
-        """run.json first, then snapshot files in natural order."""
-        selection = FileSelection(data_files=[META_NAME])
+        """run.json first (every capitalisation present), then snapshot files in natural
+        order."""
+        metas = [n for n in sorted(names) if is_meta_name(n)]
+        selection = FileSelection(data_files=list(metas))
         for name in natural_sorted(names):
-            if name == META_NAME:
+            if is_meta_name(name):
                 continue
             if name.lower().endswith(SNAPSHOT_SUFFIXES):
                 selection.data_files.append(name)
             else:
                 selection.left_out[name] = (
-                    f"{run_dir / name}: expected a snapshot file (.csv, .parquet or .npy) "
-                    f"next to run.json, found {name!r}"
+                    f"{run_dir / name}: expected a snapshot file (.csv, .txt, .tsv, .parquet or "
+                    ".npy) "
+                    f"next to {metas[0] if metas else META_NAME}, found {name!r}"
                 )
         return selection
 
@@ -239,8 +399,22 @@ class GenericReader(RunReader):
         cancel: CancelToken | None = None,
     ) -> Run | None:
         """Validate run.json, parse every snapshot file, assemble the run."""
-        meta_path = run_dir / META_NAME
-        files = [str(run_dir / n) for n in selection.data_files if n != META_NAME]
+        metas = [n for n in selection.data_files if is_meta_name(n)]
+        files = [str(run_dir / n) for n in selection.data_files if not is_meta_name(n)]
+        meta_path = run_dir / (metas[0] if metas else META_NAME)
+        if len(metas) > 1:  # a case-sensitive file system (or an archive) holds both
+            both = ", ".join(map(repr, metas))
+            for name in metas:
+                others = ", ".join(repr(m) for m in metas if m != name)
+                report.skip(run_dir / name, str(DataFormatError(
+                    run_dir / name, f"the only {META_NAME} of its folder",
+                    f"also {others}, the same name in other capitalisation (which one holds "
+                    "the run's settings is ambiguous: keep one)",
+                )))
+            for path in files:
+                report.skip(path, f"{path}: not read because the folder holds {both}, "
+                                  f"ambiguous (keep one {META_NAME})")
+            return None
         try:
             meta = parse_meta(meta_path, meta_path.read_bytes())
         except (DataFormatError, OSError) as exc:
@@ -249,7 +423,8 @@ class GenericReader(RunReader):
             )
             report.skip(meta_path, reason)
             for path in files:
-                report.skip(path, f"{path}: not read because {META_NAME} is invalid ({reason})")
+                report.skip(path, f"{path}: not read because {meta_path.name} is invalid "
+                                  f"({reason})")
             return None
         report.used.append(str(meta_path))
         if meta["unknown"]:
@@ -257,41 +432,18 @@ class GenericReader(RunReader):
         channels: list[str] = meta["channels"]
         columns: dict[str, list[int]] = {}
         by_order: dict[str, list[str]] = {}
-        n = len(channels)
 
         def make_item(path: str, data: bytes) -> CsvItem:
-            line = first_line(data)
-            sep = detect_separator(line)
-            cells = [c.strip().strip(b'"') for c in line.split(sep.encode())]
-            # a header has no number in it; a first row with one bad cell is data, so the
-            # parser names that cell instead of taking the row for column names
-            header = bool(line) and not any(
-                is_numeric_cell(decimal_points(c, sep)) for c in cells
-            )
-            if len(cells) != n and (not header or len(cells) == 1):
-                raise DataFormatError(
-                    path, f"{n} column(s) separated by ',', ';' or tab, one per channel of "
-                    f"run.json {channels}", f"{len(cells)} column(s)"
-                    + (f" separated by {sep!r}" if len(cells) > 1 else f": {show_cell(line)}"),
-                    line=1,
-                )
-            if header:
-                names = [c.decode("utf-8", "replace") for c in cells]
-                columns[path] = _pick_columns(path, names, channels, by_order)
-                data = split_header(data, 1)
-            else:
-                columns[path] = list(range(n))
-            # quoted numbers and decimal commas (0,5;1,2), as spreadsheets export them
-            body = decimal_points(data.replace(b'"', b""), sep)
-            return CsvItem(path, body, sep, len(cells), skip_lines=int(header))
+            item, columns[path] = csv_item(path, data, channels, by_order)
+            return item
 
         parsed: list[ParsedSnapshot] = []
-        csv_files = [p for p in files if p.lower().endswith(".csv")]
+        csv_files = [p for p in files if p.lower().endswith(TEXT_SUFFIXES)]
         csv_values = dict(read_csv_files(csv_files, make_item, report, tick, cancel))
         for path in files:
             if path in csv_values:
                 values = csv_values[path][:, columns[path]]
-            elif path.lower().endswith(".csv"):
+            elif path.lower().endswith(TEXT_SUFFIXES):
                 continue  # already skipped with its reason
             else:
                 check(cancel)
@@ -318,6 +470,8 @@ class GenericReader(RunReader):
                     if tick is not None:
                         tick(1)
             parsed.append(ParsedSnapshot(path, values, file_number(path)))
+        kept_paths = {p.path for p in parsed}  # not the files skipped after their header
+        by_order = {p: names for p, names in by_order.items() if p in kept_paths}
         if by_order:
             report.warnings.append(by_order_warning(run_dir, by_order, channels))
         stack, kept = assemble(run_dir.name, parsed, report, channels, list(channels))
