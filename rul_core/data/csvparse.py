@@ -281,8 +281,7 @@ def diagnose(item: CsvItem) -> np.ndarray:
             if not line.strip():
                 raise DataFormatError(
                     item.path, f"{item.ncols} numbers separated by {sep_label(item.sep)}",
-                "an empty line",
-                    line=line_no,
+                    "an empty line", line=line_no,
                 )
             raise DataFormatError(
                 item.path,
