@@ -185,6 +185,21 @@ def test_run_json_in_any_capitalisation(tmp_path: Path, name: str) -> None:
     assert load_dataset(root).report.used[0].endswith(name)
 
 
+def test_run_json_saved_with_a_hidden_txt_extension_is_read_with_a_warning(
+        tmp_path: Path) -> None:
+    """Notepad on Windows saves 'run.json' as run.json.txt while Explorer hides the extension:
+    the folder was no run at all (read as an XJTU-SY bearing whose files all failed)."""
+    root = _run(tmp_path, {"1.csv": _rows().encode()}, meta_name="Run.json.txt")
+    ds = load_dataset(root)
+    assert ds.layout == "generic" and not ds.report.skipped
+    np.testing.assert_allclose(ds.runs[0].snapshots[0], SIGNAL, atol=1e-6)
+    assert ds.report.warnings == [f"{root / 'run1' / 'Run.json.txt'}: read as the run's "
+                                  "run.json (Windows hides the .txt it was saved with); rename "
+                                  "it to run.json"]
+    (root / "run1" / "run.json").write_text(json.dumps(META))  # both: ambiguous, as below
+    assert not load_dataset(tmp_path / "run1", layout="generic").runs
+
+
 def test_two_run_json_capitalisations_are_ambiguous(tmp_path: Path) -> None:
     root = _run(tmp_path, {"1.csv": _rows().encode()})
     (root / "run1" / "RUN.JSON").write_text(json.dumps(dict(META, fs=2000)))

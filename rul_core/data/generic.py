@@ -87,9 +87,15 @@ def unknown_fields_warning(path: Path, unknown: list[str]) -> str:
     ))
 
 
+#: run.json as Windows Notepad saves it while Explorer hides known extensions: read, with a
+#: warning to rename it.
+HIDDEN_TXT_META = META_NAME + ".txt"
+
+
 def is_meta_name(name: str) -> bool:
-    """True for ``run.json`` in any capitalisation (``RUN.JSON``, ``Run.json``)."""
-    return name.lower() == META_NAME
+    """True for ``run.json`` in any capitalisation (``RUN.JSON``, ``Run.json``), and for
+    ``run.json.txt`` (:data:`HIDDEN_TXT_META`)."""
+    return name.lower() in (META_NAME, HIDDEN_TXT_META)
 
 
 def _decode_meta(path: Path, data: bytes) -> str:
@@ -427,6 +433,9 @@ class GenericReader(RunReader):
                                   f"({reason})")
             return None
         report.used.append(str(meta_path))
+        if meta_path.name.lower() == HIDDEN_TXT_META:
+            report.warnings.append(f"{meta_path}: read as the run's {META_NAME} (Windows hides "
+                                   f"the .txt it was saved with); rename it to {META_NAME}")
         if meta["unknown"]:
             report.warnings.append(unknown_fields_warning(meta_path, meta["unknown"]))
         channels: list[str] = meta["channels"]
