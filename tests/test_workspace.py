@@ -326,6 +326,42 @@ def _runs_as(python: str, user: int | None) -> bool:
         return False
 
 
+def _unprivileged_python(tmp_path: Path) -> tuple[str, int | None, Path]:
+    """A Python, a user without write access to what root made read-only (nobody when this
+    is root, else this user) and a new folder that user can enter (pytest's are private);
+    skips the test when there is none."""
+    import os
+    import sys
+    import tempfile
+
+    root = os.geteuid() == 0
+    pythons = [sys.executable, "/usr/bin/python3"] if root else [sys.executable]
+    user = 65534 if root else None
+    runs = [p for p in pythons if _runs_as(p, user)]
+    if not runs:
+        pytest.skip("no Python this test can run as an unprivileged user")
+    folder = Path(tempfile.mkdtemp(dir=tmp_path if not root else None))
+    os.chmod(folder, 0o755)
+    return runs[0], user, folder
+
+
+def _list_as(python: str, user: int | None, workspace: Path) -> tuple[str, str, str]:
+    """Open ``workspace`` as ``user`` in a child process: the read-only mode, the bundles'
+    models listed and what a write says."""
+    import os
+    import subprocess
+
+    import rul_core
+
+    env = {"PYTHONPATH": str(Path(rul_core.__file__).parents[1]), "PATH": os.defpath}
+    proc = subprocess.run([python, "-c", _LIST_READ_ONLY, str(workspace)], user=user, env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    opened, message = proc.stdout.splitlines()
+    mode, listing = opened.split(" ", 1)
+    return mode, listing, message
+
+
 _LIST_READ_ONLY = """
 import sys
 from rul_core.errors import RulError
@@ -345,32 +381,14 @@ def test_a_workspace_on_read_only_media_is_listed(tmp_path: Path) -> None:
     write access (root writes anywhere: then as nobody, in a child process)."""
     import os
     import stat
-    import subprocess
-    import sys
-    import tempfile
-
-    import rul_core
-
-    root = os.geteuid() == 0
-    pythons = [sys.executable, "/usr/bin/python3"] if root else [sys.executable]
-    user = 65534 if root else None
-    runs = [p for p in pythons if _runs_as(p, user)]
-    if not runs:
-        pytest.skip("no Python this test can run as an unprivileged user")
-    folder = Path(tempfile.mkdtemp(dir=tmp_path if not root else None))
+    python, user, folder = _unprivileged_python(tmp_path)
     try:
-        os.chmod(folder, 0o755)
         ws = Workspace(folder / "ws")
         ws.add_bundle(ws.path / "b", "carle")
         assert sorted(p.name for p in ws.path.iterdir()) == [CATALOG_NAME]  # no -shm, -wal
         os.chmod(ws.db_path, 0o444)
         os.chmod(ws.path, 0o555)
-        env = {"PYTHONPATH": str(Path(rul_core.__file__).parents[1]), "PATH": os.defpath}
-        proc = subprocess.run([runs[0], "-c", _LIST_READ_ONLY, str(ws.path)], user=user,
-                              env=env, capture_output=True, text=True, check=False, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        opened, message = proc.stdout.splitlines()
-        mode, listing = opened.split(" ", 1)
+        mode, listing, message = _list_as(python, user, ws.path)
         assert mode == "mode=ro&immutable=1" and listing == "['carle']"  # no -shm: immutable
         assert message.startswith(f"{ws.db_path}: could not write the catalog (the workspace "
                                   "folder or catalog is read-only)")
@@ -388,21 +406,8 @@ def test_a_read_only_copy_left_by_a_crash_lists_what_its_wal_holds(tmp_path: Pat
     import os
     import shutil
     import stat
-    import subprocess
-    import sys
-    import tempfile
-
-    import rul_core
-
-    root = os.geteuid() == 0
-    pythons = [sys.executable, "/usr/bin/python3"] if root else [sys.executable]
-    user = 65534 if root else None
-    runs = [p for p in pythons if _runs_as(p, user)]
-    if not runs:
-        pytest.skip("no Python this test can run as an unprivileged user")
-    folder = Path(tempfile.mkdtemp(dir=tmp_path if not root else None))
+    python, user, folder = _unprivileged_python(tmp_path)
     try:
-        os.chmod(folder, 0o755)
         ws = Workspace(tmp_path / "live")
         ws.add_bundle(ws.path / "b", "carle")
         holder = sqlite3.connect(ws.db_path)  # another process still has the catalog open
@@ -417,12 +422,7 @@ def test_a_read_only_copy_left_by_a_crash_lists_what_its_wal_holds(tmp_path: Pat
         os.chmod(crashed / CATALOG_NAME, 0o444)
         os.chmod(crashed / (CATALOG_NAME + "-wal"), 0o444)
         os.chmod(crashed, 0o555)
-        env = {"PYTHONPATH": str(Path(rul_core.__file__).parents[1]), "PATH": os.defpath}
-        proc = subprocess.run([runs[0], "-c", _LIST_READ_ONLY, str(crashed)], user=user,
-                              env=env, capture_output=True, text=True, check=False, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        opened, message = proc.stdout.splitlines()
-        mode, listing = opened.split(" ", 1)
+        mode, listing, message = _list_as(python, user, crashed)
         assert (mode, listing) == ("copy", "['carle', 'rc_lstm']")
         assert "could not write the catalog" in message
         assert sorted(p.name for p in crashed.iterdir()) == [CATALOG_NAME, CATALOG_NAME + "-wal"]
