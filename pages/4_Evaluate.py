@@ -69,6 +69,14 @@ fig = plots.rul_figure(curves, f"{run_pick}: predicted vs true RUL "
                                f"({'seen' if seen else 'unseen'} condition)")
 app_ui.show_figure(fig, f"rul-{run_pick}", PAGE,
                    caption=f"Band: {int(100 * next(iter(current.values())).level)} % interval.")
+st.download_button(
+    f"Download the predictions (CSV: {len(current)} model{'s' if len(current) > 1 else ''} × "
+    f"{len(run_names)} bearing{'s' if len(run_names) > 1 else ''}, every snapshot)",
+    evaluation.predictions_frame(current).to_csv(index=False),
+    file_name="rul_predictions.csv", mime="text/csv", key="eval_download",
+    help="True and predicted normalised RUL with the interval at every snapshot of every "
+         "bearing evaluated above (`python -m rul_core evaluate --predictions FILE` writes "
+         "the same).")
 
 # ----------------------------------------------------------------------------- time left
 st.subheader("Remaining time to failure")

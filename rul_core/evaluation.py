@@ -11,7 +11,7 @@ A condition is *seen* when some training run has the same rpm and load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +216,23 @@ def ablation_table(
                          for variant, metric in table.columns]
         table = table.reset_index()
     return table
+
+
+#: Columns of :func:`predictions_frame`, in order.
+PREDICTION_COLUMNS = ("model", "run", "condition", "seen", "snapshot", "time_s", "y_true",
+                      "rul", "lower", "upper", "std", "level")
+
+
+def predictions_frame(results: Mapping[str, EvaluationResult]) -> pd.DataFrame:
+    """Every model's prediction at every evaluated snapshot, one row each (model label, run,
+    condition, seen, snapshot, time_s, true and predicted normalised RUL, the interval's
+    bounds and its level), for a CSV download or ``evaluate --predictions``."""
+    frames = [res.snapshots.assign(model=label, level=res.level)
+              for label, res in results.items()]
+    if not frames:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    out = pd.concat(frames, ignore_index=True)
+    return out[[c for c in PREDICTION_COLUMNS if c in out.columns]]
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:

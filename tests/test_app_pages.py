@@ -401,6 +401,8 @@ def test_evaluate_demo_model(demo_assets):
     assert labels == ["Running for", "Estimated time left", "Actual time left",
                       "Proxy at the challenge's cuts", "Grid proxy (cuts at 50–98 % of life)"]
     assert at.metric[2].value == "0.0 min"  # all snapshots recorded: the failure itself
+    (download,) = [b for b in at.get("download_button") if "predictions" in b.proto.label]
+    assert "1 model × 2 bearings, every snapshot" in download.proto.label
     n = at.slider(key="eval_time_upto").max
     at.slider(key="eval_time_upto").set_value(3).run()
     _no_exceptions(at)

@@ -90,9 +90,24 @@ def test_train_predict_evaluate_models(tmp_path: Path, capsys: pytest.CaptureFix
 
     twin = tmp_path / "bundles" / "twin"
     shutil.copytree(bundle, twin)
+    preds = tmp_path / "predictions.csv"
     assert main(["evaluate", "--model", str(bundle), str(twin), "--data", str(data), "--runs",
-                 "Bearing1_3", "--out", str(csv), *common]) == 0  # fmt: skip
+                 "Bearing1_3", "--out", str(csv), "--predictions", str(preds),
+                 *common]) == 0  # fmt: skip
     printed = capsys.readouterr().out
+    per_snapshot = pd.read_csv(preds)
+    assert list(per_snapshot.columns) == ["model", "run", "condition", "seen", "snapshot",
+                                          "time_s", "y_true", "rul", "lower", "upper", "std",
+                                          "level"]
+    assert list(per_snapshot["model"]) == ["carle"] * 6 + ["twin"] * 6
+    assert list(per_snapshot["snapshot"]) == [*range(6)] * 2
+    assert per_snapshot["seen"].all()  # condition 1, as the training bearing
+    # the same model predicts what `predict` printed for the snapshots recorded so far
+    np.testing.assert_allclose(per_snapshot["rul"].iloc[:3], df["rul"], atol=1e-5)
+    np.testing.assert_allclose(per_snapshot["rul"].iloc[:6], per_snapshot["rul"].iloc[6:])
+    assert (per_snapshot["lower"] <= per_snapshot["rul"]).all() and set(per_snapshot["level"]) == {
+        0.9}
+    assert f"predictions written to {preds.resolve()}" in printed
     assert "## per bearing x condition (windows): twin" in printed
     assert "## side by side (the papers' ablation table)" in printed
     side = pd.read_csv(csv)

@@ -59,10 +59,13 @@ def _select(dataset: Any, names: list[str] | None, what: str) -> list[Any]:
 
 
 def check_csv_out(args: argparse.Namespace) -> None:
-    """Refuse an ``--out`` that cannot become a CSV file (a folder) before any work is done."""
-    if args.out and Path(args.out).is_dir():
-        raise RulError(f"{args.command}: --out {args.out}: is a folder; expected the path of "
-                       "a CSV file to write")
+    """Refuse an ``--out`` (or ``--predictions``) that cannot become a CSV file (a folder)
+    before any work is done."""
+    for option in ("out", "predictions"):
+        value = getattr(args, option, None)
+        if value and Path(value).is_dir():
+            raise RulError(f"{args.command}: --{option} {value}: is a folder; expected the "
+                           "path of a CSV file to write")
 
 
 def _write_csv_atomic(df: Any, path: str | Path) -> Path:
@@ -238,7 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate one or more bundles on runs and print the tables (several: also side by
     side, as the papers' ablation tables)."""
     from rul_core.bundle import load_bundle
-    from rul_core.evaluation import ablation_table, evaluate
+    from rul_core.evaluation import ablation_table, evaluate, predictions_frame
     from rul_core.phm2012 import protocol_tables
 
     check_csv_out(args)
@@ -274,6 +277,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  else next(iter(results.values())).table)
         table_path = str(_write_csv_atomic(table, args.out))
         print(f"\ntable written to {table_path}")
+    if args.predictions:
+        path = _write_csv_atomic(predictions_frame(results), args.predictions)
+        print(f"predictions written to {path}")
     for label, result in results.items():
         ws.add_evaluation(bundles[label], dataset=ds.name, runs=[r.name for r in runs],
                           metrics=result.summary(), table_path=table_path)
@@ -587,6 +593,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     on_option(p)
     p.add_argument("--out", default=None, help="write the per-bearing table as CSV (several "
                    "bundles: the side-by-side table)")
+    p.add_argument("--predictions", default=None, metavar="CSV",
+                   help="write every bundle's prediction and interval at every snapshot as CSV")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
