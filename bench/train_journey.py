@@ -18,7 +18,7 @@ runs every round. Round *i* (from 1):
   "Trained <model>/full ..." must appear; the model must then be the sidebar's model and
   be listed on Evaluate; it is saved as a bundle (``journey-<i>``, "Saved to ..." must appear);
 * rounds 2, 4, 6, ... cancel mid-training: 300 epochs; once the progress bar reports a batch
-  of the second epoch, Cancel; the warning "Training cancelled after N epochs ..." must
+  of the second epoch, Cancel; the warning "Training cancelled after N of 300 epochs ..." must
   appear and no model joins the session;
 * every round but the first also goes to another page while it trains and comes back: to
   Evaluate (training rounds: stays there until the round-1 training time x 1.5 has passed, so

@@ -242,11 +242,13 @@ class FitEta:
 
 def describe_eta(eta_s: float | None, upper_bound: bool = False) -> str:
     """The ETA as the progress lines show it: 'ETA estimating…' without an estimate,
-    'ETA 42 s', 'ETA 3 min 05 s', 'ETA 1 h 02 min'; '≤' before the time when ``upper_bound``
-    (early stopping may end the training sooner)."""
+    'ETA < 1 s', 'ETA 42 s', 'ETA 3 min 05 s', 'ETA 1 h 02 min'; '≤' before the time when
+    ``upper_bound`` (early stopping may end the training sooner)."""
     if eta_s is None or not math.isfinite(eta_s):
         return "ETA estimating…"
     s = max(0, round(float(eta_s)))
+    if s == 0 and eta_s > 0:
+        return "ETA < 1 s"
     text = (f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600
             else f"{s // 3600} h {s % 3600 // 60:02d} min")
     return f"ETA {'≤ ' if upper_bound else ''}{text}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import pytest
 
@@ -108,7 +109,8 @@ def test_eta_wording() -> None:
     assert describe_eta(None) == "ETA estimating…"
     assert describe_eta(math.nan) == "ETA estimating…"
     assert describe_eta(42.4) == "ETA 42 s"
-    assert describe_eta(-3.0) == "ETA 0 s"
+    assert describe_eta(-3.0) == describe_eta(0.0) == "ETA 0 s"
+    assert describe_eta(0.3) == describe_eta(0.3, upper_bound=True) == "ETA < 1 s"
     assert describe_eta(185) == "ETA 3 min 05 s"
     assert describe_eta(3725) == "ETA 1 h 02 min"
     assert describe_eta(42.4, upper_bound=True) == "ETA ≤ 42 s"
@@ -124,6 +126,8 @@ def test_cli_bar_shows_the_training_eta_not_tqdm_guess() -> None:
     text = out.getvalue()
     assert "epoch 1/2 · ETA estimating…" in text
     assert "epoch 1/2 · ETA ≤ 12 s" in text
+    tqdm_remaining = re.compile(r"\d\d:\d\d<")  # tqdm's "[elapsed<remaining, rate]"
     train_lines = [line for line in text.split("\r") if line.startswith("train")]
-    assert train_lines and not any("<" in line for line in train_lines)  # no tqdm remaining
-    assert any(line.startswith("prepare") and "<" in line for line in text.split("\r"))
+    assert train_lines and not any(tqdm_remaining.search(line) for line in train_lines)
+    assert any(line.startswith("prepare") and tqdm_remaining.search(line)
+               for line in text.split("\r"))
