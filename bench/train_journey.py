@@ -11,12 +11,14 @@ runs every round. Round *i* (from 1):
 
 * model: CARLE for rounds 1-2, RC-LSTM for 3-4, CARLE for 5-6, ... (quick preset, early
   stopping off, so a round stays well under a minute);
-* rounds 1, 3, 5, ... train ``--epochs`` epochs to the end: Start training; the progress
-  bar must show up (its text, epoch/loss/ETA, is recorded); the success message
+* rounds 1, 3, 5, ... train ``--epochs`` epochs to the end: Start training; this run's
+  progress bar must report a training batch (its text, epoch/loss/ETA, is recorded: the
+  last one with an ETA figure; the previous round's bar, still on the page right after the
+  click, is not this run's); the success message
   "Trained <model>/full ..." must appear; the model must then be the sidebar's model and
   be listed on Evaluate; it is saved as a bundle (``journey-<i>``, "Saved to ..." must appear);
 * rounds 2, 4, 6, ... cancel mid-training: 300 epochs; once the progress bar reports a batch
-  of the second epoch, Cancel; the warning "Training cancelled after N epochs ..." must
+  of the second epoch, Cancel; the warning "Training cancelled after N of 300 epochs ..." must
   appear and no model joins the session;
 * every round but the first also goes to another page while it trains and comes back: to
   Evaluate (training rounds: stays there until the round-1 training time x 1.5 has passed, so
@@ -184,16 +186,32 @@ class Journey:
         except Exception:  # the fragment redrew it meanwhile
             return ""
 
+    def run_progress_text(self, t0: float) -> str:
+        """The progress text of the training started at ``t0``, "" while the page still shows
+        the previous round's bar: after the click on Start the browser keeps the old
+        elements until the new run replaces them, and the old bar ("cancelled · 17 s · train:
+        ... epoch 44/300") was read as this round's (session 24, rounds 3 and 5). This run's
+        bar says "running" and no more seconds than have passed since ``t0``."""
+        text = self.progress_text()
+        m = re.match(r"running · (\d+) s\b", text)
+        return text if m and int(m.group(1)) <= time.perf_counter() - t0 + 1.5 else ""
+
+
+ETA_SHOWN = re.compile(r"ETA (≤ )?\d")
+
 
 def watch(j: Journey, r: Round, t0: float, until, deadline: float) -> str | None:
-    """Poll the page every 0.2 s: record the progress bar; return ``until()``'s text once it
-    is not None (None at ``deadline``)."""
+    """Poll the page every 0.2 s: record this run's progress bar (when it first showed, and
+    the last text reporting a training batch, one with an ETA figure rather than "estimating…"
+    when there was one); return ``until()``'s text once it is not None (None at
+    ``deadline``)."""
     while time.perf_counter() < deadline:
-        text = j.progress_text()
+        text = j.run_progress_text(t0)
         if text:
             if r.progress_s is None:
                 r.progress_s = round(time.perf_counter() - t0, 1)
-            if "epoch" in text and len(text) >= len(r.progress_text):
+            if "train: " in text and "epoch" in text and (
+                    ETA_SHOWN.search(text) or not ETA_SHOWN.search(r.progress_text)):
                 r.progress_text = text
         found = until()
         if found is not None:
@@ -207,11 +225,12 @@ def first_text(page, selector: str, pattern: str) -> str | None:
     return loc.first.inner_text().strip().splitlines()[0] if loc.count() else None
 
 
-def training_batch_seen(j: Journey) -> str | None:
-    """The progress text once a batch of the second epoch is reported (one epoch done)."""
-    text = j.progress_text()
+def training_batch_seen(j: Journey, t0: float, epoch: int = 2) -> str | None:
+    """This run's progress text once it reports a batch of epoch ``epoch`` or later (the
+    second: one epoch done)."""
+    text = j.run_progress_text(t0)
     m = re.search(r"train: member \d+/\d+ epoch (\d+)/", text)
-    return text if m and int(m.group(1)) >= 2 else None
+    return text if m and int(m.group(1)) >= epoch else None
 
 
 SUCCESS = f'{MAIN} [data-testid="stAlertContentSuccess"]'
@@ -230,11 +249,12 @@ def one_round(j: Journey, r: Round, epochs: int, away_s: float | None) -> None:
     t0 = time.perf_counter()
     page.get_by_role("button", name="Start training").click()
     deadline = t0 + j.timeout_s
-    # the progress bar, up to a training batch (cancel rounds) or any progress (train rounds)
-    if watch(j, r, t0, (lambda: training_batch_seen(j)) if r.action == "cancel"
-             else (lambda: j.progress_text() or None), deadline) is None:
-        r.problems.append("no progress bar" if r.action == "train"
-                          else "no training batch reported")
+    # this run's progress bar, up to a batch of the second epoch (cancel rounds) or of the
+    # first (train rounds; or their end, should it come first)
+    if watch(j, r, t0, (lambda: training_batch_seen(j, t0)) if r.action == "cancel"
+             else (lambda: training_batch_seen(j, t0, epoch=1)
+                   or first_text(page, SUCCESS, "^Trained ")), deadline) is None:
+        r.problems.append("no training batch reported")
     if away_s is not None and not r.problems:
         r.away = f"Evaluate {away_s:.0f} s"
         j.goto("Evaluate")
@@ -252,14 +272,15 @@ def one_round(j: Journey, r: Round, epochs: int, away_s: float | None) -> None:
             cancel.click()
         else:
             r.problems.append("no Cancel button while training")
-        found = watch(j, r, t0, lambda: (first_text(page, WARNING, "cancelled")
+        found = watch(j, r, t0, lambda: (first_text(page, WARNING, "cancelled|before the "
+                                                    "cancel arrived")
                                          or first_text(page, SUCCESS, "^Trained ")), deadline)
         if found is None:
             r.problems.append(f"no cancel warning within {j.timeout_s:.0f} s")
         else:
             r.outcome, r.seconds = found, round(time.perf_counter() - t0, 1)
-            if not re.search(r"Training cancelled (after \d+ epochs?|before its first epoch)",
-                             found):
+            if not re.search(r"Training cancelled (after \d+ (of \d+ )?epochs?|before its "
+                             r"first epoch)", found):
                 r.problems.append(f"unexpected cancel warning {found!r}")
     elif r.action == "train" and not r.problems:
         found = watch(j, r, t0, lambda: first_text(page, SUCCESS, "^Trained "), deadline)

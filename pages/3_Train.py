@@ -15,9 +15,9 @@ PAGE = "Train"
 CHALLENGE_APPLIED = "train_challenge_applied"
 app_ui.header(PAGE)
 
-presets, isolated, crossval = app_ui.require_modules(
+presets, isolated, crossval, training_mod = app_ui.require_modules(
     "Model training (rul_core.models / rul_core.isolated / rul_core.crossval)",
-    "rul_core.models.presets", "rul_core.isolated", "rul_core.crossval")
+    "rul_core.models.presets", "rul_core.isolated", "rul_core.crossval", "rul_core.training")
 
 tab_train, tab_load, tab_cv = st.tabs(["Train a model", "Load a bundle",
                                        "Past cross-validations"])
@@ -241,20 +241,16 @@ with tab_train:
             last = job.last
             frac = 0.0 if last is None else float(last.extra.get("overall", last.fraction))
             what = "Cross-validation" if job.name.startswith("crossval") else "Training"
-            text = f"{job.status} · {job.elapsed:.0f} s"
-            if last is not None:
-                text += f" · {last.stage}: {last.message}"
-                eta = last.extra.get("eta_s")
-                if isinstance(eta, float) and eta == eta and job.running:
-                    text += f" · ETA {eta:.0f} s"
-            st.progress(frac, text=text)
+            st.progress(frac, text=ui_state.progress_line(job))
             hist = job.epoch_history()
             if hist:
                 app_ui.show_figure(plots.loss_figure(hist, "Training loss"), "loss", PAGE)
+            notice = st.session_state.pop(app_ui.CANCEL_NOTICE, None)
+            if notice:
+                st.toast(notice)
             if job.running:
-                if st.button(f"Cancel {what.lower()}", key="train_cancel"):
-                    job.cancel()
-                    st.toast("Cancelling after the current batch…")
+                st.button(f"Cancel {what.lower()}", key="train_cancel",
+                          on_click=app_ui.request_cancel)
             elif (job.status == "done" and not st.session_state.get(app_ui.TRAIN_JOB_COLLECTED)
                   and isinstance(job.result, crossval.CrossValidation)):
                 st.session_state["cv_saved"] = app_ui.guarded(
@@ -279,11 +275,20 @@ with tab_train:
         job = st.session_state.get(app_ui.TRAIN_JOB)
         if (job is not None and job.status == "done"
                 and isinstance(job.result, crossval.CrossValidation)):
+            if job.late_cancel:
+                st.warning(ui_state.late_cancel_message(job, "Cross-validation")
+                           + " It is saved in the workspace like any other.")
             app_ui.show_cross_validation(job.result, st.session_state.get("cv_saved"), PAGE)
         elif job is not None and job.status == "done" and job.result is not None:
             trained = job.result
+            if job.late_cancel:
+                st.warning(ui_state.late_cancel_message(job) + " It is in this session's "
+                           "models like any other; it is saved as a bundle only if you save it "
+                           "below.")
+            stopping = training_mod.stopping_note(trained)
             st.success(f"Trained {ui_state.model_label(trained)} in {job.elapsed:.1f} s "
-                       "— now available on Evaluate, Noise lab and Explain.")
+                       "— now available on Evaluate, Noise lab and Explain."
+                       + (f" {stopping}" if stopping else ""))
             st.dataframe({k: [v] for k, v in trained.metrics.items()}, hide_index=True)
             name = st.text_input("Bundle name", value=f"{trained.config.name}-"
                                  f"{trained.config.ablation}-{trained.config.preset}",

@@ -246,12 +246,22 @@ def _training_progress() -> None:
         return
     if not job.running:
         st.rerun(scope="app")  # collects the model and stops this polling
-    last = job.last
     what = "Cross-validation" if job.name.startswith("crossval") else "Training"
-    text = f"{what} {job.name}: {job.elapsed:.0f} s"
-    if last is not None:
-        text += f" · {last.message}"
-    st.caption(text)
+    st.caption(f"{what} {job.name}: {ui_state.progress_line(job, compact=True)}")
+
+
+CANCEL_NOTICE = "train_cancel_notice"
+
+
+def request_cancel() -> None:
+    """The Train page's Cancel button (an ``on_click``, so the click reaches the job even
+    when it ended between the button's drawing and the click: the job then records a late
+    cancel instead of the click being lost); what the toast should say is kept for the page."""
+    job = st.session_state.get(TRAIN_JOB)
+    if job is None:
+        return
+    st.session_state[CANCEL_NOTICE] = ui_state.cancel_notice(job)
+    job.cancel()
 
 
 def optional(module: str, attr: str | None = None) -> Any:

@@ -37,6 +37,10 @@ from rul_core.progress import CancelToken, ProgressEvent, ProgressFn, emit
 #: Seconds a cancelled child may take to stop at its next check before it is terminated.
 CANCEL_GRACE_S = 30.0
 
+#: The stage of the events after training's last cancel point (saving the model in the child,
+#: loading it back here): a cancel from then on is too late, and the model is kept.
+FINISH = "finish"
+
 
 _MAIN_LOCK = threading.Lock()
 
@@ -86,6 +90,8 @@ def _child(messages: Any, stop: Any, bundle_dir: str, kwargs: dict[str, Any]) ->
         import_backend_quietly()  # each child would print TensorFlow's start-up notices again
 
         trained = train(progress=messages.put, cancel=_EventToken(stop), **kwargs)
+        # past train()'s last cancel point: what follows only hands the model over
+        emit(messages.put, FINISH, 0, 2, "training finished; saving the model")
         save_bundle(trained, bundle_dir)
     except Cancelled as exc:
         messages.put(("cancelled", str(exc), ""))
@@ -127,8 +133,10 @@ def train_isolated(
     calibration, history and metrics), checked like any bundle.
 
     Same arguments as ``train`` (``val_runs``, ``label_scheme``, ``epochs``, ...). Raises
-    :class:`Cancelled` when ``cancel`` fires, and :class:`RulError` when training fails or the
-    child dies (its exit code is named).
+    :class:`Cancelled` when ``cancel`` fires before training's last cancel point, and
+    :class:`RulError` when training fails or the child dies (its exit code is named). A cancel
+    after that point is too late: the events of stage :data:`FINISH` say so, the child is no
+    longer stopped after ``grace_s``, and the model is returned.
     """
     from rul_core.bundle import load_bundle
 
@@ -144,13 +152,15 @@ def train_isolated(
             child.start()
         outcome: tuple[str, str, str] | None = None
         cancelled_at: float | None = None
+        finishing = False  # the child passed its last cancel point
         try:
             emit(progress, "start", 0, 1, "starting the training process")
             while outcome is None:
                 if cancel is not None and cancel.cancelled and cancelled_at is None:
                     stop.set()
                     cancelled_at = time.monotonic()
-                if cancelled_at is not None and time.monotonic() - cancelled_at > grace_s:
+                if (cancelled_at is not None and not finishing
+                        and time.monotonic() - cancelled_at > grace_s):
                     raise Cancelled("training cancelled by the user (its process was stopped)")
                 try:
                     message = messages.get(timeout=poll_s)
@@ -161,6 +171,7 @@ def train_isolated(
                             "reporting a result") from None
                     continue
                 if isinstance(message, ProgressEvent):
+                    finishing = finishing or message.stage == FINISH
                     if progress is not None:
                         progress(message)
                 else:
@@ -180,4 +191,7 @@ def train_isolated(
             error = RulError(f"training failed: {text}")
             error.add_note(f"traceback in the training process:\n{detail}")
             raise error
-        return load_bundle(bundle_dir)
+        emit(progress, FINISH, 1, 2, "training finished; loading the model back")
+        trained = load_bundle(bundle_dir)
+        emit(progress, FINISH, 2, 2, "training finished; model ready")
+        return trained

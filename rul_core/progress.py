@@ -7,8 +7,10 @@ units of work; ``check`` raises :class:`rul_core.errors.Cancelled`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,10 @@ class ProgressEvent:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
+
+#: tqdm's bar without its own remaining-time guess, for stages that carry an ``eta_s``:
+#: tqdm's rate counts the first batch's one-off tracing against every batch to come.
+ESTIMATED_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
 
 class CancelToken:
@@ -70,6 +76,184 @@ def check(cancel: CancelToken | None) -> None:
         raise Cancelled("operation cancelled by the user")
 
 
+class FitEta:
+    """Seconds left in a training fit, estimated from its own timings without its one-off costs.
+
+    A fit is ``n_members`` models trained in turn, each for ``epochs`` epochs of ``steps``
+    batches, every epoch followed by its end (the validation pass, when there is one, and the
+    callbacks). Report each event with its time (seconds on any one clock) as it happens:
+    :meth:`member_begin`, :meth:`batch_end`, :meth:`val_batch_end`, :meth:`epoch_end`,
+    :meth:`member_end` (a member may stop before its planned epochs);
+    :meth:`eta` is the estimate at the last of them, None while there is no sound basis yet
+    (fewer than ``min_batches`` batch costs measured).
+
+    A member's first batch carries the tracing of the training step and the data pipeline's
+    warm-up, its first validation batch the tracing of the test step, and (Keras on
+    TensorFlow) the first batch of its second epoch another set-up: one-off costs, often many
+    times a batch, that a plain average spreads over every batch still to come (a quick
+    CARLE on the demo data read 60 times its real remaining time after its first batch). So
+    the fit is split into costs measured apart, each from the previous event's end:
+
+    * a batch: the mean of the recent batches after an epoch's first (an epoch of one batch:
+      the epoch starts below, counted as plain batches);
+    * an epoch's end (validation, callbacks): the mean of the ends after each member's first;
+      before one, the first with its first validation batch counted at the mean of its others
+      (at most a batch when it had none); before any, ``val_steps`` batches (a prediction
+      costs less than a training batch);
+    * an epoch's start (its first batch, less a batch): the mean of the starts after each
+      member's second epoch's, 0 before one.
+
+    Each member still to start adds the one-off excess the started members showed. Early
+    stopping can only end the fit sooner: the estimate covers every epoch planned.
+    """
+
+    def __init__(self, epochs: int, steps: int, n_members: int = 1, val_steps: int = 0,
+                 min_batches: int = 2, window: int = 200) -> None:
+        self.epochs, self.steps, self.n_members = int(epochs), int(steps), int(n_members)
+        self.val_steps = int(val_steps)
+        self.min_batches = max(1, int(min_batches))
+        self.member = -1
+        self._member_over = False
+        self.batches_in_epoch = 0
+        self.epochs_started = 0  # epochs of this member whose first batch ended
+        self.epochs_ended = 0
+        self._mark: float | None = None
+        self._pending_val: list[float] = []
+        self._batches: deque[float] = deque(maxlen=int(window))  # later batches of an epoch
+        self._starts: list[float] = []  # first batches of epochs 3, 4, ...
+        self._ends: list[float] = []  # epoch ends 2, 3, ...
+        self._warm_batches: list[float] = []  # each member's first batch
+        self._warm_starts: list[float] = []  # each member's second epoch's first batch
+        self._warm_ends: list[tuple[float, list[float]]] = []  # first ends (cost, val batches)
+
+    def member_begin(self, t: float) -> None:
+        """The next member's fit starts (before its first batch)."""
+        self.member += 1
+        self.batches_in_epoch = self.epochs_started = self.epochs_ended = 0
+        self._member_over = False
+        self._mark, self._pending_val = t, []
+
+    def member_end(self) -> None:
+        """This member's fit is over, maybe before its planned epochs (early stopping): none
+        of its epochs is still to come."""
+        self._member_over = True
+
+    def _since_mark(self, t: float) -> float:
+        if self._mark is None:
+            raise RuntimeError("FitEta: member_begin() must come first")
+        return max(0.0, t - self._mark)
+
+    def batch_end(self, t: float) -> None:
+        """A training batch ended at ``t``."""
+        dt = self._since_mark(t)
+        if self.batches_in_epoch:
+            self._batches.append(dt)
+        else:  # an epoch's first batch
+            self.epochs_started += 1
+            {1: self._warm_batches, 2: self._warm_starts}.get(self.epochs_started,
+                                                               self._starts).append(dt)
+        self.batches_in_epoch += 1
+        self._mark, self._pending_val = t, []
+
+    def val_batch_end(self, t: float) -> None:
+        """A validation batch (of the pass after an epoch's batches) ended at ``t``."""
+        self._pending_val.append(self._since_mark(t))
+        self._mark = t
+
+    def epoch_end(self, t: float) -> None:
+        """An epoch ended at ``t`` (its validation and callbacks done)."""
+        cost = sum(self._pending_val) + self._since_mark(t)
+        if self.epochs_ended == 0:
+            self._warm_ends.append((cost, list(self._pending_val)))
+        else:
+            self._ends.append(cost)
+        self.epochs_ended += 1
+        self.batches_in_epoch = 0
+        self._mark, self._pending_val = t, []
+
+    def batch_cost(self) -> float | None:
+        """Seconds per training batch (None before ``min_batches`` of them were measured)."""
+        samples = list(self._batches) if self.steps > 1 else self._starts
+        if len(samples) < self.min_batches:
+            return None
+        return sum(samples) / len(samples)
+
+    def start_cost(self, batch: float) -> float:
+        """Seconds an epoch's start adds to its first batch (``batch`` seconds)."""
+        if self.steps <= 1 or not self._starts:
+            return 0.0
+        return max(0.0, sum(self._starts) / len(self._starts) - batch)
+
+    @staticmethod
+    def _steady_first_end(cost: float, vals: list[float], batch: float) -> float:
+        """A member's first epoch end as a later one costs: its first validation batch (with
+        the test step's tracing) counted at the mean of its others (at most ``batch``)."""
+        if not vals:
+            return cost
+        steady = sum(vals[1:]) / (len(vals) - 1) if len(vals) > 1 else batch
+        return cost - vals[0] + min(vals[0], steady)
+
+    def end_cost(self, batch: float) -> float:
+        """Seconds per epoch end (validation and callbacks)."""
+        if self._ends:
+            return sum(self._ends) / len(self._ends)
+        if self._warm_ends:
+            return self._steady_first_end(*self._warm_ends[-1], batch)
+        return self.val_steps * batch
+
+    def _excess(self, batch: float, start: float) -> tuple[float, float, float]:
+        """The one-off seconds of a member's first batch, its second epoch's start and its first
+        epoch end beyond their steady costs (means over the members measured; 0 unmeasured)."""
+        def mean(xs: list[float]) -> float:
+            return sum(xs) / len(xs) if xs else 0.0
+
+        return (mean([max(0.0, w - batch) for w in self._warm_batches]),
+                mean([max(0.0, w - batch - start) for w in self._warm_starts]),
+                mean([max(0.0, c - self._steady_first_end(c, v, batch))
+                      for c, v in self._warm_ends]))
+
+    def eta(self) -> float | None:
+        """Seconds left until the last member's last epoch ends; None while estimating."""
+        batch = self.batch_cost()
+        if self.member < 0 or batch is None:
+            return None
+        start, end = self.start_cost(batch), self.end_cost(batch)
+        first_batch, second_start, first_end = self._excess(batch, start)
+        left = 0.0
+        if not self._member_over:
+            if self.epochs_ended == self.epochs_started:  # between epochs
+                done = self.epochs_ended * self.steps
+            else:
+                done = (self.epochs_started - 1) * self.steps + self.batches_in_epoch
+            left += max(0, self.epochs * self.steps - done) * batch
+            left += max(0, self.epochs - max(self.epochs_started, 1)) * start
+            left += max(0, self.epochs - self.epochs_ended) * end
+            # this member's one-offs still to come, as the members before it showed them
+            left += second_start if self.epochs_started < 2 <= self.epochs else 0.0
+            left += first_end if self.epochs_ended == 0 else 0.0
+        later = max(0, self.n_members - self.member - 1)  # members not started yet
+        if later:
+            one = (self.epochs * self.steps * batch + (self.epochs - 1) * start
+                   + self.epochs * end + first_batch + first_end
+                   + (second_start if self.epochs >= 2 else 0.0))
+            left += later * one
+        return left
+
+
+def describe_eta(eta_s: float | None, upper_bound: bool = False) -> str:
+    """The ETA as the progress lines show it: 'ETA estimating…' without an estimate,
+    'ETA < 1 s', 'ETA 42 s', 'ETA 3 min 05 s', 'ETA 1 h 02 min'; '≤' before the time when
+    ``upper_bound`` (early stopping may end the training sooner)."""
+    if eta_s is None or not math.isfinite(eta_s):
+        return "ETA estimating…"
+    s = max(0, round(float(eta_s)))
+    if s == 0 and eta_s > 0:
+        return "ETA < 1 s"
+    text = (f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600
+            else f"{s // 3600} h {s % 3600 // 60:02d} min")
+    return f"ETA {'≤ ' if upper_bound else ''}{text}"
+
+
 class TqdmProgress:
     """A ProgressFn that drives one tqdm bar per stage (used by the CLI)."""
 
@@ -81,15 +265,24 @@ class TqdmProgress:
     def __call__(self, event: ProgressEvent) -> None:
         from tqdm import tqdm
 
+        estimated = "eta_s" in event.extra  # the training's own ETA replaces tqdm's
         bar = self._bars.get(event.stage)
         if bar is None:
-            bar = tqdm(total=event.total, desc=event.stage, **self._kwargs)
+            kwargs = dict(self._kwargs)
+            if estimated:
+                kwargs.setdefault("bar_format", ESTIMATED_BAR_FORMAT)
+            bar = tqdm(total=event.total, desc=event.stage, **kwargs)
             self._bars[event.stage] = bar
         if event.total != bar.total:
             bar.total = event.total
         bar.n = event.done
-        if event.message:
-            bar.set_postfix_str(event.message, refresh=False)
+        postfix = event.message
+        if estimated:
+            eta = describe_eta(event.extra.get("eta_s"),
+                               bool(event.extra.get("eta_upper_bound")))
+            postfix = f"{postfix} · {eta}" if postfix else eta
+        if postfix:
+            bar.set_postfix_str(postfix, refresh=False)
         bar.refresh()
 
     def close(self) -> None:

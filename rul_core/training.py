@@ -28,7 +28,7 @@ import pandas as pd
 from rul_core import metrics as mt
 from rul_core.data.run import Run, every_nth_from_last
 from rul_core.errors import Cancelled, InputError, RulError
-from rul_core.progress import CancelToken, ProgressFn, check, emit
+from rul_core.progress import CancelToken, FitEta, ProgressFn, check, emit
 from rul_core.signal.noise import NoiseAugmentation
 
 DEFAULT_PATIENCE = 10
@@ -306,8 +306,20 @@ def _progress_callback(
     steps: int,
     member: int,
     n_members: int,
+    eta: FitEta | None = None,
+    monitor: str = "loss",
+    patience: int = 0,
 ) -> Any:
+    """The callback that reports a member's fit and stops it when ``cancel`` fires.
+
+    ``eta`` (one :class:`FitEta` shared by every member) times the batches, validation
+    batches and epoch ends; each event carries its estimate as ``eta_s`` (None while it is
+    still estimating) and ``eta_upper_bound`` (early stopping, on with ``patience``, may end
+    the fit sooner). A member stopped early says so in one more event, which moves ``done``
+    to the member's planned end (the bar does not stall short of it)."""
     import keras
+
+    eta = eta if eta is not None else FitEta(epochs, steps, n_members)
 
     class ProgressAndCancel(keras.callbacks.Callback):
         """Emit a ProgressEvent after every batch; stop and raise Cancelled when cancelled."""
@@ -315,57 +327,62 @@ def _progress_callback(
         def __init__(self) -> None:
             super().__init__()
             self.epoch = 0
-            self.t0 = time.perf_counter()
             self.total = epochs * steps * n_members
             self.offset = member * epochs * steps
             self.val_loss: float | None = None
             self.done = self.offset
+            self.monitored: list[float] = []
+
+        def _emit(self, message: str, **extra: Any) -> None:
+            emit(progress, "train", self.done, self.total, message, member=member,
+                 n_members=n_members, epochs=epochs, val_loss=self.val_loss, eta_s=eta.eta(),
+                 eta_upper_bound=bool(patience), **extra)
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            eta.member_begin(time.perf_counter())
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = epoch
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            eta.batch_end(time.perf_counter())
             self.done = self.offset + self.epoch * steps + batch + 1
-            elapsed = time.perf_counter() - self.t0
-            done_here = self.done - self.offset
-            eta = elapsed / done_here * (self.total - self.done) if done_here else math.nan
             loss = float((logs or {}).get("loss", math.nan))
-            emit(
-                progress,
-                "train",
-                self.done,
-                self.total,
-                f"member {member + 1}/{n_members} epoch {self.epoch + 1}/{epochs} loss {loss:.4g}",
-                epoch=self.epoch + 1,
-                batch=batch + 1,
-                member=member,
-                loss=loss,
-                val_loss=self.val_loss,
-                eta_s=eta,
-            )
+            self._emit(f"member {member + 1}/{n_members} epoch {self.epoch + 1}/{epochs} "
+                       f"loss {loss:.4g}", epoch=self.epoch + 1, batch=batch + 1, loss=loss)
             if cancel is not None and cancel.cancelled:
                 self.model.stop_training = True
                 raise Cancelled("training cancelled by the user")
 
+        def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            eta.val_batch_end(time.perf_counter())
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            eta.epoch_end(time.perf_counter())
             logs = logs or {}
             self.val_loss = float(logs["val_loss"]) if "val_loss" in logs else None
-            emit(
-                progress,
-                "train",
-                self.done,
-                self.total,
-                f"epoch {epoch + 1}/{epochs} done",
-                epoch=epoch + 1,
-                batch=steps,
-                member=member,
-                loss=float(logs.get("loss", math.nan)),
-                val_loss=self.val_loss,
-                eta_s=None,
-                epoch_end=True,
-            )
+            if monitor in logs:
+                self.monitored.append(float(logs[monitor]))
+            self._emit(f"epoch {epoch + 1}/{epochs} done", epoch=epoch + 1, batch=steps,
+                       loss=float(logs.get("loss", math.nan)), epoch_end=True)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            eta.member_end()
+            ran = self.epoch + 1
+            if ran >= epochs or not patience:
+                return
+            best = (1 + int(np.argmin(self.monitored))) if self.monitored else ran
+            self.done = self.offset + epochs * steps
+            self._emit(f"member {member + 1}/{n_members} stopped early after epoch {ran}/"
+                       f"{epochs}: {monitor} did not improve for {_epochs(patience)}; epoch "
+                       f"{best}'s weights kept", epoch=ran, batch=steps, stopped_early=True,
+                       best_epoch=best)
 
     return ProgressAndCancel()
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
 
 
 def _schedule_callback(config: Any, epochs: int) -> Any | None:
@@ -463,8 +480,10 @@ def train(
     ``augmentation`` (a :class:`rul_core.signal.noise.NoiseAugmentation`) adds that many noisy
     copies of every training run (and phase) to the pool the batches are drawn from, again
     without adding batches per epoch; validation runs stay clean. Raises
-    :class:`Cancelled` when ``cancel`` fires (after the current batch) and :class:`RulError`
-    on unusable input.
+    :class:`Cancelled` when ``cancel`` fires before the training ends (it is checked after
+    every batch, the forest head and the validation metrics: the last check is the last
+    statement before the return) and :class:`RulError` on unusable input. ``progress`` gets
+    the training batches' events with their ETA (:class:`rul_core.progress.FitEta`).
     """
     import keras
 
@@ -536,6 +555,10 @@ def train(
 
     n_members = int(config.n_members) if config.interval == "ensemble" else 1
     monitor = monitored_quantity(config, validation is not None)
+    cycled = not (snapshot_phases == 1 and augmentation is None)
+    # validation batches: of batch_size, or Keras's default of 32 when fit gets no batch_size
+    val_steps = math.ceil(len(validation[1]) / (32 if cycled else batch_size)) if validation else 0
+    eta = FitEta(epochs, steps, n_members, val_steps=val_steps)
     models, histories = [], []
     for m in range(n_members):
         member_cfg = config.member(m) if n_members > 1 else config
@@ -553,10 +576,11 @@ def train(
         sched = _schedule_callback(config, epochs)
         if sched is not None:
             callbacks.append(sched)
-        callbacks.append(_progress_callback(progress, cancel, epochs, steps, m, n_members))
+        callbacks.append(_progress_callback(progress, cancel, epochs, steps, m, n_members, eta,
+                                            monitor, int(patience or 0)))
         data: dict[str, Any] = (
             {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
-            if snapshot_phases == 1 and augmentation is None else
+            if not cycled else
             {"x": cycled_batches(x_train, y_train, batch_size, int(member_cfg.seed)),
              "steps_per_epoch": steps, "shuffle": False}
         )
@@ -586,6 +610,7 @@ def train(
             progress=progress,
             cancel=cancel,
         )
+        check(cancel)  # the trees do not check while they are fitted
 
     trained = TrainedModel(
         config=config,
@@ -625,7 +650,27 @@ def train(
         trained.interval_calibration = calibration_quantiles(
             nonconformity(y_val, pred["mean"], pred["lower"], pred["upper"])
         )
+    check(cancel)  # the last cancel point: a cancel after it finds the training finished
     return trained
+
+
+def stopping_note(trained: TrainedModel) -> str:
+    """One sentence when early stopping ended the training before its planned epochs (why the
+    progress stopped short of them), e.g. 'Stopped early after 12 of 20 epochs: val_loss did
+    not improve for 10 epochs; epoch 2's weights are kept.'; '' otherwise."""
+    planned = int(trained.config.resolved().get("epochs", 0) or 0)
+    patience = int(trained.metrics.get("patience", 0) or 0)
+    runs = [len(h.get("loss", [])) for h in trained.history]
+    if not planned or not patience or not runs or min(runs) >= planned:
+        return ""
+    monitor = monitored_quantity(trained.config, bool(trained.val_runs))
+    why = f"{monitor} did not improve for {_epochs(patience)}"
+    if len(runs) > 1:
+        return (f"Stopped early: the {len(runs)} members trained {', '.join(map(str, runs))} of "
+                f"{planned} epochs ({why}); each keeps its best epoch's weights.")
+    values = trained.history[0].get(monitor) or []
+    best = f"epoch {1 + int(np.argmin(values))}'s" if values else "the best epoch's"
+    return f"Stopped early after {runs[0]} of {planned} epochs: {why}; {best} weights are kept."
 
 
 # --------------------------------------------------------------------------------------

@@ -38,8 +38,11 @@ class Job:
     """A long operation running in a daemon thread.
 
     ``target(progress, cancel)`` is called in the thread; its return value becomes ``result``.
-    The page polls ``status``, ``last`` (the latest :class:`ProgressEvent`) and ``events``;
-    ``cancel()`` asks the operation to stop at its next ``check``. Nothing blocks the caller.
+    The page polls ``status``, ``last`` (the latest :class:`ProgressEvent`, received at
+    ``last_time``) and ``events``; ``cancel()`` asks the operation to stop at its next
+    ``check`` and records when (``cancel_requested``), even once the job has ended: a job
+    ``done`` with a cancel requested finished before the cancel could stop it
+    (:attr:`late_cancel`). Nothing blocks the caller.
     """
 
     name: str
@@ -51,6 +54,8 @@ class Job:
     started: float = 0.0
     finished: float = 0.0
     last: ProgressEvent | None = None
+    last_time: float = 0.0
+    cancel_requested: float = 0.0
     events: list[ProgressEvent] = field(default_factory=list)
     token: CancelToken = field(default_factory=CancelToken)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -69,7 +74,7 @@ class Job:
 
     def _progress(self, event: ProgressEvent) -> None:
         with self._lock:
-            self.last = event
+            self.last, self.last_time = event, time.time()
             self.events.append(event)
             if len(self.events) > self.max_events:
                 del self.events[: len(self.events) - self.max_events]
@@ -94,8 +99,16 @@ class Job:
             self.finished = time.time()
 
     def cancel(self) -> None:
-        """Ask the job to stop."""
+        """Ask the job to stop (and remember when first asked)."""
+        if not self.cancel_requested:
+            self.cancel_requested = time.time()
         self.token.cancel()
+
+    @property
+    def late_cancel(self) -> bool:
+        """True when a cancel was asked for but the job finished anyway: it came after the
+        operation's last cancel point (or after its end), and the result is kept."""
+        return self.status == "done" and bool(self.cancel_requested)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread (tests and CLI only; pages poll instead)."""
@@ -448,14 +461,77 @@ def challenge_short_runs_notice(runs: Iterable[Any], cap_minutes: float, every: 
             "N-th snapshot' for this dataset.")
 
 
+_STAGE_WORDS = {"prepare": "while preparing the windows", "forest": "while fitting the forest head"}
+
+
 def cancelled_message(job: Any, what: str = "Training") -> str:
-    """What a cancelled job got through, e.g. 'Training cancelled after 3 epochs (12 s); no
-    model was kept.'"""
-    epochs = sum(1 for e in job.snapshot_events() if e.extra.get("epoch_end"))
+    """What a cancelled job got through, e.g. 'Training cancelled after 3 of 20 epochs (12 s);
+    no model was kept.' (of the planned epochs when one model trained; an ensemble or a
+    cross-validation counts every epoch it finished), and in which stage when not between
+    batches ('..., while fitting the forest head')."""
+    events = job.snapshot_events()
+    ends = [e for e in events if e.extra.get("epoch_end")]
     kept = "no model was kept" if what == "Training" else "no result was kept"
-    done = (f"after {epochs} epoch{'' if epochs == 1 else 's'}" if epochs
-            else "before its first epoch")
-    return f"{what} cancelled {done} ({job.elapsed:.0f} s); {kept}."
+    n = len(ends)
+    planned = ends[-1].extra.get("epochs") if ends else None
+    single = (what == "Training" and ends and int(ends[-1].extra.get("n_members", 1) or 1) == 1
+              and not any(e.extra.get("fold") for e in ends))
+    of = f"of {planned} " if single and isinstance(planned, int) else ""
+    plural = "" if n == 1 and not of else "s"
+    done = f"after {n} {of}epoch{plural}" if n else "before its first epoch"
+    last = events[-1] if events else None
+    where = _STAGE_WORDS.get(last.stage) if last is not None and n else None
+    return f"{what} cancelled {done}{', ' + where if where else ''} ({job.elapsed:.0f} s); {kept}."
+
+
+def late_cancel_message(job: Any, what: str = "Training") -> str:
+    """Why a job the analyst cancelled still delivered its result: it finished before the
+    cancel could stop it (past its last cancel point the model is only saved and handed over),
+    or the cancel reached it after it had ended."""
+    kept = "the model is kept" if what == "Training" else "the result is kept"
+    ahead = (job.finished or time.time()) - job.cancel_requested
+    when = (f"{ahead:.1f} s before the end, after its last cancel point" if ahead > 0
+            else "after it had ended")
+    return f"{what} finished before the cancel arrived — {kept} (the cancel came {when})."
+
+
+def cancel_notice(job: Any) -> str:
+    """What the Cancel button's toast says: whether the cancel can still stop the job."""
+    if not job.running:
+        return "Too late to cancel: it has already finished; its result is kept."
+    last = job.last
+    if last is not None and last.stage == "finish" and not last.extra.get("fold"):
+        return ("Too late to cancel: the training has finished and its model is being handed "
+                "over; it will be kept.")
+    stage = last.stage if last is not None else ""
+    return {"train": "Cancelling after the current batch…",
+            "forest": "Cancelling once the forest's trees are fitted…"}.get(
+        stage, "Cancelling at the next check…")
+
+
+def progress_line(job: Any, now: float | None = None, compact: bool = False) -> str:
+    """The progress text of a job: 'running · 12 s · train: member 1/1 epoch 3/20 loss 0.41 ·
+    ETA 30 s' (``compact``: without the status and stage, for the sidebar). While the job
+    runs, the ETA of its last training event counts down from when it was received; without
+    an estimate yet it reads 'ETA estimating…'; '≤' when early stopping may end it sooner;
+    'fold k ETA ...' in a cross-validation (that fold's training, not the whole run)."""
+    from rul_core.progress import describe_eta
+
+    now = time.time() if now is None else now
+    last = job.last
+    elapsed = max(0.0, (job.finished or now) - job.started) if job.started else 0.0
+    text = f"{elapsed:.0f} s" if compact else f"{job.status} · {elapsed:.0f} s"
+    if last is None:
+        return text
+    text += f" · {last.message}" if compact else f" · {last.stage}: {last.message}"
+    if job.running and last.stage == "train" and "eta_s" in last.extra:
+        eta = last.extra.get("eta_s")
+        if isinstance(eta, (int, float)) and eta == eta:
+            eta = max(0.0, float(eta) - max(0.0, now - job.last_time))
+        about = describe_eta(eta, bool(last.extra.get("eta_upper_bound")))
+        fold = last.extra.get("fold")
+        text += f" · fold {fold} {about}" if fold else f" · {about}"
+    return text
 
 
 # Widget keys whose values survive a visit to another page (app_ui.keep_widget_state; Streamlit

@@ -362,6 +362,49 @@ def test_train_cancel_stops_job(demo_assets):
                for w in at.warning), [w.value for w in at.warning]
 
 
+def test_a_cancel_that_reaches_a_finished_training_says_the_model_is_kept(demo_assets):
+    """The Cancel button is drawn while the training runs; it ends before the click arrives.
+    The click used to be lost (the next run draws no button), so the analyst who cancelled saw
+    a plain success; now the click reaches the job, and the page says the training finished
+    before the cancel arrived and the model is kept. Meanwhile the bar read the job's ETA."""
+    import threading
+
+    from rul_core.bundle import load_bundle
+    from rul_core.progress import emit
+
+    trained = load_bundle(demo_assets / "model")
+    release = threading.Event()
+
+    def target(progress, cancel):
+        emit(progress, "train", 3, 10, "member 1/1 epoch 1/2 loss 0.5", eta_s=None)
+        release.wait(60)
+        return trained
+
+    at = _app("pages/3_Train.py")
+    job = ui_state.start_job("multimodal-full", target)
+    at.session_state["train_job"] = job
+    deadline = time.monotonic() + 10
+    while job.last is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
+    _no_exceptions(at)
+    assert at.button(key="train_cancel")  # drawn: the job runs
+    bar = at.get("progress")[0].proto
+    assert bar.text.endswith("· train: member 1/1 epoch 1/2 loss 0.5 · ETA estimating…")
+    release.set()
+    job.join(10)
+    assert job.status == "done"
+    at.button(key="train_cancel").click().run()
+    _no_exceptions(at)
+    assert job.late_cancel
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Training finished before the cancel arrived — the model is kept")
+               for w in warnings), warnings
+    label = ui_state.model_label(trained)
+    assert any(s.value.startswith(f"Trained {label}") for s in at.success)
+    assert at.session_state["model_label"] == label  # kept, as the warning says
+
+
 def test_training_that_ends_on_another_page_reaches_that_page(demo_assets):
     """An analyst starts a training and goes to Evaluate while it runs: once it ends, the next
     run of Evaluate lists the new model (it used to join the session only when the Train

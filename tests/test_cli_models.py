@@ -597,3 +597,62 @@ def test_models_rescan_catalogs_uncatalogued_bundles(tmp_path: Path,
     shutil.copytree(DEMO / "model", elsewhere)
     assert main(["models", "--workspace", str(ws_dir), "--rescan", str(tmp_path / "saved")]) == 0
     assert capsys.readouterr().out.startswith(f"added {elsewhere}\n")
+
+
+def test_ctrl_c_after_training_keeps_the_bundle_whole(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once the training has finished, while the bundle is being catalogued: the
+    command used to say "cancelled" and leave a bundle on disk that the catalog did not list;
+    now the bundle is written and catalogued whole and the command says the cancel came too
+    late. (The Ctrl-C is played by calling the process's SIGINT handler there, which is what
+    the signal does, without sending one to the test process.) The bars show the training's
+    own ETA, "estimating…" until it has one."""
+    import re
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed by the main thread only")
+    original = Workspace.add_dataset
+
+    def add_dataset_interrupted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C, right here
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Workspace, "add_dataset", add_dataset_interrupted)
+    data = write_dataset(tmp_path / "femto", layout="femto", n_bearings=2, n_snapshots=6)
+    ws_dir, bundle = tmp_path / "ws", tmp_path / "bundles" / "carle"
+    rc = main(["train", "--model", "carle", "--preset", "quick", "--data", str(data),
+               "--epochs", "3", "--batch-size", "8", "--out", str(bundle), *TINY,
+               "--workspace", str(ws_dir)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert f"train: finished before the cancel arrived — the bundle is kept ({bundle.resolve()}, " \
+           "catalogued)" in captured.err
+    assert (bundle / "card.json").is_file()
+    assert [r["path"] for r in Workspace(ws_dir).list_bundles()] == [str(bundle.resolve())]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    train_bar = [p for p in captured.err.split("\r") if p.startswith("train")]
+    assert "loss" in train_bar[1] and "· ETA estimating…]" in train_bar[1]  # the first batch
+    assert re.search(r"epoch 3/3 done · ETA ≤ 0 s\]", train_bar[-1])  # patience 10: at most
+    assert not any(re.search(r"\d\d:\d\d<", p) for p in train_bar)  # not tqdm's own guess
+
+
+def test_ctrl_c_during_training_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import rul_core.training
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rul_core.training, "train", interrupted)
+    data = write_dataset(tmp_path / "femto", layout="femto", n_bearings=2, n_snapshots=6)
+    bundle = tmp_path / "bundles" / "carle"
+    rc = main(["train", "--model", "carle", "--data", str(data), "--out", str(bundle),
+               "--workspace", str(tmp_path / "ws"), "--quiet"])
+    assert rc == 130
+    assert capsys.readouterr().err.endswith(
+        f"train: cancelled before the training finished; no bundle written to {bundle}, nothing "
+        "catalogued\n")
+    assert not bundle.exists() and not Workspace(tmp_path / "ws").list_bundles()

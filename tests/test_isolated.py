@@ -53,6 +53,26 @@ def test_cancel_stops_the_child(runs: list) -> None:
     assert set(multiprocessing.active_children()) == before
 
 
+def test_a_cancel_after_the_last_cancel_point_keeps_the_model(runs: list) -> None:
+    """A cancel that arrives once training has finished (the child saving the model) cannot
+    stop it: the model comes back, the events say it was handed over, and the grace period
+    (0 here) does not kill a child that is only saving."""
+    token = CancelToken()
+    events: list[ProgressEvent] = []
+
+    def progress(event: ProgressEvent) -> None:
+        events.append(event)
+        if event.stage == isolated.FINISH:
+            token.cancel()
+
+    model = isolated.train_isolated(_config(), runs[:1], epochs=1, batch_size=32,
+                                    progress=progress, cancel=token, grace_s=0.0)
+    assert model.history[0]["loss"]
+    assert [(e.done, e.total) for e in events if e.stage == isolated.FINISH] == [
+        (0, 2), (1, 2), (2, 2)]
+    assert events[-1].message == "training finished; model ready"
+
+
 def test_a_child_that_does_not_stop_is_terminated(runs: list) -> None:
     token = CancelToken()
     token.cancel()

@@ -25,6 +25,7 @@ from rul_core.training import (
     predict_run,
     predict_windows,
     preparation_jobs,
+    stopping_note,
     train,
 )
 
@@ -142,7 +143,15 @@ def test_training_is_reproducible_and_reports_progress(runs: list) -> None:
     # val_loss is known from the end of the first epoch on
     assert batch_ev[0].extra["val_loss"] is None
     assert batch_ev[2].extra["val_loss"] == pytest.approx(a.history[0]["val_loss"][0])
-    assert batch_ev[-1].extra["eta_s"] == pytest.approx(0.0)
+    # the ETA: estimating until two batches past the one-off ones (each epoch's first) are
+    # timed, then positive (the last validation pass is still to come) and 0 at the end;
+    # an upper bound, as early stopping (patience 10) may end the training sooner
+    assert [e.extra["eta_s"] for e in batch_ev[:3]] == [None, None, None]
+    assert batch_ev[3].extra["eta_s"] > 0
+    ends = [e for e in train_ev if e.extra.get("epoch_end")]
+    assert ends[-1].extra["eta_s"] == pytest.approx(0.0)
+    assert all(e.extra["eta_upper_bound"] for e in train_ev)
+    assert all((e.extra["epochs"], e.extra["n_members"]) == (2, 1) for e in train_ev)
     assert {e.stage for e in events} >= {"prepare", "train"}
 
 
@@ -168,6 +177,40 @@ def test_cancel_from_progress_callback_raises_cancelled(runs: list) -> None:
         (0, 2, 4),
         (1, 3, 4),
     ]
+
+
+def test_a_cancel_during_the_forest_fit_is_honoured(runs: list) -> None:
+    """The forest's trees do not check the token while they are fitted, and nothing after them
+    did: a cancel then came back as a finished model. It is now seen once they are fitted."""
+    token = CancelToken()
+
+    def progress(event: ProgressEvent) -> None:
+        if event.stage == "forest" and event.done == 1:  # "fitting 5 trees": past its checks
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        train(tiny_carle(), runs[:1], val_runs=[runs[1]], epochs=1, batch_size=16,
+              progress=progress, cancel=token)
+
+
+def test_early_stopping_says_why_the_progress_stops_short(runs: list) -> None:
+    """With patience 1 the training stops long before 40 epochs: the progress says so in one
+    more event that takes the bar to its end, and :func:`stopping_note` tells the analyst."""
+    events: list[ProgressEvent] = []
+    model = train(tiny_carle(ablation="carl"), runs[:1], val_runs=[runs[1]], epochs=40,
+                  batch_size=16, patience=1, progress=events.append)
+    ran = len(model.history[0]["loss"])
+    assert ran < 40
+    stops = [e for e in events if e.extra.get("stopped_early")]
+    assert len(stops) == 1 and stops[0].done == stops[0].total == 80  # 40 epochs x 2 batches
+    assert stops[0].extra["eta_s"] == 0.0  # nothing left, not the epochs it skipped
+    best = 1 + int(np.argmin(model.history[0]["val_loss"]))
+    assert stops[0].message == (f"member 1/1 stopped early after epoch {ran}/40: val_loss did "
+                                f"not improve for 1 epoch; epoch {best}'s weights kept")
+    assert stopping_note(model) == (f"Stopped early after {ran} of 40 epochs: val_loss did not "
+                                    f"improve for 1 epoch; epoch {best}'s weights are kept.")
+    fixed = train(tiny_carle(ablation="carl"), runs[:1], epochs=2, batch_size=16, patience=0)
+    assert stopping_note(fixed) == ""  # a fixed budget never stops early
 
 
 # --- inference on a partial run ----------------------------------------------------------

@@ -195,6 +195,101 @@ def test_cancelled_message_counts_the_finished_epochs():
         "Cross-validation cancelled before its first epoch (")
 
 
+def test_cancelled_message_says_of_how_many_epochs_and_where():
+    def cancelled_in_the_forest(progress, cancel):
+        for i in range(3):
+            emit(progress, "train", 5 * (i + 1), 100, "", epoch_end=True, loss=1.0, epoch=i + 1,
+                 epochs=20, n_members=1)
+        emit(progress, "forest", 1, 2, "fitting 800 trees")
+        cancel.cancel()
+        check(cancel)
+
+    job = ui_state.start_job("t", cancelled_in_the_forest)
+    job.join(5)
+    assert ui_state.cancelled_message(job).startswith(
+        "Training cancelled after 3 of 20 epochs, while fitting the forest head (")
+    assert ui_state.cancelled_message(job, "Cross-validation").startswith(
+        "Cross-validation cancelled after 3 epochs, while fitting the forest head (")
+
+
+def test_a_job_that_finishes_before_the_cancel_keeps_its_result():
+    """Cancel while the job is past its last cancel point (it ignores the token now), and
+    cancel after it ended (a click that reached a finished job): both keep the result, and
+    the job says the cancel came too late instead of passing for an ordinary finish."""
+    import threading
+
+    asked = threading.Event()
+
+    def past_its_last_check(progress, cancel):
+        emit(progress, "finish", 0, 2, "training finished; saving the model")
+        asked.wait(5)
+        return 42
+
+    job = ui_state.start_job("t", past_its_last_check)
+    deadline = time.monotonic() + 5
+    while job.last is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ui_state.cancel_notice(job).startswith("Too late to cancel: the training has finished")
+    job.cancel()
+    asked.set()
+    job.join(5)
+    assert (job.status, job.result, job.late_cancel) == ("done", 42, True)
+    msg = ui_state.late_cancel_message(job)
+    assert msg.startswith("Training finished before the cancel arrived — the model is kept (the "
+                          "cancel came ") and "s before the end, after its last cancel point" in msg
+
+    job = ui_state.start_job("t", lambda progress, cancel: 7)
+    job.join(5)
+    assert not job.late_cancel
+    assert ui_state.cancel_notice(job).startswith("Too late to cancel: it has already finished")
+    job.cancel()
+    assert job.late_cancel and ui_state.late_cancel_message(job, "Cross-validation") == (
+        "Cross-validation finished before the cancel arrived — the result is kept (the cancel "
+        "came after it had ended).")
+
+    job = ui_state.start_job("c", lambda progress, cancel: (cancel.cancel(), check(cancel)))
+    job.join(5)
+    assert job.status == "cancelled" and not job.late_cancel
+
+
+def test_cancel_notice_says_when_the_cancel_will_be_seen():
+    from rul_core.progress import ProgressEvent
+
+    job = ui_state.Job("t", target=lambda progress, cancel: None, status="running")
+    assert ui_state.cancel_notice(job) == "Cancelling at the next check…"
+    job.last = ProgressEvent("train", 1, 4, "epoch 1/2")
+    assert ui_state.cancel_notice(job) == "Cancelling after the current batch…"
+    job.last = ProgressEvent("forest", 1, 2, "fitting 800 trees")
+    assert ui_state.cancel_notice(job) == "Cancelling once the forest's trees are fitted…"
+    job.last = ProgressEvent("finish", 0, 2, "saving", {"fold": 1})  # other folds still train
+    assert ui_state.cancel_notice(job) == "Cancelling at the next check…"
+
+
+def test_progress_line_counts_the_eta_down_and_says_when_it_is_estimating():
+    from rul_core.progress import ProgressEvent
+
+    job = ui_state.Job("carle-full", target=lambda progress, cancel: None, status="running",
+                       started=1000.0)
+    assert ui_state.progress_line(job, now=1001.0) == "running · 1 s"
+    job.last, job.last_time = ProgressEvent(
+        "train", 3, 10, "member 1/1 epoch 1/2 loss 0.5", {"eta_s": None}), 1010.0
+    assert ui_state.progress_line(job, now=1012.0) == (
+        "running · 12 s · train: member 1/1 epoch 1/2 loss 0.5 · ETA estimating…")
+    job.last = ProgressEvent("train", 5, 10, "member 1/1 epoch 2/2 loss 0.4",
+                             {"eta_s": 30.0, "eta_upper_bound": True})
+    assert ui_state.progress_line(job, now=1012.0).endswith("loss 0.4 · ETA ≤ 28 s")
+    assert ui_state.progress_line(job, now=1100.0).endswith("loss 0.4 · ETA ≤ 0 s")
+    assert ui_state.progress_line(job, now=1012.0, compact=True) == (
+        "12 s · member 1/1 epoch 2/2 loss 0.4 · ETA ≤ 28 s")
+    job.last = ProgressEvent("train", 5, 10, "fold 2/3 · epoch 1/2", {"eta_s": 9.0, "fold": 2})
+    assert ui_state.progress_line(job, now=1010.0).endswith("· fold 2 ETA 9 s")
+    job.last = ProgressEvent("forest", 1, 2, "fitting 5 trees")
+    assert ui_state.progress_line(job, now=1010.0).endswith("· forest: fitting 5 trees")
+    job.status = "cancelled"
+    job.last = ProgressEvent("train", 5, 10, "epoch 2/2", {"eta_s": 9.0})
+    assert "ETA" not in ui_state.progress_line(job, now=1010.0)
+
+
 def _run(name: str, n: int, gap_s: float):
     from rul_core.data.run import Condition, Run
 

@@ -13,6 +13,7 @@ workspace catalog.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from rul_core.cli.model_cmds import (
     _select,
     _workspace,
     check_training_args,
+    interrupts_deferred,
     model_and_data_options,
     model_config,
     on_option,
@@ -37,8 +39,7 @@ from rul_core.errors import RulError
 def cmd_crossval(args: argparse.Namespace) -> int:
     """Cross-validate each ablation over bearings, print the tables (several ablations: also
     side by side), save and catalog each result."""
-    from rul_core.crossval import check_result_folder, cross_validate, record
-    from rul_core.evaluation import ablation_table
+    from rul_core.crossval import check_result_folder, cross_validate
 
     ws = _workspace(args)
     progress = _progress(args)
@@ -69,6 +70,24 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
+    saved: list[Path] = []
+    try:
+        _report(args, results, ws, ds.name, saved)
+    except KeyboardInterrupt:
+        kept = f": {', '.join(map(str, saved))}" if saved else ""
+        print(f"\ncrossval: cancelled while saving the results; {len(saved)} of {len(results)} "
+              f"kept whole (saved and catalogued){kept}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _report(args: argparse.Namespace, results: dict[str, Any], ws: Any, dataset: str,
+            saved: list[Path]) -> None:
+    """Print each ablation's tables, save and catalog it (adding its folder to ``saved``; a
+    Ctrl-C while one is saved waits until it is catalogued), then the side-by-side table."""
+    from rul_core.crossval import record
+    from rul_core.evaluation import ablation_table
+
     several = len(results) > 1
     for ablation, result in results.items():
         about = f": {args.model}/{ablation}" if several else ""
@@ -85,11 +104,14 @@ def cmd_crossval(args: argparse.Namespace) -> int:
                          "the challenge's cuts, and at 13 cuts over 50-98 % of life)",
                          result.replay)
         print("\nsummary: " + ", ".join(f"{k} {v:.4g}" for k, v in result.summary().items()))
-        print(f"written to {record(result, ws, dataset=ds.name, out=_out_folder(args, ablation))}")
+        with interrupts_deferred() as held:
+            saved.append(record(result, ws, dataset=dataset, out=_out_folder(args, ablation)))
+        print(f"written to {saved[-1]}")
+        if held:
+            raise KeyboardInterrupt
     if several:
         _print_table("out-of-fold metrics side by side (the papers' ablation table)",
                      ablation_table({a: r.evaluation for a, r in results.items()}))
-    return 0
 
 
 def _out_folder(args: argparse.Namespace, ablation: str) -> Path | None:

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,12 @@ stopping, learning-rate reduction, reported val_* metrics) is given by --val, or
 training run is held out as validation (one fold of leave-one-bearing-out) when there are at
 least two; --no-val trains on every run without validation. The bundle is registered in the
 workspace catalog (--workspace, default $RUL_WORKSPACE or ./workspace).
+
+The training bar's ETA leaves out the first batch's one-off costs (graph tracing): it reads
+"estimating..." until it has a basis, and "<=" while early stopping may end training sooner.
+Ctrl-C during training writes nothing (exit 130). Once training has finished, the bundle is
+written and catalogued whole first, and the command says the cancel came too late (exit 0; 130
+when that skipped the --test evaluation).
 """
 
 
@@ -182,12 +192,32 @@ def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C (SIGINT) back while the block runs, and yield the list of those held: a
+    result already computed is written and catalogued whole, never a bundle on disk that the
+    catalog does not list while the command says it was cancelled. Outside the main thread
+    (where Python handles signals) it holds nothing back."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+LATE_CANCEL = "finished before the cancel arrived"
+
+
 # --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model and write its bundle."""
     from rul_core.bundle import check_bundle_target, save_bundle
     from rul_core.evaluation import evaluate
-    from rul_core.training import train
+    from rul_core.training import stopping_note, train
 
     ws = _workspace(args)
     progress = _progress(args)
@@ -211,24 +241,44 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{[r.name for r in train_runs]}, validation {[r.name for r in val_runs]}",
             file=sys.stderr,
         )
-        trained = train(config, train_runs, val_runs=val_runs or None, progress=progress,
-                        **training_kwargs(args))
-        out = save_bundle(trained, args.out)
-        ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
-        ws.add_bundle(
-            out,
-            model=config.name,
-            ablation=config.ablation,
-            preset=config.preset,
-            metrics=trained.metrics,
-            dataset=ds.name,
-        )
+        try:
+            trained = train(config, train_runs, val_runs=val_runs or None, progress=progress,
+                            **training_kwargs(args))
+        except KeyboardInterrupt:
+            print(f"\ntrain: cancelled before the training finished; no bundle written to "
+                  f"{args.out}, nothing catalogued", file=sys.stderr)
+            return 130
+        with interrupts_deferred() as held:  # the training is done: keep it whole
+            out = save_bundle(trained, args.out)
+            ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout,
+                           runs=ds.run_names)
+            ws.add_bundle(
+                out,
+                model=config.name,
+                ablation=config.ablation,
+                preset=config.preset,
+                metrics=trained.metrics,
+                dataset=ds.name,
+            )
         print(f"bundle written to {out}")
         for k, v in sorted(trained.metrics.items()):
             print(f"  {k}: {v:.6g}")
         print_units()
+        stopping = stopping_note(trained)
+        if stopping:
+            print(stopping)
+        if held:
+            skipped = "; the test evaluation was skipped" if args.test else ""
+            print(f"train: {LATE_CANCEL} — the bundle is kept ({out}, catalogued){skipped}",
+                  file=sys.stderr)
+            return 130 if args.test else 0
         if args.test:
-            result = evaluate(trained, _select(ds, args.test, "test"), progress=progress)
+            try:
+                result = evaluate(trained, _select(ds, args.test, "test"), progress=progress)
+            except KeyboardInterrupt:
+                print(f"\ntrain: the test evaluation was cancelled; the bundle is kept ({out}, "
+                      "catalogued)", file=sys.stderr)
+                return 130
             _print_table("test runs", result.table)
             ws.add_evaluation(out, dataset=ds.name, runs=list(args.test), metrics=result.summary())
     finally:
