@@ -335,6 +335,39 @@ def test_cli_crossval_several_ablations_side_by_side(make_synth, tmp_path: Path,
     assert capsys.readouterr().err.strip() == "error: crossval: --jobs must be 1 or more, got 0"
 
 
+def test_cli_crossval_ctrl_c_in_a_later_ablation_keeps_the_earlier_ones(
+        make_synth, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ablation was saved only after all of them had trained: a Ctrl-C during the last
+    one lost the finished ones (hours at the paper preset)."""
+    from rul_core import crossval
+    from rul_core.cli import main
+    from rul_core.workspace import Workspace
+
+    real = crossval.cross_validate
+
+    def second_interrupted(config, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if config.ablation == "cale":
+            raise KeyboardInterrupt
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(crossval, "cross_validate", second_interrupted)
+    data = make_synth("femto", n_snapshots=8, samples=2560)
+    out = tmp_path / "cv"
+    assert main(["crossval", "--model", "carle", "--ablation", "carl", "cale", "--out",
+                 str(out), "--data", str(data), "--epochs", "1", "--patience", "0",
+                 "--batch-size", "16", "--in-process", "--quiet", "--workspace",
+                 str(tmp_path / "ws"),
+                 *(a for k, v in TINY_CARLE.items() for a in ("--hparam", f"{k}={json.dumps(v)}"))
+                 ]) == 130
+    err = capsys.readouterr().err
+    assert (f"crossval: cancelled while cross-validating carle/cale; 1 of 2 ablation(s) kept "
+            f"whole (saved and catalogued): carl ({(out / 'carl').resolve()})") in err
+    assert (out / "carl" / "table.csv").is_file() and not (out / "cale").exists()
+    ws = Workspace(tmp_path / "ws")
+    assert [r["ablation"] for r in ws.list_cross_validations()] == ["carl"]
+    assert [d["name"] for d in ws.list_datasets()] == [data.name]
+
+
 def test_cli_progress_of_folds_at_once_is_one_bar_of_the_whole_run() -> None:
     from rul_core.cli.crossval_cmd import _overall
     from rul_core.progress import ProgressEvent

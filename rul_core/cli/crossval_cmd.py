@@ -37,13 +37,15 @@ from rul_core.errors import RulError
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
-    """Cross-validate each ablation over bearings, print the tables (several ablations: also
-    side by side), save and catalog each result."""
+    """Cross-validate each ablation over bearings, save and catalog each result as soon as it
+    is complete (a Ctrl-C during a later ablation keeps the earlier ones), then print the
+    tables (several ablations: also side by side)."""
     from rul_core.crossval import check_result_folder, cross_validate
 
     ws = _workspace(args)
     progress = _progress(args)
-    results = {}
+    results: dict[str, Any] = {}
+    saved: list[Path] = []
     try:
         check_training_args(args)
         if args.jobs < 1:
@@ -61,35 +63,51 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         runs = _select(ds, args.runs, "runs")
         configs = {a: model_config(args, ds.layout, ablation=a) for a in args.ablation}
         for ablation, config in configs.items():  # every config checked before any training
-            results[ablation] = cross_validate(
+            result = cross_validate(
                 config, runs, n_folds=args.folds, split_seed=args.split_seed,
                 inner_val=args.inner_val, on=args.on, isolate=not args.in_process,
                 jobs=args.jobs, progress=_overall(progress) if args.jobs > 1 else progress,
                 **training_kwargs(args))
+            results[ablation] = result
+            _save(args, ablation, result, ws, ds, saved)
+    except KeyboardInterrupt:
+        if not results:
+            raise
+        doing = next((a for a in args.ablation if a not in results), None)
+        during = f"while cross-validating {args.model}/{doing}" if doing else "while saving"
+        kept = ", ".join(f"{a} ({p})" for a, p in zip(results, saved, strict=False))
+        print(f"\ncrossval: cancelled {during}; {len(saved)} of {len(set(args.ablation))} "
+              f"ablation(s) kept whole (saved and catalogued): {kept or 'none'}",
+              file=sys.stderr)
+        return 130
     finally:
         if progress is not None:
             progress.close()
-    ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout, runs=ds.run_names)
-    saved: list[Path] = []
-    try:
-        _report(args, results, ws, ds.name, saved)
-    except KeyboardInterrupt:
-        kept = f": {', '.join(map(str, saved))}" if saved else ""
-        print(f"\ncrossval: cancelled while saving the results; {len(saved)} of {len(results)} "
-              f"kept whole (saved and catalogued){kept}", file=sys.stderr)
-        return 130
+    _report(args, results, saved)
     return 0
 
 
-def _report(args: argparse.Namespace, results: dict[str, Any], ws: Any, dataset: str,
-            saved: list[Path]) -> None:
-    """Print each ablation's tables, save and catalog it (adding its folder to ``saved``; a
-    Ctrl-C while one is saved waits until it is catalogued), then the side-by-side table."""
+def _save(args: argparse.Namespace, ablation: str, result: Any, ws: Any, ds: Any,
+          saved: list[Path]) -> None:
+    """Save and catalog one ablation's result (adding its folder to ``saved``); a Ctrl-C
+    while it is saved waits until it is catalogued."""
     from rul_core.crossval import record
+
+    with interrupts_deferred() as held:
+        if not saved:
+            ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout,
+                           runs=ds.run_names)
+        saved.append(record(result, ws, dataset=ds.name, out=_out_folder(args, ablation)))
+    if held:
+        raise KeyboardInterrupt
+
+
+def _report(args: argparse.Namespace, results: dict[str, Any], saved: list[Path]) -> None:
+    """Print each ablation's tables and where it was saved, then the side-by-side table."""
     from rul_core.evaluation import ablation_table
 
     several = len(results) > 1
-    for ablation, result in results.items():
+    for (ablation, result), folder in zip(results.items(), saved, strict=True):
         about = f": {args.model}/{ablation}" if several else ""
         ev = result.evaluation
         _print_table(f"out-of-fold predictions per bearing x condition ({args.on}s){about}",
@@ -104,11 +122,7 @@ def _report(args: argparse.Namespace, results: dict[str, Any], ws: Any, dataset:
                          "the challenge's cuts, and at 13 cuts over 50-98 % of life)",
                          result.replay)
         print("\nsummary: " + ", ".join(f"{k} {v:.4g}" for k, v in result.summary().items()))
-        with interrupts_deferred() as held:
-            saved.append(record(result, ws, dataset=dataset, out=_out_folder(args, ablation)))
-        print(f"written to {saved[-1]}")
-        if held:
-            raise KeyboardInterrupt
+        print(f"written to {folder}")
     if several:
         _print_table("out-of-fold metrics side by side (the papers' ablation table)",
                      ablation_table({a: r.evaluation for a, r in results.items()}))
