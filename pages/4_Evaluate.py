@@ -39,10 +39,12 @@ if not chosen or not run_names:
     st.info("Pick at least one model and one bearing.")
     st.stop()
 
-results: dict[str, object] = st.session_state.setdefault("eval_results", {})
+results: dict[tuple, object] = st.session_state.setdefault("eval_results", {})
 runs = [dataset.run(n) for n in run_names]
 key_runs = tuple(app_ui.run_key(r)[:16] for r in runs)
-todo = [m for m in chosen if (m, key_runs, on) not in results]
+# by the model's identity, not its label: a bundle loaded again under a label is another model
+keys = {m: (app_ui.model_key(m, models[m]), key_runs, on) for m in chosen}
+todo = [m for m in chosen if keys[m] not in results]
 if todo:
     bar = st.progress(0.0, text="Evaluating…")
     for i, label in enumerate(todo):
@@ -52,10 +54,10 @@ if todo:
         res = app_ui.guarded(evaluation.evaluate, models[label], runs, on=on, progress=progress,
                              context=f"evaluate {label}")
         if res is not None:
-            results[(label, key_runs, on)] = res
+            results[keys[label]] = res
     bar.empty()
 
-current = {m: results[(m, key_runs, on)] for m in chosen if (m, key_runs, on) in results}
+current = {m: results[keys[m]] for m in chosen if keys[m] in results}
 if not current:
     st.stop()
 

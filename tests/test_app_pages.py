@@ -436,6 +436,35 @@ def test_training_that_ends_on_another_page_reaches_that_page(demo_assets):
     assert dict(at.session_state["models"]) == models
 
 
+def test_evaluate_a_model_loaded_again_under_the_same_label_is_evaluated_anew(
+        demo_assets, monkeypatch):
+    """Results were cached by the model's label: another bundle loaded under a label already
+    used (an upload of a folder with the same name, a bundle saved over and loaded again from
+    its path) showed the first model's curves and metrics."""
+    import dataclasses
+
+    from rul_core import evaluation
+
+    evaluated = []
+    real = evaluation.evaluate
+    monkeypatch.setattr(evaluation, "evaluate",
+                        lambda model, *a, **k: evaluated.append(model) or real(model, *a, **k))
+    at = _app("pages/4_Evaluate.py")
+    (demo,) = at.session_state["models"].values()
+    at.session_state["models"]["upload model"] = demo
+    at.run()
+    at.multiselect(key="eval_models").set_value(["upload model"]).run()
+    _no_exceptions(at)
+    assert evaluated == [demo, demo]  # the first run's default, then the upload's
+    other = dataclasses.replace(demo, created="2026-11-29T12:00:00+00:00")
+    at.session_state["models"]["upload model"] = other  # the next upload, same folder name
+    at.run()
+    _no_exceptions(at)
+    assert evaluated == [demo, demo, other]
+    at.run()
+    assert len(evaluated) == 3  # and then cached
+
+
 def test_evaluate_demo_model(demo_assets):
     at = _app("pages/4_Evaluate.py")
     _no_exceptions(at)
