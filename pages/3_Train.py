@@ -303,6 +303,7 @@ with tab_train:
                 path = app_ui.guarded(ui_state.save_model, trained, name, replace=replace,
                                       context="save bundle")
                 if path is not None:
+                    app_ui.mark_saved(trained)
                     st.success(f"Saved to {path}")
 
 # ----------------------------------------------------------------------------- load
@@ -374,6 +375,22 @@ with tab_load:
                          "augmentation": (m.augmentation.describe()
                                           if m.augmentation is not None else "none"),
                          "metrics": m.metrics})
+        drop = st.multiselect("Remove from this session", list(models), key="session_drop",
+                              help="The models leave this session's lists; their bundles on "
+                                   "disk and in the catalog stay (load them again above).")
+        unsaved = app_ui.unsaved_models(drop)
+        if unsaved:
+            st.warning(f"Not saved as a bundle, so lost once removed: {', '.join(unsaved)}. "
+                       "Save it on the first tab first, or tick the box to remove anyway.")
+        lose = bool(unsaved) and st.checkbox("Remove them anyway", key="session_drop_unsaved")
+        if drop and st.button(f"Remove {len(drop)} model{'s' if len(drop) > 1 else ''}",
+                              key="session_drop_go", disabled=bool(unsaved) and not lose):
+            gone = app_ui.remove_session_models(drop)
+            st.session_state["session_drop_notice"] = (
+                f"Removed from this session: {', '.join(gone)} (bundles kept).")
+            st.rerun()
+    if notice := st.session_state.pop("session_drop_notice", None):
+        st.success(notice)
 
 # ----------------------------------------------------------------------------- past runs
 with tab_cv:

@@ -206,6 +206,38 @@ def set_model_label(label: str, only_if_unset: bool = False) -> None:
     refresh_sidebar_status()
 
 
+#: Labels of the session's models trained here and not yet saved as a bundle (removing one
+#: loses it).
+UNSAVED_MODELS = "unsaved_models"
+
+
+def unsaved_models(labels: list[str] | None = None) -> list[str]:
+    """The session's models (among ``labels``) trained here and not saved as a bundle."""
+    unsaved = st.session_state.get(UNSAVED_MODELS, set())
+    return [m for m in (labels if labels is not None else session_models()) if m in unsaved]
+
+
+def mark_saved(trained: Any) -> None:
+    """Record that the session model ``trained`` was saved as a bundle."""
+    labels = [k for k, m in session_models().items() if m is trained]
+    st.session_state.setdefault(UNSAVED_MODELS, set()).difference_update(labels)
+
+
+def remove_session_models(labels: list[str]) -> list[str]:
+    """Take ``labels`` out of this session's models (their bundles on disk and in the catalog
+    stay; the pages' kept model choices drop them through :func:`keep_valid`); the current
+    model moves to the first one left. Returns the labels removed."""
+    models = session_models()
+    removed = [label for label in labels if models.pop(label, None) is not None]
+    st.session_state.setdefault(UNSAVED_MODELS, set()).difference_update(removed)
+    if st.session_state.get("model_label") in removed:
+        st.session_state.pop("model_label")
+        if models:
+            set_model_label(next(iter(models)), only_if_unset=True)
+    refresh_sidebar_status()
+    return removed
+
+
 TRAIN_JOB = "train_job"
 TRAIN_JOB_COLLECTED = "train_job_collected"
 
@@ -223,6 +255,7 @@ def collect_trained_model() -> str | None:
         return None
     label = ui_state.model_label(job.result)
     session_models()[label] = job.result
+    st.session_state.setdefault(UNSAVED_MODELS, set()).add(label)
     set_model_label(label)
     st.session_state[TRAIN_JOB_COLLECTED] = True
     return label

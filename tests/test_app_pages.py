@@ -192,10 +192,13 @@ def test_train_quick_model_in_background(demo_assets):
     assert at.session_state["model_label"].startswith("carle/full (quick)")
     # the new model joins the kept comparison instead of waiting to be picked there
     assert at.session_state["eval_models"] == ["demo carle/carl", at.session_state["model_label"]]
+    label = at.session_state["model_label"]
+    assert at.session_state["unsaved_models"] == {label}  # trained here, not saved yet
     at.text_input(key="bundle_name").set_value(f"carle-{time.time_ns()}").run()
     at.button(key="save_bundle").click().run()
     _no_exceptions(at)
     assert any("Saved to" in s.value for s in at.success)
+    assert at.session_state["unsaved_models"] == set()
     saved = ui_state.bundle_path(at.text_input(key="bundle_name").value)
     card = (saved / "card.json").read_bytes()
     at.run()  # the same name again: saving needs an explicit replace
@@ -208,6 +211,38 @@ def test_train_quick_model_in_background(demo_assets):
     at.button(key="save_bundle").click().run()
     _no_exceptions(at)
     assert any("Saved to" in s.value for s in at.success)
+
+
+def test_models_leave_the_session_and_unsaved_ones_only_when_confirmed(demo_assets):
+    """Every model trained or loaded stayed in every page's lists for the whole session; now
+    they can be removed, and one trained here and not saved needs an explicit confirmation."""
+    at = _app("pages/3_Train.py")
+    (demo,) = list(at.session_state["models"])
+    at.session_state["models"]["trained here"] = at.session_state["models"][demo]
+    at.session_state["unsaved_models"] = {"trained here"}
+    at.session_state["model_label"] = "trained here"
+    at.run()
+    at.multiselect(key="session_drop").set_value(["trained here"]).run()
+    _no_exceptions(at)
+    assert any("Not saved as a bundle, so lost once removed: trained here" in w.value
+               for w in at.warning)
+    assert at.button(key="session_drop_go").disabled
+    at.checkbox(key="session_drop_unsaved").check().run()
+    at.button(key="session_drop_go").click().run()
+    _no_exceptions(at)
+    assert list(at.session_state["models"]) == [demo]
+    assert at.session_state["model_label"] == demo  # the current model moved to one left
+    assert at.session_state["unsaved_models"] == set()
+    assert any("Removed from this session: trained here (bundles kept)." in s.value
+               for s in at.success)
+    at.multiselect(key="session_drop").set_value([demo]).run()  # a saved one: no warning
+    assert not at.warning and not at.button(key="session_drop_go").disabled
+    at.button(key="session_drop_go").click().run()
+    _no_exceptions(at)
+    assert not at.session_state["models"] and "model_label" not in at.session_state
+    at.switch_page("pages/4_Evaluate.py").run()  # not reloaded behind the user's back
+    _no_exceptions(at)
+    assert any("No model yet" in i.value for i in at.info)
 
 
 def test_load_tab_finds_a_bundle_missing_from_the_catalog(demo_assets):

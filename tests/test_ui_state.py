@@ -334,7 +334,7 @@ NOT_SETTABLE = {"button", "file_uploader", "download_button"}
 # keyed widgets left out of ui_state.PERSISTENT_KEYS on purpose (see its comment)
 NOT_KEPT = {"data_run", "repr_run", "noise_run", "explain_run", "explain_model", "repr_window",
             "noise_window", "explain_window", "bundle_name", "bundle_replace", "report_items",
-            "report_one"}
+            "report_one", "session_drop", "session_drop_unsaved"}
 
 
 def _widget_keys() -> list[tuple[str, str, str]]:
