@@ -33,7 +33,7 @@ elif source == "Upload":
                                  accept_multiple_files="directory", key="upload_dir")
     else:
         files = st.file_uploader(
-            "Snapshot files (CSV/Parquet/NPY, plus run.json for generic runs) or one "
+            "Snapshot files (CSV/TXT/TSV, Parquet, NPY; plus run.json for generic runs) or one "
             "archive (.zip, .tar.gz)", accept_multiple_files=True, key="upload_files")
     sub = st.text_input("Put loose files into this run folder (optional, e.g. Bearing1_1)",
                         key="upload_subfolder")
