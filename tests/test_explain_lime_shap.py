@@ -78,6 +78,19 @@ def test_lime_image_on_column_bands_recovers_the_only_relevant_band(setup) -> No
     assert np.abs(np.delete(res.mean, 2)).max() < 0.1 * res.mean[2]
 
 
+def test_explanations_predict_through_one_trace_for_every_batch_size(setup) -> None:
+    """common.predict: Keras' predictions, from one traced function kept on the model."""
+    from rul_core.explain.common import inference_function, predict
+
+    model, xs, _, _ = setup
+    for n, batch_size in ((1, 256), (3, 256), (30, 7)):
+        got = predict(model, [x[:n] for x in xs], batch_size=batch_size)
+        want = np.asarray(model.predict_on_batch([x[:n] for x in xs])).reshape(-1)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    fn = inference_function(model)
+    assert inference_function(model) is fn and fn.experimental_get_tracing_count() == 1
+
+
 def _lime_library_image(model, window, num_samples, seed, n_seg, segmentation_fn,
                         batch_size=64):
     """The former path: lime.lime_image with one deep copy per sample (the reference)."""
