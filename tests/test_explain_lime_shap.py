@@ -80,7 +80,8 @@ def test_lime_image_on_column_bands_recovers_the_only_relevant_band(setup) -> No
 
 def test_explanations_predict_through_one_trace_for_every_batch_size(setup) -> None:
     """common.predict: Keras' predictions, from one traced function kept on the model."""
-    from rul_core.explain.common import inference_function, predict
+    from rul_core.explain.common import predict
+    from rul_core.models.build import inference_function
 
     model, xs, _, _ = setup
     for n, batch_size in ((1, 256), (3, 256), (30, 7)):

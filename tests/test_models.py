@@ -512,17 +512,19 @@ def test_mc_dropout_under_concurrent_calls(windows, monkeypatch):
     # the race made deterministic: a plain predict between the reseed and the head's draws
     # (it runs inside the trunk call) moves the inference stream, not the sampling stream
     trunk = intervals.mc_split(m)[0]
-    run_trunk = trunk.predict_on_batch
+    run = intervals._predict
     moved = []
 
-    def trunk_after_a_plain_predict(chunk):
-        before = [np.asarray(lay.seed_generator.state) for lay in intervals.mc_dropout_layers(m)]
-        np.testing.assert_array_equal(m.predict(x, verbose=0), point)
-        moved.append(any((np.asarray(lay.seed_generator.state) != b).any() for lay, b in
-                         zip(intervals.mc_dropout_layers(m), before, strict=True)))
-        return run_trunk(chunk)
+    def trunk_after_a_plain_predict(model, chunk):
+        if model is trunk:
+            before = [np.asarray(lay.seed_generator.state)
+                      for lay in intervals.mc_dropout_layers(m)]
+            np.testing.assert_array_equal(m.predict(x, verbose=0), point)
+            moved.append(any((np.asarray(lay.seed_generator.state) != b).any() for lay, b in
+                             zip(intervals.mc_dropout_layers(m), before, strict=True)))
+        return run(model, chunk)
 
-    monkeypatch.setattr(trunk, "predict_on_batch", trunk_after_a_plain_predict)
+    monkeypatch.setattr(intervals, "_predict", trunk_after_a_plain_predict)
     np.testing.assert_array_equal(mc_samples(m, x, 4, seed=2), expected[2])
     assert moved and all(moved)
 

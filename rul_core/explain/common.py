@@ -118,48 +118,16 @@ def masked_signal(signal: np.ndarray, masks: np.ndarray, baseline: np.ndarray | 
     return np.where(keep, x, base[None]).astype(np.float32)
 
 
-_INFERENCE_ATTR = "_rul_inference_function"
-
-
-def inference_function(model: Any) -> Callable[..., Any]:
-    """``model(inputs, training=False)`` compiled once, for any batch size.
-
-    Keras' ``predict_on_batch`` traces its predict function for the first batch's shape and
-    again, relaxed, for the next one (0.5 s each on Multimodal-RUL); an explanation calls
-    it with batches of 1, 2, 64, 66, 256 ... inputs. This one is traced once, with the batch
-    axis left open, and kept on the model (a plain attribute outside Keras's tracking: a
-    reference cycle that goes with the model). Other Keras backends get ``predict_on_batch``.
-    """
-    fn = getattr(model, _INFERENCE_ATTR, None)
-    if fn is not None:
-        return fn
-    import keras
-
-    multi = isinstance(model.input, list)  # a list-input model wants a list, even of one
-    if keras.backend.backend() != "tensorflow":
-        def fn(*xs: Any) -> Any:
-            return model.predict_on_batch(list(xs) if multi else xs[0])
-    else:
-        import tensorflow as tf
-
-        specs = [tf.TensorSpec((None, *kt.shape[1:]), tf.float32) for kt in model.inputs]
-
-        @tf.function(input_signature=specs)
-        def fn(*xs: Any) -> Any:
-            return model(list(xs) if multi else xs[0], training=False)
-
-    object.__setattr__(model, _INFERENCE_ATTR, fn)
-    return fn
-
-
 def predict(model: Any, inputs: Sequence[np.ndarray], batch_size: int = 256,
             output_index: int = 0) -> np.ndarray:
     """Batched network prediction (n,) of output unit ``output_index`` (inference mode).
 
-    Through a compiled function (:func:`inference_function`): an eager call runs recurrent
-    layers step by step in Python, 3-15x slower on the demo models (LIME and the faithfulness
-    curves call this for every perturbed input).
+    Through a compiled function (:func:`rul_core.models.build.inference_function`): an eager
+    call runs recurrent layers step by step in Python, 3-15x slower on the demo models (LIME
+    and the faithfulness curves call this for every perturbed input).
     """
+    from rul_core.models.build import inference_function
+
     n = int(inputs[0].shape[0])
     fn = inference_function(model)
     out = []
