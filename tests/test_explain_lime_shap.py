@@ -90,6 +90,17 @@ def test_explanations_predict_through_one_trace_for_every_batch_size(setup) -> N
         np.testing.assert_allclose(got, want, rtol=1e-6)
     fn = inference_function(model)
     assert inference_function(model) is fn and fn.experimental_get_tracing_count() == 1
+    # kept on the model, not keeping it alive
+    import gc
+    import weakref
+
+    inp = keras.Input((3,))
+    small = keras.Model(inp, L.Dense(1)(inp))
+    predict(small, [np.ones((2, 3), np.float32)])
+    gone = weakref.ref(small)
+    del small
+    gc.collect()
+    assert gone() is None
 
 
 def _lime_library_image(model, window, num_samples, seed, n_seg, segmentation_fn,
