@@ -13,7 +13,9 @@ CONTRACT (implemented by the signal pipeline; models, explanations and pages con
       snapshot boundaries); ``offset``: int (n,) — first sample of the window in the snapshot.
     * ``image_input(idx)`` -> float32 (k, 64, 500, 1); ``tf_input(channels, idx)`` -> float32
       (k, 7*len(channels), 1) with channel blocks concatenated in the order given.
-- ``extract_windows(run, normaliser, config, progress=None, cancel=None) -> WindowSet``.
+- ``extract_windows(run, normaliser, config, progress=None, cancel=None, noise=None,
+  tf_channels=None) -> WindowSet`` (``tf_channels``: TF features of those channels only,
+  the others NaN; what ``prepare_run`` asks for a model's inputs).
 - ``window_signals(run, normaliser, config, snapshot_idx=None)`` -> float32
   (n, window_length, channels): the normalised raw windows, for RC-LSTM and display.
 
