@@ -11,8 +11,9 @@ SHAP 100 samples, 25 bands or segments, 5 random orderings) two ways:
 - **eager**: every perturbed input predicted by calling the model eagerly (``model(x,
   training=False)``) and a new SHAP GradientExplainer per window (the product before session
   19), where recurrent layers run step by step in Python;
-- **compiled**: through the model's compiled predict function (``predict_on_batch``, what
-  ``rul_core.explain.common.predict`` does now), a new SHAP explainer per window;
+- **compiled**: through a compiled prediction function (``predict_on_batch`` until branch
+  speed-real, now ``rul_core.models.build.inference_function``, what
+  ``rul_core.explain.common.predict`` calls), a new SHAP explainer per window;
 - **compiled, SHAP reused**: as now: the model's GradientExplainer for this background is kept
   between windows, with its traced gradient function.
 

@@ -521,6 +521,8 @@ def load_bundle(path: str | Path) -> TrainedModel:
     except (RulError, ValueError, TypeError, KeyError) as exc:
         raise BundleError(f"{card_path}: invalid card content: {exc}") from exc
 
+    from rul_core.models.fastconv import use_fast_dilated_conv
+
     models = []
     registered = custom_objects()
     for name in card["model_files"]:
@@ -538,6 +540,7 @@ def load_bundle(path: str | Path) -> TrainedModel:
                 f"{card_path}: field 'input_shapes' is {card['input_shapes']}, but {name} "
                 f"takes {shapes}"
             )
+        use_fast_dilated_conv(model)  # before any prediction traces the model
         models.append(model)
 
     forest = None

@@ -20,7 +20,7 @@ import pandas as pd
 
 from rul_core import metrics as mt
 from rul_core.data.run import Run
-from rul_core.progress import CancelToken, ProgressFn, check, emit
+from rul_core.progress import CancelToken, ProgressEvent, ProgressFn, check, emit
 from rul_core.training import TrainedModel, aggregate_snapshots, predict_windows
 
 METRIC_COLUMNS = ("rmse", "mae", "score", "alpha_lambda", "picp", "piaw", "ais")
@@ -72,6 +72,11 @@ def _metrics(df: pd.DataFrame, level: float) -> dict[str, Any]:
     return out
 
 
+# progress: each run counts _STEPS units, the first _FEATURE_SHARE of them its features
+_STEPS = 100
+_FEATURE_SHARE = 0.8
+
+
 def _condition_key(rpm: float, load_n: float) -> tuple[float, float]:
     return (round(float(rpm), 6), round(float(load_n), 6))
 
@@ -90,7 +95,9 @@ def evaluate(
 
     ``train_conditions``: (rpm, load_n) pairs counted as seen (default: the conditions of
     the model's training runs). ``on="window"`` computes metrics over window predictions
-    (the papers' protocol); ``on="snapshot"`` over the per-snapshot means.
+    (the papers' protocol); ``on="snapshot"`` over the per-snapshot means. ``progress``
+    gets ``evaluate`` events that follow each run's feature extraction (window by window,
+    the long part on a long run), then its prediction.
     """
     if on not in ("window", "snapshot"):
         raise ValueError(f"on must be 'window' or 'snapshot', got {on!r}")
@@ -100,10 +107,19 @@ def evaluate(
         for c in (train_conditions if train_conditions is not None else trained.train_conditions)
     }
     win_frames, snap_frames = [], []
+    total = len(runs) * _STEPS
     for i, run in enumerate(runs):
         check(cancel)
-        emit(progress, "evaluate", i, len(runs), f"predicting {run.name}")
-        w = predict_windows(trained, run, level=level, with_labels=True)
+        emit(progress, "evaluate", i * _STEPS, total, f"{run.name}: features")
+
+        def features(ev: ProgressEvent, start: int = i * _STEPS, name: str = run.name) -> None:
+            if ev.stage == "features":
+                emit(progress, "evaluate", start + int(_FEATURE_SHARE * _STEPS * ev.fraction),
+                     total, f"{name}: features of {ev.done} / {ev.total} windows"
+                     if ev.done < ev.total else f"predicting {name}")
+
+        w = predict_windows(trained, run, level=level, with_labels=True,
+                            progress=features if progress is not None else None)
         s = aggregate_snapshots(w, run)
         seen = _condition_key(run.condition.rpm, run.condition.load_n) in seen_set
         for df in (w, s):
@@ -114,7 +130,7 @@ def evaluate(
             df.insert(4, "seen", seen)
         win_frames.append(w)
         snap_frames.append(s)
-    emit(progress, "evaluate", len(runs), len(runs), "done")
+    emit(progress, "evaluate", total, total, "done")
     return tabulate(pd.concat(win_frames, ignore_index=True),
                     pd.concat(snap_frames, ignore_index=True), level, on)
 

@@ -229,7 +229,8 @@ def prepare_run(
         emit(progress, "features", len(window_snapshot), len(window_snapshot), run.name)
     else:
         windows = pl.extract_windows(seen, normaliser, pipeline_config, progress=progress,
-                                     cancel=cancel, noise=noise)
+                                     cancel=cancel, noise=noise,
+                                     tf_channels=config.resolved().get("tf_channels"))
         window_snapshot = windows.snapshot_index
         inputs = [np.asarray(a) for a in make_inputs(config, windows)]
     snap = kept[np.asarray(window_snapshot, dtype=np.int64)]

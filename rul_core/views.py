@@ -325,14 +325,48 @@ def sweep_curves(table: pd.DataFrame, column: str = "rmse"
 def explain_background(trained: Any, runs: list[Run], max_windows: int = 100,
                        seed: int = 0) -> list[np.ndarray]:
     """Background inputs for LIME/SHAP: up to ``max_windows`` windows of ``runs`` (the
-    model's training runs when the caller has them), sampled evenly with a seed."""
-    parts = [model_inputs(trained, r)[0] for r in runs]
-    merged = [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(parts[0]))]
-    n = merged[0].shape[0]
-    if n > max_windows:
-        idx = np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
-        merged = [a[idx] for a in merged]
-    return merged
+    model's training runs when the caller has them), sampled evenly with a seed.
+
+    The windows are drawn by their place among all the runs' windows (``model_inputs``
+    order), then only their snapshots are read (:func:`_rows_inputs`): on a long run the
+    features of a few dozen windows instead of thousands, the same inputs."""
+    every = int(getattr(trained, "snapshot_every", 1) or 1)
+    counts = [every_nth_from_last(r.n_snapshots, every).size
+              * _windows_per_snapshot(r, trained.pipeline_config) for r in runs]
+    n = int(sum(counts))
+    idx = (np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
+           if n > max_windows else np.arange(n))
+    starts = np.cumsum([0, *counts])
+    parts = [_rows_inputs(trained, run, idx[(idx >= a) & (idx < b)] - a)
+             for run, a, b in zip(runs, starts[:-1], starts[1:], strict=True)]
+    parts = [p for p in parts if p is not None] or [model_inputs(trained, runs[0])[0]]
+    return [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(parts[0]))]
+
+
+def _windows_per_snapshot(run: Run, pipeline_config: Any) -> int:
+    """Windows per snapshot of ``run`` under a model's pipeline config."""
+    from rul_core.signal.windows import windows_per_snapshot as per_snapshot
+
+    return per_snapshot(run.n_samples, pipeline_config.window_length, pipeline_config.stride)
+
+
+def _rows_inputs(trained: Any, run: Run, rows: np.ndarray) -> list[np.ndarray] | None:
+    """Rows ``rows`` of ``model_inputs(trained, run)[0]`` (None for no rows), computed from
+    the snapshots they lie in and the per-run baseline's first ones only (a window's ImR and
+    TF features depend on nothing else). RC-LSTM's inputs reach back over earlier windows,
+    and it skips the costly features anyway: there the whole run is prepared."""
+    if rows.size == 0:
+        return None
+    if trained.config.name == "rc_lstm":
+        return [a[rows] for a in model_inputs(trained, run)[0]]
+    every = int(getattr(trained, "snapshot_every", 1) or 1)
+    kept = every_nth_from_last(run.n_snapshots, every)
+    per = _windows_per_snapshot(run, trained.pipeline_config)
+    k = int(getattr(trained.pipeline_config, "baseline_snapshots", 0) or 0)
+    where = np.unique(np.concatenate([np.arange(min(k, kept.size)), rows // per]))
+    inputs, _ = model_inputs(trained, run.take(kept[where]), thin=False)
+    local = np.searchsorted(where, rows // per) * per + rows % per
+    return [a[local] for a in inputs]
 
 
 @dataclass

@@ -128,6 +128,12 @@ def test_network_round_trip_predicts_the_same(name: str, runs: list, tmp_path: P
     a, b = predict_run(tm, runs[1]), predict_run(loaded, runs[1])
     pd.testing.assert_frame_equal(a, b, atol=1e-6, rtol=1e-5)
     assert loaded.config.to_dict() == tm.config.to_dict()
+    # loading gives the dilated convolutions oneDNN's kernel (Multimodal-RUL has them)
+    from rul_core.models.fastconv import fast_conv_available, fast_conv_layers
+
+    fast = fast_conv_layers(loaded.models[0])
+    assert fast_conv_layers(tm.models[0]) == []
+    assert bool(fast) == (name == "multimodal" and fast_conv_available())
 
 
 def test_ensemble_round_trip(

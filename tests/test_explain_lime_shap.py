@@ -8,7 +8,7 @@ import pytest
 from keras import layers as L  # noqa: N812
 from sklearn.ensemble import RandomForestRegressor
 
-from rul_core.explain.common import WindowInputs, band_segments, band_sums
+from rul_core.explain.common import WindowInputs, band_segments, band_sums, image_predictor
 from rul_core.explain.lime_explain import lime_image, lime_tabular
 from rul_core.explain.shap_explain import (
     choose_background,
@@ -76,6 +76,76 @@ def test_lime_image_on_column_bands_recovers_the_only_relevant_band(setup) -> No
     assert int(np.argmax(res.mean)) == 2
     assert res.mean[2] == pytest.approx(contribution, rel=0.15)
     assert np.abs(np.delete(res.mean, 2)).max() < 0.1 * res.mean[2]
+
+
+def test_explanations_predict_through_one_trace_for_every_batch_size(setup) -> None:
+    """common.predict: Keras' predictions, from one traced function kept on the model."""
+    from rul_core.explain.common import predict
+    from rul_core.models.build import inference_function
+
+    model, xs, _, _ = setup
+    for n, batch_size in ((1, 256), (3, 256), (30, 7)):
+        got = predict(model, [x[:n] for x in xs], batch_size=batch_size)
+        want = np.asarray(model.predict_on_batch([x[:n] for x in xs])).reshape(-1)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    fn = inference_function(model)
+    assert inference_function(model) is fn and fn.experimental_get_tracing_count() == 1
+    # kept on the model, not keeping it alive
+    import gc
+    import weakref
+
+    inp = keras.Input((3,))
+    small = keras.Model(inp, L.Dense(1)(inp))
+    predict(small, [np.ones((2, 3), np.float32)])
+    gone = weakref.ref(small)
+    del small
+    gc.collect()
+    assert gone() is None
+
+
+def _lime_library_image(model, window, num_samples, seed, n_seg, segmentation_fn,
+                        batch_size=64):
+    """The former path: lime.lime_image with one deep copy per sample (the reference)."""
+    from lime.lime_image import LimeImageExplainer
+
+    f = image_predictor(model, window, batch_size)
+    exp = LimeImageExplainer(random_state=seed).explain_instance(
+        window.arrays["image"][0, ..., 0].astype(np.float64), lambda ims: f(ims)[:, None],
+        labels=(0,), top_labels=None, hide_color=0.0, num_features=n_seg,
+        num_samples=num_samples, batch_size=batch_size, segmentation_fn=segmentation_fn,
+        random_seed=seed)
+    weights = np.zeros(n_seg)
+    for j, v in exp.local_exp[0]:
+        weights[j] = v
+    return weights, float(exp.intercept[0]), float(np.ravel(exp.local_pred)[0])
+
+
+@pytest.mark.parametrize("n_bands,blocks", [(5, False), (10, False), (8, True)])
+def test_lime_image_gives_lime_librarys_weights(n_bands: int, blocks: bool) -> None:
+    """The vectorised sampler draws, masks, weighs and fits as lime.lime_image does: the same
+    weights, intercept and local prediction per seed, on a non-linear model, for column bands
+    (5 bands: lime's forward selection; 10: its highest weights) and for other segments."""
+    keras.utils.set_random_seed(3)
+    img = keras.Input((H, W, 1), name="image")
+    tf_in = keras.Input((F, 1), name="tf")
+    x = L.Flatten()(L.Conv2D(3, 3, padding="same", activation="tanh")(img))
+    model = keras.Model([img, tf_in], L.Dense(1)(L.Concatenate()([x, L.Flatten()(tf_in)])))
+    rng = np.random.default_rng(3)
+    window = WindowInputs({"image": rng.random((1, H, W, 1), dtype=np.float32),
+                           "tf": rng.standard_normal((1, F, 1)).astype(np.float32)})
+    seg = (np.arange(H)[:, None] // 2) * 4 + np.arange(W)[None, :] // 5  # 2 x 4 blocks
+    segmentation_fn = (lambda image: seg.copy()) if blocks else (
+        lambda image: np.broadcast_to(band_segments(W, n_bands), image.shape[:2]).copy())
+    res = lime_image(model, window, num_samples=90, seeds=(0, 4), n_bands=n_bands,
+                     segmentation_fn=segmentation_fn if blocks else None, batch_size=32)
+    assert res.weights.shape == (2, n_bands)
+    for i, seed in enumerate((0, 4)):
+        weights, intercept, local = _lime_library_image(model, window, 90, seed, n_bands,
+                                                        segmentation_fn, batch_size=32)
+        assert np.abs(weights).max() > 1e-3  # a real answer, not all zeros
+        np.testing.assert_allclose(res.weights[i], weights, rtol=1e-9, atol=1e-12)
+        assert res.intercepts[i] == pytest.approx(intercept, rel=1e-9, abs=1e-12)
+        assert res.local_predictions[i] == pytest.approx(local, rel=1e-9, abs=1e-12)
 
 
 def test_gradient_shap_on_a_linear_model_is_w_times_x_minus_background(setup) -> None:

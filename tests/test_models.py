@@ -326,6 +326,50 @@ def test_forest_head_round_trip_and_refusal(tmp_path):
         ForestHead.load(tmp_path / "junk.skops")
 
 
+def test_dilated_convolutions_run_as_one_kernel_with_the_same_outputs_and_gradients(windows):
+    """use_fast_dilated_conv swaps SpaceToBatch + convolution for oneDNN's dilated kernel:
+    the traced graph has no SpaceToBatchND left, outputs and input gradients stay equal to
+    the stock layers' to float32 rounding."""
+    import tensorflow as tf
+
+    from rul_core.models.fastconv import (
+        fast_conv_available,
+        fast_conv_layers,
+        use_fast_dilated_conv,
+    )
+
+    if not fast_conv_available():
+        pytest.skip("TensorFlow runs without oneDNN here: the stock op is kept")
+    c = tiny_config("multimodal")
+    stock, fast = build_model(c), build_model(c)
+    fast.set_weights(stock.get_weights())
+    dilated = sorted(lay.name for lay in stock._flatten_layers(include_self=False)
+                     if isinstance(lay, keras.layers.Conv2D) and max(lay.dilation_rate) > 1)
+    assert len(dilated) == 3  # the image branch's first three
+    assert use_fast_dilated_conv(fast) == len(dilated) == use_fast_dilated_conv(fast)
+    assert sorted(fast_conv_layers(fast)) == dilated and fast_conv_layers(stock) == []
+    x = [tf.constant(a) for a in make_inputs(c, windows)]
+
+    def op_types(model: keras.Model) -> list[str]:
+        fn = tf.function(lambda a, b: model([a, b], training=False))
+        return [op.type for op in fn.get_concrete_function(*x).graph.get_operations()]
+
+    # the image branch's dilated Conv2D layers lose their SpaceToBatchND (the TF branch's
+    # Conv1D layers keep theirs)
+    count = lambda ops: sum(t == "SpaceToBatchND" for t in ops)  # noqa: E731
+    assert count(op_types(stock)) == count(op_types(fast)) + len(dilated)
+
+    def outputs_and_gradients(model: keras.Model) -> list[np.ndarray]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=False)
+        return [y.numpy(), *(g.numpy() for g in tape.gradient(y, x))]
+
+    for a, b in zip(outputs_and_gradients(stock), outputs_and_gradients(fast), strict=True):
+        assert np.abs(a).max() > 0
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())
+
+
 def test_embedding_model_is_built_once_per_model_and_freed_with_it(windows):
     import gc
     import weakref
@@ -468,17 +512,19 @@ def test_mc_dropout_under_concurrent_calls(windows, monkeypatch):
     # the race made deterministic: a plain predict between the reseed and the head's draws
     # (it runs inside the trunk call) moves the inference stream, not the sampling stream
     trunk = intervals.mc_split(m)[0]
-    run_trunk = trunk.predict_on_batch
+    run = intervals._predict
     moved = []
 
-    def trunk_after_a_plain_predict(chunk):
-        before = [np.asarray(lay.seed_generator.state) for lay in intervals.mc_dropout_layers(m)]
-        np.testing.assert_array_equal(m.predict(x, verbose=0), point)
-        moved.append(any((np.asarray(lay.seed_generator.state) != b).any() for lay, b in
-                         zip(intervals.mc_dropout_layers(m), before, strict=True)))
-        return run_trunk(chunk)
+    def trunk_after_a_plain_predict(model, chunk):
+        if model is trunk:
+            before = [np.asarray(lay.seed_generator.state)
+                      for lay in intervals.mc_dropout_layers(m)]
+            np.testing.assert_array_equal(m.predict(x, verbose=0), point)
+            moved.append(any((np.asarray(lay.seed_generator.state) != b).any() for lay, b in
+                             zip(intervals.mc_dropout_layers(m), before, strict=True)))
+        return run(model, chunk)
 
-    monkeypatch.setattr(trunk, "predict_on_batch", trunk_after_a_plain_predict)
+    monkeypatch.setattr(intervals, "_predict", trunk_after_a_plain_predict)
     np.testing.assert_array_equal(mc_samples(m, x, 4, seed=2), expected[2])
     assert moved and all(moved)
 

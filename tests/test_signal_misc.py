@@ -292,6 +292,33 @@ def test_extract_windows_contract_and_consistency() -> None:
     assert ws.tf_input([1]).shape == (n, 7, 1)
 
 
+def test_extract_windows_limited_to_a_models_tf_channels_is_bit_identical() -> None:
+    """tf_channels=[1] (Multimodal-RUL reads the vertical channel only) computes that
+    channel's features alone, its rows split between threads in blocks of 256 windows, and
+    gives exactly the full extraction's numbers (baseline standardisation included); the
+    other channel is NaN."""
+    from rul_core.signal.pipeline import _tf_jobs
+
+    assert _tf_jobs(512, [1], 2) == [(1, 0, 256), (1, 256, 512)]
+    assert _tf_jobs(300, [1], 2) == [(1, 0, 256), (1, 256, 300)]
+    assert _tf_jobs(88, [1], 2) == [(1, 0, 88)]
+    assert _tf_jobs(512, [0, 1], 2) == [(0, 0, 512), (1, 0, 512)]
+    assert _tf_jobs(512, [0], 1) == [(0, 0, 512)]
+    run = small_run(n_snap=150)  # 600 windows: a chunk of 512 (two row blocks), one of 88
+    cfg = PipelineConfig(n_scales=8, baseline_snapshots=3)
+    norm = fit_normaliser([run], cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = extract_windows(run, norm, cfg)
+        one = extract_windows(run, norm, cfg, tf_channels=[1])
+        with pytest.raises(ValueError, match="tf_channels"):
+            extract_windows(run, norm, cfg, tf_channels=[2])
+    assert np.isfinite(full.tf).all() and np.isnan(one.tf[:, 0]).all()
+    np.testing.assert_array_equal(one.tf[:, 1], full.tf[:, 1])
+    np.testing.assert_array_equal(one.images, full.images)
+    np.testing.assert_array_equal(one.snapshot_index, full.snapshot_index)
+
+
 def test_extract_windows_noise_cancel_save_and_errors(tmp_path: Path) -> None:
     run = small_run(n_snap=3)
     cfg = PipelineConfig(n_scales=10)

@@ -233,7 +233,16 @@ def test_predict_run_on_partial_run(trained: TrainedModel, runs: list) -> None:
 
 # --- evaluation --------------------------------------------------------------------------
 def test_evaluate_tables(trained: TrainedModel, runs: list) -> None:
-    res = evaluate(trained, [runs[2], runs[3]])
+    events: list[ProgressEvent] = []
+    res = evaluate(trained, [runs[2], runs[3]], progress=events.append)
+    # progress follows each run's features, then its prediction, never going back
+    assert all(e.stage == "evaluate" and e.total == 200 for e in events)
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    assert [(e.done, e.message) for e in events if "predicting" in e.message or e.done % 100 == 0
+            ] == [(0, "Bearing1_3: features"), (0, "Bearing1_3: features of 0 / 32 windows"),
+                  (80, "predicting Bearing1_3"), (100, "Bearing2_1: features"),
+                  (100, "Bearing2_1: features of 0 / 32 windows"),
+                  (180, "predicting Bearing2_1"), (200, "done")]
     w = res.windows
     assert set(w["run"]) == {"Bearing1_3", "Bearing2_1"}
     seen = dict(zip(res.table["run"], res.table["seen"], strict=False))
@@ -516,6 +525,51 @@ def test_one_window_views_see_what_predict_run_sees(runs: list, name: str, every
     # the three-snapshot context the views used before saw another baseline
     near, snap = model_inputs(shown, run.take(np.arange(5, 8)), thin=False)
     assert not np.allclose(near[0][np.flatnonzero(snap == 2)[1]], inputs[0][row], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["multimodal", "carle", "rc_lstm"])
+@pytest.mark.parametrize("every", [1, 2])
+def test_explain_background_reads_only_the_sampled_windows_snapshots(
+        runs: list, name: str, every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Explain page's background: the same windows as sampling from every window of the
+    runs (the former path, rebuilt here), read from their snapshots and the baseline's only."""
+    from types import SimpleNamespace
+
+    from rul_core import training
+    from rul_core.signal import pipeline as pl
+    from rul_core.views import explain_background, model_inputs
+
+    pc = pl.PipelineConfig(baseline_snapshots=2, n_scales=10)
+    cfg = {"multimodal": ModelConfig("multimodal", hparams={"image_shape": [64, 100]}),
+           "carle": tiny_carle(), "rc_lstm": tiny_rc_lstm()}[name]
+    chosen = [runs[3], runs[1]]
+    norm = pl.fit_normaliser(chosen, pc)
+    shown = SimpleNamespace(config=cfg, normaliser=norm, pipeline_config=pc, snapshot_every=every)
+    everything = [np.concatenate(parts) for parts in
+                  zip(*(model_inputs(shown, r)[0] for r in chosen), strict=True)]
+    n = len(everything[0])
+    assert n == 2 * (8 // every) * 4
+    prepared: list[int] = []
+    real_prepare = training.prepare_run
+
+    def counting(config, run, *args, **kwargs):
+        prepared.append(run.n_snapshots)
+        return real_prepare(config, run, *args, **kwargs)
+
+    monkeypatch.setattr(training, "prepare_run", counting)
+    for max_windows, seed in ((5, 0), (5, 3), (n, 0)):
+        prepared.clear()
+        got = explain_background(shown, chosen, max_windows=max_windows, seed=seed)
+        idx = (np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
+               if n > max_windows else np.arange(n))
+        for a, b in zip(got, everything, strict=True):
+            np.testing.assert_array_equal(a, b[idx])
+        if name != "rc_lstm":  # per run: the sampled windows' snapshots and the baseline's 2
+            per_run = n // 2
+            want = sum(len({0, 1} | set((idx[(idx >= a) & (idx < a + per_run)] - a) // 4))
+                       for a in (0, per_run) if ((idx >= a) & (idx < a + per_run)).any())
+            assert sum(prepared) == want
+            assert want < n // 4 or max_windows == n
 
 
 def test_snapshot_phases_train_more_windows_in_the_same_batches_per_epoch(runs: list) -> None:

@@ -122,16 +122,18 @@ def predict(model: Any, inputs: Sequence[np.ndarray], batch_size: int = 256,
             output_index: int = 0) -> np.ndarray:
     """Batched network prediction (n,) of output unit ``output_index`` (inference mode).
 
-    Through the model's compiled predict function: an eager call runs recurrent layers step by
-    step in Python, 3-15x slower on the demo models (LIME and the faithfulness curves call this
-    for every perturbed input).
+    Through a compiled function (:func:`rul_core.models.build.inference_function`): an eager
+    call runs recurrent layers step by step in Python, 3-15x slower on the demo models (LIME
+    and the faithfulness curves call this for every perturbed input).
     """
+    from rul_core.models.build import inference_function
+
     n = int(inputs[0].shape[0])
+    fn = inference_function(model)
     out = []
     for s in range(0, n, batch_size):
         batch = [np.asarray(x[s: s + batch_size], dtype=np.float32) for x in inputs]
-        # a model built with a list of inputs wants a list, even of one tensor
-        y = model.predict_on_batch(batch if isinstance(model.input, list) else batch[0])
+        y = fn(*batch)
         out.append(np.asarray(y).reshape(len(batch[0]), -1)[:, output_index])
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 

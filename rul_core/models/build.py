@@ -96,3 +96,36 @@ def embedding_model(model: keras.Model) -> keras.Model:
     sub = keras.Model(model.inputs, layer.output, name=f"{model.name}_embedding")
     _EMBEDDINGS[model] = sub
     return sub
+
+
+_INFERENCE_ATTR = "_rul_inference_function"
+
+
+def inference_function(model: keras.Model) -> Any:
+    """``model(inputs, training=False)`` compiled once, for any batch size: ``fn(*arrays)``.
+
+    Keras' ``predict_on_batch`` traces its predict function for the first batch's shape and
+    again, relaxed, for the next one (0.5 s each on Multimodal-RUL); the app predicts one
+    window (Noise lab), 256 (a run), and an explanation 1, 2, 64, 66, 256 ... at a time.
+    This one is traced once, with the batch axis left open, and kept on the model (a plain
+    attribute outside Keras's tracking: a reference cycle that goes with the model). Other
+    Keras backends get ``predict_on_batch``.
+    """
+    fn = getattr(model, _INFERENCE_ATTR, None)
+    if fn is not None:
+        return fn
+    multi = isinstance(model.input, list)  # a list-input model wants a list, even of one
+    if keras.backend.backend() != "tensorflow":
+        def fn(*xs: Any) -> Any:
+            return model.predict_on_batch(list(xs) if multi else xs[0])
+    else:
+        import tensorflow as tf
+
+        specs = [tf.TensorSpec((None, *kt.shape[1:]), tf.float32) for kt in model.inputs]
+
+        @tf.function(input_signature=specs)
+        def fn(*xs: Any) -> Any:
+            return model(list(xs) if multi else xs[0], training=False)
+
+    object.__setattr__(model, _INFERENCE_ATTR, fn)
+    return fn

@@ -27,10 +27,12 @@ def _image_input(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     imgs = np.asarray(images)
     if imgs.ndim != 3:
         raise DataFormatError("WindowSet.images", "an array (n, 64, 500)", str(imgs.shape))
-    x = imgs.astype(np.float32) / 2.0
     h, w = shape
-    if x.shape[1:] == (h, w):
-        return x[..., None]
+    if imgs.shape[1:] == (h, w):  # one pass into the (n, H, W, 1) array (x / 2 == x * 0.5)
+        out = np.empty((*imgs.shape, 1), dtype=np.float32)
+        np.multiply(imgs, np.float32(0.5), out=out[..., 0], dtype=np.float32)
+        return out
+    x = imgs.astype(np.float32) / 2.0
     if x.shape[1] != h or x.shape[2] % w != 0:
         raise DataFormatError(
             "WindowSet.images",

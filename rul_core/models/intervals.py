@@ -39,7 +39,7 @@ import keras
 import numpy as np
 
 from rul_core.errors import RulError
-from rul_core.models.build import embedding_model
+from rul_core.models.build import embedding_model, inference_function
 from rul_core.models.heads import ForestHead
 from rul_core.models.layers import MCDropout
 from rul_core.models.presets import ModelConfig
@@ -127,6 +127,12 @@ def _model_lock(model: keras.Model) -> threading.Lock:
     return lock
 
 
+def _predict(model: keras.Model, arrays: list[np.ndarray]) -> Any:
+    """``model`` in inference mode on one batch, through its one-trace compiled function
+    (:func:`rul_core.models.build.inference_function`: any batch size, one trace)."""
+    return inference_function(model)(*arrays)
+
+
 def mc_samples(
     model: keras.Model, inputs: Any, n_samples: int, seed: int = 0, batch_size: int = 256
 ) -> np.ndarray:
@@ -162,15 +168,15 @@ def mc_samples(
                 lay.sampling = True  # their training=True draws come from the sampling stream
             parts = []
             for i in range(0, n, step):
-                chunk = [a[i : i + step] for a in arrays]
+                chunk = [np.asarray(a[i : i + step], dtype=np.float32) for a in arrays]
                 if split is None:
                     tiled = [np.concatenate([c] * k, axis=0) for c in chunk]
-                    out = model.predict_on_batch(tiled)
+                    out = _predict(model, tiled)
                 else:
-                    cut = np.asarray(split[0].predict_on_batch(chunk))
+                    cut = np.asarray(_predict(split[0], chunk))
                     tiled = np.concatenate([cut] * k, axis=0)
                     out = (keras.ops.convert_to_numpy(split[1](tiled, training=True))
-                           if flag_free else split[1].predict_on_batch(tiled))
+                           if flag_free else _predict(split[1], [tiled]))
                 parts.append(np.asarray(out).reshape(k, -1))
         finally:
             for lay in sampled:

@@ -13,7 +13,9 @@ CONTRACT (implemented by the signal pipeline; models, explanations and pages con
       snapshot boundaries); ``offset``: int (n,) — first sample of the window in the snapshot.
     * ``image_input(idx)`` -> float32 (k, 64, 500, 1); ``tf_input(channels, idx)`` -> float32
       (k, 7*len(channels), 1) with channel blocks concatenated in the order given.
-- ``extract_windows(run, normaliser, config, progress=None, cancel=None) -> WindowSet``.
+- ``extract_windows(run, normaliser, config, progress=None, cancel=None, noise=None,
+  tf_channels=None) -> WindowSet`` (``tf_channels``: TF features of those channels only,
+  the others NaN; what ``prepare_run`` asks for a model's inputs).
 - ``window_signals(run, normaliser, config, snapshot_idx=None)`` -> float32
   (n, window_length, channels): the normalised raw windows, for RC-LSTM and display.
 
@@ -301,16 +303,24 @@ def extract_windows(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     noise: NoiseHook | None = None,
+    tf_channels: Sequence[int] | None = None,
 ) -> WindowSet:
     """ImR pair counts and TF features of every window of ``run``.
 
     Works through the run a few hundred windows at a time (memory stays bounded), emits
     ``features`` progress events in windows and checks ``cancel`` between chunks. ``noise``
     (e.g. :class:`rul_core.signal.noise.NoiseModel`) is applied to the normalised snapshots
-    before windowing.
+    before windowing. ``tf_channels`` (default all) limits the TF features (the costly part)
+    to the channels a model reads; the others are NaN. The computed ones are equal, bit for
+    bit, to those of a full extraction.
     """
     config = config or PipelineConfig()
     per_snap = _check_run(run, normaliser, config)
+    channels = (list(range(run.n_channels)) if tf_channels is None
+                else sorted({int(c) for c in tf_channels}))
+    if any(not 0 <= c < run.n_channels for c in channels):
+        raise ValueError(f"tf_channels: expected indices in [0, {run.n_channels}), "
+                         f"got {list(tf_channels or [])}")
     freqs = config.frequencies(run.condition.rpm)
     warn_if_band_exceeds_window(config.window_length, run.fs, float(freqs.min()),
                                 config.center_frequency)
@@ -318,11 +328,12 @@ def extract_windows(
                                         config.stride)
     n = snap_idx.size
     images = np.empty((n, config.imr_rows, config.image_columns), dtype=np.uint8)
-    tf = np.empty((n, run.n_channels, len(FEATURE_NAMES)), dtype=np.float32)
+    tf = np.full((n, run.n_channels, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
     emit(progress, "features", 0, n, run.name)
-    with ThreadPoolExecutor(max_workers=_threads(run.n_channels)) as pool:
-        _extract_chunks(run, normaliser, config, per_snap, freqs, images, tf, pool, progress,
-                        cancel, noise)
+    threads = _threads(len(channels))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        _extract_chunks(run, normaliser, config, per_snap, freqs, images, tf, pool, threads,
+                        progress, cancel, noise, channels)
     if config.baseline_snapshots:
         tf = baseline_standardise(tf, snap_idx, int(config.baseline_snapshots))
     return WindowSet(images, tf, snap_idx, offset, tuple(run.channel_names), run.name, freqs)
@@ -368,8 +379,23 @@ def baseline_standardise(tf: np.ndarray, snapshot_index: np.ndarray, k: int) -> 
 
 
 def _threads(n_channels: int) -> int:
-    """One thread per channel, at most the cores available (numpy/scipy release the GIL)."""
-    return max(1, min(n_channels, os.cpu_count() or 1))
+    """One thread per channel and at least two, at most the cores available (numpy/scipy
+    release the GIL; one channel's rows are split between two threads)."""
+    return max(1, min(max(n_channels, 2), os.cpu_count() or 1))
+
+
+_TF_ROWS = 256  # tf_features' own chunk: row blocks of this size keep results bit-identical
+
+
+def _tf_jobs(n_rows: int, channels: list[int], threads: int) -> list[tuple[int, int, int]]:
+    """(channel, first row, last row) TF-feature jobs of one chunk: one per channel, and
+    when fewer channels than threads, each channel's rows split into blocks of whole
+    ``_TF_ROWS`` so that every thread has work (a window's features do not depend on the
+    other rows of its block)."""
+    parts = max(1, threads // max(1, len(channels)))
+    size = max(1, math.ceil(math.ceil(n_rows / parts) / _TF_ROWS)) * _TF_ROWS
+    return [(ch, lo, min(lo + size, n_rows)) for ch in channels
+            for lo in range(0, n_rows, size)]
 
 
 def _extract_chunks(
@@ -381,11 +407,14 @@ def _extract_chunks(
     images: np.ndarray,
     tf: np.ndarray,
     pool: ThreadPoolExecutor,
+    threads: int,
     progress: ProgressFn | None,
     cancel: CancelToken | None,
     noise: NoiseHook | None,
+    channels: list[int],
 ) -> None:
-    """Fill ``images`` and ``tf`` chunk by chunk (channels' TF features in parallel)."""
+    """Fill ``images`` and the ``channels`` of ``tf`` chunk by chunk (TF features of the
+    channels, or of row blocks of one channel, in parallel)."""
     n = images.shape[0]
     for start, stop in _snapshot_chunks(run.n_snapshots, per_snap):
         check(cancel)
@@ -398,17 +427,17 @@ def _extract_chunks(
         wins = np.ascontiguousarray(view).reshape(-1, config.window_length, run.n_channels)
         lo, hi = start * per_snap, stop * per_snap
         jobs = [
-            pool.submit(
-                tf_features, wins[:, :, ch], run.fs, freqs, bins=config.entropy_bins,
-                bandwidth=config.bandwidth, center=config.center_frequency, cancel=cancel,
-                workers=1,
-            )
-            for ch in range(run.n_channels)
+            (ch, a, b, pool.submit(
+                tf_features, wins[a:b, :, ch], run.fs, freqs, bins=config.entropy_bins,
+                bandwidth=config.bandwidth, center=config.center_frequency, chunk=_TF_ROWS,
+                cancel=cancel, workers=1,
+            ))
+            for ch, a, b in _tf_jobs(wins.shape[0], channels, threads)
         ]
         images[lo:hi] = imr_pair_counts(wins[:, :, config.imr_channel], config.imr_spacing,
                                         config.imr_rows)
-        for ch, job in enumerate(jobs):
-            tf[lo:hi, ch] = job.result()
+        for ch, a, b, job in jobs:
+            tf[lo + a:lo + b, ch] = job.result()
         emit(progress, "features", hi, n, run.name)
 
 
