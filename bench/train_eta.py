@@ -1,32 +1,50 @@
-"""How honest the training ETA is: the ETA each training event reported against the time the
-fit actually took from there, on real small trainings of the demo data.
+"""How honest the training progress is: the fit's ETA, the stage weights of the whole job's bar,
+and the whole job's bar and ETA, on real small trainings of the demo data.
 
     python bench/train_eta.py [--data assets/demo/data] [--out bench/results/train_eta.md]
+                              [--sections fit stages jobs]
 
-Each case trains a quick-preset model on the demo's first three bearings, validated on the
-fourth, for a fixed number of epochs (early stopping off, so the time left is known in
-hindsight). For every training batch event it records the ETA shown (``eta_s``,
+``fit``: each case trains a quick-preset model on the demo's first three bearings, validated
+on the fourth, for a fixed number of epochs (early stopping off, so the time left is known in
+hindsight). For every training batch event it records the fit's ETA (``fit_eta_s``,
 :class:`rul_core.progress.FitEta`), the ETA the former estimate would have shown (time since
 the member's fit began / its batches done x batches left: the first batch's tracing spread
 over every batch still to come), and the time actually left until the fit's last epoch
-ended. The table gives both as a ratio to the actual time left (1 = exact; "estimating"
-while there is no estimate) at the first batches, the second epoch's first batch, and a
-quarter, half and three quarters of the way.
+ended, as a ratio (1 = exact).
+
+``stages``: what each stage of those trainings took (in this process, and in a child process
+as the app trains), against the weights :func:`rul_core.job_progress.training_plan` gives
+them (its reference costs, measured here), and the forest head's and the validation
+metrics' estimates before they ran against what they took.
+
+``jobs``: whole jobs as the analyst runs them — the training API in this process, a training
+in a child process (the Train page), ``python -m rul_core train``, a cross-validation one
+fold and two folds at once (API, and the CLI's ``crossval --jobs 2``): whether the fraction
+shown ever went back, and at 25, 50 and 75 % of the job's wall time the fraction and the ETA
+shown then (counted down since its event, as the page does) against the time actually left.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import re
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = (("carle", "full", 20, 1), ("rc_lstm", "full", 10, 1), ("multimodal", "full", 10, 1),
          ("carle", "carl", 6, 3))
 
 
+# ----------------------------------------------------------------------------- fit ETA
 @dataclass
 class Case:
     """One training and what its events said."""
@@ -44,11 +62,17 @@ class Case:
         return f"{self.model}/{self.ablation}, {self.epochs} epochs{ens}"
 
 
+def _config(model: str, ablation: str, members: int = 1, **hparams: Any) -> Any:
+    from rul_core.models import ModelConfig
+
+    extra = {"interval": "ensemble", "n_members": members} if members > 1 else {}
+    return ModelConfig(model, ablation=ablation, preset="quick", hparams=hparams, **extra)
+
+
 def run_case(case: Case, data: Path) -> None:
-    """Train ``case`` and record its training events (done, total, time, eta, message)."""
+    """Train ``case`` and record its training events (done, total, time, fit ETA, message)."""
     import rul_core.training as training
     from rul_core.data import load_dataset
-    from rul_core.models import ModelConfig
     from rul_core.progress import FitEta
 
     begins = case.begins
@@ -59,18 +83,16 @@ def run_case(case: Case, data: Path) -> None:
             super().member_begin(t)
 
     runs = list(load_dataset(data).runs)
-    extra = {"interval": "ensemble", "n_members": case.members} if case.members > 1 else {}
-    config = ModelConfig(case.model, ablation=case.ablation, preset="quick", **extra)
 
     def progress(event) -> None:  # type: ignore[no-untyped-def]
         if event.stage == "train":
             case.rows.append((event.done, event.total, time.perf_counter(),
-                              event.extra.get("eta_s"), event.message))
+                              event.extra.get("fit_eta_s"), event.message))
 
     original, training.FitEta = training.FitEta, Timed
     try:
-        training.train(config, runs[:3], val_runs=runs[3:], epochs=case.epochs, patience=0,
-                       progress=progress)
+        training.train(_config(case.model, case.ablation, case.members), runs[:3],
+                       val_runs=runs[3:], epochs=case.epochs, patience=0, progress=progress)
     finally:
         training.FitEta = original
 
@@ -81,10 +103,10 @@ def ratio(eta: float | None, actual: float) -> str:
     return f"{eta:.2f} s = {eta / actual:.2f}×" if actual > 0 else f"{eta:.2f} s"
 
 
-def table(case: Case) -> list[str]:
+def fit_table(case: Case) -> list[str]:
     """The checkpoints of one case as markdown rows."""
-    end = case.rows[-1][2]
     batches = [r for r in case.rows if "loss" in r[4]]
+    end = case.rows[-1][2]
     total = batches[0][1]
     steps = total // (case.epochs * case.members)
     wanted = {1: "1st batch", 2: "2nd batch", 3: "3rd batch", steps + 1: "epoch 2, 1st batch",
@@ -103,6 +125,280 @@ def table(case: Case) -> list[str]:
     return lines
 
 
+def fit_section(data: Path) -> list[str]:
+    lines = ["## The fit's ETA", "",
+             "| training | batches done | actual time left in the fit | fit ETA shown | "
+             "former estimate |", "|---|---|---|---|---|"]
+    for model, ablation, epochs, members in CASES:
+        case = Case(model, ablation, epochs, members)
+        run_case(case, data)
+        rows = fit_table(case)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    return [*lines, "", "Ratios: the fit's ETA over the time actually left until the fit's last "
+            "epoch ended (the stages after it are in the whole job's ETA below)."]
+
+
+# ----------------------------------------------------------------------------- events
+@dataclass
+class Timeline:
+    """A job's events as (seconds since its start, event), and when it ended."""
+
+    name: str
+    events: list[tuple[float, Any]] = field(default_factory=list)
+    end: float = 0.0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, event: Any) -> None:
+        self.events.append((time.perf_counter() - self.t0, event))
+
+    def done(self) -> None:
+        self.end = time.perf_counter() - self.t0
+
+    def first(self, stage: str, done: int | None = None) -> float:
+        return next(t for t, e in self.events
+                    if e.stage == stage and (done is None or e.done == done))
+
+    def last(self, stage: str) -> float:
+        return [t for t, e in self.events if e.stage == stage][-1]
+
+
+# ----------------------------------------------------------------------------- stages
+STAGE_CASES = (("carle", "full", 10, {}), ("carle", "carl", 10, {}),
+               ("multimodal", "full", 5, {"forest": True}), ("rc_lstm", "full", 10, {}))
+
+
+def stage_section(data: Path) -> list[str]:
+    """Each stage's measured share of a training against the plan's weight."""
+    import rul_core.training as training
+    from rul_core.data import load_dataset
+    from rul_core.isolated import train_isolated
+    from rul_core.job_progress import TrainingEta, training_plan
+
+    runs = list(load_dataset(data).runs)
+    rows = ["| training | where | stage | weight (reference s) | planned share | measured s | "
+            "measured share |", "|---|---|---|---|---|---|---|"]
+    costs = ["| training | prepare ms/window | build + first batch one-off s | ms per training "
+             "window | validation ms/window (share of a training window) | forest: trees s "
+             "(calibrated estimate) | embedding pass s (estimate) | validation metrics s "
+             "(estimate) |", "|---|---|---|---|---|---|---|---|"]
+    for model, ablation, epochs, hp in STAGE_CASES:
+        config = _config(model, ablation, **hp)
+        kw = {"val_runs": runs[3:], "epochs": epochs, "patience": 0}
+        seen: dict[str, Any] = {}
+        estimates: dict[str, float | None] = {}
+
+        class Kept(TrainingEta):
+            def __init__(self, *args: Any, _seen: dict = seen, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                _seen["eta"] = self
+
+        def progress(event: Any, line: Timeline, seen: dict = seen,
+                     estimates: dict = estimates) -> None:
+            line(event)
+            eta = seen.get("eta")
+            if eta is None:
+                return
+            t = time.perf_counter()
+            if event.stage == "forest" and event.done == 0:
+                estimates["embed"] = eta._prediction(eta.plan.n_train)
+            if event.stage == "forest" and event.done == 1 and "trees" not in estimates:
+                left = eta._forest_left()
+                estimates["trees"] = left
+            if event.stage == "validate" and event.done == 0:
+                estimates["validate"] = eta.estimate("validate", t).eta_s
+
+        original, training.TrainingEta = training.TrainingEta, Kept
+        try:
+            line = Timeline(f"{model}/{ablation}")
+            training.train(config, runs[:3], progress=lambda e, ln=line: progress(e, ln), **kw)
+            line.done()
+        finally:
+            training.TrainingEta = original
+        eta = seen["eta"]
+        plan = training_plan(config, runs[:3], runs[3:], epochs=epochs)
+        fit = eta.fit
+        batch = fit.batch_cost()
+        measured = {"prepare": line.last("prepare"),
+                    "train": line.last("train") - line.last("prepare")}
+        if plan.trees:
+            measured["forest"] = line.last("forest") - line.last("train")
+        measured["validate"] = line.end - line.last("forest" if plan.trees else "train")
+        rows += _share_rows(f"{model}/{ablation}, {epochs} epochs", "this process",
+                            plan.stages, measured)
+        first_batch = line.first("train") - line.last("prepare")
+        pred = fit.prediction_costs()
+        val_ms = pred[1] / eta.val_batch_size * 1000 if pred else float("nan")
+        train_ms = batch / eta.batch_size * 1000
+        trees = (f"{line.last('forest') - line.first('forest', 1):.2f} "
+                 f"({estimates['trees']:.2f})" if plan.trees else "—")
+        embed = (f"{line.first('forest', 1) - line.first('forest', 0):.2f} "
+                 f"({estimates['embed']:.2f})" if plan.trees else "—")
+        costs.append(
+            f"| {model}/{ablation} | {measured['prepare'] / plan.windows * 1000:.2f} | "
+            f"{first_batch - batch:.2f} | {train_ms:.2f} | {val_ms:.2f} "
+            f"({val_ms / train_ms:.2f}) | {trees} | {embed} | "
+            f"{line.end - line.first('validate', 0):.2f} ({estimates['validate']:.2f}) |")
+        print(rows[-1], costs[-1], sep="\n", flush=True)
+        if (model, ablation) in (("carle", "full"), ("rc_lstm", "full")):
+            iso = Timeline(f"{model}/{ablation} isolated")
+            train_isolated(config, runs[:3], progress=iso, **kw)
+            iso.done()
+            iplan = training_plan(config, runs[:3], runs[3:], epochs=epochs, isolated=True)
+            child = [t for t, e in iso.events if e.stage not in ("start", "finish")]
+            finish0 = iso.first("finish", 0)
+            im = {"start": child[0], "prepare": iso.last("prepare") - child[0],
+                  "train": iso.last("train") - iso.last("prepare")}
+            if iplan.trees:
+                im["forest"] = iso.last("forest") - iso.last("train")
+            im["validate"] = finish0 - iso.last("forest" if iplan.trees else "train")
+            im["finish"] = iso.end - finish0
+            rows += _share_rows(f"{model}/{ablation}, {epochs} epochs", "child process",
+                                iplan.stages, im)
+    return ["## Stage weights", "", *rows, "", "Per-unit costs measured in those trainings "
+            "(this process; estimates made before the stage ran):", "", *costs]
+
+
+def _share_rows(name: str, where: str, stages: Any, measured: dict[str, float]) -> list[str]:
+    total_w, total_m = stages.total, sum(measured.values())
+    out = []
+    for s in stages.stages:
+        m = measured.get(s.name, 0.0)
+        out.append(f"| {name} | {where} | {s.name} | {s.weight:.2f} | "
+                   f"{100 * s.weight / total_w:.0f} % | {m:.2f} | {100 * m / total_m:.0f} % |")
+    return out
+
+
+# ----------------------------------------------------------------------------- jobs
+def checkpoints(name: str, points: list[tuple[float, float | None, float | None, str]],
+                end: float) -> list[str]:
+    """Rows at 25/50/75 % of ``end``: from ``points`` (time, overall, eta_s, ETA text) the
+    last at or before each; plus whether the fraction ever went back."""
+    fractions = [p[1] for p in points if p[1] is not None]
+    back = max((a - b for a, b in itertools.pairwise(fractions)), default=0.0)
+    rows = []
+    for share in (0.25, 0.5, 0.75):
+        at = share * end
+        before = [p for p in points if p[0] <= at]
+        t, overall, eta, text = before[-1] if before else (0.0, None, None, "")
+        actual = end - at
+        shown = None if eta is None else max(0.0, eta - (at - t))
+        ratio_text = "—" if shown is None else f"{shown:.1f} s = {shown / actual:.2f}×"
+        rows.append(f"| {name} | {100 * share:.0f} % ({at:.1f} s) | "
+                    f"{'—' if overall is None else f'{100 * overall:.0f} %'} | {text} | "
+                    f"{actual:.1f} s | {ratio_text} | "
+                    f"{'never' if back <= 1e-12 else f'by {back:.3f}'} |")
+    return rows
+
+
+def _points(line: Timeline) -> list[tuple[float, float | None, float | None, str]]:
+    from rul_core.progress import eta_of
+
+    return [(t, e.extra.get("overall"), e.extra.get("eta_s")
+             if not e.extra.get("eta_then") else None, eta_of(e.extra) or "")
+            for t, e in line.events if "overall" in e.extra]
+
+
+_ETA = re.compile(r"ETA (≤ )?(?:(\d+) h (\d+) min|(\d+) min (\d+) s|(\d+) s|(< 1 s)|"
+                  r"(estimating…))(, then [^\]]*)?")
+_BAR = re.compile(r"^(?P<desc>[^:|]+): *(?P<pct>\d+)%\|")
+
+
+def _eta_seconds(text: str) -> float | None:
+    m = _ETA.search(text)
+    if m is None or m.group(8) or m.group(9):
+        return None
+    if m.group(2):
+        return int(m.group(2)) * 3600 + int(m.group(3)) * 60
+    if m.group(4):
+        return int(m.group(4)) * 60 + int(m.group(5))
+    return 0.5 if m.group(7) else float(m.group(6))
+
+
+def cli_points(argv: list[str], env: dict[str, str]) -> tuple[list[Any], float]:
+    """Run ``python -m rul_core ARGV``; its bar's refreshes as (time, fraction, ETA s, ETA
+    text), and its wall time."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "rul_core", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    points: list[Any] = []
+    buffer = b""
+
+    def read() -> None:
+        nonlocal buffer
+        while chunk := proc.stderr.read1(65536):  # type: ignore[union-attr]
+            t = time.perf_counter() - t0
+            buffer += chunk
+            *parts, buffer = re.split(rb"[\r\n]", buffer)
+            for part in parts:
+                text = part.decode("utf-8", "replace").replace("\x1b[A", "").strip()
+                m = _BAR.match(text)
+                if m and ("ETA" in text) and m.group("desc") not in ("load",):
+                    eta = _ETA.search(text)
+                    points.append((t, int(m.group("pct")) / 100, _eta_seconds(text),
+                                   eta.group(0) if eta else ""))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    proc.wait()
+    reader.join()
+    if proc.returncode:
+        raise RuntimeError(f"python -m rul_core {' '.join(argv)} exited {proc.returncode}")
+    return points, time.perf_counter() - t0
+
+
+def job_section(data: Path) -> list[str]:
+    from rul_core.crossval import cross_validate
+    from rul_core.data import load_dataset
+    from rul_core.isolated import train_isolated
+    from rul_core.training import train
+
+    runs = list(load_dataset(data).runs)
+    rows = ["| job | at | fraction shown | ETA shown | actual time left | ETA / actual | "
+            "fraction went back |", "|---|---|---|---|---|---|---|"]
+
+    def record(name: str, line: Timeline) -> None:
+        new = checkpoints(name, _points(line), line.end)
+        print("\n".join(new), flush=True)
+        rows.extend(new)
+
+    kw = {"val_runs": runs[3:], "patience": 0}
+    for model, ablation, epochs, hp in STAGE_CASES:
+        line = Timeline("")
+        train(_config(model, ablation, **hp), runs[:3], epochs=epochs, progress=line, **kw)
+        line.done()
+        record(f"API: train {model}/{ablation}, {epochs} epochs ({line.end:.1f} s)", line)
+    line = Timeline("")
+    train_isolated(_config("carle", "full"), runs[:3], epochs=10, progress=line, **kw)
+    line.done()
+    record(f"child process: carle/full, 10 epochs ({line.end:.1f} s)", line)
+    for jobs in (1, 2):
+        line = Timeline("")
+        cross_validate(_config("carle", "carl"), runs, jobs=jobs, epochs=6, patience=0,
+                       progress=line)
+        line.done()
+        record(f"API: cross-validate carle/carl, 4 folds, {jobs} at once ({line.end:.1f} s)",
+               line)
+    with tempfile.TemporaryDirectory(prefix="train-eta-") as tmp:
+        env = {**os.environ, "RUL_WORKSPACE": str(Path(tmp) / "ws"), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": str(ROOT)}
+        common = ["--data", str(data), "--preset", "quick", "--patience", "0"]
+        for name, argv in (
+            ("CLI: train --model carle (full), --epochs 10",
+             ["train", "--model", "carle", "--epochs", "10", "--out", str(Path(tmp) / "b"),
+              *common]),
+            ("CLI: crossval --model carle --ablation carl --epochs 6 --jobs 2",
+             ["crossval", "--model", "carle", "--ablation", "carl", "--epochs", "6",
+              "--jobs", "2", "--out", str(Path(tmp) / "cv"), *common]),
+        ):
+            points, end = cli_points(argv, env)
+            new = checkpoints(f"{name} ({end:.1f} s)", points, end)
+            print("\n".join(new), flush=True)
+            rows.extend(new)
+    return ["## The whole job's bar and ETA", "", *rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     from app_speed import machine
@@ -112,24 +408,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "assets" / "demo" / "data"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_eta.md"))
+    ap.add_argument("--sections", nargs="+", default=["fit", "stages", "jobs"],
+                    choices=["fit", "stages", "jobs"])
     args = ap.parse_args(argv)
     import_backend_quietly()
-    lines = ["| training | batches done | actual time left | ETA shown | former estimate |",
-             "|---|---|---|---|---|"]
-    for model, ablation, epochs, members in CASES:
-        case = Case(model, ablation, epochs, members)
-        run_case(case, Path(args.data))
-        rows = table(case)
-        print("\n".join(rows), flush=True)
-        lines += rows
-    about = (f"Machine: {machine()}; quick preset, demo data (3 training bearings, 1 "
-             "validation), early stopping off. Ratios: the estimate over the time actually left "
-             "until the fit's last epoch ended (the forest head and the validation metrics "
-             "after it are not in either).")
-    text = "\n".join(lines) + f"\n\n{about}\n"
+    data = Path(args.data)
+    text: list[str] = ["# Training progress and ETA (`bench/train_eta.py`)", "",
+                       f"Machine: {machine()}; other jobs were sharing its cores. Quick preset, "
+                       "demo data (3 training bearings, 1 validation), early stopping off.", ""]
+    sections = {"fit": fit_section, "stages": stage_section, "jobs": job_section}
+    for name in args.sections:
+        text += [*sections[name](data), ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("# Training ETA (`bench/train_eta.py`)\n\n" + text)
-    print(text)
+    Path(args.out).write_text("\n".join(text))
+    print("\n".join(text))
     return 0
 
 

@@ -30,7 +30,15 @@ from rul_core.atomic import atomic_dir, atomic_path, check_replaceable, write_ne
 from rul_core.data.run import Run
 from rul_core.errors import InputError, RulError
 from rul_core.evaluation import EvaluationResult, evaluate, tabulate
-from rul_core.progress import CancelToken, ProgressEvent, ProgressFn, check, emit
+from rul_core.job_progress import scoring_weight, training_plan
+from rul_core.progress import (
+    ETA_KEYS,
+    OVERALL,
+    CancelToken,
+    ProgressEvent,
+    ProgressFn,
+    check,
+)
 from rul_core.training import grouped_kfold, leave_one_bearing_out
 
 Fold = tuple[list[str], list[str]]
@@ -145,26 +153,59 @@ def load(folder: str | Path) -> CrossValidation:
 
 class _FoldRelay:
     """Relays the folds' training events to ``progress``, one call at a time (folds may train
-    at once, in threads): the message prefixed "fold i/n", the fold (from 1) and the fraction
-    of the whole cross-validation done (``overall``: the folds' shares of their training
-    batches done, finished folds counting 1, summed over n) in ``extra``; the stage is kept,
-    so a progress bar per stage serves every fold."""
+    at once, in threads), each with the whole run's progress
+    (:class:`rul_core.job_progress.CrossValProgress`): the fraction done (``overall``: each
+    fold's training and scoring weighed by their reference costs, finished folds counting
+    whole), the whole run's ETA (``eta_s``, ...) and one line of every fold's state as the
+    message (the same shape whichever fold reported last); ``label`` "cross-validation".
+    The fold (from 1) and the fold's own event (stage, counts, ``extra``: epochs, losses)
+    are kept, so the loss curves and the cancel notices still read them."""
 
-    def __init__(self, progress: ProgressFn | None, n_folds: int) -> None:
+    def __init__(self, progress: ProgressFn | None, weights: list[tuple[float, float]],
+                 jobs: int) -> None:
+        from rul_core.job_progress import CrossValProgress
+
         self.progress = progress
-        self.n_folds = n_folds
-        self.fractions = [0.0] * n_folds
+        self.n_folds = len(weights)
+        self.state = CrossValProgress(weights, jobs)
         self.lock = threading.Lock()
 
-    def emit(self, stage: str, done: int, total: int, message: str) -> None:
+    def _send(self, stage: str, done: int, total: int, extra: dict[str, Any]) -> None:
+        """Pass one event on, with the whole run's state (called under the lock)."""
+        if self.progress is None:
+            return
+        estimate = self.state.estimate(time.perf_counter())
+        overall = self.state.overall()
+        if overall >= 1.0:
+            estimate = type(estimate)(0.0)
+        self.progress(ProgressEvent(stage, done, total, self.state.line(),
+                                    {**extra, **estimate.extra(), OVERALL: overall,
+                                     "label": "cross-validation"}))
+
+    def emit(self, stage: str, done: int, total: int) -> None:
         """A cross-validation-level event (not of one fold)."""
         with self.lock:
-            emit(self.progress, stage, done, total, message)
+            self._send(stage, done, total, {})
+
+    def started(self, fold: int, held: Sequence[str]) -> None:
+        """Fold ``fold`` (from 0) starts training."""
+        with self.lock:
+            self.state.started(fold, time.perf_counter(), f"holding out {', '.join(held)}")
+
+    def scoring(self, fold: int, held: Sequence[str]) -> None:
+        """Fold ``fold`` trained; its held-out bearings are being scored."""
+        with self.lock:
+            self.state.scoring(fold, time.perf_counter(), f"scoring {', '.join(held)}")
+            self._send("scoring", 0, 1, {"fold": fold + 1})
 
     def finished(self, fold: int) -> None:
         """Count fold ``fold`` (from 0) as done."""
         with self.lock:
-            self.fractions[fold] = 1.0
+            self.state.finished(fold, time.perf_counter())
+
+    def done(self) -> int:
+        """Folds done."""
+        return sum(f.state == "done" for f in self.state.folds)
 
     def for_fold(self, fold: int) -> ProgressFn | None:
         """The progress callback of fold ``fold`` (from 0)."""
@@ -173,14 +214,10 @@ class _FoldRelay:
 
         def relay(event: ProgressEvent) -> None:
             with self.lock:
-                if event.stage == "train":  # the bulk of a fold's time; never goes back
-                    self.fractions[fold] = event.fraction
-                overall = sum(self.fractions) / self.n_folds
-                message = (f"fold {fold + 1}/{self.n_folds}"
-                           + (f" · {event.message}" if event.message else ""))
-                self.progress(ProgressEvent(event.stage, event.done, event.total, message,
-                                            {**event.extra, "fold": fold + 1,
-                                             "overall": overall}))
+                self.state.event(fold, event, time.perf_counter())
+                extra = {k: v for k, v in event.extra.items() if k not in ETA_KEYS}
+                self._send(event.stage, event.done, event.total,
+                           {**extra, "fold": fold + 1, "fold_overall": event.extra.get(OVERALL)})
 
         return relay
 
@@ -249,13 +286,19 @@ def cross_validate(
         from rul_core.isolated import train_isolated as fit
     else:
         from rul_core.training import train as fit
-    relay = _FoldRelay(progress, len(plan))
-
     # (fitting, validation) bearings of each fold
     splits = [(train[:-1], train[-1:]) if inner_val else (train, []) for train, _ in plan]
+    weights = [
+        (training_plan(config, [by_name[n] for n in fit_names],
+                       [by_name[n] for n in val_names], isolated=isolate, **train_kwargs
+                       ).stages.total,
+         scoring_weight(config, [by_name[n] for n in held_names], **train_kwargs))
+        for (fit_names, val_names), (_, held_names) in zip(splits, plan, strict=True)]
+    relay = _FoldRelay(progress, weights, jobs if len(plan) > 1 else 1)
 
     def fit_fold(i: int, token: CancelToken | None) -> tuple[Any, float]:
         fit_names, val_names = splits[i]
+        relay.started(i, plan[i][1])
         t0 = time.perf_counter()
         trained = fit(config, [by_name[n] for n in fit_names],
                       val_runs=[by_name[n] for n in val_names] or None,
@@ -268,6 +311,7 @@ def cross_validate(
         held_names = plan[i][1]
         fit_names, val_names = splits[i]
         held = [by_name[n] for n in held_names]
+        relay.scoring(i, held_names)
         result = evaluate(trained, held, on=on, cancel=cancel)
         for df in (result.windows, result.snapshots):
             df.insert(0, "fold", i + 1)
@@ -285,14 +329,14 @@ def cross_validate(
         relay.finished(i)
 
     if jobs == 1 or len(plan) == 1:
-        for i, (_, held_names) in enumerate(plan):
+        for i in range(len(plan)):
             check(cancel)
-            relay.emit("cross-validation", i, len(plan),
-                       f"fold {i + 1}/{len(plan)}: holding out {', '.join(held_names)}")
+            relay.started(i, plan[i][1])
+            relay.emit("cross-validation", i, len(plan))
             score_fold(i, *fit_fold(i, cancel))
     else:
         _run_at_once(plan, min(jobs, len(plan)), fit_fold, score_fold, relay, cancel)
-    relay.emit("cross-validation", len(plan), len(plan), "done")
+    relay.emit("cross-validation", len(plan), len(plan))
     folds = [scored[i] for i in range(len(plan))]
     level = folds[-1]["result"].level
     pooled = tabulate(pd.concat([f["result"].windows for f in folds], ignore_index=True),
@@ -321,9 +365,7 @@ def _run_at_once(
 
     check(cancel)
     stop = _EitherToken(cancel)
-    relay.emit("cross-validation", 0, len(plan),
-               f"{len(plan)} folds, {jobs} at once: holding out "
-               + "; ".join(", ".join(held) for _, held in plan))
+    relay.emit("cross-validation", 0, len(plan))
     with ThreadPoolExecutor(jobs, thread_name_prefix="rul-fold") as pool:
         futures = {pool.submit(fit_fold, i, stop): i for i in range(len(plan))}
         done = 0
@@ -333,9 +375,7 @@ def _run_at_once(
                 score_fold(i, *future.result())
                 done += 1
                 if done < len(plan):  # the last one is the caller's "done"
-                    relay.emit("cross-validation", done, len(plan),
-                               f"fold {i + 1}/{len(plan)} done (held out "
-                               f"{', '.join(plan[i][1])})")
+                    relay.emit("cross-validation", done, len(plan))
         except BaseException:
             stop.cancel()  # the pool's exit waits for the folds still training: stop them
             raise

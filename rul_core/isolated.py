@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rul_core.errors import Cancelled, RulError
-from rul_core.progress import CancelToken, ProgressEvent, ProgressFn, emit
+from rul_core.progress import ETA_KEYS, OVERALL, CancelToken, ProgressEvent, ProgressFn, emit
 
 #: Seconds a cancelled child may take to stop at its next check before it is terminated.
 CANCEL_GRACE_S = 30.0
@@ -88,6 +88,8 @@ def _child(messages: Any, stop: Any, bundle_dir: str, kwargs: dict[str, Any]) ->
         from rul_core.training import train
 
         import_backend_quietly()  # each child would print TensorFlow's start-up notices again
+        if kwargs["config"].uses_forest:
+            import skops.io  # noqa: F401  saving the forest imports it: now, not at the end
 
         trained = train(progress=messages.put, cancel=_EventToken(stop), **kwargs)
         # past train()'s last cancel point: what follows only hands the model over
@@ -118,6 +120,38 @@ def describe_exit(code: int | None) -> str:
     return f"was killed ({name})"
 
 
+class _Report:
+    """The parent's ProgressFn: the child's events and its own, with the fraction of the whole
+    job done (``overall``: the child's training between this job's start and hand-over,
+    :func:`rul_core.job_progress.training_plan` with ``isolated``). The child's ETA counts
+    the hand-over at its reference cost; the start (no basis yet) reads 'estimating…', the
+    hand-over itself shows none."""
+
+    def __init__(self, progress: ProgressFn, config: Any, train_runs: list[Any],
+                 train_kwargs: dict[str, Any]) -> None:
+        from rul_core.job_progress import FINISH_S, OverallTracker, training_plan
+
+        self.progress = progress
+        plan = training_plan(config, train_runs, isolated=True, **train_kwargs)
+        self.tracker = OverallTracker(plan.stages)
+        self.finish_s = FINISH_S
+
+    def __call__(self, event: ProgressEvent) -> None:
+        extra = dict(event.extra)
+        if event.stage in ("start", FINISH):
+            extra[OVERALL] = self.tracker.update(event)
+            if event.stage == "start":
+                extra.update(eta_s=None, eta_upper_bound=False, eta_then=[], eta_scope="")
+            else:
+                for key in ETA_KEYS:
+                    extra.pop(key, None)
+        elif OVERALL in extra:
+            extra[OVERALL] = self.tracker.nested(float(extra[OVERALL]))
+            if isinstance(extra.get("eta_s"), (int, float)):
+                extra["eta_s"] = float(extra["eta_s"]) + self.finish_s
+        self.progress(ProgressEvent(event.stage, event.done, event.total, event.message, extra))
+
+
 def train_isolated(
     config: Any,
     train_runs: list[Any],
@@ -140,6 +174,7 @@ def train_isolated(
     """
     from rul_core.bundle import load_bundle
 
+    report = _Report(progress, config, train_runs, train_kwargs) if progress is not None else None
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
     stop = ctx.Event()
@@ -154,7 +189,7 @@ def train_isolated(
         cancelled_at: float | None = None
         finishing = False  # the child passed its last cancel point
         try:
-            emit(progress, "start", 0, 1, "starting the training process")
+            emit(report, "start", 0, 1, "starting the training process")
             while outcome is None:
                 if cancel is not None and cancel.cancelled and cancelled_at is None:
                     stop.set()
@@ -172,8 +207,8 @@ def train_isolated(
                     continue
                 if isinstance(message, ProgressEvent):
                     finishing = finishing or message.stage == FINISH
-                    if progress is not None:
-                        progress(message)
+                    if report is not None:
+                        report(message)
                 else:
                     outcome = message
         finally:
@@ -191,7 +226,7 @@ def train_isolated(
             error = RulError(f"training failed: {text}")
             error.add_note(f"traceback in the training process:\n{detail}")
             raise error
-        emit(progress, FINISH, 1, 2, "training finished; loading the model back")
+        emit(report, FINISH, 1, 2, "training finished; loading the model back")
         trained = load_bundle(bundle_dir)
-        emit(progress, FINISH, 2, 2, "training finished; model ready")
+        emit(report, FINISH, 2, 2, "training finished; model ready")
         return trained

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,10 @@ class ProgressEvent:
 
 
 ProgressFn = Callable[[ProgressEvent], None]
+
+#: The key of an event's ``extra`` holding the fraction of its whole job done (a training
+#: across its stages, a cross-validation across its folds): it only moves forward.
+OVERALL = "overall"
 
 #: tqdm's bar without its own remaining-time guess, for stages that carry an ``eta_s``:
 #: tqdm's rate counts the first batch's one-off tracing against every batch to come.
@@ -125,6 +129,7 @@ class FitEta:
         self._warm_batches: list[float] = []  # each member's first batch
         self._warm_starts: list[float] = []  # each member's second epoch's first batch
         self._warm_ends: list[tuple[float, list[float]]] = []  # first ends (cost, val batches)
+        self._later_vals: list[list[float]] = []  # the validation batches of later ends
 
     def member_begin(self, t: float) -> None:
         """The next member's fit starts (before its first batch)."""
@@ -167,6 +172,8 @@ class FitEta:
             self._warm_ends.append((cost, list(self._pending_val)))
         else:
             self._ends.append(cost)
+            if self._pending_val:
+                self._later_vals.append(list(self._pending_val))
         self.epochs_ended += 1
         self.batches_in_epoch = 0
         self._mark, self._pending_val = t, []
@@ -212,6 +219,29 @@ class FitEta:
                 mean([max(0.0, c - self._steady_first_end(c, v, batch))
                       for c, v in self._warm_ends]))
 
+    def first_batch_oneoff(self) -> float | None:
+        """The one-off seconds of a member's first batch beyond a steady batch (the training
+        step's tracing; mean over the members measured), None while estimating."""
+        batch = self.batch_cost()
+        if batch is None or not self._warm_batches:
+            return None
+        return self._excess(batch, self.start_cost(batch))[0]
+
+    def prediction_costs(self) -> tuple[float, float] | None:
+        """(one-off seconds, seconds per batch) of a pass over validation batches, from the
+        validation passes timed so far: the batches after each pass's first give the steady
+        cost (each later pass's first batch when every pass is one batch); a member's first
+        pass's first batch less that is the one-off (the test step's tracing). None before a
+        validation pass that tells them apart."""
+        warm = [vals for _, vals in self._warm_ends if vals]
+        passes = warm + self._later_vals
+        steady = [v for vals in passes for v in vals[1:]] or [vals[0] for vals in self._later_vals]
+        if not warm or not steady:
+            return None
+        per_batch = sum(steady) / len(steady)
+        oneoff = sum(max(0.0, vals[0] - per_batch) for vals in warm) / len(warm)
+        return oneoff, per_batch
+
     def eta(self) -> float | None:
         """Seconds left until the last member's last epoch ends; None while estimating."""
         batch = self.batch_cost()
@@ -240,31 +270,81 @@ class FitEta:
         return left
 
 
-def describe_eta(eta_s: float | None, upper_bound: bool = False) -> str:
+def describe_eta(eta_s: float | None, upper_bound: bool = False, then: Sequence[str] = (),
+                 scope: str = "") -> str:
     """The ETA as the progress lines show it: 'ETA estimating…' without an estimate,
     'ETA < 1 s', 'ETA 42 s', 'ETA 3 min 05 s', 'ETA 1 h 02 min'; '≤' before the time when
-    ``upper_bound`` (early stopping may end the training sooner)."""
+    ``upper_bound`` (early stopping may end the training sooner). ``then``: the stages still
+    to come that the time leaves out (not estimable yet), named after it with what the time
+    covers (``scope``): 'windows ETA 3 s, then the fit and the forest head'."""
     if eta_s is None or not math.isfinite(eta_s):
         return "ETA estimating…"
     s = max(0, round(float(eta_s)))
     if s == 0 and eta_s > 0:
-        return "ETA < 1 s"
-    text = (f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600
-            else f"{s // 3600} h {s % 3600 // 60:02d} min")
-    return f"ETA {'≤ ' if upper_bound else ''}{text}"
+        text = "< 1 s"
+    else:
+        text = (f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600
+                else f"{s // 3600} h {s % 3600 // 60:02d} min")
+        text = f"{'≤ ' if upper_bound else ''}{text}"
+    if not then:
+        return f"ETA {text}"
+    names = list(then)
+    after = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{scope + ' ' if scope else ''}ETA {text}, then {after}"
+
+
+#: The keys of a progress event's ``extra`` that carry its ETA (:func:`eta_of`).
+ETA_KEYS = ("eta_s", "eta_upper_bound", "eta_then", "eta_scope")
+
+
+def eta_of(extra: dict[str, Any], waited_s: float = 0.0) -> str | None:
+    """The ETA an event's ``extra`` carries, in words (:func:`describe_eta`), counted down by
+    the ``waited_s`` seconds since the event; None when it carries none."""
+    if "eta_s" not in extra:
+        return None
+    eta = extra.get("eta_s")
+    if isinstance(eta, (int, float)) and math.isfinite(eta):
+        eta = max(0.0, float(eta) - max(0.0, waited_s))
+    return describe_eta(eta, bool(extra.get("eta_upper_bound")),
+                        tuple(extra.get("eta_then") or ()), str(extra.get("eta_scope") or ""))
+
+
+#: The bar of a whole job (:class:`TqdmProgress`): per cent done and the job's own ETA.
+OVERALL_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]"
 
 
 class TqdmProgress:
-    """A ProgressFn that drives one tqdm bar per stage (used by the CLI)."""
+    """A ProgressFn that drives tqdm bars for the CLI: one bar for a whole job (events whose
+    ``extra`` holds its ``overall`` fraction: a training, a cross-validation), named after
+    its current stage (or its ``label``), with the job's own ETA; one bar per stage for the
+    other events (loading data, evaluating)."""
 
     def __init__(self, **tqdm_kwargs: Any) -> None:
         self._bars: dict[str, Any] = {}
         self._kwargs = tqdm_kwargs
         self._t0 = time.perf_counter()
 
+    def _overall(self, event: ProgressEvent) -> None:
+        from tqdm import tqdm
+
+        desc = str(event.extra.get("label") or event.stage)
+        bar = self._bars.get(OVERALL)
+        if bar is None:
+            kwargs = {**self._kwargs, "bar_format": OVERALL_BAR_FORMAT}
+            bar = self._bars[OVERALL] = tqdm(total=1000, desc=desc, **kwargs)
+        bar.set_description_str(desc, refresh=False)
+        bar.n = max(bar.n, round(1000 * min(1.0, max(0.0, float(event.extra[OVERALL])))))
+        eta = eta_of(event.extra)
+        postfix = " · ".join(p for p in (event.message, eta) if p)
+        bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()
+
     def __call__(self, event: ProgressEvent) -> None:
         from tqdm import tqdm
 
+        if OVERALL in event.extra:
+            self._overall(event)
+            return
         estimated = "eta_s" in event.extra  # the training's own ETA replaces tqdm's
         bar = self._bars.get(event.stage)
         if bar is None:
@@ -278,8 +358,7 @@ class TqdmProgress:
         bar.n = event.done
         postfix = event.message
         if estimated:
-            eta = describe_eta(event.extra.get("eta_s"),
-                               bool(event.extra.get("eta_upper_bound")))
+            eta = eta_of(event.extra)
             postfix = f"{postfix} · {eta}" if postfix else eta
         if postfix:
             bar.set_postfix_str(postfix, refresh=False)

@@ -28,7 +28,16 @@ import pandas as pd
 from rul_core import metrics as mt
 from rul_core.data.run import Run, every_nth_from_last
 from rul_core.errors import Cancelled, InputError, RulError
-from rul_core.progress import CancelToken, FitEta, ProgressFn, check, emit
+from rul_core.job_progress import TrainingEta, forest_chunks, training_plan
+from rul_core.progress import (
+    OVERALL,
+    CancelToken,
+    FitEta,
+    ProgressEvent,
+    ProgressFn,
+    check,
+    emit,
+)
 from rul_core.signal.noise import NoiseAugmentation
 
 DEFAULT_PATIENCE = 10
@@ -314,10 +323,11 @@ def _progress_callback(
     """The callback that reports a member's fit and stops it when ``cancel`` fires.
 
     ``eta`` (one :class:`FitEta` shared by every member) times the batches, validation
-    batches and epoch ends; each event carries its estimate as ``eta_s`` (None while it is
-    still estimating) and ``eta_upper_bound`` (early stopping, on with ``patience``, may end
-    the fit sooner). A member stopped early says so in one more event, which moves ``done``
-    to the member's planned end (the bar does not stall short of it)."""
+    batches and epoch ends; each event carries its estimate of the fit as ``fit_eta_s`` (None
+    while it is still estimating) and ``eta_upper_bound`` (early stopping, on with
+    ``patience``, may end the fit sooner); :func:`train` adds the whole training's. A member
+    stopped early says so in one more event, which moves ``done`` to the member's planned end
+    (the bar does not stall short of it)."""
     import keras
 
     eta = eta if eta is not None else FitEta(epochs, steps, n_members)
@@ -336,11 +346,13 @@ def _progress_callback(
 
         def _emit(self, message: str, **extra: Any) -> None:
             emit(progress, "train", self.done, self.total, message, member=member,
-                 n_members=n_members, epochs=epochs, val_loss=self.val_loss, eta_s=eta.eta(),
-                 eta_upper_bound=bool(patience), **extra)
+                 n_members=n_members, epochs=epochs, val_loss=self.val_loss,
+                 fit_eta_s=eta.eta(), eta_upper_bound=bool(patience), **extra)
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             eta.member_begin(time.perf_counter())
+            self._emit(f"member {member + 1}/{n_members}: starting its fit (the first batch "
+                       "traces the model)", fit_start=True)
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = epoch
@@ -419,6 +431,39 @@ def set_determinism(seed: int) -> None:
 # --------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------
+class _JobProgress:
+    """The training's ProgressFn: each event passed on with the fraction of the whole training
+    done (``overall``, :class:`rul_core.job_progress.OverallTracker`) and its ETA
+    (:class:`rul_core.job_progress.TrainingEta`: ``eta_s``, ``eta_upper_bound``,
+    ``eta_then``, ``eta_scope``); the forest's events also time its trees."""
+
+    def __init__(self, progress: ProgressFn, plan: Any, eta: Any) -> None:
+        from rul_core.job_progress import OverallTracker
+
+        self.progress, self.eta = progress, eta
+        self.tracker = OverallTracker(plan.stages)
+        self._trees_t: float | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from rul_core.job_progress import Estimate
+
+        t = time.perf_counter()
+        self.eta.stage_started(event.stage, t)
+        if event.stage == "prepare" and "windows" in event.extra:
+            self.eta.windows_done(int(event.extra["windows"]), t)
+        if event.stage == "forest" and event.done >= 1:
+            if self._trees_t is None:
+                self._trees_t = t
+                self.eta.embedded(t)
+            else:
+                self.eta.trees_done(event.done - 1, t - self._trees_t, t)
+        overall = self.tracker.update(event)
+        estimate = Estimate(0.0) if overall >= 1.0 else self.eta.estimate(event.stage, t)
+        extra = {k: v for k, v in event.extra.items() if k not in ("within", "windows")}
+        self.progress(ProgressEvent(event.stage, event.done, event.total, event.message,
+                                    {**extra, OVERALL: overall, **estimate.extra()}))
+
+
 def preparation_jobs(
     train_runs: Sequence[Run],
     val_runs: Sequence[Run],
@@ -532,21 +577,41 @@ def train(
 
     set_determinism(seed)
     jobs = preparation_jobs(train_runs, val_runs or [], snapshot_phases, augmentation, seed)
-    emit(progress, "prepare", 0, len(jobs), "fitting normaliser")
+    plan = training_plan(config, train_runs, val_runs, epochs=epochs, batch_size=batch_size,
+                         snapshot_every=snapshot_every, snapshot_phases=snapshot_phases,
+                         augmentation=augmentation, pipeline_config=pipeline_config, seed=seed)
+    # the fit's ETA, then the whole training's; None without a progress callback
+    fit_eta = FitEta(epochs, plan.steps, plan.members, val_steps=0)
+    job_eta = TrainingEta(plan, fit_eta, batch_size, batch_size, upper_bound=bool(patience))
+    report = _JobProgress(progress, plan, job_eta) if progress is not None else None
+    emit(report, "prepare", 0, len(jobs), "fitting normaliser", within=0.0, windows=0)
     normaliser = pl.fit_normaliser([r.every_nth(snapshot_every) for r in train_runs],
                                    pipeline_config)
     prepared = []
+    all_windows = max(1, plan.windows)
+    windows_before = 0
     for i, (run, phase, noise) in enumerate(jobs):
         check(cancel)
+        what = (f"windows of {run.name}" + (f" (phase {phase})" if phase else "")
+                + (f" ({noise.kind} noise)" if noise is not None else ""))
+
+        def windows(event: ProgressEvent, i: int = i, before: int = windows_before,
+                    what: str = what) -> None:
+            if 0 < event.done < event.total:  # within a long run (its end is reported below)
+                emit(report, "prepare", i, len(jobs), f"{what} ({event.done}/{event.total})",
+                     within=min(1.0, (before + event.done) / all_windows),
+                     windows=before + event.done)
+
         prepared.append(
             prepare_run(
                 config, run, normaliser, pipeline_config, label_scheme, label_params,
-                cancel=cancel, snapshot_every=snapshot_every, phase=phase, noise=noise,
+                progress=windows if report is not None else None, cancel=cancel,
+                snapshot_every=snapshot_every, phase=phase, noise=noise,
             )
         )
-        emit(progress, "prepare", i + 1, len(jobs),
-             f"windows of {run.name}" + (f" (phase {phase})" if phase else "")
-             + (f" ({noise.kind} noise)" if noise is not None else ""))
+        windows_before += len(prepared[-1].snapshot_index)
+        emit(report, "prepare", i + 1, len(jobs), what,
+             within=min(1.0, windows_before / all_windows), windows=windows_before)
     n_train, n_val = len(train_runs), len(val_runs or [])
     tr, va = prepared[:n_train], prepared[n_train : n_train + n_val]
     phase0_windows = sum(len(p.snapshot_index) for p in tr)  # > 0: no run is empty
@@ -558,8 +623,23 @@ def train(
     monitor = monitored_quantity(config, validation is not None)
     cycled = not (snapshot_phases == 1 and augmentation is None)
     # validation batches: of batch_size, or Keras's default of 32 when fit gets no batch_size
-    val_steps = math.ceil(len(validation[1]) / (32 if cycled else batch_size)) if validation else 0
-    eta = FitEta(epochs, steps, n_members, val_steps=val_steps)
+    val_batch = 32 if cycled else batch_size
+    val_steps = math.ceil(len(validation[1]) / val_batch) if validation else 0
+    eta = fit_eta  # counted before the windows were made; now as made
+    eta.steps, eta.n_members, eta.val_steps = steps, n_members, val_steps
+    job_eta.val_batch_size = val_batch
+    forest_chunks_ = 1
+    if config.uses_forest and report is not None:  # time the trees before the fit: its ETA
+        from rul_core.models.heads import calibrate_forest
+
+        trees = int(hp.get("forest_trees", 800))
+        width = int((hp.get("dense_units") or [32])[-1])
+        per_tree, per_call = calibrate_forest(
+            len(y_train), width, y_train, trees, seed=seed,
+            min_samples_leaf=int(hp.get("forest_min_leaf", 1)),
+            max_features=float(hp.get("forest_max_features", 1.0)))
+        job_eta.forest_calibrated(per_tree, per_call)
+        forest_chunks_ = forest_chunks(per_tree * trees)
     models, histories = [], []
     for m in range(n_members):
         member_cfg = config.member(m) if n_members > 1 else config
@@ -577,7 +657,7 @@ def train(
         sched = _schedule_callback(config, epochs)
         if sched is not None:
             callbacks.append(sched)
-        callbacks.append(_progress_callback(progress, cancel, epochs, steps, m, n_members, eta,
+        callbacks.append(_progress_callback(report, cancel, epochs, steps, m, n_members, eta,
                                             monitor, int(patience or 0)))
         data: dict[str, Any] = (
             {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
@@ -608,10 +688,11 @@ def train(
             min_samples_leaf=int(hp.get("forest_min_leaf", 1)),
             max_features=float(hp.get("forest_max_features", 1.0)),
             seed=seed,
-            progress=progress,
+            progress=report,
             cancel=cancel,
+            chunks=forest_chunks_,
         )
-        check(cancel)  # the trees do not check while they are fitted
+        check(cancel)  # the trees do not check while a fit call runs
 
     trained = TrainedModel(
         config=config,
@@ -635,6 +716,7 @@ def train(
     trained.metrics["epochs_run"] = float(len(histories[0].get("loss", [])))
     trained.metrics["patience"] = float(patience or 0)  # 0: a fixed budget
     if validation is not None:
+        emit(report, "validate", 0, 1, "validation metrics")
         pred = predict_point_and_interval(
             models, config, model_x(validation[0]), forest=forest, level=level, seed=seed
         )
@@ -651,6 +733,7 @@ def train(
         trained.interval_calibration = calibration_quantiles(
             nonconformity(y_val, pred["mean"], pred["lower"], pred["upper"])
         )
+        emit(report, "validate", 1, 1, "validation metrics done")
     check(cancel)  # the last cancel point: a cancel after it finds the training finished
     return trained
 

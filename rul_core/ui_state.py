@@ -461,7 +461,9 @@ def challenge_short_runs_notice(runs: Iterable[Any], cap_minutes: float, every: 
             "N-th snapshot' for this dataset.")
 
 
-_STAGE_WORDS = {"prepare": "while preparing the windows", "forest": "while fitting the forest head"}
+_STAGE_WORDS = {"prepare": "while preparing the windows", "forest": "while fitting the forest head",
+                "validate": "while computing the validation metrics",
+                "scoring": "while scoring a fold"}
 
 
 def cancelled_message(job: Any, what: str = "Training") -> str:
@@ -511,11 +513,13 @@ def cancel_notice(job: Any) -> str:
 
 def progress_line(job: Any, now: float | None = None, compact: bool = False) -> str:
     """The progress text of a job: 'running · 12 s · train: member 1/1 epoch 3/20 loss 0.41 ·
-    ETA 30 s' (``compact``: without the status and stage, for the sidebar). While the job
-    runs, the ETA of its last training event counts down from when it was received; without
-    an estimate yet it reads 'ETA estimating…'; '≤' when early stopping may end it sooner;
-    'fold k ETA ...' in a cross-validation (that fold's training, not the whole run)."""
-    from rul_core.progress import describe_eta
+    ETA 30 s' (``compact``: without the status and stage, for the sidebar). The stage is the
+    last event's (a cross-validation's events name the whole run instead: their ``label``).
+    While the job runs, the ETA its last event carries (the whole job's: a training's,
+    across its stages, or a cross-validation's, across its folds) counts down from when it
+    was received; 'ETA estimating…' without an estimate yet; '≤' when early stopping may end
+    it sooner; the stages it leaves out named after it ('windows ETA 3 s, then the fit')."""
+    from rul_core.progress import eta_of
 
     now = time.time() if now is None else now
     last = job.last
@@ -523,15 +527,10 @@ def progress_line(job: Any, now: float | None = None, compact: bool = False) -> 
     text = f"{elapsed:.0f} s" if compact else f"{job.status} · {elapsed:.0f} s"
     if last is None:
         return text
-    text += f" · {last.message}" if compact else f" · {last.stage}: {last.message}"
-    if job.running and last.stage == "train" and "eta_s" in last.extra:
-        eta = last.extra.get("eta_s")
-        if isinstance(eta, (int, float)) and eta == eta:
-            eta = max(0.0, float(eta) - max(0.0, now - job.last_time))
-        about = describe_eta(eta, bool(last.extra.get("eta_upper_bound")))
-        fold = last.extra.get("fold")
-        text += f" · fold {fold} {about}" if fold else f" · {about}"
-    return text
+    label = last.extra.get("label") or last.stage
+    text += f" · {last.message}" if compact else f" · {label}: {last.message}"
+    eta = eta_of(last.extra, now - job.last_time) if job.running else None
+    return f"{text} · {eta}" if eta else text
 
 
 # Widget keys whose values survive a visit to another page (app_ui.keep_widget_state; Streamlit

@@ -334,7 +334,10 @@ def test_train_cross_validates_in_the_background(demo_assets):
     assert job.status == "done", job.error
     cv = job.result
     assert isinstance(cv, CrossValidation) and len(cv.folds) == 2
-    assert "2 folds, 2 at once" in job.snapshot_events("cross-validation")[0].message
+    assert job.snapshot_events("cross-validation")[0].message == "0/2 folds done, 2 at once · " \
+        "2 waiting"
+    overall = [e.extra["overall"] for e in job.snapshot_events()]
+    assert overall == sorted(overall) and overall[-1] == 1.0  # one bar, forward only
     held = sorted(n for f in cv.folds["held_out"] for n in f.split(", "))
     assert held == ["Bearing1_1", "Bearing1_3", "Bearing2_1"]  # each bearing once
     assert cv.settings["train"]["label_params"] == {"max_rul": 3}

@@ -633,10 +633,18 @@ def test_ctrl_c_after_training_keeps_the_bundle_whole(tmp_path: Path,
     assert (bundle / "card.json").is_file()
     assert [r["path"] for r in Workspace(ws_dir).list_bundles()] == [str(bundle.resolve())]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    train_bar = [p for p in captured.err.split("\r") if p.startswith("train")]
+    job_bar = [p for p in captured.err.split("\r")
+               if re.match(r"(prepare|train|forest|validate): ", p)]
+    train_bar = [p for p in job_bar if p.startswith("train")]
     assert "loss" in train_bar[1] and "· ETA estimating…]" in train_bar[1]  # the first batch
-    assert re.search(r"epoch 3/3 done · ETA ≤ 0 s\]", train_bar[-1])  # patience 10: at most
-    assert not any(re.search(r"\d\d:\d\d<", p) for p in train_bar)  # not tqdm's own guess
+    # the last epoch: the whole training's ETA (patience 10: at most), the forest head and
+    # the validation metrics still in it, not 0 s
+    assert re.search(r"epoch 3/3 done · ETA (≤ [1-9]\d* s|< 1 s)\]", train_bar[-1])
+    assert not any(re.search(r"\d\d:\d\d<", p) for p in job_bar)  # not tqdm's own guess
+    # one bar for the whole training: it names the stage and only moves forward, to 100 %
+    percent = [int(re.search(r"(\d+)%\|", p).group(1)) for p in job_bar]
+    assert percent == sorted(percent) and percent[-1] == 100
+    assert [p.split(":")[0] for p in job_bar][-1] == "validate" and "ETA 0 s]" in job_bar[-1]
 
 
 def test_ctrl_c_during_training_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],

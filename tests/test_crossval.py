@@ -90,7 +90,7 @@ def test_seen_is_decided_per_fold(result) -> None:
     assert su.loc["seen", "runs"] == 2 and su.loc["unseen", "runs"] == 1
 
 
-def test_folds_replay_and_progress(result) -> None:
+def test_folds_replay_and_progress(result, runs: list) -> None:
     folds = result.folds
     assert folds["held_out"].tolist() == ["Bearing1_1", "Bearing1_2", "Bearing2_1"]
     assert folds.loc[0, "training"] == "Bearing1_2, Bearing2_1"
@@ -101,11 +101,29 @@ def test_folds_replay_and_progress(result) -> None:
     assert [e.done for e in result.events if e.stage == "cross-validation"] == [0, 1, 2, 3]
     epochs = [e for e in result.events if e.extra.get("epoch_end")]
     assert [e.extra["fold"] for e in epochs] == [1, 2, 3]  # one epoch per fold
-    assert all(e.message.startswith(f"fold {e.extra['fold']}/3") for e in epochs)
-    # the share of the whole run done: fold 2's last epoch ends two thirds of the way
-    assert [e.extra["overall"] for e in epochs] == pytest.approx([1 / 3, 2 / 3, 1])
+    # one line of the whole run, the same shape whichever fold reports
+    assert [e.message for e in epochs] == [
+        "0/3 folds done · fold 1: epoch 1/1 done · 2 waiting",
+        "1/3 folds done · fold 2: epoch 1/1 done · 1 waiting",
+        "2/3 folds done · fold 3: epoch 1/1 done"]
+    assert all(e.extra["label"] == "cross-validation" for e in result.events)
+    # the share of the whole run done: the folds before, and this fold's training (its
+    # scoring still to come), each weighed by its reference cost
+    from rul_core.job_progress import scoring_weight, training_plan
+
+    names = ["Bearing1_1", "Bearing1_2", "Bearing2_1"]
+    by_name = {r.name: r for r in runs}
+    train_w = [training_plan(tiny_carl(), [by_name[n] for n in names if n != held],
+                             **TRAIN_KW).stages.total for held in names]
+    score_w = [scoring_weight(tiny_carl(), [by_name[held]]) for held in names]
+    total = sum(train_w) + sum(score_w)
+    expected = [(sum(train_w[:k]) + sum(score_w[:k]) + train_w[k]) / total for k in range(3)]
+    assert [e.extra["overall"] for e in epochs] == pytest.approx(expected)
     overall = [e.extra["overall"] for e in result.events if "overall" in e.extra]
-    assert overall == sorted(overall)  # the bar of the whole run never goes back
+    assert overall == sorted(overall) and overall[-1] == 1.0  # never goes back
+    # the whole run's ETA: from fold 2 on, the pace of the folds done; nothing left at the end
+    assert all(e.extra["eta_s"] is not None for e in epochs[1:])
+    assert result.events[-1].extra["eta_s"] == 0.0
 
 
 def test_save_writes_every_table_and_load_reads_it_back(result, tmp_path: Path) -> None:
@@ -234,12 +252,17 @@ def test_folds_at_once_in_child_processes_match_one_at_a_time(runs: list, result
     np.testing.assert_allclose(cv.folds["final_loss"], result.folds["final_loss"], rtol=1e-5)
     assert cv.replay["run"].tolist() == result.replay["run"].tolist()
     stage = [e for e in events if e.stage == "cross-validation"]
-    assert [e.done for e in stage] == [0, 1, 2, 3] and "3 at once" in stage[0].message
+    assert [e.done for e in stage] == [0, 1, 2, 3] and stage[0].message == (
+        "0/3 folds done, 3 at once · 3 waiting")
     epochs = [e for e in events if e.extra.get("epoch_end")]
     assert sorted(e.extra["fold"] for e in epochs) == [1, 2, 3]
-    assert epochs[-1].extra["overall"] == pytest.approx(1.0)
     overall = [e.extra["overall"] for e in events if "overall" in e.extra]
-    assert overall == sorted(overall)
+    assert overall == sorted(overall) and overall[-1] == pytest.approx(1.0)
+    # one line, listing the folds training side by side in their order
+    both = [e.message for e in events if e.message.startswith("0/3 folds done, 3 at once · "
+                                                              "fold 1: ")
+            and " · fold 2: " in e.message]
+    assert both, [e.message for e in events]
 
 
 def test_folds_at_once_need_child_processes_and_stop_on_cancel(runs: list) -> None:
@@ -368,18 +391,27 @@ def test_cli_crossval_ctrl_c_in_a_later_ablation_keeps_the_earlier_ones(
     assert [d["name"] for d in ws.list_datasets()] == [data.name]
 
 
-def test_cli_progress_of_folds_at_once_is_one_bar_of_the_whole_run() -> None:
-    from rul_core.cli.crossval_cmd import _overall
-    from rul_core.progress import ProgressEvent
+def test_cli_progress_is_one_bar_of_the_whole_run(make_synth, tmp_path: Path, capsys) -> None:
+    """The command line showed a bar per stage that every fold moved back to 0 (and, with
+    ``--jobs``, a bar of the folds without an ETA): it now shows one bar of the whole run,
+    forward only, with its ETA and the line of every fold."""
+    import re
 
-    seen: list = []
-    relay = _overall(seen.append)
-    relay(ProgressEvent("cross-validation", 0, 3, "3 folds, 2 at once"))
-    relay(ProgressEvent("train", 4, 10, "fold 2/3 · epoch 1", {"fold": 2, "overall": 0.4567}))
-    assert seen[0].stage == "cross-validation"  # not a fold's event: as it came
-    assert (seen[1].stage, seen[1].done, seen[1].total) == ("folds", 46, 100)
-    assert seen[1].message == "fold 2/3 · epoch 1"
-    assert _overall(None) is None
+    from rul_core.cli import main
+
+    data = make_synth("femto", n_snapshots=8, samples=2560, n_bearings=3)
+    assert main(["crossval", "--model", "carle", "--ablation", "carl", "--data", str(data),
+                 "--epochs", "2", "--patience", "0", "--batch-size", "16", "--in-process",
+                 "--out", str(tmp_path / "cv"), "--workspace", str(tmp_path / "ws"),
+                 *(a for k, v in TINY_CARLE.items() for a in ("--hparam", f"{k}={json.dumps(v)}"))
+                 ]) == 0
+    refreshes = [line.strip() for line in re.split(r"[\r\n]", capsys.readouterr().err)
+                 if "%|" in line]
+    bars = [line for line in refreshes if not line.startswith("load")]
+    assert bars and all(line.startswith("cross-validation: ") for line in bars)
+    percent = [int(re.search(r"(\d+)%\|", line).group(1)) for line in bars]
+    assert percent == sorted(percent) and percent[-1] == 100
+    assert any("1/3 folds done · fold 2: " in line and "ETA " in line for line in bars)
 
 
 def test_two_records_at_the_same_moment_get_their_own_folders(

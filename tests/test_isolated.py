@@ -42,6 +42,30 @@ def test_child_trains_the_same_model_as_this_process(runs: list) -> None:
     np.testing.assert_allclose(a["rul"], b["rul"], rtol=1e-5, atol=1e-6)
     ends = [e for e in events if e.extra.get("epoch_end")]
     assert [e.extra["epoch"] for e in ends] == [1, 2]  # both epochs reported to this process
+    # one fraction for the whole job: the child's training between its start and hand-over,
+    # each weighed as training_plan(isolated=True) says; forward only
+    from rul_core.job_progress import OverallTracker, training_plan
+
+    plan = training_plan(_config(), runs[:1], runs[1:], epochs=2, batch_size=32,
+                         isolated=True).stages
+    overall = [e.extra["overall"] for e in events]
+    assert overall == sorted(overall) and overall[0] == 0.0 and overall[-1] == 1.0
+    share = plan.stage("start").weight / plan.total
+    child_first = next(e for e in events if e.stage == "prepare")
+    assert child_first.extra["overall"] == pytest.approx(share)  # the child has started
+    assert events[0].stage == "start" and events[0].extra["eta_s"] is None  # estimating
+    last_child = [e for e in events if e.stage == "validate"][-1]
+    tracker = OverallTracker(plan)
+    assert last_child.extra["overall"] == pytest.approx(tracker.nested(1.0))
+    # the child's ETA counts the hand-over; the hand-over's events carry none
+    assert last_child.extra["eta_s"] == pytest.approx(isolated_finish_s())
+    assert all("eta_s" not in e.extra for e in events if e.stage == isolated.FINISH)
+
+
+def isolated_finish_s() -> float:
+    from rul_core.job_progress import FINISH_S
+
+    return FINISH_S
 
 
 def test_cancel_stops_the_child(runs: list) -> None:

@@ -131,3 +131,68 @@ def test_cli_bar_shows_the_training_eta_not_tqdm_guess() -> None:
     assert train_lines and not any(tqdm_remaining.search(line) for line in train_lines)
     assert any(line.startswith("prepare") and tqdm_remaining.search(line)
                for line in text.split("\r"))
+
+
+def test_prediction_costs_come_from_the_validation_passes_timed() -> None:
+    """3 validation batches a pass: 2 s then 0.05 s each in member 1's first pass (the test
+    step's tracing), 0.04 s each later: a pass costs 1.95 s once, then 0.045 s a batch."""
+    eta = FitEta(epochs=2, steps=3, val_steps=3)
+    assert eta.prediction_costs() is None and eta.first_batch_oneoff() is None
+    eta.member_begin(0.0)
+    t = _epoch(eta, 0.0, [3.0, 0.1, 0.1], [2.0, 0.05, 0.05], 0.01)
+    oneoff, per_batch = eta.prediction_costs()
+    assert (oneoff, per_batch) == pytest.approx((1.95, 0.05))
+    assert eta.first_batch_oneoff() == pytest.approx(2.9)  # the first batch less a steady one
+    _epoch(eta, t, [0.2, 0.1, 0.1], [0.04, 0.04, 0.04], 0.01)
+    oneoff, per_batch = eta.prediction_costs()
+    assert per_batch == pytest.approx((0.05 * 2 + 0.04 * 2) / 4)
+    assert oneoff == pytest.approx(2.0 - per_batch)
+    # one batch a pass: its later passes give the steady cost
+    eta = FitEta(epochs=3, steps=2, val_steps=1)
+    eta.member_begin(0.0)
+    t = _epoch(eta, 0.0, [3.0, 0.1], [1.0], 0.01)
+    assert eta.prediction_costs() is None  # nothing tells the tracing from a batch yet
+    t = _epoch(eta, t, [0.2, 0.1], [0.03], 0.01)
+    assert eta.prediction_costs() == pytest.approx((0.97, 0.03))
+
+
+def test_the_eta_names_what_it_leaves_out_and_counts_down() -> None:
+    from rul_core.progress import eta_of
+
+    assert describe_eta(12.2, then=("the forest head",), scope="fit") == (
+        "fit ETA 12 s, then the forest head")
+    assert describe_eta(3, True, ("the fit", "the forest head", "the validation metrics"),
+                        "windows") == (
+        "windows ETA ≤ 3 s, then the fit, the forest head and the validation metrics")
+    assert describe_eta(None, then=("the fit",)) == "ETA estimating…"
+    extra = {"eta_s": 30.0, "eta_upper_bound": False, "eta_then": [], "eta_scope": ""}
+    assert eta_of(extra, 4.0) == "ETA 26 s"
+    assert eta_of(extra, 40.0) == "ETA 0 s"
+    assert eta_of({**extra, "eta_s": None}, 4.0) == "ETA estimating…"
+    assert eta_of({"fit_eta_s": 3.0}) is None  # carries none of the job's
+
+
+def test_cli_shows_one_bar_for_a_whole_job() -> None:
+    """A training's events carry its fraction done: one bar that names the current stage and
+    never goes back, with the job's ETA; a cross-validation's bar reads its label; other
+    events keep a bar per stage."""
+    out = io.StringIO()
+    bar = TqdmProgress(file=out)
+    eta = {"eta_s": None, "eta_then": [], "eta_scope": "", "eta_upper_bound": False}
+    bar(ProgressEvent("prepare", 1, 4, "windows of B1", {"overall": 0.02, **eta}))
+    bar(ProgressEvent("train", 5, 10, "epoch 1/2", {"overall": 0.4, **eta, "eta_s": 12.0}))
+    bar(ProgressEvent("train", 2, 10, "late", {"overall": 0.3, **eta}))  # never back
+    bar(ProgressEvent("forest", 1, 6, "fitting 5 trees", {"overall": 0.9, **eta,
+                                                           "eta_s": 2.0}))
+    bar(ProgressEvent("load", 1, 2, "reading"))  # not of the job: its own bar
+    overall = bar._bars["overall"]
+    assert overall.n == 900 and overall.desc == "forest"
+    bar(ProgressEvent("train", 1, 10, "2/4 folds done", {"overall": 0.5, "label":
+                                                        "cross-validation", **eta}))
+    assert overall.n == 900 and overall.desc == "cross-validation"
+    assert set(bar._bars) == {"overall", "load"}
+    bar.close()
+    text = out.getvalue()
+    assert "prepare:   2%|" in text and "train:  40%|" in text and "forest:  90%|" in text
+    assert "epoch 1/2 · ETA 12 s" in text and "windows of B1 · ETA estimating…" in text
+    assert "late" in text and "train:  30%" not in text

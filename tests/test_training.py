@@ -129,7 +129,8 @@ def test_training_is_reproducible_and_reports_progress(runs: list) -> None:
     assert a.seed == 3 and a.config.seed == 3
 
     train_ev = [e for e in events if e.stage == "train"]
-    batch_ev = [e for e in train_ev if not e.extra.get("epoch_end")]
+    batch_ev = [e for e in train_ev
+                if not e.extra.get("epoch_end") and not e.extra.get("fit_start")]
     # 32 windows / batch 16 = 2 steps per epoch, 2 epochs -> 4 batch events
     assert [(e.extra["epoch"], e.extra["batch"]) for e in batch_ev] == [
         (1, 1),
@@ -143,16 +144,84 @@ def test_training_is_reproducible_and_reports_progress(runs: list) -> None:
     # val_loss is known from the end of the first epoch on
     assert batch_ev[0].extra["val_loss"] is None
     assert batch_ev[2].extra["val_loss"] == pytest.approx(a.history[0]["val_loss"][0])
-    # the ETA: estimating until two batches past the one-off ones (each epoch's first) are
-    # timed, then positive (the last validation pass is still to come) and 0 at the end;
+    # the fit's ETA: estimating until two batches past the one-off ones (each epoch's first)
+    # are timed, then positive (the last validation pass is still to come) and 0 at the end;
     # an upper bound, as early stopping (patience 10) may end the training sooner
-    assert [e.extra["eta_s"] for e in batch_ev[:3]] == [None, None, None]
-    assert batch_ev[3].extra["eta_s"] > 0
+    assert [e.extra["fit_eta_s"] for e in batch_ev[:3]] == [None, None, None]
+    assert batch_ev[3].extra["fit_eta_s"] > 0
     ends = [e for e in train_ev if e.extra.get("epoch_end")]
-    assert ends[-1].extra["eta_s"] == pytest.approx(0.0)
+    assert ends[-1].extra["fit_eta_s"] == pytest.approx(0.0)
     assert all(e.extra["eta_upper_bound"] for e in train_ev)
     assert all((e.extra["epochs"], e.extra["n_members"]) == (2, 1) for e in train_ev)
-    assert {e.stage for e in events} >= {"prepare", "train"}
+    # the whole training's: the validation metrics are still to come after the fit's end
+    assert [e.stage for e in events if e.stage not in ("prepare", "train")] == [
+        "validate", "validate"]
+    assert ends[-1].extra["eta_s"] > 0 and ends[-1].extra["eta_then"] == []
+    assert events[-1].extra["eta_s"] == 0.0
+    # one fraction for the whole training, forward only, from 0 to 1
+    overall = [e.extra["overall"] for e in events]
+    assert overall[0] == 0.0 and overall[-1] == 1.0 and overall == sorted(overall)
+    assert 0.0 < ends[0].extra["overall"] < ends[-1].extra["overall"] < 1.0
+    # while the windows are made, the fit cannot be timed yet: named, not counted as 0 s
+    making = [e for e in events if e.stage == "prepare" and 0 < e.done < e.total]
+    assert len(making) == 1 and all(e.extra["eta_then"] == ["the fit", "the validation metrics"]
+                                    and e.extra["eta_s"] >= 0 for e in making)
+    starts = [e for e in train_ev if e.extra.get("fit_start")]
+    assert len(starts) == 1 and starts[0].message == (
+        "member 1/1: starting its fit (the first batch traces the model)")
+
+
+def test_the_training_plan_counts_what_training_does(runs: list, trained: TrainedModel) -> None:
+    """The plan behind the whole training's fraction counts the windows, batches and trees
+    the training then makes (fixture ``trained``: 2 runs + 1 validation run of 32 windows,
+    batch 16, a forest of 5 trees)."""
+    from rul_core.job_progress import training_plan
+
+    plan = training_plan(tiny_carle(), runs[:2], [runs[2]], epochs=2, batch_size=16)
+    assert (plan.windows, plan.n_train, plan.n_val, plan.steps, plan.trees) == (96, 64, 32, 4, 5)
+    assert plan.n_train == trained.metrics["train_windows"]
+    assert plan.stages.names() == ["prepare", "train", "forest", "validate"]
+    isolated = training_plan(tiny_carle(), runs[:2], epochs=2, batch_size=16, isolated=True)
+    assert isolated.stages.names() == ["start", "prepare", "train", "forest", "finish"]
+    # every 2nd snapshot, 2 phases, 2 noisy copies: 32 windows a thinning, 4 batches of 8
+    aug = NoiseAugmentation("gaussian", 0.5, copies=2)
+    kw = {"epochs": 2, "batch_size": 8, "snapshot_every": 2, "snapshot_phases": 2,
+          "augmentation": aug, "seed": 1}
+    plan = training_plan(tiny_rc_lstm(), runs[:2], **kw)
+    model = train(tiny_rc_lstm(), runs[:2], patience=0, **kw)
+    assert plan.n_train == model.metrics["train_windows"] == 192
+    assert plan.steps == 4 and plan.stages.names() == ["prepare", "train"]
+
+
+def test_the_forest_fit_in_chunks_is_the_same_forest() -> None:
+    """Fitted in 3 calls (warm start) the forest holds the very trees of one call, so its
+    progress and cancel checks between calls change nothing."""
+    from rul_core.models.heads import ForestHead
+
+    rng = np.random.default_rng(0)
+    emb, y = rng.random((60, 4)).astype(np.float32), rng.random(60)
+    seen: list[int] = []
+    whole = ForestHead.fit(emb, y, n_trees=7, seed=3)
+    parts = ForestHead.fit(emb, y, n_trees=7, seed=3, chunks=3, on_chunk=seen.append)
+    assert seen == [2, 4, 7] and parts.n_trees == 7 and not parts.forest.warm_start
+    np.testing.assert_array_equal(whole.predict_trees(emb), parts.predict_trees(emb))
+    np.testing.assert_array_equal(whole.predict(emb[:5]), parts.predict(emb[:5]))
+
+
+def test_the_whole_training_eta_covers_the_forest_head(runs: list) -> None:
+    """With the forest head's trees timed before the fit (a calibration fit), the ETA during
+    the fit covers the forest and the validation metrics: nothing is left out, and it does
+    not reach 0 while they are still to come; the forest's events count its trees."""
+    events: list[ProgressEvent] = []
+    train(tiny_carle(), runs[:1], val_runs=[runs[1]], epochs=3, batch_size=16, patience=0,
+          progress=events.append)
+    ends = [e for e in events if e.extra.get("epoch_end")]
+    assert ends[-1].extra["fit_eta_s"] == 0.0
+    assert ends[-1].extra["eta_then"] == [] and ends[-1].extra["eta_s"] > 0
+    forest = [(e.done, e.total) for e in events if e.stage == "forest"]
+    assert forest == [(0, 6), (1, 6), (6, 6)]  # embedding, then 5 trees in one call
+    overall = [e.extra["overall"] for e in events]
+    assert overall == sorted(overall) and overall[-1] == 1.0
 
 
 def test_cancel_from_progress_callback_raises_cancelled(runs: list) -> None:
@@ -170,7 +239,8 @@ def test_cancel_from_progress_callback_raises_cancelled(runs: list) -> None:
     )
     with pytest.raises(Cancelled):
         train(cfg, runs[:1], epochs=1, batch_size=16, progress=progress, cancel=token)
-    batches = [e for e in seen if e.stage == "train" and not e.extra.get("epoch_end")]
+    batches = [e for e in seen if e.stage == "train" and not e.extra.get("epoch_end")
+               and not e.extra.get("fit_start")]
     # member 0: 2 batches (32 windows / 16); member 1: stopped after its first batch
     assert [(e.extra["member"], e.done, e.total) for e in batches] == [
         (0, 1, 4),
@@ -203,7 +273,11 @@ def test_early_stopping_says_why_the_progress_stops_short(runs: list) -> None:
     assert ran < 40
     stops = [e for e in events if e.extra.get("stopped_early")]
     assert len(stops) == 1 and stops[0].done == stops[0].total == 80  # 40 epochs x 2 batches
-    assert stops[0].extra["eta_s"] == 0.0  # nothing left, not the epochs it skipped
+    assert stops[0].extra["fit_eta_s"] == 0.0  # nothing left, not the epochs it skipped
+    # the whole training: the validation metrics, not the epochs it skipped
+    assert 0.0 < stops[0].extra["eta_s"] < 10.0
+    assert stops[0].extra["overall"] == max(e.extra["overall"] for e in events
+                                            if e.stage == "train")
     best = 1 + int(np.argmin(model.history[0]["val_loss"]))
     assert stops[0].message == (f"member 1/1 stopped early after epoch {ran}/40: val_loss did "
                                 f"not improve for 1 epoch; epoch {best}'s weights kept")
@@ -583,7 +657,8 @@ def test_snapshot_phases_train_more_windows_in_the_same_batches_per_epoch(runs: 
     assert one.metrics["train_windows"] == 32 and two.metrics["train_windows"] == 64
     assert two.metrics["snapshot_phases"] == 2 and "snapshot_phases" not in one.metrics
     batches = [(e.extra["epoch"], e.extra["batch"]) for e in events
-               if e.stage == "train" and not e.extra.get("epoch_end")]
+               if e.stage == "train" and not e.extra.get("epoch_end")
+               and not e.extra.get("fit_start")]
     assert batches == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4)]
     for wa, wb in zip(two.models[0].get_weights(), again.models[0].get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
@@ -649,7 +724,8 @@ def test_training_with_noise_augmentation(runs: list) -> None:
     # 2 runs x 8 snapshots x 4 windows = 64 clean windows, and two noisy copies of them
     assert clean.metrics["train_windows"] == 64 and noisy.metrics["train_windows"] == 192
     batches = [(e.extra["epoch"], e.extra["batch"]) for e in events
-               if e.stage == "train" and not e.extra.get("epoch_end")]
+               if e.stage == "train" and not e.extra.get("epoch_end")
+               and not e.extra.get("fit_start")]
     assert batches == [(e, b) for e in (1, 2) for b in range(1, 9)]  # 64 / 8 per epoch
     prepared = [e.message for e in events if e.stage == "prepare" and e.done > 0]
     assert prepared[-4:] == ["windows of Bearing1_1 (salt_and_pepper noise)",

@@ -281,10 +281,21 @@ def test_progress_line_counts_the_eta_down_and_says_when_it_is_estimating():
     assert ui_state.progress_line(job, now=1100.0).endswith("loss 0.4 · ETA ≤ 0 s")
     assert ui_state.progress_line(job, now=1012.0, compact=True) == (
         "12 s · member 1/1 epoch 2/2 loss 0.4 · ETA ≤ 28 s")
-    job.last = ProgressEvent("train", 5, 10, "fold 2/3 · epoch 1/2", {"eta_s": 9.0, "fold": 2})
-    assert ui_state.progress_line(job, now=1010.0).endswith("· fold 2 ETA 9 s")
+    # a cross-validation: one line of the whole run, named so whichever fold reported, and
+    # the whole run's ETA (not the fold's)
+    job.last = ProgressEvent("train", 5, 10, "1/3 folds done · fold 2: epoch 1/2 · 1 waiting",
+                             {"eta_s": 9.0, "fold": 2, "label": "cross-validation"})
+    assert ui_state.progress_line(job, now=1010.0) == (
+        "running · 10 s · cross-validation: 1/3 folds done · fold 2: epoch 1/2 · 1 waiting · "
+        "ETA 9 s")
     job.last = ProgressEvent("forest", 1, 2, "fitting 5 trees")
     assert ui_state.progress_line(job, now=1010.0).endswith("· forest: fitting 5 trees")
+    # every stage of a training shows the whole training's ETA, and what it leaves out
+    job.last = ProgressEvent("prepare", 1, 3, "windows of Bearing1_1",
+                             {"eta_s": 2.4, "eta_then": ["the fit", "the forest head"],
+                              "eta_scope": "windows", "overall": 0.01})
+    assert ui_state.progress_line(job, now=1010.0).endswith(
+        "prepare: windows of Bearing1_1 · windows ETA 2 s, then the fit and the forest head")
     job.status = "cancelled"
     job.last = ProgressEvent("train", 5, 10, "epoch 2/2", {"eta_s": 9.0})
     assert "ETA" not in ui_state.progress_line(job, now=1010.0)

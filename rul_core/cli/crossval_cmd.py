@@ -66,7 +66,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
             result = cross_validate(
                 config, runs, n_folds=args.folds, split_seed=args.split_seed,
                 inner_val=args.inner_val, on=args.on, isolate=not args.in_process,
-                jobs=args.jobs, progress=_overall(progress) if args.jobs > 1 else progress,
+                jobs=args.jobs, progress=progress,
                 **training_kwargs(args))
             results[ablation] = result
             _save(args, ablation, result, ws, ds, saved)
@@ -134,23 +134,6 @@ def _out_folder(args: argparse.Namespace, ablation: str) -> Path | None:
     if not args.out:
         return None
     return Path(args.out) / ablation if len(set(args.ablation)) > 1 else Path(args.out)
-
-
-def _overall(progress: Any) -> Any:
-    """With folds training at once, one bar of the whole run ("folds", in per cent) instead
-    of per-stage bars that every fold would move back and forth."""
-    if progress is None:
-        return None
-    from rul_core.progress import ProgressEvent
-
-    def relay(event: ProgressEvent) -> None:
-        overall = event.extra.get("overall")
-        if overall is None:
-            progress(event)
-        else:
-            progress(ProgressEvent("folds", round(100 * overall), 100, event.message))
-
-    return relay
 
 
 def register(sub: argparse._SubParsersAction) -> None:

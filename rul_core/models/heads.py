@@ -11,6 +11,8 @@ Interval from a forest: the per-tree predictions are an empirical predictive dis
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,25 +44,37 @@ class ForestHead:
         n_jobs: int | None = -1,
         min_samples_leaf: int = 1,
         max_features: float = 1.0,
+        chunks: int = 1,
+        on_chunk: Callable[[int], None] | None = None,
     ) -> ForestHead:
-        """Fit ``n_trees`` trees (deterministic for a given seed, whatever ``n_jobs``).
+        """Fit ``n_trees`` trees (deterministic for a given seed, whatever ``n_jobs`` and
+        ``chunks``).
 
         ``min_samples_leaf``/``max_features`` as in scikit-learn (its defaults, the papers'
         setting, are 1 and 1.0); larger leaves and fewer features per split keep the trees
-        from memorising the training bearings' windows.
+        from memorising the training bearings' windows. ``chunks`` > 1 fits the trees in that
+        many calls (the same trees), calling ``on_chunk(trees fitted so far)`` after each.
         """
         x = np.asarray(embeddings, dtype=np.float32)
         target = np.asarray(y, dtype=np.float64).reshape(-1)
         if x.ndim != 2 or x.shape[0] != target.size:
             raise ValueError(f"forest head: embeddings {x.shape} and labels {target.shape} differ")
+        n_trees, chunks = int(n_trees), max(1, min(int(chunks), int(n_trees)))
         rf = RandomForestRegressor(
             n_estimators=int(n_trees),
             random_state=int(seed),
             n_jobs=n_jobs,
             min_samples_leaf=int(min_samples_leaf),
             max_features=float(max_features),
+            warm_start=chunks > 1,
         )
-        rf.fit(x, target)
+        for k in range(1, chunks + 1):
+            # a warm start draws each new tree's seed as the whole fit would: the same trees
+            rf.n_estimators = n_trees * k // chunks
+            rf.fit(x, target)
+            if on_chunk is not None:
+                on_chunk(rf.n_estimators)
+        rf.warm_start = False
         rf.n_jobs = 1  # threaded prediction sums trees in varying order: last-ulp differences
         return cls(rf)
 
@@ -125,16 +139,63 @@ def fit_forest_head(
     cancel: CancelToken | None = None,
     min_samples_leaf: int = 1,
     max_features: float = 1.0,
+    chunks: int = 1,
 ) -> ForestHead:
-    """Fit a forest on ``embedding_model(model)`` outputs of ``inputs`` against labels ``y``."""
+    """Fit a forest on ``embedding_model(model)`` outputs of ``inputs`` against labels ``y``.
+
+    Progress: ``forest`` events of ``n_trees + 1`` items, the embedding pass counting one:
+    0 before it, 1 after it, then one more per tree fitted, reported after each of
+    ``chunks`` fit calls (:meth:`ForestHead.fit`; ``cancel`` is checked between them)."""
     from rul_core.models.build import embedding_model
 
+    n_trees = int(n_trees)
     check(cancel)
-    emit(progress, "forest", 0, 2, "embedding the training windows")
+    emit(progress, "forest", 0, n_trees + 1, "embedding the training windows")
     emb = embedding_model(model).predict(inputs, batch_size=batch_size, verbose=0)
     check(cancel)
-    emit(progress, "forest", 1, 2, f"fitting {n_trees} trees")
+    emit(progress, "forest", 1, n_trees + 1, f"fitting {n_trees} trees")
+
+    def fitted(trees: int) -> None:
+        if trees < n_trees:
+            emit(progress, "forest", 1 + trees, n_trees + 1, f"fitted {trees}/{n_trees} trees")
+            check(cancel)
+
     head = ForestHead.fit(emb, y, n_trees=n_trees, seed=seed, min_samples_leaf=min_samples_leaf,
-                          max_features=max_features)
-    emit(progress, "forest", 2, 2, "done")
+                          max_features=max_features, chunks=chunks, on_chunk=fitted)
+    emit(progress, "forest", n_trees + 1, n_trees + 1, f"fitted {n_trees} trees")
     return head
+
+
+def calibrate_forest(
+    n_samples: int,
+    n_features: int,
+    y: np.ndarray,
+    n_trees: int,
+    seed: int = 0,
+    min_samples_leaf: int = 1,
+    max_features: float = 1.0,
+) -> tuple[float, float]:
+    """(seconds per tree, seconds per fit call) :meth:`ForestHead.fit` will take on this
+    machine for ``n_trees`` trees on ``n_samples`` embeddings of ``n_features`` with labels
+    ``y``, measured before the embeddings exist: a fit of one tree per core on random
+    rectified features (half of them 0, as a ReLU layer's outputs) less the same fit on two
+    samples (the thread pool's cost per call). Uses no global random state."""
+    import joblib
+
+    k = max(1, min(int(n_trees), joblib.cpu_count()))
+    rng = np.random.default_rng(int(seed))
+    x = np.maximum(rng.standard_normal((int(n_samples), int(n_features)), dtype=np.float32), 0)
+    target = np.asarray(y, dtype=np.float64).reshape(-1)[: int(n_samples)]
+
+    def timed(rows: int) -> float:
+        rf = RandomForestRegressor(n_estimators=k, random_state=int(seed), n_jobs=-1,
+                                   min_samples_leaf=int(min_samples_leaf),
+                                   max_features=float(max_features))
+        t0 = time.perf_counter()
+        rf.fit(x[:rows], target[:rows])
+        return time.perf_counter() - t0
+
+    call, whole = timed(min(2, int(n_samples))), timed(int(n_samples))
+    if whole < 0.25:  # as short as the pool's start: the smaller of two, against the noise
+        call, whole = min(call, timed(min(2, int(n_samples)))), min(whole, timed(int(n_samples)))
+    return max(0.0, whole - call) / k, call
