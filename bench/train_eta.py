@@ -166,6 +166,8 @@ class Timeline:
 # ----------------------------------------------------------------------------- stages
 STAGE_CASES = (("carle", "full", 10, {}), ("carle", "carl", 10, {}),
                ("multimodal", "full", 5, {"forest": True}), ("rc_lstm", "full", 10, {}))
+#: Cases on the larger data (:data:`LARGER`): (label, config, epochs).
+LARGER_STAGE_CASES = (("carle/full", "quick", 20), ("carle/full", "paper", 3))
 
 
 def stage_section(data: Path) -> list[str]:
@@ -175,15 +177,22 @@ def stage_section(data: Path) -> list[str]:
     from rul_core.isolated import train_isolated
     from rul_core.job_progress import TrainingEta, training_plan
 
-    runs = list(load_dataset(data).runs)
+    demo = list(load_dataset(data).runs)
+    tmp = tempfile.TemporaryDirectory(prefix="train-eta-")
+    larger = list(load_dataset(larger_data(Path(tmp.name) / "larger")).runs)
+    in_child = (("carle", "full"), ("rc_lstm", "full"))  # also trained as the app does
+    cases = [(f"{m}/{a}, {e} epochs", demo, _config(m, a, **hp), e, (m, a) in in_child)
+             for m, a, e, hp in STAGE_CASES]
+    cases += [(f"larger data: {label} {preset}, {e} epochs", larger,
+               _paper("carle", "full") if preset == "paper" else _config("carle", "full"), e,
+               False) for label, preset, e in LARGER_STAGE_CASES]
     rows = ["| training | where | stage | weight (reference s) | planned share | measured s | "
             "measured share |", "|---|---|---|---|---|---|---|"]
     costs = ["| training | prepare ms/window | build + first batch one-off s | ms per training "
              "window | validation ms/window (share of a training window) | forest: trees s "
              "(calibrated estimate) | embedding pass s (estimate) | validation metrics s "
              "(estimate) |", "|---|---|---|---|---|---|---|---|"]
-    for model, ablation, epochs, hp in STAGE_CASES:
-        config = _config(model, ablation, **hp)
+    for name, runs, config, epochs, child in cases:
         kw = {"val_runs": runs[3:], "epochs": epochs, "patience": 0}
         seen: dict[str, Any] = {}
         estimates: dict[str, float | None] = {}
@@ -210,13 +219,15 @@ def stage_section(data: Path) -> list[str]:
 
         original, training.TrainingEta = training.TrainingEta, Kept
         try:
-            line = Timeline(f"{model}/{ablation}")
+            line = Timeline(name)
             training.train(config, runs[:3], progress=lambda e, ln=line: progress(e, ln), **kw)
             line.done()
         finally:
             training.TrainingEta = original
         eta = seen["eta"]
         plan = training_plan(config, runs[:3], runs[3:], epochs=epochs)
+        trees_per = (f" ({(line.last('forest') - line.first('forest', 1)) / plan.trees * 1000:.1f}"
+                     f" ms a tree of {plan.n_train} x {plan.features:g})" if plan.trees else "")
         fit = eta.fit
         batch = fit.batch_cost()
         measured = {"prepare": line.last("prepare"),
@@ -224,24 +235,24 @@ def stage_section(data: Path) -> list[str]:
         if plan.trees:
             measured["forest"] = line.last("forest") - line.last("train")
         measured["validate"] = line.end - line.last("forest" if plan.trees else "train")
-        rows += _share_rows(f"{model}/{ablation}, {epochs} epochs", "this process",
-                            plan.stages, measured)
-        first_batch = line.first("train") - line.last("prepare")
+        rows += _share_rows(name, "this process", plan.stages, measured)
+        first_batch = next(t for t, e in line.events if e.stage == "train"
+                           and "batch" in e.extra) - line.last("prepare")
         pred = fit.prediction_costs()
         val_ms = pred[1] / eta.val_batch_size * 1000 if pred else float("nan")
         train_ms = batch / eta.batch_size * 1000
         trees = (f"{line.last('forest') - line.first('forest', 1):.2f} "
-                 f"({estimates['trees']:.2f})" if plan.trees else "—")
+                 f"({estimates['trees']:.2f}){trees_per}" if plan.trees else "—")
         embed = (f"{line.first('forest', 1) - line.first('forest', 0):.2f} "
                  f"({estimates['embed']:.2f})" if plan.trees else "—")
         costs.append(
-            f"| {model}/{ablation} | {measured['prepare'] / plan.windows * 1000:.2f} | "
+            f"| {name} | {measured['prepare'] / plan.windows * 1000:.2f} | "
             f"{first_batch - batch:.2f} | {train_ms:.2f} | {val_ms:.2f} "
             f"({val_ms / train_ms:.2f}) | {trees} | {embed} | "
             f"{line.end - line.first('validate', 0):.2f} ({estimates['validate']:.2f}) |")
         print(rows[-1], costs[-1], sep="\n", flush=True)
-        if (model, ablation) in (("carle", "full"), ("rc_lstm", "full")):
-            iso = Timeline(f"{model}/{ablation} isolated")
+        if child:
+            iso = Timeline(f"{name} isolated")
             train_isolated(config, runs[:3], progress=iso, **kw)
             iso.done()
             iplan = training_plan(config, runs[:3], runs[3:], epochs=epochs, isolated=True)
@@ -253,8 +264,8 @@ def stage_section(data: Path) -> list[str]:
                 im["forest"] = iso.last("forest") - iso.last("train")
             im["validate"] = finish0 - iso.last("forest" if iplan.trees else "train")
             im["finish"] = iso.end - finish0
-            rows += _share_rows(f"{model}/{ablation}, {epochs} epochs", "child process",
-                                iplan.stages, im)
+            rows += _share_rows(name, "child process", iplan.stages, im)
+    tmp.cleanup()
     return ["## Stage weights", "", *rows, "", "Per-unit costs measured in those trainings "
             "(this process; estimates made before the stage ran):", "", *costs]
 
@@ -383,20 +394,64 @@ def job_section(data: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="train-eta-") as tmp:
         env = {**os.environ, "RUL_WORKSPACE": str(Path(tmp) / "ws"), "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": str(ROOT)}
-        common = ["--data", str(data), "--preset", "quick", "--patience", "0"]
+        larger = larger_data(Path(tmp) / "larger")
+        common = ["--preset", "quick", "--patience", "0"]
         for name, argv in (
             ("CLI: train --model carle (full), --epochs 10",
              ["train", "--model", "carle", "--epochs", "10", "--out", str(Path(tmp) / "b"),
-              *common]),
+              "--data", str(data), *common]),
             ("CLI: crossval --model carle --ablation carl --epochs 6 --jobs 2",
              ["crossval", "--model", "carle", "--ablation", "carl", "--epochs", "6",
-              "--jobs", "2", "--out", str(Path(tmp) / "cv"), *common]),
+              "--jobs", "2", "--out", str(Path(tmp) / "cv"), "--data", str(data), *common]),
+            ("larger data, CLI: train --model carle (full), 20 epochs",
+             ["train", "--model", "carle", "--out", str(Path(tmp) / "b2"), "--data",
+              str(larger), *common]),
         ):
             points, end = cli_points(argv, env)
             new = checkpoints(f"{name} ({end:.1f} s)", points, end)
             print("\n".join(new), flush=True)
             rows.extend(new)
-    return ["## The whole job's bar and ETA", "", *rows]
+        big = list(load_dataset(larger).runs)
+        big_kw = {"val_runs": big[3:], "patience": 0}
+        for what, config, epochs in (
+                ("carle/full, 20 epochs", _config("carle", "full"), 20),
+                ("rc_lstm/full, 10 epochs", _config("rc_lstm", "full"), 10),
+                ("carle/full paper preset (800 trees), 3 epochs",
+                 _paper("carle", "full"), 3)):
+            line = Timeline("")
+            train(config, big[:3], epochs=epochs, progress=line, **big_kw)
+            line.done()
+            record(f"larger data, API: train {what} ({line.end:.1f} s)", line)
+        line = Timeline("")
+        train_isolated(_config("carle", "full"), big[:3], epochs=20, progress=line, **big_kw)
+        line.done()
+        record(f"larger data, child process: carle/full, 20 epochs ({line.end:.1f} s)", line)
+        line = Timeline("")
+        cross_validate(_config("carle", "carl"), big, jobs=2, epochs=10, patience=0,
+                       progress=line)
+        line.done()
+        record(f"larger data, API: cross-validate carle/carl, 4 folds, 2 at once, 10 epochs "
+               f"({line.end:.1f} s)", line)
+    return ["## The whole job's bar and ETA", "",
+            f"Larger data: {LARGER} (3 training bearings of 400 windows, 1 validation; the "
+            "demo's have 48).", "", *rows]
+
+
+#: The larger synthetic dataset of the ``jobs`` section.
+LARGER = "synthetic FEMTO layout, 4 bearings x 100 snapshots of 2560 samples, seed 0"
+
+
+def larger_data(folder: Path) -> Path:
+    """Write the larger synthetic dataset (:data:`LARGER`) into ``folder``."""
+    from rul_core.data.synthetic import write_dataset
+
+    return write_dataset(folder, "femto", n_bearings=4, n_snapshots=100, samples=2560, seed=0)
+
+
+def _paper(model: str, ablation: str) -> Any:
+    from rul_core.models import ModelConfig
+
+    return ModelConfig(model, ablation=ablation, preset="paper")
 
 
 def main(argv: list[str] | None = None) -> int:

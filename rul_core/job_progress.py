@@ -8,24 +8,26 @@ finished plus the current stage's weight times its own fraction, over the total,
 less than it was (:class:`OverallTracker`). A training (:func:`training_plan`) is:
 
 * ``start`` (only in a child process, :mod:`rul_core.isolated`): spawning it and importing
-  TensorFlow, Keras and what saving needs: :data:`START_S`;
+  TensorFlow, Keras and what saving needs: :data:`START_S`; nothing reports meanwhile;
 * ``prepare``: the normaliser and every window's model inputs: ImR rasters and TF features
   (CARLE, Multimodal-RUL) or the filtered signal (RC-LSTM), :data:`PREPARE_MS` per window;
 * ``train``: per member, building the model and its first batch's one-offs (the tracing of the
-  training step, :attr:`ModelCosts.trace_s`), then every batch at
+  training step, :attr:`ModelCosts.trace_s`: counted done with that batch, as nothing
+  reports while it runs), then every batch at
   :attr:`ModelCosts.window_ms` per training window and every epoch's end (a validation pass at
   :data:`FORWARD_SHARE` of that per window, and :data:`EPOCH_END_S` of callbacks);
 * ``forest`` (when the model has the forest head): one prediction pass over the training
-  windows (:func:`prediction_s`) and the trees, :data:`TREE_NS` per tree, sample x log2
-  sample x feature considered;
+  windows (:func:`prediction_s`) and the trees (:func:`tree_s`: :data:`TREE_FIXED_S` and
+  :data:`TREE_NS` per sample x log2 sample x feature considered, each);
 * ``validate`` (with validation runs): one prediction pass over them per member;
 * ``finish`` (only in a child process): saving the bundle and loading it back, :data:`FINISH_S`.
 
-The per-unit costs were measured by ``bench/train_eta.py --stages`` on the demo data (quick
-and paper presets, ``bench/results/train_eta.md``); the one-offs are several seconds, so on
-small jobs they are most of the time (a quick CARLE on the demo data: start 28 %, the first
-batch 27 %, the other batches 30 %). Another machine (a GPU) shifts the shares, never the
-order: the fraction still only moves forward.
+The per-unit costs were measured by ``bench/train_eta.py --sections stages``
+(``bench/results/train_eta.md``: each stage's planned and measured share of real trainings);
+the one-offs are seconds, so on small jobs they are much of the time (a quick CARLE on the
+demo data in a child process: its start about 30 %, its hand-over 20 %). Another machine (a
+GPU) or other sizes (``hparams``) shift the shares, never the order: the fraction still only
+moves forward, and the ETA is this job's own.
 
 **The ETA.** :class:`TrainingEta` adds up the seconds left stage by stage, each from this job's
 own timings: the windows left at the rate measured so far, the fit's
@@ -60,18 +62,19 @@ class ModelCosts:
     window_ms: float
 
 
-#: Measured by ``bench/train_eta.py --sections stages`` on the demo data (2-core AMD EPYC,
-#: shared): the quick presets there; the paper presets from a 2-epoch training each.
+#: Measured by ``bench/train_eta.py --sections stages`` (2-core AMD EPYC, shared) on the demo
+#: data and a larger synthetic set; RC-LSTM and Multimodal-RUL paper: a 2-epoch training each.
 MODEL_COSTS: dict[tuple[str, str], ModelCosts] = {
-    ("carle", "quick"): ModelCosts(4.0, 0.4),
-    ("carle", "paper"): ModelCosts(5.0, 1.3),
-    ("multimodal", "quick"): ModelCosts(6.0, 3.5),
+    ("carle", "quick"): ModelCosts(4.0, 0.35),
+    ("carle", "paper"): ModelCosts(5.0, 1.0),
+    ("multimodal", "quick"): ModelCosts(6.0, 3.0),
     ("multimodal", "paper"): ModelCosts(7.5, 12.0),
-    ("rc_lstm", "quick"): ModelCosts(3.0, 1.8),
+    ("rc_lstm", "quick"): ModelCosts(3.0, 1.6),
     ("rc_lstm", "paper"): ModelCosts(90.0, 820.0),
 }
-#: Preparing one window's inputs, ms: ImR rasters and TF features, or the filtered signal.
-PREPARE_MS = {"features": 1.5, "signal": 0.3}
+#: Preparing one window's inputs, ms: ImR rasters and TF features, or the filtered signal
+#: (measured 0.64-1.61 and 0.27).
+PREPARE_MS = {"features": 1.0, "signal": 0.3}
 #: A forward pass of a window against a training step's (forward and backward) cost
 #: (measured 0.2-0.36).
 FORWARD_SHARE = 0.3
@@ -84,8 +87,10 @@ PREDICT_VS_TEST_ONEOFF = 0.6
 PREDICT_TRACE_SHARE = 0.2
 #: The callbacks at an epoch's end, seconds.
 EPOCH_END_S = 0.03
-#: One tree of the forest head, ns per sample x log2(samples) x feature considered.
-TREE_NS = 60.0
+#: One tree of the forest head: a fixed cost (s) and ns per sample x log2(samples) x feature
+#: considered (measured on trained embeddings: 0.8 ms a tree of 144 x 8, 3 ms of 1200 x 32).
+TREE_FIXED_S = 0.0005
+TREE_NS = 8.0
 #: A child process's start (spawn, imports: measured 2.9-4.3 s) and its hand-over (saving
 #: the bundle, the child's exit, loading the bundle back: 1.4-3.8 s), seconds.
 START_S = 4.0
@@ -106,7 +111,7 @@ def prediction_s(config: Any, n_windows: int) -> float:
 def tree_s(n_samples: int, n_features: float) -> float:
     """Reference seconds of one forest tree on ``n_samples`` samples of ``n_features``."""
     n = max(2, int(n_samples))
-    return TREE_NS * 1e-9 * n * math.log2(n) * max(1.0, n_features)
+    return TREE_FIXED_S + TREE_NS * 1e-9 * n * math.log2(n) * max(1.0, n_features)
 
 
 # ------------------------------------------------------------------------ stages and fraction

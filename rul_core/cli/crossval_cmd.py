@@ -7,7 +7,8 @@ with capped labels replayed as the PHM 2012 challenge would (``rul_core.crossval
 trains in a fresh child process unless ``--in-process``; ``--jobs N`` trains N folds at once.
 The tables, the out-of-fold snapshot predictions and a summary are written to ``--out``
 (default ``<workspace>/crossval/<model>-<ablation>-<time>``) and the run is recorded in the
-workspace catalog.
+workspace catalog. Progress: one bar of the whole run, forward only, with its ETA and one line
+of every fold training ("1/4 folds done, 2 at once · fold 2: ... · fold 3: ... · 1 waiting").
 """
 
 from __future__ import annotations

@@ -174,28 +174,34 @@ def calibrate_forest(
     seed: int = 0,
     min_samples_leaf: int = 1,
     max_features: float = 1.0,
+    min_s: float = 0.1,
 ) -> tuple[float, float]:
     """(seconds per tree, seconds per fit call) :meth:`ForestHead.fit` will take on this
     machine for ``n_trees`` trees on ``n_samples`` embeddings of ``n_features`` with labels
-    ``y``, measured before the embeddings exist: a fit of one tree per core on random
-    rectified features (half of them 0, as a ReLU layer's outputs) less the same fit on two
-    samples (the thread pool's cost per call). Uses no global random state."""
+    ``y``, measured before the embeddings exist: fits of one tree per core, then 4 times as
+    many, ... until the trees take ``min_s`` beyond a fit call's own cost (one tree per core
+    on two samples: the thread pool's), or a quarter of the forest, on random rectified
+    features (half of them 0, as a ReLU layer's outputs). Uses no global random state."""
     import joblib
 
-    k = max(1, min(int(n_trees), joblib.cpu_count()))
+    n = int(n_samples)
     rng = np.random.default_rng(int(seed))
-    x = np.maximum(rng.standard_normal((int(n_samples), int(n_features)), dtype=np.float32), 0)
-    target = np.asarray(y, dtype=np.float64).reshape(-1)[: int(n_samples)]
+    x = np.maximum(rng.standard_normal((n, int(n_features)), dtype=np.float32), 0)
+    target = np.asarray(y, dtype=np.float64).reshape(-1)[:n]
 
-    def timed(rows: int) -> float:
-        rf = RandomForestRegressor(n_estimators=k, random_state=int(seed), n_jobs=-1,
+    def timed(rows: int, trees: int) -> float:
+        rf = RandomForestRegressor(n_estimators=trees, random_state=int(seed), n_jobs=-1,
                                    min_samples_leaf=int(min_samples_leaf),
                                    max_features=float(max_features))
         t0 = time.perf_counter()
         rf.fit(x[:rows], target[:rows])
         return time.perf_counter() - t0
 
-    call, whole = timed(min(2, int(n_samples))), timed(int(n_samples))
-    if whole < 0.25:  # as short as the pool's start: the smaller of two, against the noise
-        call, whole = min(call, timed(min(2, int(n_samples)))), min(whole, timed(int(n_samples)))
-    return max(0.0, whole - call) / k, call
+    k = max(1, min(int(n_trees), joblib.cpu_count()))
+    most = max(k, int(n_trees) // 4)
+    call = min(timed(min(2, n), k), timed(min(2, n), k))  # the smaller: against noise
+    while True:
+        whole = timed(n, k)
+        if whole - call >= min_s or k >= most:
+            return max(0.0, whole - call) / k, call
+        k = min(most, 4 * k)
