@@ -408,7 +408,9 @@ def job_section(data: Path) -> list[str]:
               str(larger), *common]),
         ):
             points, end = cli_points(argv, env)
-            new = checkpoints(f"{name} ({end:.1f} s)", points, end)
+            after = end - points[-1][0] if points else float("nan")
+            new = checkpoints(f"{name} ({end:.1f} s; {after:.1f} s after its bar's last "
+                              "refresh)", points, end)
             print("\n".join(new), flush=True)
             rows.extend(new)
         big = list(load_dataset(larger).runs)

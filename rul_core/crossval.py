@@ -30,7 +30,7 @@ from rul_core.atomic import atomic_dir, atomic_path, check_replaceable, write_ne
 from rul_core.data.run import Run
 from rul_core.errors import InputError, RulError
 from rul_core.evaluation import EvaluationResult, evaluate, tabulate
-from rul_core.job_progress import scoring_weight, training_plan
+from rul_core.job_progress import CrossValProgress, Estimate, scoring_weight, training_plan
 from rul_core.progress import (
     ETA_KEYS,
     OVERALL,
@@ -163,8 +163,6 @@ class _FoldRelay:
 
     def __init__(self, progress: ProgressFn | None, weights: list[tuple[float, float]],
                  jobs: int) -> None:
-        from rul_core.job_progress import CrossValProgress
-
         self.progress = progress
         self.n_folds = len(weights)
         self.state = CrossValProgress(weights, jobs)
@@ -174,10 +172,8 @@ class _FoldRelay:
         """Pass one event on, with the whole run's state (called under the lock)."""
         if self.progress is None:
             return
-        estimate = self.state.estimate(time.perf_counter())
         overall = self.state.overall()
-        if overall >= 1.0:
-            estimate = type(estimate)(0.0)
+        estimate = Estimate(0.0) if overall >= 1.0 else self.state.estimate(time.perf_counter())
         self.progress(ProgressEvent(stage, done, total, self.state.line(),
                                     {**extra, **estimate.extra(), OVERALL: overall,
                                      "label": "cross-validation"}))
@@ -202,10 +198,6 @@ class _FoldRelay:
         """Count fold ``fold`` (from 0) as done."""
         with self.lock:
             self.state.finished(fold, time.perf_counter())
-
-    def done(self) -> int:
-        """Folds done."""
-        return sum(f.state == "done" for f in self.state.folds)
 
     def for_fold(self, fold: int) -> ProgressFn | None:
         """The progress callback of fold ``fold`` (from 0)."""
@@ -294,7 +286,7 @@ def cross_validate(
                        ).stages.total,
          scoring_weight(config, [by_name[n] for n in held_names], **train_kwargs))
         for (fit_names, val_names), (_, held_names) in zip(splits, plan, strict=True)]
-    relay = _FoldRelay(progress, weights, jobs if len(plan) > 1 else 1)
+    relay = _FoldRelay(progress, weights, min(jobs, len(plan)))
 
     def fit_fold(i: int, token: CancelToken | None) -> tuple[Any, float]:
         fit_names, val_names = splits[i]

@@ -28,7 +28,13 @@ import pandas as pd
 from rul_core import metrics as mt
 from rul_core.data.run import Run, every_nth_from_last
 from rul_core.errors import Cancelled, InputError, RulError
-from rul_core.job_progress import TrainingEta, forest_chunks, training_plan
+from rul_core.job_progress import (
+    Estimate,
+    OverallTracker,
+    TrainingEta,
+    forest_chunks,
+    training_plan,
+)
 from rul_core.progress import (
     OVERALL,
     CancelToken,
@@ -437,16 +443,12 @@ class _JobProgress:
     (:class:`rul_core.job_progress.TrainingEta`: ``eta_s``, ``eta_upper_bound``,
     ``eta_then``, ``eta_scope``); the forest's events also time its trees."""
 
-    def __init__(self, progress: ProgressFn, plan: Any, eta: Any) -> None:
-        from rul_core.job_progress import OverallTracker
-
+    def __init__(self, progress: ProgressFn, plan: Any, eta: TrainingEta) -> None:
         self.progress, self.eta = progress, eta
         self.tracker = OverallTracker(plan.stages)
         self._trees_t: float | None = None
 
     def __call__(self, event: ProgressEvent) -> None:
-        from rul_core.job_progress import Estimate
-
         t = time.perf_counter()
         self.eta.stage_started(event.stage, t)
         if event.stage == "prepare" and "windows" in event.extra:
@@ -529,7 +531,10 @@ def train(
     :class:`Cancelled` when ``cancel`` fires before the training ends (it is checked after
     every batch, the forest head and the validation metrics: the last check is the last
     statement before the return) and :class:`RulError` on unusable input. ``progress`` gets
-    the training batches' events with their ETA (:class:`rul_core.progress.FitEta`).
+    the events of every stage (``prepare``, ``train`` per batch and epoch, ``forest``,
+    ``validate``), each with the fraction of the whole training done (``overall``) and its
+    ETA (``eta_s``, ``eta_then``, ...: :mod:`rul_core.job_progress`); the fit's own ETA is
+    ``fit_eta_s`` (:class:`rul_core.progress.FitEta`).
     """
     import keras
 
