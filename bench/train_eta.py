@@ -374,23 +374,23 @@ def job_section(data: Path) -> list[str]:
         print("\n".join(new), flush=True)
         rows.extend(new)
 
+    def timed(name: str, job: Any, *args: Any, **kwargs: Any) -> None:
+        """Run ``job(*args, progress=..., **kwargs)`` on a timeline and record it as ``name``
+        (``{end}``: its seconds)."""
+        line = Timeline("")
+        job(*args, progress=line, **kwargs)
+        line.done()
+        record(name.format(end=line.end), line)
+
     kw = {"val_runs": runs[3:], "patience": 0}
     for model, ablation, epochs, hp in STAGE_CASES:
-        line = Timeline("")
-        train(_config(model, ablation, **hp), runs[:3], epochs=epochs, progress=line, **kw)
-        line.done()
-        record(f"API: train {model}/{ablation}, {epochs} epochs ({line.end:.1f} s)", line)
-    line = Timeline("")
-    train_isolated(_config("carle", "full"), runs[:3], epochs=10, progress=line, **kw)
-    line.done()
-    record(f"child process: carle/full, 10 epochs ({line.end:.1f} s)", line)
+        timed(f"API: train {model}/{ablation}, {epochs} epochs ({{end:.1f}} s)", train,
+              _config(model, ablation, **hp), runs[:3], epochs=epochs, **kw)
+    timed("child process: carle/full, 10 epochs ({end:.1f} s)", train_isolated,
+          _config("carle", "full"), runs[:3], epochs=10, **kw)
     for jobs in (1, 2):
-        line = Timeline("")
-        cross_validate(_config("carle", "carl"), runs, jobs=jobs, epochs=6, patience=0,
-                       progress=line)
-        line.done()
-        record(f"API: cross-validate carle/carl, 4 folds, {jobs} at once ({line.end:.1f} s)",
-               line)
+        timed(f"API: cross-validate carle/carl, 4 folds, {jobs} at once ({{end:.1f}} s)",
+              cross_validate, _config("carle", "carl"), runs, jobs=jobs, epochs=6, patience=0)
     with tempfile.TemporaryDirectory(prefix="train-eta-") as tmp:
         env = {**os.environ, "RUL_WORKSPACE": str(Path(tmp) / "ws"), "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": str(ROOT)}
@@ -420,20 +420,13 @@ def job_section(data: Path) -> list[str]:
                 ("rc_lstm/full, 10 epochs", _config("rc_lstm", "full"), 10),
                 ("carle/full paper preset (800 trees), 3 epochs",
                  _paper("carle", "full"), 3)):
-            line = Timeline("")
-            train(config, big[:3], epochs=epochs, progress=line, **big_kw)
-            line.done()
-            record(f"larger data, API: train {what} ({line.end:.1f} s)", line)
-        line = Timeline("")
-        train_isolated(_config("carle", "full"), big[:3], epochs=20, progress=line, **big_kw)
-        line.done()
-        record(f"larger data, child process: carle/full, 20 epochs ({line.end:.1f} s)", line)
-        line = Timeline("")
-        cross_validate(_config("carle", "carl"), big, jobs=2, epochs=10, patience=0,
-                       progress=line)
-        line.done()
-        record(f"larger data, API: cross-validate carle/carl, 4 folds, 2 at once, 10 epochs "
-               f"({line.end:.1f} s)", line)
+            timed(f"larger data, API: train {what} ({{end:.1f}} s)", train, config, big[:3],
+                  epochs=epochs, **big_kw)
+        timed("larger data, child process: carle/full, 20 epochs ({end:.1f} s)",
+              train_isolated, _config("carle", "full"), big[:3], epochs=20, **big_kw)
+        timed("larger data, API: cross-validate carle/carl, 4 folds, 2 at once, 10 epochs "
+              "({end:.1f} s)", cross_validate, _config("carle", "carl"), big, jobs=2,
+              epochs=10, patience=0)
     return ["## The whole job's bar and ETA", "",
             f"Larger data: {LARGER} (3 training bearings of 400 windows, 1 validation; the "
             "demo's have 48).", "", *rows]
