@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from statistics import fmean
 from typing import Any
 
 from rul_core.errors import Cancelled
@@ -78,6 +79,10 @@ def check(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if the token was cancelled."""
     if cancel is not None and cancel.cancelled:
         raise Cancelled("operation cancelled by the user")
+
+
+def _mean_or_zero(values: list[float]) -> float:
+    return fmean(values) if values else 0.0
 
 
 class FitEta:
@@ -183,13 +188,13 @@ class FitEta:
         samples = list(self._batches) if self.steps > 1 else self._starts
         if len(samples) < self.min_batches:
             return None
-        return sum(samples) / len(samples)
+        return fmean(samples)
 
     def start_cost(self, batch: float) -> float:
         """Seconds an epoch's start adds to its first batch (``batch`` seconds)."""
         if self.steps <= 1 or not self._starts:
             return 0.0
-        return max(0.0, sum(self._starts) / len(self._starts) - batch)
+        return max(0.0, fmean(self._starts) - batch)
 
     @staticmethod
     def _steady_first_end(cost: float, vals: list[float], batch: float) -> float:
@@ -197,13 +202,13 @@ class FitEta:
         the test step's tracing) counted at the mean of its others (at most ``batch``)."""
         if not vals:
             return cost
-        steady = sum(vals[1:]) / (len(vals) - 1) if len(vals) > 1 else batch
+        steady = fmean(vals[1:]) if len(vals) > 1 else batch
         return cost - vals[0] + min(vals[0], steady)
 
     def end_cost(self, batch: float) -> float:
         """Seconds per epoch end (validation and callbacks)."""
         if self._ends:
-            return sum(self._ends) / len(self._ends)
+            return fmean(self._ends)
         if self._warm_ends:
             return self._steady_first_end(*self._warm_ends[-1], batch)
         return self.val_steps * batch
@@ -211,13 +216,10 @@ class FitEta:
     def _excess(self, batch: float, start: float) -> tuple[float, float, float]:
         """The one-off seconds of a member's first batch, its second epoch's start and its first
         epoch end beyond their steady costs (means over the members measured; 0 unmeasured)."""
-        def mean(xs: list[float]) -> float:
-            return sum(xs) / len(xs) if xs else 0.0
-
-        return (mean([max(0.0, w - batch) for w in self._warm_batches]),
-                mean([max(0.0, w - batch - start) for w in self._warm_starts]),
-                mean([max(0.0, c - self._steady_first_end(c, v, batch))
-                      for c, v in self._warm_ends]))
+        return (_mean_or_zero([max(0.0, w - batch) for w in self._warm_batches]),
+                _mean_or_zero([max(0.0, w - batch - start) for w in self._warm_starts]),
+                _mean_or_zero([max(0.0, c - self._steady_first_end(c, v, batch))
+                               for c, v in self._warm_ends]))
 
     def first_batch_oneoff(self) -> float | None:
         """The one-off seconds of a member's first batch beyond a steady batch (the training
@@ -238,8 +240,8 @@ class FitEta:
         steady = [v for vals in passes for v in vals[1:]] or [vals[0] for vals in self._later_vals]
         if not warm or not steady:
             return None
-        per_batch = sum(steady) / len(steady)
-        oneoff = sum(max(0.0, vals[0] - per_batch) for vals in warm) / len(warm)
+        per_batch = fmean(steady)
+        oneoff = fmean([max(0.0, vals[0] - per_batch) for vals in warm])
         return oneoff, per_batch
 
     def eta(self) -> float | None:

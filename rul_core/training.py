@@ -585,7 +585,7 @@ def train(
     plan = training_plan(config, train_runs, val_runs, epochs=epochs, batch_size=batch_size,
                          snapshot_every=snapshot_every, snapshot_phases=snapshot_phases,
                          augmentation=augmentation, pipeline_config=pipeline_config, seed=seed)
-    # the fit's ETA, then the whole training's; None without a progress callback
+    # the fit's ETA, then the whole training's; no report without a progress callback
     fit_eta = FitEta(epochs, plan.steps, plan.members, val_steps=0)
     job_eta = TrainingEta(plan, fit_eta, batch_size, batch_size, upper_bound=bool(patience))
     report = _JobProgress(progress, plan, job_eta) if progress is not None else None
@@ -624,27 +624,26 @@ def train(
     validation = _concat(va) if va else None
     steps = math.ceil(phase0_windows / batch_size)  # per epoch: one thinning's windows
 
-    n_members = int(config.n_members) if config.interval == "ensemble" else 1
+    n_members = plan.members
     monitor = monitored_quantity(config, validation is not None)
     cycled = not (snapshot_phases == 1 and augmentation is None)
     # validation batches: of batch_size, or Keras's default of 32 when fit gets no batch_size
     val_batch = 32 if cycled else batch_size
     val_steps = math.ceil(len(validation[1]) / val_batch) if validation else 0
-    eta = fit_eta  # counted before the windows were made; now as made
-    eta.steps, eta.n_members, eta.val_steps = steps, n_members, val_steps
+    # counted from the plan before the windows were made; now as made
+    fit_eta.steps, fit_eta.n_members, fit_eta.val_steps = steps, n_members, val_steps
     job_eta.val_batch_size = val_batch
-    forest_chunks_ = 1
+    forest_kw = {"n_trees": plan.trees, "min_samples_leaf": int(hp.get("forest_min_leaf", 1)),
+                 "max_features": float(hp.get("forest_max_features", 1.0))}
+    forest_calls = 1
     if config.uses_forest and report is not None:  # time the trees before the fit: its ETA
         from rul_core.models.heads import calibrate_forest
 
-        trees = int(hp.get("forest_trees", 800))
         width = int((hp.get("dense_units") or [32])[-1])
-        per_tree, per_call = calibrate_forest(
-            len(y_train), width, y_train, trees, seed=seed,
-            min_samples_leaf=int(hp.get("forest_min_leaf", 1)),
-            max_features=float(hp.get("forest_max_features", 1.0)))
+        per_tree, per_call = calibrate_forest(len(y_train), width, y_train, seed=seed,
+                                              **forest_kw)
         job_eta.forest_calibrated(per_tree, per_call)
-        forest_chunks_ = forest_chunks(per_tree * trees)
+        forest_calls = forest_chunks(per_tree * plan.trees)
     models, histories = [], []
     for m in range(n_members):
         member_cfg = config.member(m) if n_members > 1 else config
@@ -662,8 +661,8 @@ def train(
         sched = _schedule_callback(config, epochs)
         if sched is not None:
             callbacks.append(sched)
-        callbacks.append(_progress_callback(report, cancel, epochs, steps, m, n_members, eta,
-                                            monitor, int(patience or 0)))
+        callbacks.append(_progress_callback(report, cancel, epochs, steps, m, n_members,
+                                            fit_eta, monitor, int(patience or 0)))
         data: dict[str, Any] = (
             {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
             if not cycled else
@@ -689,13 +688,11 @@ def train(
             models[0],
             model_x(x_train),
             y_train,
-            n_trees=int(hp.get("forest_trees", 800)),
-            min_samples_leaf=int(hp.get("forest_min_leaf", 1)),
-            max_features=float(hp.get("forest_max_features", 1.0)),
             seed=seed,
             progress=report,
             cancel=cancel,
-            chunks=forest_chunks_,
+            chunks=forest_calls,
+            **forest_kw,
         )
         check(cancel)  # the trees do not check while a fit call runs
 
