@@ -366,7 +366,6 @@ class TrainingEta:
     _marks: dict[str, float] = field(default_factory=dict, init=False)  # last report, by stage
     _windows: int = field(default=0, init=False)
     _windows_t: float | None = field(default=None, init=False)
-    _prepare_t: float | None = field(default=None, init=False)
     _tree_cal: tuple[float, float] | None = field(default=None, init=False)  # per tree, per call
     _trees: int = field(default=0, init=False)
     _trees_s: float = field(default=0.0, init=False)
@@ -378,8 +377,6 @@ class TrainingEta:
         starts)."""
         if stage not in self._marks:
             self._marks[stage] = t
-            if stage == "prepare":
-                self._prepare_t = t
         if stage in ("forest", "validate"):
             self._fit_over = True
 
@@ -419,7 +416,7 @@ class TrainingEta:
         return oneoff + n_windows * per_window
 
     def _prepare_left(self, t: float) -> float | None:
-        start = self._prepare_t
+        start = self._marks.get("prepare")  # set once: only the forest's mark moves
         if start is None or self._windows <= 0 or self._windows_t is None:
             return None
         rate = (self._windows_t - start) / self._windows
@@ -464,7 +461,6 @@ class TrainingEta:
             total += left
             known.append(name)
         return Estimate(total, upper)
-
 
 
 def forest_chunks(seconds: float) -> int:
