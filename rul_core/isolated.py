@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rul_core.errors import Cancelled, RulError
+from rul_core.job_progress import Estimate
 from rul_core.progress import ETA_KEYS, OVERALL, CancelToken, ProgressEvent, ProgressFn, emit
 
 #: Seconds a cancelled child may take to stop at its next check before it is terminated.
@@ -141,7 +142,7 @@ class _Report:
         if event.stage in ("start", FINISH):
             extra[OVERALL] = self.tracker.update(event)
             if event.stage == "start":
-                extra.update(eta_s=None, eta_upper_bound=False, eta_then=[], eta_scope="")
+                extra.update(Estimate(None).extra())
             else:
                 for key in ETA_KEYS:
                     extra.pop(key, None)
