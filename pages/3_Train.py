@@ -212,7 +212,7 @@ with tab_train:
                             "snapshot_every": int(every), "snapshot_phases": int(phases),
                             "augmentation": augmentation}
             if cross_validating:
-                job_name = f"crossval-{model_name}-{ablation}"
+                job_name = f"{ui_state.CROSSVAL_JOB_PREFIX}{model_name}-{ablation}"
 
                 def target(progress, cancel, config=config, runs=chosen_runs, folds=n_folds,
                            inner_val=inner_val, jobs=jobs, kwargs=train_kwargs):
@@ -240,7 +240,7 @@ with tab_train:
                 return
             last = job.last
             frac = 0.0 if last is None else float(last.extra.get("overall", last.fraction))
-            what = "Cross-validation" if job.name.startswith("crossval") else "Training"
+            what = ui_state.job_kind(job)
             st.progress(frac, text=ui_state.progress_line(job))
             hist = job.epoch_history()
             if hist:

@@ -251,7 +251,7 @@ def collect_trained_model() -> str | None:
     dataset's name)."""
     job = st.session_state.get(TRAIN_JOB)
     if (job is None or job.status != "done" or st.session_state.get(TRAIN_JOB_COLLECTED)
-            or job.name.startswith("crossval") or job.result is None):
+            or ui_state.job_kind(job) != "Training" or job.result is None):
         return None
     label = ui_state.model_label(job.result)
     session_models()[label] = job.result
@@ -279,8 +279,7 @@ def _training_progress() -> None:
         return
     if not job.running:
         st.rerun(scope="app")  # collects the model and stops this polling
-    what = "Cross-validation" if job.name.startswith("crossval") else "Training"
-    st.caption(f"{what} {job.name}: {ui_state.progress_line(job, compact=True)}")
+    st.caption(f"{ui_state.job_kind(job)} {job.name}: {ui_state.progress_line(job, compact=True)}")
 
 
 CANCEL_NOTICE = "train_cancel_notice"

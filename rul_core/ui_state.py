@@ -461,6 +461,14 @@ def challenge_short_runs_notice(runs: Iterable[Any], cap_minutes: float, every: 
             "N-th snapshot' for this dataset.")
 
 
+CROSSVAL_JOB_PREFIX = "crossval-"  # the Train page's cross-validation jobs are named so
+
+
+def job_kind(job: Any) -> str:
+    """'Cross-validation' or 'Training': what the Train page's job is, for its messages."""
+    return "Cross-validation" if job.name.startswith(CROSSVAL_JOB_PREFIX) else "Training"
+
+
 _STAGE_WORDS = {"prepare": "while preparing the windows", "forest": "while fitting the forest head",
                 "validate": "while computing the validation metrics",
                 "scoring": "while scoring a fold"}
@@ -502,7 +510,9 @@ def cancel_notice(job: Any) -> str:
     if not job.running:
         return "Too late to cancel: it has already finished; its result is kept."
     last = job.last
-    if last is not None and last.stage == "finish" and not last.extra.get("fold"):
+    from rul_core.isolated import FINISH
+
+    if last is not None and last.stage == FINISH and not last.extra.get("fold"):
         return ("Too late to cancel: the training has finished and its model is being handed "
                 "over; it will be kept.")
     stage = last.stage if last is not None else ""
