@@ -116,10 +116,9 @@ def header_separator(line: bytes) -> str:
     """The separator to split a possible header row at: ``;`` or tab (the more frequent),
     else ``,``, else whitespace between words, else ``,`` (one column)."""
     line = line.rstrip(b"\r")
-    if b";" in line or b"\t" in line:
-        return ";" if line.count(b";") >= line.count(b"\t") else "\t"
-    if b"," in line:
-        return ","
+    sep = detect_separator(line)
+    if sep != "," or b"," in line:
+        return sep
     return WHITESPACE if _has_inner_space(line) else ","
 
 
