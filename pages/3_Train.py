@@ -137,6 +137,10 @@ with tab_train:
             app_ui.keep_valid("val_runs", rest, rest)
             val_names = st.multiselect("Validation/test bearings (never mixed with training)",
                                        rest, default=rest, key="val_runs")
+            if not rest:
+                st.caption("Every bearing trains, so none validates: early stopping and the "
+                           "best epoch follow the training error. Leave a bearing out of "
+                           "training to validate on it.")
         c7, c8, c9, c10 = st.columns(4)
         seed = c7.number_input("Seed", 0, 10_000, 0, key="train_seed")
         patience = c8.number_input(

@@ -293,7 +293,8 @@ def test_train_challenge_settings_fill_the_form(demo_assets):
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_patience").value,
             at.number_input(key="train_every").value,
             at.number_input(key="train_phases").value) == (5, 0, 6, 1)
-    assert at.multiselect(key="val_runs").value == []  # every bearing trains
+    assert at.multiselect(key="val_runs").value == []  # every bearing trains ...
+    assert any("none validates" in c.value for c in at.caption)  # ... and the page says so
     assert at.multiselect(key="train_runs").value == at.multiselect(key="train_runs").options
     at.run()
     assert len(at.warning) == 1  # while the cap and the thinning are the challenge's ...
