@@ -178,6 +178,12 @@ def test_data_page_reads_real_femto_bearing(demo_assets):
     assert list(runs["run"]) == ["Bearing3_1"]
     assert list(runs["snapshots"]) == [515] and list(runs["rpm"]) == [1500.0]
     assert _chart_count(at) >= 3
+    # the Spectrum section on a real bearing: no published geometry, so the shaft only
+    assert _legend(_chart(at, "envelope spectrum of snapshot 0")) == ["spectrum",
+                                                                     "f_r 25 Hz (×1–3)"]
+    assert _chart(at, "envelope spectrum over life")
+    assert "300 of 515 snapshots, evenly spaced from the first to the last." in [
+        c.value for c in at.caption]
 
 
 @pytest.mark.real
