@@ -236,7 +236,7 @@ if spec is not None:
             fig = plots.life_spectrum_figure(
                 life.freqs, life.snapshots, life.values, markers,
                 f"{run.name}: {what.lower()} over life, {run.channel_names[channel]}"
-                f"{band_text}", life.unit)
+                f"{band_text}", life.unit, marker_row=snap)
             app_ui.show_figure(fig, "spectrum-life", PAGE, caption="; ".join(life.notes))
             if life.notes:
                 st.caption("; ".join(life.notes).capitalize() + ".")

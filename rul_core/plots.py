@@ -677,10 +677,12 @@ def life_spectrum_figure(
     title: str = "Spectrum over life",
     unit: str = "g (peak)",
     y_title: str = "snapshot",
+    marker_row: float | None = None,
 ) -> go.Figure:
     """A spectrum per snapshot as a heatmap (frequency across, snapshot ``rows`` up, failure at
     the top), with the characteristic frequencies of ``markers`` as dashed lines over the
-    whole life (:func:`marker_traces`, labelled from the top row down, a step per kind)."""
+    whole life (:func:`marker_traces`, labelled from the top row down, a step per kind) and
+    ``marker_row`` (the snapshot shown above it) as a dotted white line."""
     freqs = np.asarray(freqs, dtype=float)
     rows = np.asarray(rows, dtype=float)
     fig = go.Figure(go.Heatmap(x=freqs, y=rows, z=display_grid(values), colorscale="Viridis",
@@ -694,6 +696,8 @@ def life_spectrum_figure(
     fig.update_xaxes(title_text="frequency (Hz)",
                      range=[float(freqs.min()), float(freqs.max())] if freqs.size else None)
     fig.update_yaxes(title_text=y_title)
+    if marker_row is not None:
+        fig.add_hline(y=float(marker_row), line={"dash": "dot", "color": "white", "width": 1})
     fig = _style(fig, title, height=460)
     fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
     return fig

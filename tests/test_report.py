@@ -71,7 +71,8 @@ def test_spectrum_figures_mark_each_fault_frequency_in_its_own_legend_group():
     assert lines.line.color == labels.textfont.color == plots.MARKER_COLOURS["BPFO"]
     assert fig.layout.yaxis.title.text == "amplitude (g (envelope, peak))"
     heat = plots.life_spectrum_figure(np.arange(500.0), np.array([0, 5, 10]),
-                                      np.ones((3, 500)), markers)
+                                      np.ones((3, 500)), markers, marker_row=5)
+    assert [(sh.y0, sh.y1, sh.line.dash) for sh in heat.layout.shapes] == [(5, 5, "dot")]
     assert heat.data[0].type == "heatmap" and heat.data[0].z.dtype == np.float32
     lines = next(t for t in heat.data if t.legendgroup == "BPFO")
     np.testing.assert_allclose(lines.y[:2], [0.0, 10.0])  # the whole life
