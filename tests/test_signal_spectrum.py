@@ -70,7 +70,8 @@ def _am(n: int = 25600, depth: float = 0.5) -> np.ndarray:
 
 @pytest.mark.parametrize("band", [(4000.0, 6000.0), None])
 def test_envelope_spectrum_of_an_am_carrier_peaks_at_the_modulation(band):
-    spec = sp.envelope_spectrum(_am(), FS, band)
+    # a DC offset of 3 g (a sensor bias) must not change it: removed before the envelope
+    spec = sp.envelope_spectrum(_am() + 3.0, FS, band)
     assert spec.kind == "envelope" and spec.resolution == 1.0  # 1 s: 1 Hz bins
     assert spec.band == band
     peak = sp.top_peaks(spec, 1, min_hz=1.0)[0]
@@ -324,3 +325,106 @@ def test_over_life_uses_the_compute_it_is_given(run):
 
     life = sp.run_spectrum_over_life(run, 0, sp.SpectrumSettings(), max_rows=5, compute=compute)
     assert seen == [life.snapshots.tolist()] == [[0, 2, 4, 7, 9]]
+
+
+# --------------------------------------------------------------------------- edges and defaults
+
+
+def test_bandpass_is_scipys_order_4_filtfilt_and_handles_short_snapshots():
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(4, [2000.0, 8000.0], "bandpass", fs=FS, output="sos")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=3000)
+    np.testing.assert_allclose(sp.bandpass(x, FS, (2000.0, 8000.0)), sosfiltfilt(sos, x),
+                               rtol=1e-12, atol=1e-12)  # default order 4, scipy's padding
+    assert not np.allclose(sp.bandpass(x, FS, (2000.0, 8000.0), order=2), sosfiltfilt(sos, x))
+    np.testing.assert_allclose(sp.envelope_spectrum(x, FS, (2000.0, 8000.0)).values,
+                               sp.envelope_spectrum(x, FS, (2000.0, 8000.0), order=4).values)
+    np.testing.assert_array_equal(
+        sp.compute_spectrum(x, FS, sp.SpectrumSettings(band=(2000.0, 8000.0))).values,
+        sp.envelope_spectrum(x, FS, (2000.0, 8000.0), order=4).values)
+    # 4 sections: scipy pads 3 (2 * 4 + 1) = 27 samples at each end and needs more than that;
+    # a snapshot of 27 samples or fewer is padded with all but one of its samples instead
+    for n in (2, 10, 27):
+        np.testing.assert_allclose(sp.bandpass(x[:n], FS, (2000.0, 8000.0)),
+                                   sosfiltfilt(sos, x[:n], padlen=n - 1), rtol=1e-12)
+    np.testing.assert_allclose(sp.bandpass(x[:28], FS, (2000.0, 8000.0)),
+                               sosfiltfilt(sos, x[:28]), rtol=1e-12)
+    assert sp.bandpass(x, FS, (2000.0, 8000.0), order=1).shape == x.shape  # order 1 is fine
+
+
+def test_inputs_at_their_limits():
+    assert sp.amplitude_spectrum(np.array([1.0, -1.0]), FS).values.shape == (2,)
+    for bad in (np.array([1.0]), np.float64(1.0)):
+        with pytest.raises(InputError, match="signal: expected at least 2 samples"):
+            sp.amplitude_spectrum(bad, FS)
+    for fs in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="fs: expected a sampling rate > 0 Hz"):
+            sp.amplitude_spectrum(np.ones(8), fs)
+    assert sp.amplitude_spectrum(np.ones(8), 0.5).resolution == 0.0625
+    assert sp.validate_band((0.5, 1000.0), FS) == (0.5, 1000.0)
+    with pytest.raises(InputError, match="band: the lower edge 1000 Hz must be below the upper"):
+        sp.validate_band((1000.0, 1000.0), FS)
+    assert sp.SpectrumSettings(max_hz=0.5).max_hz == 0.5
+    with pytest.raises(InputError, match="order"):
+        sp.bandpass(np.ones(64), FS, (2000.0, 8000.0), order=2.5)
+
+
+def test_geometry_and_markers_at_their_limits():
+    assert sp.BearingGeometry(8, 7.92, 34.55) == sp.LDK_UER204  # contact angle 0 by default
+    assert sp.BearingGeometry(1, 0.5, 0.6).n_balls == 1
+    with pytest.raises(InputError, match=r"^pitch_diameter_mm:"):
+        sp.BearingGeometry(8, 7.92, 7.92)  # D must exceed d
+    assert len(sp.fault_markers(30.0, sp.LDK_UER204)) == 15  # 5 frequencies x 3 harmonics
+    assert [m.label for m in sp.fault_markers(0.5, None, harmonics=1)] == ["f_r"]
+    assert [m.label for m in sp.fault_markers(30.0, None, harmonics=2, max_hz=60.0)] == [
+        "f_r", "2×f_r"]  # a harmonic on the limit is kept
+    for shaft in (-30.0, float("nan")):
+        assert sp.fault_markers(shaft, sp.LDK_UER204) == []
+
+
+def test_peaks_at_the_edges_of_the_range():
+    x = np.sin(2 * np.pi * 1000.0 * _t(2560)) + 0.5 * np.sin(2 * np.pi * 2000.0 * _t(2560))
+    spec = sp.amplitude_spectrum(x, FS)
+    peaks = sp.top_peaks(spec)  # 5 by default, from 0 Hz
+    assert len(peaks) == 5 and [p.frequency for p in peaks[:2]] == [1000.0, 2000.0]
+    falling = sp.top_peaks(spec, 1, min_hz=1010.0, max_hz=1100.0)  # down the line's skirt
+    assert [(p.frequency, round(p.value, 9)) for p in falling] == [(1010.0, 0.5)]  # first bin
+    assert [p.frequency for p in sp.top_peaks(spec, 3, min_hz=1000.0, max_hz=2000.0)][:2] == [
+        1000.0, 2000.0]  # both range limits inclusive
+    rising = sp.top_peaks(spec, 1, min_hz=900.0, max_hz=990.0)  # up the 1 kHz line's skirt
+    assert [p.frequency for p in rising] == [990.0]  # the last bin of the range counts
+    assert [p.bin for p in sp.top_peaks(spec, 5, min_hz=500.0, max_hz=500.0)] == [50]
+    assert sp.top_peaks(spec, 0) == []
+    hand = sp.Spectrum(np.arange(4.0), np.array([5.0, 1.0, 2.0, 1.0]), "g", "amplitude", 1.0)
+    assert [(p.frequency, p.value) for p in sp.top_peaks(hand)] == [(0.0, 5.0), (2.0, 2.0)]
+    assert len(sp.describe_peaks(spec, [])) == 5
+    cut = sp.compute_spectrum(x, FS, sp.SpectrumSettings("amplitude", max_hz=1000.0))
+    assert cut.freqs[-1] == 1000.0 and cut.values[-1] == pytest.approx(1.0)  # the limit kept
+
+
+def test_over_life_defaults_rows_columns_chunks_and_db_floor():
+    big = np.zeros((1000, 8192), dtype=np.float32)  # 4097 bins
+    events = []
+    life = sp.spectrum_over_life(big, FS, sp.SpectrumSettings("amplitude"), db=True,
+                                 progress=events.append)
+    assert life.values.shape == (300, 1366)  # 300 rows; 4097 bins in groups of ceil(4097/2048)
+    assert life.pooled == 3 and (life.values == -200.0).all()  # 20 log10(1e-10)
+    np.testing.assert_array_equal(life.times_s, life.snapshots)  # no timestamps: the indices
+    every = []
+    sp.spectrum_over_life(big[:, :2560], FS, sp.SpectrumSettings("amplitude"), max_rows=None,
+                          progress=every.append)
+    assert [e.done for e in every] == [0, 819, 1000]  # 2**21 samples a chunk: 819 snapshots
+    assert sp.life_rows(10, 2).tolist() == [0, 9]
+    with pytest.raises(InputError, match="max_rows: expected at least 2 rows"):
+        sp.life_rows(10, 1)
+    one = sp.spectrum_over_life(big[:1, :64], FS, sp.SpectrumSettings("amplitude"))
+    assert one.values.shape == (1, 33) and one.notes == []
+    with pytest.raises(InputError, match="snapshots: the run holds no snapshot"):
+        sp.spectrum_over_life(big[:0], FS, sp.SpectrumSettings())
+    two = sp.spectrum_over_life(big[:2, :128], FS, sp.SpectrumSettings("amplitude"), max_bins=40)
+    assert two.pooled == 2 and two.notes == ["each column is the maximum of 2 adjacent bins "
+                                             "(400 Hz)"]
+    f, v, g = sp.pool_bins(np.arange(6.0), np.array([1.0, 3, 2, 2, 5, 0]), 3)
+    assert g == 2 and v.tolist() == [3.0, 2.0, 5.0] and f.tolist() == [0.5, 2.5, 4.5]  # 1-D

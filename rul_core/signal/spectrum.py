@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -287,8 +287,10 @@ def bandpass(x: np.ndarray, fs: float, band: Sequence[float], order: int = 4) ->
         raise InputError(f"order: expected a whole filter order >= 1, got {order!r}")
     a = _as_samples(x)
     sos = butter(int(order), [lo, hi], btype="bandpass", fs=float(fs), output="sos")
-    short = a.shape[-1] <= 3 * (2 * len(sos) + 1)  # scipy's default pad needs more samples
-    return sosfiltfilt(sos, a, axis=-1, padlen=a.shape[-1] - 1 if short else None)
+    # scipy's default odd extension at each end, which needs more samples than that
+    edge = 3 * (2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum())))
+    n = a.shape[-1]
+    return sosfiltfilt(sos, a, axis=-1, padlen=edge if n > edge else n - 1)
 
 
 def envelope(x: np.ndarray, fs: float, band: Sequence[float] | None = None,
@@ -416,12 +418,12 @@ class LifeSpectrum:
     unit: str
     kind: str
     resolution: float
-    db: bool = False
-    pooled: int = 1
-    band: tuple[float, float] | None = None
-    channel: str = ""
-    total_snapshots: int = 0
-    notes: list[str] = field(default_factory=list)
+    db: bool
+    pooled: int
+    band: tuple[float, float] | None
+    channel: str
+    total_snapshots: int
+    notes: list[str]
 
 
 #: ``compute(stack, rows, fs, settings) -> Spectrum`` of a (rows, samples) stack, ``rows`` the
