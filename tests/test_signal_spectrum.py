@@ -339,6 +339,8 @@ def test_bandpass_is_scipys_order_4_filtfilt_and_handles_short_snapshots():
     np.testing.assert_allclose(sp.bandpass(x, FS, (2000.0, 8000.0)), sosfiltfilt(sos, x),
                                rtol=1e-12, atol=1e-12)  # default order 4, scipy's padding
     assert not np.allclose(sp.bandpass(x, FS, (2000.0, 8000.0), order=2), sosfiltfilt(sos, x))
+    np.testing.assert_array_equal(sp.envelope(x, FS, (2000.0, 8000.0)),
+                                  sp.envelope(x, FS, (2000.0, 8000.0), order=4))
     np.testing.assert_allclose(sp.envelope_spectrum(x, FS, (2000.0, 8000.0)).values,
                                sp.envelope_spectrum(x, FS, (2000.0, 8000.0), order=4).values)
     np.testing.assert_array_equal(
