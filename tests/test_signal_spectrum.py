@@ -231,8 +231,14 @@ def test_describe_peaks_names_the_nearest_fault_frequency():
     assert top["nearest"] == "BPFO" and top["nearest_hz"] == pytest.approx(107.9074, abs=1e-4)
     assert abs(top["offset_bins"]) <= 1.0
     assert top["offset_hz"] == pytest.approx(top["frequency_hz"] - 107.9074, abs=1e-4)
+    assert top["within_bin"] == "BPFO, 3×f_r"  # 10 Hz bins: 3 x f_r = 105 Hz is one too
     bare = sp.describe_peaks(spec, [], 2)
     assert len(bare) == 2 and bare[0]["nearest"] is None and bare[0]["offset_bins"] is None
+    assert bare[0]["within_bin"] == ""
+    # at 1800 rpm and 10 Hz bins a 90 Hz line is 3 x f_r (90) and BPFO (92.49) alike
+    line = sp.amplitude_spectrum(np.sin(2 * np.pi * 90.0 * _t(2560)), FS)
+    row = sp.describe_peaks(line, sp.fault_markers(30.0, sp.LDK_UER204), 1)[0]
+    assert (row["nearest"], row["within_bin"]) == ("3×f_r", "3×f_r, BPFO")
 
 
 # --------------------------------------------------------------------------- over life

@@ -258,11 +258,13 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
     else:
         print("shaft speed unknown (the run has rpm 0): give --rpm to mark fault frequencies")
     rows = sp.describe_peaks(spec, markers, args.peaks)
-    header = ("peak Hz", "value", "nearest", "at Hz", "offset Hz", "offset bins")
+    header = ("peak Hz", "value", "nearest", "at Hz", "offset Hz", "offset bins",
+              "within 1 bin")
     cells = [(f"{r['frequency_hz']:.2f}", f"{r['value']:.4g}", r["nearest"] or "-",
               "-" if r["nearest_hz"] is None else f"{r['nearest_hz']:.2f}",
               "-" if r["offset_hz"] is None else f"{r['offset_hz']:+.2f}",
-              "-" if r["offset_bins"] is None else f"{r['offset_bins']:+.2f}") for r in rows]
+              "-" if r["offset_bins"] is None else f"{r['offset_bins']:+.2f}",
+              r["within_bin"] or "-") for r in rows]
     print("\n".join(text_table(header, cells, right=(0, 1, 3, 4, 5))))
     if args.out:
         _write_spectrum(args.out, spec, markers,

@@ -517,15 +517,20 @@ def describe_peaks(spectrum: Spectrum, markers: Sequence[FaultMarker], n: int = 
     """The ``n`` largest peaks of a one-row spectrum (from ``min_hz``, default one bin above
     DC) with the nearest characteristic frequency of ``markers`` and the distance to it, in Hz
     and in bins: ``frequency_hz``, ``value``, ``nearest``, ``nearest_hz``, ``offset_hz``,
-    ``offset_bins`` (the last three None without markers)."""
+    ``offset_bins`` (the last three None without markers), and ``within_bin``: every marker
+    within one bin of the peak, nearest first (at 10 Hz bins and 1800 rpm, 3×f_r = 90 Hz and
+    BPFO = 92.5 Hz cannot be told apart)."""
     lo = spectrum.resolution if min_hz is None else float(min_hz)
     rows = []
     for p in top_peaks(spectrum, n, lo, max_hz):
         m = nearest_marker(p.frequency, markers)
         offset = None if m is None else p.frequency - m.frequency
+        close = sorted((abs(k.frequency - p.frequency), k.label) for k in markers
+                       if abs(k.frequency - p.frequency) <= spectrum.resolution)
         rows.append({"frequency_hz": p.frequency, "value": p.value,
                      "nearest": None if m is None else m.label,
                      "nearest_hz": None if m is None else m.frequency,
                      "offset_hz": offset,
-                     "offset_bins": None if offset is None else offset / spectrum.resolution})
+                     "offset_bins": None if offset is None else offset / spectrum.resolution,
+                     "within_bin": ", ".join(label for _, label in close)})
     return rows
