@@ -38,6 +38,7 @@ demo-assets: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/features.py
 	$(PY) bench/load_femto.py
+	$(PY) bench/spectrum.py
 	$(PY) bench/phm2012_baselines.py
 	$(PY) bench/train_memory.py
 

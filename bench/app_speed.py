@@ -189,7 +189,7 @@ class Timer:
 
 
 # plotly charts each page shows on the demo (with the demo models) once its run is done
-CHARTS = {"Data": 4, "Representations": 5, "Train": 0, "Evaluate": 2, "Noise lab": 5,
+CHARTS = {"Data": 6, "Representations": 5, "Train": 0, "Evaluate": 2, "Noise lab": 5,
           "Explain": 0, "Report": 0}
 
 

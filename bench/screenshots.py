@@ -32,7 +32,7 @@ ACTIONS = {"Train": "PHM 2012 challenge settings", "Explain": "Explain this wind
 # screenshots whose page continues below the default viewport, by file name: their heights
 # (px). Streamlit scrolls inside its main container, so Playwright's full_page does not reach
 # below the viewport.
-TALL = {"5_noise_lab.png": 3350, "3b_train_crossval.png": 3400}
+TALL = {"1_data.png": 4000, "5_noise_lab.png": 3350, "3b_train_crossval.png": 3400}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from rul_core import app_ui, plots, ui_state
 from rul_core.data import is_problem
+from rul_core.signal import spectrum
 
 PAGE = "Data"
 app_ui.header(PAGE)
@@ -124,6 +125,121 @@ fig = plots.raw_signal_figure(run.snapshots[snap], run.fs, run.channel_names,
                               title=f"{run.name}: snapshot {snap}",
                               max_points=None if full else 4000)
 app_ui.show_figure(fig, "raw", PAGE)
+
+# ----------------------------------------------------------------------------- spectrum
+st.subheader("Spectrum")
+st.caption(f"Of snapshot {snap} (the slider above) and, below, over the whole life. Envelope "
+           "spectrum: band-pass around a resonance, Hilbert envelope, spectrum of the envelope; "
+           "a fault's impacts show as lines at its characteristic frequency.")
+c1, c2, c3 = st.columns(3)
+app_ui.keep_valid("spec_channel", run.channel_names)
+channel = run.channel_names.index(c1.selectbox("Channel", run.channel_names, key="spec_channel"))
+kind = c2.radio("Spectrum", spectrum.KINDS, horizontal=True, key="spec_kind",
+                format_func=str.capitalize)
+nyquist = run.fs / 2.0
+app_ui.clamp_state(f"spec_max_hz_{kind}", nyquist)  # one per kind: their defaults differ
+max_hz = c3.number_input("Max frequency (Hz)", 1.0, nyquist,
+                         spectrum.default_max_hz(kind, run.fs), key=f"spec_max_hz_{kind}")
+band = None
+if kind == spectrum.ENVELOPE:
+    lo_default, hi_default = spectrum.default_band(run.fs)
+    b1, b2, b3 = st.columns(3)
+    band_help = (f"Zero-phase Butterworth band-pass (order 4) before the envelope. Default: "
+                 f"{spectrum.DEFAULT_BAND_HZ[0]:g}–{spectrum.DEFAULT_BAND_HZ[1]:g} Hz, where "
+                 "bearing housings ring, clamped to this run's sampling rate (upper edge at "
+                 "most 80 % of Nyquist). Put the band around the resonance the impacts excite "
+                 "(a hump in the amplitude spectrum that grows over life); the upper edge must "
+                 f"stay below Nyquist, {nyquist:g} Hz.")
+    if b1.toggle("Band-pass first", value=True, key="spec_bandpass", help=band_help):
+        for k in ("spec_band_lo", "spec_band_hi"):
+            app_ui.clamp_state(k, nyquist)
+        band = (b2.number_input("Band low (Hz)", 0.0, nyquist, lo_default, key="spec_band_lo",
+                                help=band_help),
+                b3.number_input("Band high (Hz)", 0.0, nyquist, hi_default, key="spec_band_hi",
+                                help=band_help))
+
+g1, g2, g3 = st.columns(3)
+presets = [spectrum.SHAFT_ONLY, *spectrum.GEOMETRY_PRESETS, spectrum.CUSTOM]
+default_geometry = spectrum.default_preset(run.layout) or spectrum.SHAFT_ONLY
+app_ui.keep_valid("spec_geometry", presets)
+choice = g1.selectbox(
+    "Bearing geometry", presets, index=presets.index(default_geometry), key="spec_geometry",
+    help="Marks FTF, BPFO, BPFI and BSF. Presets only where a publication gives the numbers "
+         "(XJTU-SY's LDK UER204); the PRONOSTIA/FEMTO documentation gives none, so FEMTO and "
+         "generic runs start with the shaft harmonics only: choose Custom and enter yours.")
+rpm = g2.number_input("Shaft speed (rpm)", 0.0, 1e6, float(run.condition.rpm),
+                      key=f"spec_rpm_{run.name}",
+                      help="From the run's operating condition; type it when the run has none.")
+harmonics = int(g3.number_input("Harmonics", 1, 10, 3, key="spec_harmonics",
+                                help="Lines at 1×, 2×, … of each frequency."))
+geometry = None
+if choice in spectrum.GEOMETRY_PRESETS:
+    preset = spectrum.GEOMETRY_PRESETS[choice]
+    geometry = preset.geometry
+    st.caption(f"{choice}: {geometry.n_balls} balls of {geometry.ball_diameter_mm:g} mm on a "
+               f"{geometry.pitch_diameter_mm:g} mm pitch circle, contact angle "
+               f"{geometry.contact_angle_deg:g}°. Source: {preset.source}.")
+elif choice == spectrum.CUSTOM:
+    n1, n2, n3, n4 = st.columns(4)
+    entered = (n1.number_input("Rolling elements", 1, 100, None, key="spec_balls"),
+               n2.number_input("Ball diameter d (mm)", 0.0, 1e4, None, key="spec_ball_mm"),
+               n3.number_input("Pitch diameter D (mm)", 0.0, 1e4, None, key="spec_pitch_mm"),
+               n4.number_input("Contact angle (°)", 0.0, 89.9, 0.0, key="spec_angle"))
+    if any(v is None for v in entered):
+        st.info("Enter the element count and both diameters to mark FTF, BPFO, BPFI and BSF.")
+    else:
+        geometry = app_ui.guarded(spectrum.BearingGeometry, *entered, context="bearing geometry")
+if rpm <= 0:
+    st.info("Enter the shaft speed to mark the characteristic frequencies.")
+shaft_hz = rpm / 60.0
+settings = app_ui.guarded(spectrum.SpectrumSettings, kind, band, float(max_hz),
+                          context="spectrum settings")
+markers = spectrum.fault_markers(shaft_hz, geometry, harmonics, max_hz) if rpm > 0 else []
+spec = None if settings is None else app_ui.guarded(
+    app_ui.snapshot_spectrum, app_ui.run_key(run), snap, channel, repr(settings), run, settings,
+    context="spectrum")
+if spec is not None:
+    what = "Envelope spectrum" if kind == spectrum.ENVELOPE else "Amplitude spectrum"
+    band_text = f", band {band[0]:g}–{band[1]:g} Hz" if band else ""
+    fig = plots.spectrum_figure(
+        spec.freqs, spec.values, markers,
+        f"{run.name}: {what.lower()} of snapshot {snap}, {run.channel_names[channel]}{band_text}",
+        spec.unit)
+    app_ui.show_figure(fig, "spectrum", PAGE,
+                       caption=f"Hann window, resolution {spec.resolution:.3g} Hz; "
+                               f"shaft {shaft_hz:.4g} Hz.")
+    freq_rows = [{"frequency": k, "Hz": round(v, 3)}
+                 for k, v in spectrum.fault_frequencies(shaft_hz, geometry).items()]
+    peaks = pd.DataFrame(spectrum.describe_peaks(spec, markers, 5))
+    t1, t2 = st.columns(2)
+    with t1:
+        app_ui.show_table(pd.DataFrame(freq_rows), "fault-frequencies",
+                          f"Characteristic frequencies at {rpm:g} rpm", PAGE)
+    with t2:
+        app_ui.show_table(peaks.round(4), "spectrum-peaks",
+                          "Largest peaks and the nearest characteristic frequency", PAGE)
+
+    d1, d2 = st.columns(2)
+    over_life = d1.toggle("Spectrum over life", value=True, key="spec_life",
+                          help=f"One row per snapshot, at most {spectrum.DEFAULT_LIFE_ROWS} "
+                               "snapshots evenly spaced from the first to the last (failure), "
+                               f"at most {spectrum.DEFAULT_LIFE_BINS} frequency columns (each "
+                               "the maximum of adjacent bins when there are more).")
+    db = d2.toggle("dB (re 1 g)", value=True, key="spec_db")
+    if over_life:
+        bar = st.progress(0.0, text="Spectrum over life…")
+        life = app_ui.guarded(app_ui.life_spectrum, run, channel, settings, db,
+                              progress=lambda ev: bar.progress(ev.fraction, text=ev.message),
+                              context="spectrum over life")
+        bar.empty()
+        if life is not None:
+            fig = plots.life_spectrum_figure(
+                life.freqs, life.snapshots, life.values, markers,
+                f"{run.name}: {what.lower()} over life, {run.channel_names[channel]}"
+                f"{band_text}", life.unit, marker_row=snap)
+            app_ui.show_figure(fig, "spectrum-life", PAGE, caption="; ".join(life.notes))
+            if life.notes:
+                st.caption("; ".join(life.notes).capitalize() + ".")
 
 stats = app_ui.run_stats(app_ui.run_key(run), run)
 x = np.arange(run.n_snapshots)

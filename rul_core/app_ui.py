@@ -525,6 +525,42 @@ def window_view(run_hash: str, snapshot: int, window: int, settings_key: str, _r
     return views.window_view(_run, snapshot, window, _normaliser, _settings)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def snapshot_spectrum(run_hash: str, snapshot: int, channel: int, settings_key: str, _run: Any,
+                      _settings: Any) -> Any:
+    """The spectrum (:class:`rul_core.signal.spectrum.SpectrumSettings`) of one channel of one
+    snapshot, cached on the run's content hash, the snapshot, channel and settings."""
+    from rul_core.signal.spectrum import compute_spectrum
+
+    return compute_spectrum(_run.snapshots[int(snapshot), :, int(channel)], _run.fs, _settings)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _spectrum_rows(run_hash: str, channel: int, rows_key: str, settings_key: str,
+                   _stack: Any, _fs: float, _settings: Any) -> Any:
+    """The spectra of a chunk of snapshots (one step of :func:`life_spectrum`), cached."""
+    from rul_core.signal.spectrum import compute_spectrum
+
+    return compute_spectrum(_stack, _fs, _settings)
+
+
+def life_spectrum(run: Any, channel: int, settings: Any, db: bool,
+                  progress: Any = None) -> Any:
+    """:func:`rul_core.signal.spectrum.run_spectrum_over_life` of one channel with its chunks
+    cached (on the run's content hash, the chunk's snapshots and the settings): a cached
+    function cannot draw a progress bar (Streamlit replays what it draws, and a bar made
+    outside it cannot be replayed), so the bar moves between the cached chunks instead."""
+    from rul_core.signal.spectrum import run_spectrum_over_life
+
+    key, skey = run_key(run), repr(settings)
+
+    def compute(stack: Any, rows: Any, fs: float, s: Any) -> Any:
+        return _spectrum_rows(key, int(channel), ui_state.content_key(rows), skey, stack, fs, s)
+
+    return run_spectrum_over_life(run, int(channel), settings, db=db, progress=progress,
+                                  compute=compute)
+
+
 def model_key(label: str, trained: Any) -> str:
     """A cache key of a session model: its label and when it was trained (a model trained or
     loaded again under the same label is another model)."""

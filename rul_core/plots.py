@@ -600,3 +600,104 @@ def rank_agreement_figure(matrix: pd.DataFrame, title: str = "Rank agreement") -
     fig = go.Figure(go.Heatmap(z=z, x=list(matrix.columns), y=list(matrix.index), zmin=-1, zmax=1,
                                colorscale="RdBu", text=np.round(z, 2), texttemplate="%{text}"))
     return _style(fig, title, height=320)
+
+
+#: Colours of the characteristic-frequency markers (rul_core.signal.spectrum.MARKER_NAMES).
+MARKER_COLOURS = {"f_r": "#555555", "FTF": "#9467bd", "BPFO": "#d62728", "BPFI": "#2ca02c",
+                  "BSF": "#ff7f0e"}
+
+
+def marker_traces(markers: Sequence[object], y0: float, y1: float,
+                  label_position: str = "top center", stagger: float = 0.0
+                  ) -> list[go.Scatter]:
+    """Vertical lines at characteristic frequencies from ``y0`` to ``y1``, one legend entry
+    (and legend group: a click hides its lines and labels) per name, and each line labelled
+    ("BPFO", "2×BPFO"). The labels of the i-th name sit at ``y1 + i * stagger``, so that close
+    frequencies of different names stay readable; with ``stagger`` > 0 that name's lines reach
+    up to its labels. ``markers``: objects with ``name``, ``order``, ``frequency`` and
+    ``label`` (:class:`rul_core.signal.spectrum.FaultMarker`)."""
+    groups: dict[str, list] = {}
+    for m in markers:
+        groups.setdefault(str(m.name), []).append(m)  # type: ignore[attr-defined]
+    traces: list[go.Scatter] = []
+    for i, (name, ms) in enumerate(groups.items()):
+        colour = MARKER_COLOURS.get(name, PALETTE[i % len(PALETTE)])
+        f = np.array([m.frequency for m in ms], dtype=float)
+        label_y = float(y1) + i * float(stagger)
+        top = max(float(y1), label_y)
+        xs = np.column_stack([f, f, np.full_like(f, np.nan)]).ravel()
+        ys = np.tile([y0, top, np.nan], f.size).astype(float)
+        orders = [m.order for m in ms]
+        span = f"×1–{max(orders)}" if len(ms) > 1 else ""
+        legend = f"{name} {f[0]:.4g} Hz" + (f" ({span})" if span else "")
+        traces.append(go.Scatter(x=xs, y=ys, mode="lines", name=legend, legendgroup=name,
+                                 line={"color": colour, "dash": "dash", "width": 1},
+                                 hoverinfo="skip"))
+        traces.append(go.Scatter(
+            x=f, y=np.full(f.size, label_y), mode="text", text=[m.label for m in ms],
+            textposition=label_position, textfont={"color": colour, "size": 10},
+            legendgroup=name, showlegend=False, name=name,
+            hovertemplate="%{text}: %{x:.2f} Hz<extra></extra>"))
+    return traces
+
+
+def spectrum_figure(
+    freqs: np.ndarray,
+    values: np.ndarray,
+    markers: Sequence[object] = (),
+    title: str = "Spectrum",
+    unit: str = "g (peak)",
+    name: str = "spectrum",
+) -> go.Figure:
+    """A one-sided spectrum (amplitude or envelope) against frequency in Hz, with the
+    characteristic frequencies of ``markers`` as labelled dashed lines (:func:`marker_traces`,
+    a legend entry per kind, each kind's labels a step higher than the previous kind's)."""
+    freqs = np.asarray(freqs, dtype=float)
+    values = np.asarray(values, dtype=float)
+    top = float(np.nanmax(values)) if values.size and np.nanmax(values) > 0 else 1.0
+    fig = go.Figure(go.Scatter(x=freqs, y=values, mode="lines", name=name,
+                               line={"width": 1, "color": PALETTE[0]},
+                               hovertemplate="%{x:.2f} Hz<br>%{y:.4g}<extra></extra>"))
+    names = len({str(m.name) for m in markers})  # type: ignore[attr-defined]
+    fig.add_traces(marker_traces(markers, 0.0, 1.05 * top, stagger=0.07 * top))
+    fig.update_xaxes(title_text="frequency (Hz)",
+                     range=[float(freqs.min()), float(freqs.max())] if freqs.size else None)
+    fig.update_yaxes(title_text=f"amplitude ({unit})",
+                     range=[0.0, (1.15 + 0.07 * max(names - 1, 0)) * top])
+    fig = _style(fig, title, height=400)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    return fig
+
+
+def life_spectrum_figure(
+    freqs: np.ndarray,
+    rows: np.ndarray,
+    values: np.ndarray,
+    markers: Sequence[object] = (),
+    title: str = "Spectrum over life",
+    unit: str = "g (peak)",
+    y_title: str = "snapshot",
+    marker_row: float | None = None,
+) -> go.Figure:
+    """A spectrum per snapshot as a heatmap (frequency across, snapshot ``rows`` up, failure at
+    the top), with the characteristic frequencies of ``markers`` as dashed lines over the
+    whole life (:func:`marker_traces`, labelled from the top row down, a step per kind) and
+    ``marker_row`` (the snapshot shown above it) as a dotted white line."""
+    freqs = np.asarray(freqs, dtype=float)
+    rows = np.asarray(rows, dtype=float)
+    fig = go.Figure(go.Heatmap(x=freqs, y=rows, z=display_grid(values), colorscale="Viridis",
+                               colorbar={"title": {"text": unit.replace(" (", "<br>(")}},
+                               hovertemplate="%{x:.2f} Hz<br>" + y_title
+                               + " %{y}<br>%{z:.4g}<extra></extra>"))
+    if rows.size:
+        span = float(rows[-1] - rows[0]) or 1.0
+        fig.add_traces(marker_traces(markers, float(rows[0]), float(rows[-1]),
+                                     label_position="bottom center", stagger=-0.05 * span))
+    fig.update_xaxes(title_text="frequency (Hz)",
+                     range=[float(freqs.min()), float(freqs.max())] if freqs.size else None)
+    fig.update_yaxes(title_text=y_title)
+    if marker_row is not None:
+        fig.add_hline(y=float(marker_row), line={"dash": "dot", "color": "white", "width": 1})
+    fig = _style(fig, title, height=460)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    return fig

@@ -480,6 +480,14 @@ def _mpl_scatter(ax, tr: dict) -> None:
                 linestyle=style, label=name)
         return
     mode = tr.get("mode", "lines")
+    if "text" in mode and tr.get("text") is not None:  # e.g. the labels of marker lines
+        font = tr.get("textfont") or {}
+        va = "bottom" if str(tr.get("textposition", "")).startswith("top") else "top"
+        for xi, yi, text in zip(x, y, np.atleast_1d(tr["text"]), strict=False):
+            ax.text(float(xi), float(yi), _plain(text), ha="center", va=va, fontsize=7,
+                    color=_colour(font.get("color"), "black"), clip_on=True)
+        if mode == "text":
+            return
     marker = "o" if "markers" in mode else None
     ls = style if "lines" in mode else "none"
     ax.plot(x, y, color=colour, linestyle=ls, marker=marker, markersize=3,

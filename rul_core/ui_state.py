@@ -555,6 +555,9 @@ PERSISTENT_KEYS: tuple[str, ...] = (
     # Data
     "data_source", "upload_mode", "upload_subfolder", "server_path", "server_layout",
     "catalog_pick", "data_snapshot", "data_full", "data_schemes",
+    "spec_channel", "spec_kind", "spec_bandpass", "spec_band_lo", "spec_band_hi",
+    "spec_geometry", "spec_harmonics", "spec_balls", "spec_ball_mm", "spec_pitch_mm",
+    "spec_angle", "spec_life", "spec_db",
     # Train
     "train_mode", "train_model", "train_ablation", "train_preset", "train_scheme",
     "train_interval", "train_members", "train_epochs", "train_runs", "val_runs", "train_knee",
@@ -574,7 +577,7 @@ PERSISTENT_KEYS: tuple[str, ...] = (
     # Report
     "report_title", "report_engine", "report_formats", "report_one_fmt", "report_scale",
 )
-PERSISTENT_PREFIXES: tuple[str, ...] = ("explain_rules_",)
+PERSISTENT_PREFIXES: tuple[str, ...] = ("explain_rules_", "spec_max_hz_", "spec_rpm_")
 
 
 def persistent_keys(keys: Iterable[Any]) -> list[str]:

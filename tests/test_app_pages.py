@@ -65,6 +65,69 @@ def test_data_page_renders_runs_and_trends(demo_assets):
     _no_exceptions(at)
 
 
+def _chart(at, title_part: str) -> dict:
+    import json
+
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if title_part in spec["layout"]["title"]["text"]:
+            return spec
+    raise AssertionError(f"no chart titled like {title_part!r}")
+
+
+def _legend(spec: dict) -> list[str]:
+    return [t["name"] for t in spec["data"] if t.get("showlegend", True) and t.get("name")]
+
+
+def test_data_page_spectrum_marks_bpfo_once_a_geometry_is_set(demo_assets):
+    """The Spectrum section on the demo (synthetic FEMTO layout): shaft harmonics only by
+    default (no published FEMTO geometry), BPFO and the others once the XJTU-SY preset or a
+    custom geometry is chosen; amplitude spectrum; a band above Nyquist is refused with the
+    limit named; the figures join the report."""
+    at = _app("pages/1_Data.py")
+    _no_exceptions(at)
+    assert at.selectbox(key="spec_geometry").value == "None (shaft harmonics only)"
+    env = _chart(at, "envelope spectrum of snapshot 0")
+    assert _legend(env) == ["spectrum", "f_r 30 Hz (×1–3)"]  # 1800 rpm
+    assert _legend(_chart(at, "envelope spectrum over life")) == ["f_r 30 Hz (×1–3)"]
+
+    at.slider(key="data_snapshot").set_value(5).run()  # the last, failed snapshot
+    at.selectbox(key="spec_geometry").set_value("LDK UER204 (XJTU-SY)").run()
+    _no_exceptions(at)
+    env = _chart(at, "envelope spectrum of snapshot 5")
+    assert "BPFO 92.49 Hz (×1–3)" in _legend(env)
+    labels = next(t for t in env["data"] if t.get("legendgroup") == "BPFO"
+                  and t["mode"] == "text")
+    assert labels["text"] == ["BPFO", "2×BPFO", "3×BPFO"]
+    assert "BPFO 92.49 Hz (×1–3)" in _legend(_chart(at, "envelope spectrum over life"))
+    peaks = at.dataframe[-1].value  # the largest peaks, named after the nearest line
+    assert peaks["nearest"].iloc[0] in ("BPFO", "3×f_r")  # 90 Hz: both within a 10 Hz bin
+    assert abs(peaks["frequency_hz"].iloc[0] - 92.49) <= 10.0
+    keys = at.session_state["figure_registry"].keys()
+    assert {"Data/spectrum", "Data/spectrum-life", "Data/spectrum-peaks"} <= set(keys)
+
+    at.selectbox(key="spec_geometry").set_value("Custom").run()
+    _no_exceptions(at)
+    assert "BPFO" not in str(_legend(_chart(at, "envelope spectrum of snapshot 5")))
+    at.number_input(key="spec_balls").set_value(8).run()
+    at.number_input(key="spec_ball_mm").set_value(7.92).run()
+    at.number_input(key="spec_pitch_mm").set_value(34.55).run()
+    _no_exceptions(at)
+    assert "BPFO 92.49 Hz (×1–3)" in _legend(_chart(at, "envelope spectrum of snapshot 5"))
+
+    at.number_input(key="spec_band_hi").set_value(12800.0).run()  # = Nyquist at 25.6 kHz
+    _no_exceptions(at)
+    assert any("band: the upper edge 12800 Hz must be below the Nyquist frequency 12800 Hz"
+               in e.value for e in at.error)
+    at.number_input(key="spec_band_hi").set_value(9000.0).run()
+    at.radio(key="spec_kind").set_value("amplitude").run()
+    _no_exceptions(at)
+    assert not at.error
+    amp = _chart(at, "amplitude spectrum of snapshot 5")
+    assert amp["layout"]["xaxis"]["range"][1] == 12800.0  # up to Nyquist by default
+    assert _chart(at, "amplitude spectrum over life")
+
+
 def test_data_page_reports_bad_server_path(demo_assets):
     at = _app("pages/1_Data.py")
     at.radio(key="data_source").set_value("Server path").run()
@@ -115,6 +178,12 @@ def test_data_page_reads_real_femto_bearing(demo_assets):
     assert list(runs["run"]) == ["Bearing3_1"]
     assert list(runs["snapshots"]) == [515] and list(runs["rpm"]) == [1500.0]
     assert _chart_count(at) >= 3
+    # the Spectrum section on a real bearing: no published geometry, so the shaft only
+    assert _legend(_chart(at, "envelope spectrum of snapshot 0")) == ["spectrum",
+                                                                     "f_r 25 Hz (×1–3)"]
+    assert _chart(at, "envelope spectrum over life")
+    assert "300 of 515 snapshots, evenly spaced from the first to the last." in [
+        c.value for c in at.caption]
 
 
 @pytest.mark.real

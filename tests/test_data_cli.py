@@ -32,7 +32,7 @@ def test_inspect_nothing_loadable(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no known dataset layout" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["inspect", "synth"])
+@pytest.mark.parametrize("command", ["inspect", "synth", "spectrum"])
 def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -117,3 +117,63 @@ def test_demo_assets_never_replaces_a_folder_it_did_not_write(
     for _ in range(2):
         assert main(["demo-assets", "--out", str(demo), "--no-model", "--snapshots", "2"]) == 0
     assert sorted(p.name for p in demo.iterdir()) == ["MANIFEST.json", "data"]
+
+
+@pytest.fixture(scope="module")
+def xjtu_second(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One synthetic XJTU-SY bearing at 35 Hz with 1 s snapshots (1 Hz bins)."""
+    from rul_core.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("xjtu"), "xjtu", n_bearings=1, n_snapshots=4,
+                         samples=25600, seed=0)
+
+
+def test_spectrum_names_bpfo_at_the_largest_envelope_peak(
+        xjtu_second: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from rul_core.data import load_dataset
+    from rul_core.signal import spectrum as sp
+
+    out = tmp_path / "spectrum.csv"
+    assert main(["spectrum", "--data", str(xjtu_second), "--run", "Bearing1_1", "--snapshot",
+                 "-1", "--envelope", "--no-cache", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "snapshot 3 of 0-3, channel horizontal: envelope spectrum, band " \
+           "2000-10000 Hz, Hann window, 1 Hz bins" in text
+    assert "geometry LDK UER204 (XJTU-SY)" in text  # the XJTU-SY layout's bearing
+    assert "BPFO 107.91" in text
+    first = text.split("-----\n")[-1].splitlines()[0].split()
+    assert first[0] == "108.00" and first[2] == "BPFO" and first[3] == "107.91"
+    rows = np.loadtxt(out, delimiter=",", skiprows=1)
+    run = load_dataset(xjtu_second, cache_dir=None).run("Bearing1_1")
+    spec = sp.compute_spectrum(run.snapshots[3, :, 0], run.fs,
+                               sp.SpectrumSettings("envelope", (2000.0, 10000.0), 1000.0))
+    np.testing.assert_allclose(rows[:, 0], spec.freqs)
+    np.testing.assert_allclose(rows[:, 1], spec.values, rtol=1e-7)
+
+
+def test_spectrum_without_geometry_marks_the_shaft_only_and_refuses_bad_options(
+        xjtu_second: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["spectrum", "--data", str(xjtu_second), "--run", "Bearing1_1", "--no-cache"]
+    assert main([*base, "--snapshot", "0", "--geometry", "none", "--peaks", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "amplitude spectrum, Hann window" in text and "0-12800 Hz" in text
+    assert "characteristic frequencies (Hz): f_r 35.00\n" in text
+    assert "BPFO" not in text
+    assert main([*base, "--snapshot", "0", "--balls", "8", "--ball-mm", "7.92",
+                 "--pitch-mm", "34.55"]) == 0
+    assert "BPFO 107.91" in capsys.readouterr().out
+    for extra, message in (
+            (["--snapshot", "4"], "--snapshot: Bearing1_1 has snapshots 0 to 3, got 4"),
+            (["--snapshot", "0", "--envelope", "--band", "2000", "13000"],
+             "band: the upper edge 13000 Hz must be below the Nyquist frequency 12800 Hz"),
+            (["--snapshot", "0", "--balls", "8"], "geometry: give --balls, --ball-mm and"),
+            (["--snapshot", "0", "--channel", "z"], "--channel: Bearing1_1 has channels"),
+            (["--snapshot", "0", "--out", "x.txt"], "--out: expected a .csv, .png"),
+    ):
+        assert main([*base, *extra]) == 2, extra
+        assert message in capsys.readouterr().err
+    assert main(["spectrum", "--data", str(xjtu_second), "--run", "Bearing9_9",
+                 "--snapshot", "0", "--no-cache"]) == 2
+    assert "--run: no run 'Bearing9_9'; available: Bearing1_1" in capsys.readouterr().err

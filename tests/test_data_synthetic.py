@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.signal import butter, hilbert, sosfiltfilt
 from scipy.stats import kurtosis
 
-from rul_core.data.synthetic import BearingGeometry, degradation_curve, synth_run
+from rul_core.data.synthetic import degradation_curve, synth_run
+from rul_core.signal.spectrum import LDK_UER204
 
 
 def test_bpfo_of_the_default_bearing() -> None:
     # LDK UER204: 8 balls, d = 7.92 mm, D = 34.55 mm, 0 deg: BPFO = 4 f_r (1 - 0.22923)
-    assert abs(BearingGeometry().bpfo(30.0) - 4 * 30 * (1 - 7.92 / 34.55)) < 1e-12
-    assert abs(BearingGeometry().bpfo(30.0) - 92.4921) < 1e-3
-    assert abs(BearingGeometry(contact_angle_deg=60).bpfo(30.0) - 120 * (1 - 7.92 / 34.55 / 2)) \
-        < 1e-9
+    assert abs(LDK_UER204.bpfo(30.0) - 4 * 30 * (1 - 7.92 / 34.55)) < 1e-12
+    assert abs(LDK_UER204.bpfo(30.0) - 92.4921) < 1e-3
+    tilted = replace(LDK_UER204, contact_angle_deg=60)
+    assert abs(tilted.bpfo(30.0) - 120 * (1 - 7.92 / 34.55 / 2)) < 1e-9
 
 
 def test_degradation_curve_shape() -> None:
@@ -41,7 +44,7 @@ def test_envelope_spectrum_peaks_at_bpfo() -> None:
     freqs = np.fft.rfftfreq(len(envelope), 1 / run.fs)
     window = (freqs > 40) & (freqs < 150)
     peak = freqs[window][np.argmax(spectrum[window])]
-    assert abs(peak - BearingGeometry().bpfo(30.0)) < 2.0
+    assert abs(peak - LDK_UER204.bpfo(30.0)) < 2.0
 
 
 def test_seeded_and_deterministic() -> None:

@@ -33,7 +33,51 @@ def _figures() -> list:
         plots.table_figure(pd.DataFrame({"run": ["a", "b"], "rmse": [0.123456, 0.2]}), "t"),
         plots.deletion_curves_figure({"lrp": (np.linspace(0, 1, 5), [0.5, 0.3, 0.2, 0.1, 0.1])},
                                      prediction=0.5, baseline=0.1),
+        plots.spectrum_figure(np.arange(0, 500.0), np.abs(np.sin(np.arange(500.0))),
+                              _markers()),
+        plots.life_spectrum_figure(np.arange(0, 500.0), np.arange(0, 40, 4),
+                                   np.random.default_rng(0).random((10, 500)), _markers(),
+                                   unit="dB re 1 g"),
     ]
+
+
+def _markers() -> list:
+    from rul_core.signal.spectrum import LDK_UER204, fault_markers
+
+    return fault_markers(35.0, LDK_UER204, harmonics=3, max_hz=500.0)
+
+
+def test_spectrum_figures_mark_each_fault_frequency_in_its_own_legend_group():
+    """One legend entry per frequency (a click hides its lines and labels together), a dashed
+    line from the bottom to above the highest peak at each harmonic, labelled there."""
+    markers = _markers()
+    values = np.zeros(500)
+    values[108] = 2.0
+    fig = plots.spectrum_figure(np.arange(500.0), values, markers, unit="g (envelope, peak)")
+    assert fig.data[0].name == "spectrum"
+    legend = [t.name for t in fig.data if t.showlegend is not False][1:]
+    assert legend == ["f_r 35 Hz (×1–3)", "FTF 13.49 Hz (×1–3)", "BPFO 107.9 Hz (×1–3)",
+                      "BPFI 172.1 Hz (×1–2)", "BSF 72.33 Hz (×1–3)"]  # 3 x BPFI > 500 Hz
+    bpfo = [t for t in fig.data if t.legendgroup == "BPFO"]
+    lines, labels = bpfo
+    np.testing.assert_allclose(lines.x[::3], [107.9074, 215.8148, 323.7221], atol=1e-4)
+    assert np.isnan(lines.x[2::3]).all() and np.isnan(lines.y[2::3]).all()  # separate lines
+    np.testing.assert_allclose(lines.y[0::3], 0.0)
+    # 1.05 x the highest peak, a step of 0.07 x it per kind before (f_r, FTF): 2.1 + 0.28
+    np.testing.assert_allclose(lines.y[1::3], 2.38)
+    np.testing.assert_allclose(labels.y, 2.38)
+    assert list(labels.text) == ["BPFO", "2×BPFO", "3×BPFO"] and labels.mode == "text"
+    assert fig.layout.yaxis.range[1] == pytest.approx(2.0 * (1.15 + 0.07 * 4))
+    assert lines.line.color == labels.textfont.color == plots.MARKER_COLOURS["BPFO"]
+    assert fig.layout.yaxis.title.text == "amplitude (g (envelope, peak))"
+    heat = plots.life_spectrum_figure(np.arange(500.0), np.array([0, 5, 10]),
+                                      np.ones((3, 500)), markers, marker_row=5)
+    assert [(sh.y0, sh.y1, sh.line.dash) for sh in heat.layout.shapes] == [(5, 5, "dot")]
+    assert heat.data[0].type == "heatmap" and heat.data[0].z.dtype == np.float32
+    lines = next(t for t in heat.data if t.legendgroup == "BPFO")
+    np.testing.assert_allclose(lines.y[:2], [0.0, 10.0])  # the whole life
+    labels = [t for t in heat.data if t.legendgroup == "BPFO"][1]
+    np.testing.assert_allclose(labels.y, 10.0 - 2 * 0.5)  # from the top down, 5 % a kind
 
 
 def test_minmax_downsample_keeps_extremes_and_order():

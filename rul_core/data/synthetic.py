@@ -5,7 +5,8 @@ Each snapshot of a synthetic bearing is the sum of
 - shaft harmonics at 1, 2, 3 x f_r (f_r = rpm / 60), growing slightly with damage;
 - an outer-race defect: impulses at the ball-pass frequency BPFO = (n/2) f_r (1 - d/D cos a),
   from the bearing geometry (default LDK UER204, the XJTU-SY bearing: 8 balls of 7.92 mm on a
-  34.55 mm pitch circle, 0 deg contact angle; BPFO = 3.08 f_r), with 1 % timing jitter
+  34.55 mm pitch circle, 0 deg contact angle; BPFO = 3.08 f_r;
+  :data:`rul_core.signal.spectrum.LDK_UER204`), with 1 % timing jitter
   (slip), each exciting a structural resonance (a damped sinusoid of a few kHz, one per
   channel);
 - Gaussian measurement noise.
@@ -18,7 +19,6 @@ real run-to-failure tests. Everything is seeded and deterministic; defaults are 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,38 +27,10 @@ from scipy.signal import fftconvolve
 from rul_core.atomic import write_text
 from rul_core.data.run import Condition, Run
 from rul_core.data.xjtu import DEFAULT_CONDITIONS, HEADER, parse_condition
+from rul_core.signal.spectrum import LDK_UER204, BearingGeometry
 
 FEMTO_CONDITIONS = {1: (1800.0, 4000.0), 2: (1650.0, 4200.0), 3: (1500.0, 5000.0)}
 FEMTO_START_S = 9 * 3600 + 10 * 60 + 39 + 0.11879  # 09:10:39.118790, like Bearing3_1
-
-
-@dataclass(frozen=True)
-class BearingGeometry:
-    """Rolling-element bearing geometry (defaults: LDK UER204, as in XJTU-SY)."""
-
-    n_balls: int = 8
-    ball_diameter_mm: float = 7.92
-    pitch_diameter_mm: float = 34.55
-    contact_angle_deg: float = 0.0
-
-    @property
-    def _ratio(self) -> float:
-        return (
-            self.ball_diameter_mm / self.pitch_diameter_mm
-            * np.cos(np.radians(self.contact_angle_deg))
-        )
-
-    def bpfo(self, shaft_hz: float) -> float:
-        """Ball-pass frequency of the outer race (Hz)."""
-        return self.n_balls / 2.0 * shaft_hz * (1.0 - self._ratio)
-
-    def bpfi(self, shaft_hz: float) -> float:
-        """Ball-pass frequency of the inner race (Hz)."""
-        return self.n_balls / 2.0 * shaft_hz * (1.0 + self._ratio)
-
-    def ftf(self, shaft_hz: float) -> float:
-        """Fundamental train (cage) frequency (Hz)."""
-        return shaft_hz / 2.0 * (1.0 - self._ratio)
 
 
 def degradation_curve(n_snapshots: int, knee: float = 0.6, rate: float = 5.0) -> np.ndarray:
@@ -94,7 +66,7 @@ def synth_run(
         raise ValueError("synth_run: need n_snapshots >= 1, samples >= 2, channels >= 1, "
                          "fs > 0 and rpm > 0")
     rng = np.random.default_rng(seed)
-    geometry = geometry or BearingGeometry()
+    geometry = geometry or LDK_UER204
     shaft_hz = rpm / 60.0
     bpfo = geometry.bpfo(shaft_hz)
     damage = degradation_curve(n_snapshots, knee)
