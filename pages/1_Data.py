@@ -160,13 +160,17 @@ if kind == spectrum.ENVELOPE:
 
 g1, g2, g3 = st.columns(3)
 presets = [spectrum.SHAFT_ONLY, *spectrum.GEOMETRY_PRESETS, spectrum.CUSTOM]
-default_geometry = spectrum.default_preset(run.layout) or spectrum.SHAFT_ONLY
+default_geometry, geometry_reason = ui_state.default_geometry(
+    run.layout, st.session_state["dataset_source"]["path"])
+app_ui.reset_on_change("spec_geometry", st.session_state["dataset_source"]["path"])
 app_ui.keep_valid("spec_geometry", presets)
 choice = g1.selectbox(
     "Bearing geometry", presets, index=presets.index(default_geometry), key="spec_geometry",
     help="Marks FTF, BPFO, BPFI and BSF. Presets only where a publication gives the numbers "
-         "(XJTU-SY's LDK UER204); the PRONOSTIA/FEMTO documentation gives none, so FEMTO and "
-         "generic runs start with the shaft harmonics only: choose Custom and enter yours.")
+         "(XJTU-SY's LDK UER204, which the demo's synthetic bearings use too); the "
+         "PRONOSTIA/FEMTO documentation gives none, so FEMTO and generic runs start with the "
+         "shaft harmonics only: choose Custom and enter yours. Another dataset starts again "
+         "from its own default.")
 rpm = g2.number_input("Shaft speed (rpm)", 0.0, 1e6, float(run.condition.rpm),
                       key=f"spec_rpm_{run.name}",
                       help="From the run's operating condition; type it when the run has none.")
@@ -176,8 +180,9 @@ geometry = None
 if choice in spectrum.GEOMETRY_PRESETS:
     preset = spectrum.GEOMETRY_PRESETS[choice]
     geometry = preset.geometry
-    st.caption(f"{choice}: {geometry.n_balls} balls of {geometry.ball_diameter_mm:g} mm on a "
-               f"{geometry.pitch_diameter_mm:g} mm pitch circle, contact angle "
+    why = f" ({geometry_reason})" if choice == default_geometry and geometry_reason else ""
+    st.caption(f"{choice}{why}: {geometry.n_balls} balls of {geometry.ball_diameter_mm:g} mm on "
+               f"a {geometry.pitch_diameter_mm:g} mm pitch circle, contact angle "
                f"{geometry.contact_angle_deg:g}°. Source: {preset.source}.")
 elif choice == spectrum.CUSTOM:
     n1, n2, n3, n4 = st.columns(4)

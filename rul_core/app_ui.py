@@ -109,6 +109,16 @@ def keep_valid(key: str, options: Any, default: Any = None) -> None:
         st.session_state[key] = value
 
 
+def reset_on_change(key: str, context: Any) -> None:
+    """Before a widget is drawn: forget the value stored under ``key`` when ``context`` (e.g.
+    the dataset's path) differs from the one it was chosen under, so that the widget starts
+    from its default for the new context."""
+    seen = f"_{key}_context"
+    if st.session_state.get(seen, context) != context:
+        st.session_state.pop(key, None)
+    st.session_state[seen] = context
+
+
 _SIDEBAR_SLOT = "_sidebar_status_slot"
 
 

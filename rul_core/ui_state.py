@@ -250,6 +250,22 @@ def demo_data_path(
     return p if p.exists() else None
 
 
+def default_geometry(layout: str, dataset_path: str | Path | None) -> tuple[str, str]:
+    """The Data page's bearing-geometry choice to start from, and why: the demo's synthetic
+    bearings are generated with LDK UER204 (:mod:`rul_core.data.synthetic`), XJTU-SY's
+    bearing is that one, other layouts start with the shaft harmonics only."""
+    from rul_core.signal import spectrum
+
+    demo = demo_data_path()
+    if demo is not None and dataset_path is not None and \
+            Path(dataset_path).resolve() == demo.resolve():
+        return spectrum.UER204_PRESET, "the demo's synthetic bearings are generated with it"
+    preset = spectrum.default_preset(layout)
+    if preset is not None:
+        return preset, "the XJTU-SY bearing"
+    return spectrum.SHAFT_ONLY, ""
+
+
 def demo_model_path(
     manifest: dict[str, Any] | None = None, root: Path | None = None
 ) -> Path | None:

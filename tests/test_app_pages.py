@@ -80,13 +80,17 @@ def _legend(spec: dict) -> list[str]:
 
 
 def test_data_page_spectrum_marks_bpfo_once_a_geometry_is_set(demo_assets):
-    """The Spectrum section on the demo (synthetic FEMTO layout): shaft harmonics only by
-    default (no published FEMTO geometry), BPFO and the others once the XJTU-SY preset or a
-    custom geometry is chosen; amplitude spectrum; a band above Nyquist is refused with the
-    limit named; the figures join the report."""
+    """The Spectrum section on the demo (synthetic FEMTO layout): the geometry its bearings
+    are generated with (LDK UER204) by default, saying so; shaft harmonics only when no
+    geometry is chosen, BPFO and the others once the XJTU-SY preset or a custom geometry is;
+    amplitude spectrum; a band above Nyquist is refused with the limit named; the figures
+    join the report."""
     at = _app("pages/1_Data.py")
     _no_exceptions(at)
-    assert at.selectbox(key="spec_geometry").value == "None (shaft harmonics only)"
+    assert at.selectbox(key="spec_geometry").value == "LDK UER204 (XJTU-SY)"
+    assert any("demo's synthetic bearings are generated with it" in c.value for c in at.caption)
+    assert "BPFO 92.49 Hz (×1–3)" in _legend(_chart(at, "envelope spectrum of snapshot 0"))
+    at.selectbox(key="spec_geometry").set_value("None (shaft harmonics only)").run()
     env = _chart(at, "envelope spectrum of snapshot 0")
     assert _legend(env) == ["spectrum", "f_r 30 Hz (×1–3)"]  # 1800 rpm
     assert _legend(_chart(at, "envelope spectrum over life")) == ["f_r 30 Hz (×1–3)"]
@@ -126,6 +130,25 @@ def test_data_page_spectrum_marks_bpfo_once_a_geometry_is_set(demo_assets):
     amp = _chart(at, "amplitude spectrum of snapshot 5")
     assert amp["layout"]["xaxis"]["range"][1] == 12800.0  # up to Nyquist by default
     assert _chart(at, "amplitude spectrum over life")
+
+
+def test_data_page_geometry_starts_again_for_another_dataset(demo_assets, tmp_path):
+    """The demo's geometry (LDK UER204) does not follow the user to another FEMTO-layout
+    dataset, which starts with the shaft harmonics only; a choice made on that dataset stays
+    while it is loaded."""
+    from rul_core.data.synthetic import write_dataset
+
+    other = write_dataset(tmp_path / "other", "femto", n_bearings=1, n_snapshots=3, seed=4)
+    at = _app("pages/1_Data.py")
+    assert at.selectbox(key="spec_geometry").value == "LDK UER204 (XJTU-SY)"
+    at.radio(key="data_source").set_value("Server path").run()
+    at.text_input(key="server_path").input(str(other)).run()
+    at.button(key="load_path").click().run()
+    _no_exceptions(at)
+    assert at.selectbox(key="spec_geometry").value == "None (shaft harmonics only)"
+    at.selectbox(key="spec_geometry").set_value("Custom").run()
+    at.slider(key="data_snapshot").set_value(1).run()
+    assert at.selectbox(key="spec_geometry").value == "Custom"
 
 
 def test_data_page_reports_bad_server_path(demo_assets):
