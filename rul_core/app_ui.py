@@ -187,9 +187,11 @@ def keep_keras_state() -> None:
         return
 
     def _clean_matplotlib_only() -> None:
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is not None:
-            plt.close("all")
+        # ``close`` is missing while another thread (the Keras warm-up) is still importing
+        # pyplot: no figure can exist yet then
+        close = getattr(sys.modules.get("matplotlib.pyplot"), "close", None)
+        if close is not None:
+            close("all")
 
     _clean_matplotlib_only._keeps_keras = True  # type: ignore[attr-defined]
     script_runner._clean_problem_modules = _clean_matplotlib_only
