@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/features.py
 	$(PY) bench/load_femto.py
 	$(PY) bench/spectrum.py
+	$(PY) bench/kurtogram.py
 	$(PY) bench/phm2012_baselines.py
 	$(PY) bench/train_memory.py
 

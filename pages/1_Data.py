@@ -10,7 +10,7 @@ import streamlit as st
 
 from rul_core import app_ui, plots, ui_state
 from rul_core.data import is_problem
-from rul_core.signal import spectrum
+from rul_core.signal import kurtogram, spectrum
 
 PAGE = "Data"
 app_ui.header(PAGE)
@@ -157,6 +157,22 @@ if kind == spectrum.ENVELOPE:
                                 help=band_help),
                 b3.number_input("Band high (Hz)", 0.0, nyquist, hi_default, key="spec_band_hi",
                                 help=band_help))
+    late = tuple(int(i) for i in kurtogram.late_snapshots(run.n_snapshots))
+    kg_sources = {"shown": f"snapshot {snap} (the slider)",
+                  "late": f"the last {len(late)} snapshots (mean of their kurtograms)"}
+    k1, k2 = st.columns([1, 2])
+    kg_of = k2.radio("Kurtogram of", tuple(kg_sources), key="spec_kurtogram_of",
+                     horizontal=True, format_func=kg_sources.get,
+                     help="A healthy snapshot has no impacts to find: move the slider to a late "
+                          "snapshot, or average the kurtograms of the last ones (the band that "
+                          "stays impulsive as the bearing wears).")
+    k1.button("Suggest a band (kurtogram)", key="spec_kurtogram_go",
+              on_click=app_ui.suggest_kurtogram_band,
+              args=(run, (snap,) if kg_of == "shown" else late, channel),
+              help="Fast kurtogram (Antoni 2007): the kurtosis of the complex envelope in every "
+                   "band of a 1/3-binary filter bank; the band where it is largest, where the "
+                   "impacts stand out of the noise, fills the band inputs.")
+    app_ui.show_kurtogram_pick(run, channel, float(max_hz), PAGE)
 
 g1, g2, g3 = st.columns(3)
 presets = [spectrum.SHAFT_ONLY, *spectrum.GEOMETRY_PRESETS, spectrum.CUSTOM]

@@ -573,6 +573,83 @@ def life_spectrum(run: Any, channel: int, settings: Any, db: bool,
                                   compute=compute)
 
 
+#: Session key of the Data page's last band suggested by the kurtogram: the run's hash, the
+#: snapshots and channel it was computed on, the band (or the error met).
+KURTOGRAM_PICK = "spec_kurtogram_pick"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def snapshot_kurtogram(run_hash: str, snapshots: tuple[int, ...], channel: int,
+                       _run: Any) -> Any:
+    """The fast kurtogram (:func:`rul_core.signal.kurtogram.kurtogram`) of one channel of one
+    snapshot, or the mean of several snapshots' maps, cached on the run's content hash, the
+    snapshots and the channel."""
+    from rul_core.signal.kurtogram import kurtogram
+
+    rows = [int(s) for s in snapshots]
+    x = _run.snapshots[rows, :, int(channel)]
+    return kurtogram(x[0] if len(rows) == 1 else x, _run.fs)
+
+
+def suggest_kurtogram_band(run: Any, snapshots: tuple[int, ...], channel: int) -> None:
+    """The Data page's "Suggest a band" button (an ``on_click``: it runs before the page, so
+    it may set the band inputs, which Streamlit forbids once they are drawn): the kurtogram's
+    best band (:func:`rul_core.signal.kurtogram.envelope_band`) into ``spec_band_lo`` and
+    ``spec_band_hi``, the band-pass switched on, and the suggestion kept under
+    :data:`KURTOGRAM_PICK` for the page to show its kurtogram (or the error met)."""
+    from rul_core.signal.kurtogram import envelope_band
+
+    where = {"run": run_key(run), "snapshots": tuple(int(s) for s in snapshots),
+             "channel": int(channel)}
+    try:
+        kg = snapshot_kurtogram(where["run"], where["snapshots"], where["channel"], run)
+        band, note = envelope_band(kg.best, run.fs)
+    except Exception as exc:  # shown by the page, as guarded() would
+        st.session_state[KURTOGRAM_PICK] = {**where, "error": ui_state.friendly_error(exc)}
+        return
+    st.session_state.update({"spec_bandpass": True, "spec_band_lo": band[0],
+                             "spec_band_hi": band[1]})
+    st.session_state[KURTOGRAM_PICK] = {**where, "band": band, "note": note}
+
+
+def kurtogram_pick(run: Any, channel: int) -> dict[str, Any] | None:
+    """The last band suggested (:func:`suggest_kurtogram_band`) for this run and channel,
+    None when there is none (or it was for another run or channel)."""
+    pick = st.session_state.get(KURTOGRAM_PICK)
+    if not pick or pick["run"] != run_key(run) or pick["channel"] != int(channel):
+        return None
+    return pick
+
+
+def show_kurtogram_pick(run: Any, channel: int, max_hz: float, page: str) -> None:
+    """The kurtogram of the last band suggested for this run and channel (the snapshot or
+    snapshots it was computed on, named in its title), the band outlined, described below it
+    (:func:`rul_core.signal.kurtogram.describe`; ``max_hz``: the envelope spectrum's upper
+    frequency) and registered for the report; or the error the suggestion met; nothing when
+    there was none for this run and channel."""
+    from rul_core import plots
+    from rul_core.signal.kurtogram import describe
+
+    pick = kurtogram_pick(run, channel)
+    if pick is None:
+        return
+    if "error" in pick:
+        st.error(f"kurtogram: {pick['error']}")
+        return
+    rows = pick["snapshots"]
+    kg = snapshot_kurtogram(pick["run"], rows, int(channel), run)
+    of = f"snapshot {rows[0]}" if len(rows) == 1 else f"snapshots {rows[0]}–{rows[-1]} (mean)"
+    freqs, grid = kg.grid()
+    best = kg.best
+    fig = plots.kurtogram_figure(freqs, kg.levels, grid,
+                                 (best.level, best.low, best.high, best.kurtosis),
+                                 f"{run.name}: kurtogram of {of}, "
+                                 f"{run.channel_names[int(channel)]}")
+    about = describe(kg, pick["band"], pick["note"], max_hz)
+    show_figure(fig, "kurtogram", page, caption=about)
+    st.caption(about)
+
+
 def model_key(label: str, trained: Any) -> str:
     """A cache key of a session model: its label and when it was trained (a model trained or
     loaded again under the same label is another model)."""

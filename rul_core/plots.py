@@ -407,7 +407,7 @@ def error_vs_severity_figure(
         return _style(fig, title, height=340)
     # several models: the legend under the plot, where long labels do not squeeze it
     fig = _style(fig, title, height=380 + 22 * len(sweep))
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0})
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})
     return fig
 
 
@@ -700,4 +700,54 @@ def life_spectrum_figure(
         fig.add_hline(y=float(marker_row), line={"dash": "dot", "color": "white", "width": 1})
     fig = _style(fig, title, height=460)
     fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    return fig
+
+
+def level_label(level: float) -> str:
+    """A kurtogram level as the classic display writes it: 0, 1, 1.6, 2, 2.6, ..."""
+    return f"{level:.1f}".removesuffix(".0")
+
+
+def kurtogram_figure(
+    freqs: np.ndarray,
+    levels: np.ndarray,
+    values: np.ndarray,
+    best: tuple[float, float, float, float] | None = None,
+    title: str = "Kurtogram",
+) -> go.Figure:
+    """A fast kurtogram as the classic display: frequency across (``freqs``, the column
+    centres in Hz), one row per level down from level 0 at the top (``levels``: 0, 1, 1.585,
+    ...), ``values`` (levels x columns) the kurtosis of the band covering each column. The
+    colour scale starts at 0 (a negative kurtosis, a band dominated by a tone, shows as 0;
+    the hover gives the value). ``best``: (level, low Hz, high Hz, kurtosis) of the chosen
+    band, outlined in red with its own legend entry."""
+    freqs = np.asarray(freqs, dtype=float)
+    levels = np.asarray(levels, dtype=float)
+    values = np.asarray(values, dtype=float)
+    rows = np.arange(levels.size)
+    labels = [level_label(v) for v in levels]
+    top = float(np.nanmax(values)) if values.size else 0.0
+    fig = go.Figure(go.Heatmap(
+        x=freqs, y=rows, z=display_grid(values), zmin=0.0, zmax=max(top, 1e-9),
+        customdata=display_grid(np.broadcast_to(levels[:, None], values.shape)),
+        colorscale="Viridis", colorbar={"title": {"text": "kurtosis<br>(complex<br>envelope)"}},
+        hovertemplate="%{x:.0f} Hz, level %{customdata:.1f}<br>kurtosis %{z:.3g}<extra></extra>",
+        name="kurtogram", showscale=True))
+    if best is not None:
+        level, lo, hi, k = (float(v) for v in best)
+        row = int(np.argmin(np.abs(levels - level)))
+        fig.add_trace(go.Scatter(
+            x=[lo, hi, hi, lo, lo], y=[row - 0.5, row - 0.5, row + 0.5, row + 0.5, row - 0.5],
+            mode="lines", line={"color": "#d62728", "width": 3},
+            name=f"chosen band: level {level_label(level)}, {lo:.0f}–{hi:.0f} Hz, "
+                 f"kurtosis {k:.3g}",
+            hoverinfo="skip"))
+    half = (freqs[1] - freqs[0]) / 2.0 if freqs.size > 1 else 0.0
+    fig.update_xaxes(title_text="frequency (Hz)",  # the columns' outer edges: 0 to fs/2
+                     range=[float(freqs[0] - half), float(freqs[-1] + half)] if half else None)
+    fig.update_yaxes(title_text="level", tickmode="array", tickvals=rows.tolist(),
+                     ticktext=labels, autorange="reversed")
+    fig = _style(fig, title, height=max(340, 150 + 22 * levels.size))
+    fig.update_layout(showlegend=best is not None,  # plotly hides a legend of one trace
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})
     return fig

@@ -573,7 +573,7 @@ PERSISTENT_KEYS: tuple[str, ...] = (
     "catalog_pick", "data_snapshot", "data_full", "data_schemes",
     "spec_channel", "spec_kind", "spec_bandpass", "spec_band_lo", "spec_band_hi",
     "spec_geometry", "spec_harmonics", "spec_balls", "spec_ball_mm", "spec_pitch_mm",
-    "spec_angle", "spec_life", "spec_db",
+    "spec_angle", "spec_life", "spec_db", "spec_kurtogram_of",
     # Train
     "train_mode", "train_model", "train_ablation", "train_preset", "train_scheme",
     "train_interval", "train_members", "train_epochs", "train_runs", "val_runs", "train_knee",

@@ -132,6 +132,83 @@ def test_data_page_spectrum_marks_bpfo_once_a_geometry_is_set(demo_assets):
     assert _chart(at, "amplitude spectrum over life")
 
 
+def test_data_page_suggests_the_envelope_band_from_the_kurtogram(demo_assets):
+    """"Suggest a band (kurtogram)" on the demo's failed snapshot: the band inputs take the
+    kurtogram's best band (the same as the core computes), the envelope spectrum uses it, and
+    the kurtogram is drawn with that band outlined, described and registered for the report;
+    "the last snapshots" averages their maps; another channel forgets the suggestion."""
+    from rul_core import plots
+    from rul_core.data import load_dataset
+    from rul_core.signal import kurtogram as kgm
+
+    run = load_dataset(ui_state.demo_data_path(), cache_dir=None).run("Bearing1_1")
+    at = _app("pages/1_Data.py")
+    at.slider(key="data_snapshot").set_value(5).run()  # the last, failed snapshot
+    at.toggle(key="spec_bandpass").set_value(False).run()  # the suggestion switches it on
+    assert not any("kurtogram of" in _chart_title(c) for c in at.get("plotly_chart"))
+    at.button(key="spec_kurtogram_go").click().run()
+    _no_exceptions(at)
+    assert not at.error
+    band, kg, _ = kgm.suggest_band(run.snapshots[5, :, 0], run.fs)
+    assert kg.best.kurtosis > 5 * kg.best.noise_std  # the impacts stand out at failure
+    assert at.toggle(key="spec_bandpass").value is True
+    assert at.number_input(key="spec_band_lo").value == pytest.approx(band[0])
+    assert at.number_input(key="spec_band_hi").value == pytest.approx(band[1])
+    env = _chart(at, "envelope spectrum of snapshot 5")
+    assert f"band {band[0]:g}–{band[1]:g} Hz" in env["layout"]["title"]["text"]
+    chart = _chart(at, "kurtogram of snapshot 5, horizontal")
+    assert chart["data"][0]["type"] == "heatmap"
+    assert chart["data"][0]["z"]["shape"] == f"{kg.levels.size}, 48"  # levels 0-4, 3 x 2^4
+    outline = chart["data"][1]
+    assert outline["name"].startswith(f"chosen band: level {plots.level_label(kg.best.level)}, "
+                                      f"{kg.best.low:.0f}–{kg.best.high:.0f} Hz")
+    assert min(outline["x"]) == kg.best.low and max(outline["x"]) == kg.best.high
+    assert any(c.value.startswith(f"Largest kurtosis {kg.best.kurtosis:.3g} at level")
+               for c in at.caption)
+    keys = at.session_state["figure_registry"].keys()
+    assert "Data/kurtogram" in set(keys)
+
+    at.radio(key="spec_kurtogram_of").set_value("late").run()
+    at.button(key="spec_kurtogram_go").click().run()
+    _no_exceptions(at)
+    late_band, late_kg, _ = kgm.suggest_band(run.snapshots[1:6, :, 0], run.fs)
+    assert late_kg.snapshots == 5
+    assert at.number_input(key="spec_band_lo").value == pytest.approx(late_band[0])
+    assert at.number_input(key="spec_band_hi").value == pytest.approx(late_band[1])
+    assert _chart(at, "kurtogram of snapshots 1–5 (mean), horizontal")
+    at.selectbox(key="spec_channel").set_value("vertical").run()
+    _no_exceptions(at)
+    assert not any("kurtogram of" in _chart_title(c) for c in at.get("plotly_chart"))
+
+
+def test_data_page_says_why_a_snapshot_too_short_has_no_kurtogram(demo_assets, tmp_path):
+    """Snapshots of 200 samples (a kurtogram needs 256): the click shows the reason, the band
+    inputs keep their values, and the page goes on."""
+    from rul_core.data.synthetic import write_dataset
+
+    short = write_dataset(tmp_path / "short", "femto", n_bearings=1, n_snapshots=3,
+                          samples=200, seed=4)
+    at = _app("pages/1_Data.py")
+    at.radio(key="data_source").set_value("Server path").run()
+    at.text_input(key="server_path").input(str(short)).run()
+    at.button(key="load_path").click().run()
+    before = (at.number_input(key="spec_band_lo").value, at.number_input(key="spec_band_hi").value)
+    at.button(key="spec_kurtogram_go").click().run()
+    _no_exceptions(at)
+    assert [e.value for e in at.error] == [
+        "kurtogram: signal: a kurtogram needs at least 256 samples (level 1: 128 per band), "
+        "got 200"]
+    after = (at.number_input(key="spec_band_lo").value, at.number_input(key="spec_band_hi").value)
+    assert after == before
+    assert _chart(at, "envelope spectrum of snapshot 0")
+
+
+def _chart_title(chart) -> str:
+    import json
+
+    return json.loads(chart.proto.spec)["layout"]["title"]["text"]
+
+
 def test_data_page_geometry_starts_again_for_another_dataset(demo_assets, tmp_path):
     """The demo's geometry (LDK UER204) does not follow the user to another FEMTO-layout
     dataset, which starts with the shaft harmonics only; a choice made on that dataset stays

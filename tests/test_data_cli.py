@@ -153,6 +153,40 @@ def test_spectrum_names_bpfo_at_the_largest_envelope_peak(
     np.testing.assert_allclose(rows[:, 1], spec.values, rtol=1e-7)
 
 
+def test_spectrum_band_auto_takes_the_kurtograms_band_and_prints_it(
+        xjtu_second: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--band auto``: the band-pass is the kurtogram's best band of that snapshot (the same
+    as the library computes), printed with its level and kurtosis, and the envelope spectrum
+    through it has its largest peak at BPFO (107.91 Hz at 35 Hz; 1 Hz bins)."""
+    from rul_core.data import load_dataset
+    from rul_core.signal import kurtogram as kgm
+
+    base = ["spectrum", "--data", str(xjtu_second), "--run", "Bearing1_1", "--snapshot", "-1",
+            "--no-cache"]
+    assert main([*base, "--envelope", "--band", "auto"]) == 0
+    text = capsys.readouterr().out
+    run = load_dataset(xjtu_second, cache_dir=None).run("Bearing1_1")
+    band, kg, _ = kgm.suggest_band(run.snapshots[3, :, 0], run.fs)
+    assert text.startswith(f"kurtogram (Antoni 2007, levels 0-7) of snapshot 3: Largest "
+                           f"kurtosis {kg.best.kurtosis:.3g} at level {kg.best.level:.1f}: "
+                           f"{kg.best.low:.0f}–{kg.best.high:.0f} Hz")
+    assert f"Suggested band-pass {band[0]:.6g}–{band[1]:.6g} Hz." in text
+    assert (f"channel horizontal: envelope spectrum, band {band[0]:g}-{band[1]:g} Hz, Hann "
+            "window, 1 Hz bins") in text
+    first = text.split("-----\n")[-1].splitlines()[0].split()
+    assert first[0] == "108.00" and first[2] == "BPFO"
+    assert main([*base, "--envelope", "--band", "AUTO", "--channel", "vertical"]) == 0
+    assert "kurtogram (Antoni 2007" in capsys.readouterr().out
+    assert main([*base, "--band", "auto"]) == 2  # an amplitude spectrum has no band
+    assert "--band auto: the kurtogram picks an envelope band; add --envelope" in \
+        capsys.readouterr().err
+    for bad in (["auto", "2000"], ["2000"], ["1", "2", "3"], ["low", "high"]):
+        with pytest.raises(SystemExit):
+            main([*base, "--envelope", "--band", *bad])
+        assert "argument --band: expected two frequencies LO HI in Hz or auto, got " \
+               f"{' '.join(bad)}" in capsys.readouterr().err
+
+
 def test_spectrum_without_geometry_marks_the_shaft_only_and_refuses_bad_options(
         xjtu_second: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["spectrum", "--data", str(xjtu_second), "--run", "Bearing1_1", "--no-cache"]

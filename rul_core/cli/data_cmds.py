@@ -58,6 +58,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_spectrum(sub)
 
 
+class BandAction(argparse.Action):
+    """``--band LO HI`` (two frequencies in Hz) or ``--band auto`` (the kurtogram's band)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        items = list(values) if isinstance(values, list) else [values]
+        if len(items) == 1 and str(items[0]).lower() == "auto":
+            setattr(namespace, self.dest, AUTO_BAND)
+            return
+        try:
+            band = tuple(float(v) for v in items)
+        except ValueError:
+            band = ()
+        if len(band) != 2:
+            parser.error(f"argument {option_string}: expected two frequencies LO HI in Hz or "
+                         f"auto, got {' '.join(map(str, items))}")
+        setattr(namespace, self.dest, band)
+
+
+#: ``--band auto``.
+AUTO_BAND = "auto"
+
+
 def _register_spectrum(sub: argparse._SubParsersAction) -> None:
     from rul_core.signal.spectrum import DEFAULT_BAND_HZ
 
@@ -68,8 +91,8 @@ def _register_spectrum(sub: argparse._SubParsersAction) -> None:
         description="Print the largest peaks of one snapshot's spectrum (Hann window, peak "
         "amplitudes) and, for each, the nearest characteristic frequency: shaft f_r and, with a "
         "geometry, FTF, BPFO, BPFI, BSF and their harmonics. --envelope: band-pass (default "
-        f"{DEFAULT_BAND_HZ[0]:g}-{DEFAULT_BAND_HZ[1]:g} Hz, clamped to the sampling rate), "
-        "Hilbert envelope, spectrum of the envelope.",
+        f"{DEFAULT_BAND_HZ[0]:g}-{DEFAULT_BAND_HZ[1]:g} Hz, clamped to the sampling rate; "
+        "--band auto: the kurtogram's band), Hilbert envelope, spectrum of the envelope.",
     )
     p.add_argument("--data", type=Path, required=True, help="dataset folder, run or archive")
     p.add_argument("--run", required=True, help="run name, e.g. Bearing1_1")
@@ -77,8 +100,10 @@ def _register_spectrum(sub: argparse._SubParsersAction) -> None:
                    help="snapshot index from 0 (as on the Data page); -1 is the last")
     p.add_argument("--channel", default="0", help="channel name or index (default 0)")
     p.add_argument("--envelope", action="store_true", help="envelope spectrum")
-    p.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"),
-                   help="envelope band-pass in Hz (default: the clamped default band)")
+    p.add_argument("--band", nargs="+", action=BandAction, metavar=("LO|auto", "HI"),
+                   help="envelope band-pass: LO HI in Hz (default: the clamped default band), "
+                        "or auto: the band where the fast kurtogram (Antoni 2007) of the "
+                        "snapshot is largest, printed with its kurtosis")
     p.add_argument("--max-hz", type=float, default=None,
                    help="highest frequency (default: 1000 Hz for an envelope, else Nyquist)")
     p.add_argument("--peaks", type=int, default=5, help="peaks to list (default 5)")
@@ -238,9 +263,18 @@ def cmd_spectrum(args: argparse.Namespace) -> int:
                          f"(or 0 to {len(names) - 1}), got {args.channel!r}")
     channel = names.index(args.channel) if args.channel in names else int(args.channel)
     kind = sp.ENVELOPE if args.envelope else sp.AMPLITUDE
-    band = (tuple(args.band) if args.band else sp.default_band(run.fs)) if args.envelope \
-        else None
     max_hz = args.max_hz or sp.default_max_hz(kind, run.fs)
+    if args.band == AUTO_BAND:
+        if not args.envelope:
+            raise InputError("--band auto: the kurtogram picks an envelope band; add --envelope")
+        from rul_core.signal import kurtogram as kgm
+
+        band, kg, note = kgm.suggest_band(run.snapshots[snap, :, channel], run.fs)
+        print(f"kurtogram (Antoni 2007, levels 0-{kg.max_level}) of snapshot {snap}: "
+              f"{kgm.describe(kg, band, note, max_hz)}")
+    else:
+        band = (tuple(args.band) if args.band else sp.default_band(run.fs)) if args.envelope \
+            else None
     settings = sp.SpectrumSettings(kind, band, max_hz)
     spec = sp.compute_spectrum(run.snapshots[snap, :, channel], run.fs, settings)
     geometry, geometry_text = _geometry(args, run.layout)
