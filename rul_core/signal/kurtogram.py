@@ -160,7 +160,9 @@ class BestBand:
     """The band with the largest kurtosis: its ``level``, its ``index`` among the level's bands
     (from 0 Hz up), ``low`` and ``high`` edges, ``centre`` and ``bandwidth`` (Hz), its
     ``kurtosis`` and ``noise_std``, the spread of that estimate on Gaussian noise at this level
-    (2 / sqrt(samples)): a kurtosis several times it is more than chance."""
+    (2 / sqrt(samples)). The largest value of a map of pure noise is typically 2 to 8 times
+    its band's spread (rarely more, at the deepest levels: the estimate's tail is long), so
+    only a kurtosis well above that marks impacts."""
 
     level: float
     index: int
