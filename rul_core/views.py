@@ -461,6 +461,17 @@ def explain_window(
     return WindowExplanation(comp, image, maps, tf_names, signal)
 
 
+def warm_explain(trained: Any, rules: str | None = None) -> bool:
+    """Trace what explaining ``trained``'s network runs, in a background thread, once per
+    model (:mod:`rul_core.explain.warm`; LRP with ``rules``, by default the model's default
+    set): the Explain page calls it once drawn, so the first click does not pay the traces.
+    Returns at once; True when this call started the warm-up."""
+    from rul_core.explain.compare import default_rules
+    from rul_core.explain.warm import start_warm_up
+
+    return start_warm_up(trained.models[0], rules or default_rules(trained.config.name))
+
+
 def explain_run(
     trained: Any,
     run: Run,
