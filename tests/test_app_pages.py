@@ -728,12 +728,13 @@ def test_explain_page_warms_its_model_up_once_drawn(demo_assets):
     picker = at.selectbox(key="explain_model")
     label = picker.value
     model = at.session_state["models"][label].models[0]
-    assert model in warm._THREADS and warm.wait_warm_up(model, timeout=120)
-    assert not warm.start_warm_up(model)  # done for this model: not again
+    assert model in warm._MODELS and warm.wait_warm_up(model, timeout=120)
+    rules = at.selectbox(key="explain_rules_epsilon").value
+    assert not warm.start_warm_up(model, rules)  # done for this model: not again
     for other in picker.options:  # each model picked gets its own
         at.selectbox(key="explain_model").set_value(other).run()
         _no_exceptions(at)
-        assert at.session_state["models"][other].models[0] in warm._THREADS
+        assert at.session_state["models"][other].models[0] in warm._MODELS
 
 
 def test_explain_global_importance_over_windows(demo_assets):

@@ -207,50 +207,103 @@ def test_shap_state_kept_on_the_model_goes_with_it() -> None:
 
 
 def _trace_counts(model: keras.Model) -> dict[str, int]:
+    """How many times each function an explanation runs has been traced (LRP: each compiled
+    pass kept on the model)."""
+    from rul_core.explain.lrp import engine
+
     split = image_split(model)
     fns = {"predict": inference_function(model), "shap": gradient_function(model, 0)}
     if split is not None:
         fns |= {"branch": inference_function(split.branch),
                 "rest": inference_function(split.rest)}
-    return {k: f.experimental_get_tracing_count() for k, f in fns.items()}
+    counts = {k: f.experimental_get_tracing_count() for k, f in fns.items()}
+    for (rules, unit, shapes), fn in getattr(model, engine._COMPILED_ATTR, {}).items():
+        counts[f"lrp {rules.name} {unit} {shapes[0][0]}"] = fn.fn.experimental_get_tracing_count()
+    return counts
 
 
-def test_warm_up_traces_what_the_click_runs_once_and_the_click_reuses_it() -> None:
+ONCE = {"predict": 1, "shap": 1, "branch": 1, "rest": 1}
+
+
+def test_warm_up_traces_what_the_click_runs_once_and_the_click_reuses_it(monkeypatch) -> None:
     """The Explain page warms a model up in a background thread; a click that comes while it
-    runs waits for it, and neither traces anything twice."""
+    runs waits for what every explanation needs (not for the LRP compile: LRP runs eagerly
+    until that is ready), and nothing is traced twice."""
+    from rul_core.explain.lrp import engine
+
     model = _multimodal(seed=3)
     xs = _inputs(model, 30, seed=7)
     assert warm.start_warm_up(model, "epsilon")
-    assert not warm.start_warm_up(model, "epsilon")  # once per model
-    threads = [t for t in threading.enumerate() if t.name == warm.THREAD_NAME]
-    assert threads
+    assert not warm.start_warm_up(model, "epsilon")  # once per model and rule set
+    assert [t for t in threading.enumerate() if t.name == warm.THREAD_NAME]
     settings = CompareSettings(rules="epsilon", n_bands=5, lime_samples=20, lime_seeds=(0,),
                                shap_samples=10, shap_background=5, n_random=2)
-    comp = compare_window(model, xs, 0, xs, settings)  # at once: waits for the warm-up
+    comp = compare_window(model, xs, 0, xs, settings)  # at once: waits for "ready"
     assert warm.wait_warm_up(model, timeout=0)
-    assert _trace_counts(model) == {"predict": 1, "shap": 1, "branch": 1, "rest": 1}
-    again = compare_window(model, xs, 1, xs, settings)
-    assert _trace_counts(model) == {"predict": 1, "shap": 1, "branch": 1, "rest": 1}
+    assert warm.wait_warm_up(model, timeout=300, lrp=True)
+    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1}
+    ran = []
+    real = engine._CompiledRelevance.__call__
+    monkeypatch.setattr(engine._CompiledRelevance, "__call__",
+                        lambda self, batch: ran.append(1) or real(self, batch))
+    again = compare_window(model, xs, 0, xs, settings)
+    assert ran == [1]  # the click's LRP ran the warm-up's compiled pass
+    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1}
     assert set(comp.raw) == set(again.raw) == {"lrp", "lime", "shap"}
+    for m in ("lrp", "shap"):  # the same window: the same attributions, eager LRP or not
+        np.testing.assert_array_equal(again.raw[m], comp.raw[m])
+    # another rule set asked for: only its LRP pass is compiled, in the background
+    assert warm.start_warm_up(model, "conservative")
+    assert warm.wait_warm_up(model, timeout=300, lrp=True)
+    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1, "lrp conservative 0 1": 1}
 
 
 def test_warm_up_steps_and_a_failing_one_does_not_break_the_click(monkeypatch) -> None:
     model = _multimodal(seed=4)
-    seconds = warm.warm_up(model, "epsilon")
+    ready = threading.Event()
+    seconds = warm.warm_up(model, "epsilon", ready)
+    assert ready.is_set()
     assert list(seconds) == ["imports", "predict", "image split", "shap gradient", "lrp"]
-    assert _trace_counts(model) == {"predict": 1, "shap": 1, "branch": 1, "rest": 1}
+    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1}
     assert list(warm.warm_up(model)) == ["imports", "predict", "image split", "shap gradient"]
-    assert _trace_counts(model) == {"predict": 1, "shap": 1, "branch": 1, "rest": 1}
+    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1}
 
     broken = _multimodal(seed=5)
 
     def fail(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(warm, "warm_up", fail)
-    assert warm.start_warm_up(broken)
-    assert warm.wait_warm_up(broken, timeout=60)
+    monkeypatch.setattr(common, "shared_image_predictor", fail)
+    assert warm.start_warm_up(broken, "epsilon")
+    assert warm.wait_warm_up(broken, timeout=120, lrp=True)  # failed, and said so in the log
+    monkeypatch.undo()
+    assert not [k for k in _trace_counts(broken) if k.startswith("lrp")]  # stopped there
     xs = _inputs(broken, 10, seed=8)
     comp = compare_window(broken, xs, 0, xs, CompareSettings(methods=("lrp",), n_bands=5,
                                                               n_random=1))
     assert np.isfinite(comp.prediction)
+
+
+def test_background_lrp_compile_gives_way_to_a_running_explanation(monkeypatch) -> None:
+    """The LRP trace is Python: beside a click it slowed the click's own work. It pauses at
+    its next layer while any explanation runs, goes on after, and stops when the interpreter
+    exits (a daemon thread inside TensorFlow at exit aborts the process)."""
+    from rul_core.errors import Cancelled
+    from rul_core.explain.lrp import engine, explain_lrp
+
+    model = _multimodal(seed=6)
+    warm.warm_up(model)  # what every click needs, not LRP
+    with warm.foreground():
+        assert warm.start_warm_up(model, "epsilon")
+        assert warm.wait_warm_up(model, timeout=60)  # ready at once: traced already
+        assert not warm.wait_warm_up(model, timeout=1.5, lrp=True)  # paused meanwhile
+        assert not getattr(model, engine._COMPILED_ATTR, {})
+    assert warm.wait_warm_up(model, timeout=300, lrp=True)
+    assert len(getattr(model, engine._COMPILED_ATTR)) == 1
+
+    monkeypatch.setattr(warm, "_stopping", True)
+    assert warm._GiveWay().cancelled
+    zeros = [np.zeros((1, *kt.shape[1:]), dtype=np.float32) for kt in model.inputs]
+    with pytest.raises(Cancelled):
+        explain_lrp(model, zeros, rules="paper", compiled=True, cancel=warm._GiveWay())
+    assert len(getattr(model, engine._COMPILED_ATTR)) == 1  # the stopped one is not kept

@@ -430,10 +430,23 @@ def compare_window(
 
     ``background``: training-window inputs (model order) for LIME/SHAP and the TF baseline.
     """
-    from rul_core.explain.warm import wait_warm_up
+    from rul_core.explain.warm import foreground, wait_warm_up
 
     settings = settings or CompareSettings()
     wait_warm_up(model)  # the Explain page's warm-up of this model, if one is under way
+    with foreground():  # background LRP compiles pause meanwhile
+        return _compare_window(model, inputs, index, background, settings, progress, cancel)
+
+
+def _compare_window(
+    model: Any,
+    inputs: Sequence[np.ndarray],
+    index: int,
+    background: list[np.ndarray] | None,
+    settings: CompareSettings,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> WindowComparison:
     window = WindowInputs.from_list(model, list(inputs), index)
     space = FeatureSpace.for_model(model, background, settings.n_bands)
     n = len(space.names)

@@ -1,47 +1,127 @@
 """Trace what explaining a model runs before the first "Explain" click.
 
 An explanation calls compiled functions of its model: the prediction function
-(:func:`rul_core.models.build.inference_function`, for LIME, the deletion curves and SHAP's
-expected value), the two halves of the image split (:func:`rul_core.explain.common.image_split`:
-LIME on the TF features, the deletion curves), SHAP's gradient function
-(:func:`rul_core.explain.shap_explain.gradient_function`), and LRP's eager pass, whose first
-run creates every TensorFlow kernel it uses (and the first imports shap, 0.5 s). Each is
-traced once per model and kept on it,
-so only the first explanation of a loaded model paid for them: about 1.4 s of the demo
-CARL's first click on 2 cores, 2.5 s of Multimodal-RUL's, against 0.4 s and 2.4 s for
-every click after.
+(:func:`rul_core.models.build.inference_function`: LIME, the deletion curves, SHAP's expected
+value), the two halves of the image split (:func:`rul_core.explain.common.image_split`: LIME on
+the TF features, the deletion curves) and SHAP's gradient function
+(:func:`rul_core.explain.shap_explain.gradient_function`); its first call imports shap (0.5 s).
+Each is traced once per model and kept on it, so the first explanation of a loaded model paid
+for all of them: 1.4 s more than the next one on the demo CARL, 2.5 s on Multimodal-RUL (2
+cores). LRP runs eagerly (0.2-0.5 s a window, Python dispatching thousands of small ops) unless
+its compiled pass is ready (:func:`rul_core.explain.lrp.explain_lrp`, ``compiled``), which
+takes 1.5-5 s to trace and then 0.006-0.02 s a window.
 
-:func:`warm_up` runs each of them once on one window of zeros. :func:`start_warm_up` does
-that in a background thread, once per model, and the Explain page starts it after it has
-been drawn (``rul_core.views.warm_explain``), so the first paint does not wait and the
-analyst's first click finds the functions traced. An explanation of a model waits for a
-warm-up of that model still under way (:func:`wait_warm_up`, called by
-:func:`rul_core.explain.compare.compare_window`) instead of tracing the same functions beside
-it: a click that comes at once costs what it cost before, one that comes later less.
+:func:`warm_up` does all of this on one window of zeros. :func:`start_warm_up` runs it in a
+background thread, once per model (and once more per other LRP rule set asked for: only LRP
+is compiled again), and the Explain page starts it after it has been drawn
+(``rul_core.views.warm_explain``), so the first paint does not wait. The steps every click
+needs come first; once they are done the thread marks the model *ready* and goes on to
+compile LRP. :func:`rul_core.explain.compare.compare_window` waits for *ready*
+(:func:`wait_warm_up`) rather than tracing the same functions beside the thread; it does not
+wait for the LRP compile, and runs LRP eagerly until that is done, while the compile pauses
+(:func:`foreground`): the trace is Python, and beside a click it slowed the click's own
+Python-bound work (eager LRP fourfold) on 2 cores.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import importlib
 import logging
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from rul_core.progress import Cancelled, CancelToken
+
 _LOG = logging.getLogger(__name__)
-_THREADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
 THREAD_NAME = "explain-warm-up"
 
 
-def warm_up(model: Any, rules: str | None = None) -> dict[str, float]:
+@dataclass
+class _Warming:
+    """One model's warm-up: ``ready`` once what every explanation needs is traced; a thread
+    per LRP rule set asked for (None: no LRP)."""
+
+    ready: threading.Event = field(default_factory=threading.Event)
+    threads: dict[str | None, threading.Thread] = field(default_factory=dict)
+
+
+_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+# explanations running now (any model, any session): a background LRP trace waits for none
+_FOREGROUND = threading.Condition()
+_running = 0
+_stopping = False  # the interpreter is exiting: background LRP traces stop at their next layer
+
+
+@contextlib.contextmanager
+def foreground() -> Iterator[None]:
+    """Mark an explanation as running: background LRP traces pause at their next layer until
+    none runs. A trace is Python: beside a click on 2 cores the two fought for the
+    interpreter, and the click's eager LRP took four times as long."""
+    global _running
+    with _FOREGROUND:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _FOREGROUND:
+            _running -= 1
+            _FOREGROUND.notify_all()
+
+
+class _GiveWay(CancelToken):
+    """A token that cancels only when the interpreter exits (:func:`_stop_at_exit`); checking
+    it waits while an explanation runs (:func:`foreground`), so a background trace gives way
+    to the analyst's click."""
+
+    @property
+    def cancelled(self) -> bool:
+        with _FOREGROUND:
+            _FOREGROUND.wait_for(lambda: _running == 0 or _stopping)
+            return _stopping
+
+
+def _stop_at_exit(timeout: float = 30.0) -> None:
+    """At interpreter exit: stop background LRP traces at their next layer and wait for the
+    warm-up threads. A daemon thread still inside TensorFlow when the interpreter finalises
+    aborts the process ("terminate called ... exception not rethrown")."""
+    global _stopping
+    with _FOREGROUND:
+        _stopping = True
+        _FOREGROUND.notify_all()
+    with _LOCK:
+        threads = [t for state in list(_MODELS.values()) for t in state.threads.values()]
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_stop_at_exit)
+
+
+def _import_explainers() -> None:
+    """shap (0.5 s: numba, its plots) and lime, imported by the first explanation."""
+    for name in ("shap", "lime.lime_base", "lime.lime_tabular"):
+        importlib.import_module(name)
+
+
+def warm_up(model: Any, rules: str | None = None,
+            ready: threading.Event | None = None) -> dict[str, float]:
     """Trace (or first run) everything an explanation of ``model`` runs, on one window of
     zeros: the explainers' imports, the prediction function, the image split's halves (if
-    the model splits), SHAP's gradient function of unit 0 and LRP with ``rules`` (None: no
-    LRP pass). Returns the seconds each step took; a step already done costs only its
-    call."""
+    the model splits) and SHAP's gradient function of unit 0; then sets ``ready`` (if
+    given) and compiles LRP with ``rules`` for one window (None: no LRP). Returns the seconds
+    each step took; a step already done costs only its call."""
     from rul_core.explain.common import input_names, predict, shared_image_predictor
     from rul_core.explain.shap_explain import gradient_function
 
@@ -54,56 +134,68 @@ def warm_up(model: Any, rules: str | None = None) -> dict[str, float]:
         fn()
         seconds[name] = time.perf_counter() - t0
 
-    step("imports", _import_explainers)
-    step("predict", lambda: predict(model, zeros))
-    if "image" in names:
-        others = {n: z for n, z in zip(names, zeros, strict=True) if n != "image"}
-        step("image split", lambda: shared_image_predictor(
-            model, zeros[names.index("image")])(np.zeros(1, dtype=np.intp), others))
-    step("shap gradient", lambda: gradient_function(model, 0)(zeros))
+    try:
+        step("imports", _import_explainers)
+        step("predict", lambda: predict(model, zeros))
+        if "image" in names:
+            others = {n: z for n, z in zip(names, zeros, strict=True) if n != "image"}
+            step("image split", lambda: shared_image_predictor(
+                model, zeros[names.index("image")])(np.zeros(1, dtype=np.intp), others))
+        step("shap gradient", lambda: gradient_function(model, 0)(zeros))
+    finally:
+        if ready is not None:
+            ready.set()
     if rules is not None:
         from rul_core.explain.lrp import explain_lrp
 
-        step("lrp", lambda: explain_lrp(model, zeros, rules=rules))
+        step("lrp", lambda: explain_lrp(model, zeros, rules=rules, compiled=True,
+                                        cancel=_GiveWay()))
     return seconds
 
 
-def _import_explainers() -> None:
-    """shap (0.5 s: numba, its plots) and lime, imported by the first explanation."""
-    import importlib
-
-    for name in ("shap", "lime.lime_base", "lime.lime_tabular"):
-        importlib.import_module(name)
-
-
-def _run(model: Any, rules: str | None) -> None:
+def _run(model: Any, rules: str | None, ready: threading.Event, first: bool) -> None:
     try:
-        seconds = warm_up(model, rules)
+        if not first:  # another rule set: after the first thread's traces, not beside them
+            ready.wait()
+        seconds = warm_up(model, rules, ready if first else None)
         _LOG.debug("explain warm-up of %s: %s", getattr(model, "name", "?"), seconds)
+    except Cancelled:  # the interpreter is exiting
+        pass
     except Exception:  # an optimisation only: the click traces (and reports) for itself
         _LOG.warning("explain warm-up of %s failed", getattr(model, "name", "?"),
                      exc_info=True)
 
 
 def start_warm_up(model: Any, rules: str | None = None) -> bool:
-    """Run :func:`warm_up` in a daemon thread, once per model (while the model lives);
-    True when this call started it. Returns at once."""
+    """Run :func:`warm_up` in a daemon thread, once per model and LRP rule set (while the
+    model lives); True when this call started one. Returns at once."""
     with _LOCK:
-        if model in _THREADS:
+        state = _MODELS.get(model)
+        first = state is None
+        if first:
+            state = _MODELS[model] = _Warming()
+        elif rules in state.threads:
             return False
-        thread = threading.Thread(target=_run, args=(model, rules), name=THREAD_NAME,
-                                  daemon=True)
-        _THREADS[model] = thread
+        thread = threading.Thread(target=_run, args=(model, rules, state.ready, first),
+                                  name=THREAD_NAME, daemon=True)
+        state.threads[rules] = thread
         thread.start()
     return True
 
 
-def wait_warm_up(model: Any, timeout: float | None = None) -> bool:
-    """Wait for a warm-up of ``model`` under way (not from inside it); True when none is
-    running any more."""
+def wait_warm_up(model: Any, timeout: float | None = None, lrp: bool = False) -> bool:
+    """Wait until a warm-up of ``model`` has traced what every explanation needs (``lrp``:
+    until its threads are done, LRP compiles included); True when it has (or none was
+    started)."""
     with _LOCK:
-        thread = _THREADS.get(model)
-    if thread is None or thread is threading.current_thread():
+        state = _MODELS.get(model)
+        threads = list(state.threads.values()) if state is not None else []
+    if state is None:
         return True
-    thread.join(timeout)
-    return not thread.is_alive()
+    if not lrp:
+        return state.ready.wait(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads if t is not threading.current_thread())
