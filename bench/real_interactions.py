@@ -2,7 +2,8 @@
 
     python bench/real_interactions.py --run ../shared/data/real/femto/Learning_set/Bearing3_1
                                       [--repeats 3] [--before OTHER_CHECKOUT]
-                                      [--only explain explain-mm] [--think 0 3]
+                                      [--only explain explain-mm] [--think 0 3 8]
+                                      [--read 3]
 
 *evaluate*: the Evaluate page adding the demo Multimodal-RUL to the comparison
 (``evaluation.evaluate`` of the whole run); *explain*: the Explain page's first "Explain this
@@ -13,8 +14,10 @@ Each process first predicts one window as the Noise lab does (the app has visite
 then), then opens the Explain page (``views.warm_explain`` where the checkout has it: the
 page starts it after drawing), waits ``--think`` seconds (the analyst picking a window; 0:
 the click comes at once), and times the interaction: wall and process CPU seconds (CPU time
-moves less when other jobs share the cores). The explain cases then time a *second* click
-on another window (snapshot 300) with the same background windows (the page keeps them).
+moves less when other jobs share the cores; it counts every thread, so a warm-up still
+running in the background is in it). The explain cases then time a *second* click on another
+window (snapshot 300) with the same background windows (the page keeps them), ``--read``
+seconds after the first (the analyst reading its result).
 ``--before`` runs the same in another checkout (e.g. ``git archive``d from an older commit)
 alternately with this one.
 """
@@ -35,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ("evaluate", "explain", "explain-mm")
 
 
-def interaction(run_path: str, which: str, cache: str, think: float = 0.0) -> dict[str, float]:
+def interaction(run_path: str, which: str, cache: str, think: float = 0.0, read: float = 0.0
+                ) -> dict[str, float]:
     """Time one interaction in this process (the checkout on ``sys.path`` first)."""
     warnings.filterwarnings("ignore")
     from rul_core import evaluation, views
@@ -68,18 +72,20 @@ def interaction(run_path: str, which: str, cache: str, think: float = 0.0) -> di
     click()
     out = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     if which != "evaluate":
+        time.sleep(read)
         wall, cpu = time.perf_counter(), time.process_time()
         views.explain_window(trained, run, 300, 2, background, settings)
         out |= {"wall2": time.perf_counter() - wall, "cpu2": time.process_time() - cpu}
     return out
 
 
-def in_fresh_process(root: Path, run_path: str, which: str, cache: str, think: float = 0.0
-                     ) -> dict[str, float]:
+def in_fresh_process(root: Path, run_path: str, which: str, cache: str, think: float = 0.0,
+                     read: float = 0.0) -> dict[str, float]:
     """:func:`interaction` in a new Python process importing ``root``'s rul_core."""
     code = (f"import sys; sys.path.insert(0, {str(root)!r}); import json; "
             f"sys.path.insert(1, {str(ROOT / 'bench')!r}); import real_interactions as r; "
-            f"print(json.dumps(r.interaction({run_path!r}, {which!r}, {cache!r}, {think!r})))")
+            f"print(json.dumps(r.interaction({run_path!r}, {which!r}, {cache!r}, {think!r}, "
+            f"{read!r})))")
     env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True,
                          capture_output=True, text=True).stdout
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--think", nargs="+", type=float, default=[0.0],
                     help="seconds between opening the Explain page and the click (each value "
                          "a case of its own)")
+    ap.add_argument("--read", type=float, default=0.0,
+                    help="seconds between the first and the second Explain click")
     args = ap.parse_args(argv)
     roots = {"this": ROOT} | ({"before": Path(args.before).resolve()} if args.before else {})
     cases = [(w, 0.0) for w in args.only if w == "evaluate"] + [
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for which, think in cases:
             for name, root in roots.items():
-                t = in_fresh_process(root, args.run, which, args.cache, think)
+                t = in_fresh_process(root, args.run, which, args.cache, think, args.read)
                 times.setdefault((name, which, think), []).append(t)
                 second = (f" | 2nd wall {t['wall2']:5.2f} s cpu {t['cpu2']:5.2f} s"
                           if "wall2" in t else "")

@@ -433,8 +433,8 @@ def compare_window(
     from rul_core.explain.warm import foreground, wait_warm_up
 
     settings = settings or CompareSettings()
-    wait_warm_up(model)  # the Explain page's warm-up of this model, if one is under way
     with foreground():  # background LRP compiles pause meanwhile
+        wait_warm_up(model)  # the Explain page's warm-up of this model, if one is under way
         return _compare_window(model, inputs, index, background, settings, progress, cancel)
 
 
