@@ -307,3 +307,23 @@ def test_background_lrp_compile_gives_way_to_a_running_explanation(monkeypatch) 
     with pytest.raises(Cancelled):
         explain_lrp(model, zeros, rules="paper", compiled=True, cancel=warm._GiveWay())
     assert len(getattr(model, engine._COMPILED_ATTR)) == 1  # the stopped one is not kept
+
+
+def test_the_lrp_compile_runs_at_a_lower_priority_in_its_own_thread_only() -> None:
+    import os
+
+    if not hasattr(os, "setpriority"):
+        pytest.skip("no per-thread priority here")
+    seen = {}
+
+    def probe() -> None:
+        before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        warm._lower_priority()
+        seen["delta"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) - before
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    assert seen["delta"] == min(19, mine + 10) - mine  # 10 nice levels (Linux: per thread)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
