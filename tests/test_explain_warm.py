@@ -45,13 +45,6 @@ def mm():
     return _multimodal()
 
 
-@pytest.fixture
-def no_split(monkeypatch):
-    """Predict every row through the whole model, as before the split."""
-    monkeypatch.setattr(common, "image_split", lambda model: None)
-    monkeypatch.setattr(compare, "image_split", lambda model: None)
-
-
 @pytest.mark.parametrize("ablation", ["full", "mmv1", "mmv2", "mmv3"])
 def test_image_split_is_the_model_cut_after_its_image_branch(ablation: str) -> None:
     """branch then rest = the model (to float32 rounding), built from the model's own layers:
@@ -125,9 +118,15 @@ def test_deletion_curves_and_comparison_unchanged_by_the_split(mm, monkeypatch) 
     space = FeatureSpace.for_model(mm, xs, settings.n_bands)
     window = WindowInputs.from_list(mm, xs, 5)
     keep = np.random.default_rng(4).random((50, len(space.names))) > 0.5
-    keep[:, :7] = True  # rows that share an image: only TF features differ
-    keep[25:, 7:] = keep[:25, 7:]
+    keep[25:, 7:] = keep[:25, 7:]  # rows 25-49: the images of rows 0-24, other TF features
+    images = len(np.unique(keep[:, 7:], axis=0))
+    branch_rows: list[int] = []
+    outputs = common._batched_outputs
+    monkeypatch.setattr(common, "_batched_outputs", lambda model, inputs, batch_size: (
+        branch_rows.append(len(inputs[0])) or outputs(model, inputs, batch_size)))
     split_preds = space.predict_masked(mm, window, keep)
+    assert branch_rows == [images] and images <= 25  # the image branch: once per image
+    monkeypatch.setattr(common, "_batched_outputs", outputs)
     got = compare_window(mm, xs, 5, xs, settings)
     monkeypatch.setattr(common, "image_split", lambda model: None)
     monkeypatch.setattr(compare, "image_split", lambda model: None)
@@ -234,7 +233,7 @@ def test_warm_up_traces_what_the_click_runs_once_and_the_click_reuses_it(monkeyp
     model = _multimodal(seed=3)
     xs = _inputs(model, 30, seed=7)
     assert warm.start_warm_up(model, "epsilon")
-    assert not warm.start_warm_up(model, "epsilon")  # once per model and rule set
+    assert not warm.start_warm_up(model, "epsilon")  # once per model
     assert [t for t in threading.enumerate() if t.name == warm.THREAD_NAME]
     settings = CompareSettings(rules="epsilon", n_bands=5, lime_samples=20, lime_seeds=(0,),
                                shap_samples=10, shap_background=5, n_random=2)
@@ -252,10 +251,12 @@ def test_warm_up_traces_what_the_click_runs_once_and_the_click_reuses_it(monkeyp
     assert set(comp.raw) == set(again.raw) == {"lrp", "lime", "shap"}
     for m in ("lrp", "shap"):  # the same window: the same attributions, eager LRP or not
         np.testing.assert_array_equal(again.raw[m], comp.raw[m])
-    # another rule set asked for: only its LRP pass is compiled, in the background
-    assert warm.start_warm_up(model, "conservative")
-    assert warm.wait_warm_up(model, timeout=300, lrp=True)
-    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1, "lrp conservative 0 1": 1}
+    # another rule set picked later: no second compile (10-100 MB a graph), LRP eagerly
+    assert not warm.start_warm_up(model, "conservative")
+    other = compare_window(model, xs, 0, xs, CompareSettings(
+        methods=("lrp",), rules="conservative", n_bands=5, n_random=1))
+    assert ran == [1] and other.details["lrp"].rules == "conservative"
+    assert _trace_counts(model) == ONCE | {"lrp epsilon 0 1": 1}
 
 
 def test_warm_up_steps_and_a_failing_one_does_not_break_the_click(monkeypatch) -> None:

@@ -12,8 +12,8 @@ its compiled pass is ready (:func:`rul_core.explain.lrp.explain_lrp`, ``compiled
 takes 1.5-5 s to trace and then 0.006-0.02 s a window.
 
 :func:`warm_up` does all of this on one window of zeros. :func:`start_warm_up` runs it in a
-background thread, once per model (and once more per other LRP rule set asked for: only LRP
-is compiled again), and the Explain page starts it after it has been drawn
+background thread, once per model (LRP compiled with the rule set picked when the page
+opened), and the Explain page starts it after it has been drawn
 (``rul_core.views.warm_explain``), so the first paint does not wait. The steps every click
 needs come first; once they are done the thread marks the model *ready* and goes on to
 compile LRP. :func:`rul_core.explain.compare.compare_window` waits for *ready*
@@ -34,7 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,11 +47,10 @@ THREAD_NAME = "explain-warm-up"
 
 @dataclass
 class _Warming:
-    """One model's warm-up: ``ready`` once what every explanation needs is traced; a thread
-    per LRP rule set asked for (None: no LRP)."""
+    """One model's warm-up: ``ready`` once what every explanation needs is traced."""
 
-    ready: threading.Event = field(default_factory=threading.Event)
-    threads: dict[str | None, threading.Thread] = field(default_factory=dict)
+    thread: threading.Thread
+    ready: threading.Event
 
 
 _MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -100,7 +99,7 @@ def _stop_at_exit(timeout: float = 30.0) -> None:
         _stopping = True
         _FOREGROUND.notify_all()
     with _LOCK:
-        threads = [t for state in list(_MODELS.values()) for t in state.threads.values()]
+        threads = [state.thread for state in list(_MODELS.values())]
     deadline = time.monotonic() + timeout
     for thread in threads:
         if thread is not threading.current_thread():
@@ -165,11 +164,9 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
 
 
-def _run(model: Any, rules: str | None, ready: threading.Event, first: bool) -> None:
+def _run(model: Any, rules: str | None, ready: threading.Event) -> None:
     try:
-        if not first:  # another rule set: after the first thread's traces, not beside them
-            ready.wait()
-        seconds = warm_up(model, rules, ready if first else None)
+        seconds = warm_up(model, rules, ready)
         _LOG.debug("explain warm-up of %s: %s", getattr(model, "name", "?"), seconds)
     except Cancelled:  # the interpreter is exiting
         pass
@@ -179,35 +176,30 @@ def _run(model: Any, rules: str | None, ready: threading.Event, first: bool) -> 
 
 
 def start_warm_up(model: Any, rules: str | None = None) -> bool:
-    """Run :func:`warm_up` in a daemon thread, once per model and LRP rule set (while the
-    model lives); True when this call started one. Returns at once."""
+    """Run :func:`warm_up` (LRP compiled with ``rules``) in a daemon thread, once per model
+    (while the model lives); True when this call started it. Returns at once. Other rule
+    sets picked later run LRP eagerly: a compiled pass holds 10-100 MB (the demo RC-LSTM's,
+    CARL's and Multimodal-RUL's; RSS after the trace and first run)."""
     with _LOCK:
-        state = _MODELS.get(model)
-        first = state is None
-        if first:
-            state = _MODELS[model] = _Warming()
-        elif rules in state.threads:
+        if model in _MODELS:
             return False
-        thread = threading.Thread(target=_run, args=(model, rules, state.ready, first),
-                                  name=THREAD_NAME, daemon=True)
-        state.threads[rules] = thread
+        ready = threading.Event()
+        thread = threading.Thread(target=_run, args=(model, rules, ready), name=THREAD_NAME,
+                                  daemon=True)
+        _MODELS[model] = _Warming(thread, ready)
         thread.start()
     return True
 
 
 def wait_warm_up(model: Any, timeout: float | None = None, lrp: bool = False) -> bool:
     """Wait until a warm-up of ``model`` has traced what every explanation needs (``lrp``:
-    until its threads are done, LRP compiles included); True when it has (or none was
-    started)."""
+    until it is done, the LRP compile included); True when it has (or none was started)."""
     with _LOCK:
         state = _MODELS.get(model)
-        threads = list(state.threads.values()) if state is not None else []
     if state is None:
         return True
     if not lrp:
         return state.ready.wait(timeout)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    for thread in threads:
-        if thread is not threading.current_thread():
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    return not any(t.is_alive() for t in threads if t is not threading.current_thread())
+    if state.thread is not threading.current_thread():
+        state.thread.join(timeout)
+    return not state.thread.is_alive()
