@@ -14,11 +14,15 @@ SHAP 100 samples, 25 bands or segments, 5 random orderings) two ways:
 - **compiled**: through a compiled prediction function (``predict_on_batch`` until branch
   speed-real, now ``rul_core.models.build.inference_function``, what
   ``rul_core.explain.common.predict`` calls), a new SHAP explainer per window;
-- **compiled, SHAP reused**: as now: the model's GradientExplainer for this background is kept
-  between windows, with its traced gradient function.
+- **compiled, SHAP reused**: the model's GradientExplainer and its traced gradient function
+  kept between windows (since branch explainwarm: one per model, any background; LIME on the
+  TF features and the deletion curves through the image split), LRP eager: the Explain page
+  after a first click without a warm-up;
+- **warmed**: after the Explain page's warm-up (``rul_core.explain.warm.warm_up``): the same,
+  with LRP as one compiled graph.
 
-Best of ``--repeats`` timed calls after one warm-up call each (tracing). Also checks that both
-ways give the same attributions and faithfulness curves (to float32 round-off). Prints a
+Best of ``--repeats`` timed calls after one warm-up call each (tracing). Also checks that every
+way gives the same attributions and faithfulness curves (to float32 round-off). Prints a
 markdown table and the machine.
 """
 
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from rul_core import views
     from rul_core.bundle import load_bundle
     from rul_core.data import load_dataset
-    from rul_core.explain import common, shap_explain
+    from rul_core.explain import common, shap_explain, warm
     from rul_core.explain.compare import CompareSettings, compare_window, default_rules
 
     _COMPILED = common.predict
@@ -92,29 +96,37 @@ def main(argv: list[str] | None = None) -> int:
                                    lime_seeds=(0, 1, 2), shap_samples=100, shap_background=30,
                                    n_random=5)
         found = {}
-        for way in ("eager", "compiled", "reused"):
+        for way in ("eager", "compiled", "reused", "warmed"):
             _patched(way == "eager")
+            if way == "warmed":
+                warm.warm_up(model, settings.rules)  # LRP compiled as well
             compare_window(model, inputs, 0, background, settings)  # warm-up: tracing
             best, comp = float("inf"), None
             for _ in range(max(1, args.repeats)):
-                if way != "reused":  # a new SHAP explainer, as before session 19
+                if way in ("eager", "compiled"):  # a new SHAP explainer, as before session 19
                     model.__dict__.pop(shap_explain._EXPLAINER_ATTR, None)
+                    model.__dict__.pop(getattr(shap_explain, "_GRADIENTS_ATTR", ""), None)
                 t0 = time.perf_counter()
                 comp = compare_window(model, inputs, 0, background, settings)
                 best = min(best, time.perf_counter() - t0)
             found[way] = (best, comp)
         _patched(False)
         (te, ce), (tc, _), (tr, cr) = found["eager"], found["compiled"], found["reused"]
-        same = all(np.allclose(ce.raw[m], cr.raw[m], rtol=1e-3, atol=1e-5) for m in ce.raw) and all(
-            np.allclose(ce.curves[m]["deletion_pred"], cr.curves[m]["deletion_pred"], atol=1e-5)
-            for m in ce.curves)
+        tw, cw = found["warmed"]
+        same = all(np.allclose(ce.raw[m], c.raw[m], rtol=1e-3, atol=1e-5) for m in ce.raw
+                   for c in (cr, cw)) and all(
+            np.allclose(ce.curves[m]["deletion_pred"], c.curves[m]["deletion_pred"], atol=1e-5)
+            for m in ce.curves for c in (cr, cw))
         rows.append({"model": trained.config.name, "bundle": bundle.name,
                      "eager s": te, "compiled s": tc, "compiled, SHAP reused s": tr,
-                     "speed-up": te / tr, "LIME s": cr.seconds.get("lime", float("nan")),
-                     "SHAP s": cr.seconds.get("shap", float("nan")),
+                     "warmed s": tw, "speed-up": te / tw,
+                     "LRP s (reused / warmed)":
+                         f"{cr.seconds['lrp']:.3f} / {cw.seconds['lrp']:.3f}",
+                     "LIME s": cw.seconds.get("lime", float("nan")),
+                     "SHAP s": cw.seconds.get("shap", float("nan")),
                      "same attributions": same})
     print("# Explain page cost per window: eager against compiled predictions, SHAP explainer "
-          "rebuilt against reused\n")
+          "rebuilt against reused, LRP eager against compiled (warmed)\n")
     print(markdown(rows, list(rows[0])))
     print(f"\n{machine_line()}")
     return 0

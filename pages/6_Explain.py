@@ -218,3 +218,7 @@ if stored_global is not None:
         st.caption(f"Most faithful over these windows: **{best.upper()}** (largest insertion − "
                    f"deletion area, over the {n_ok} of {len(glob.windows)} windows where removing "
                    "every feature moves the prediction enough to measure).")
+
+# Last, once the page is drawn: trace what explaining this model runs in a background thread
+# (once per model), so the first click does not wait for it (rul_core.explain.warm)
+views.warm_explain(trained, rules)

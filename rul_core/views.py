@@ -329,7 +329,16 @@ def explain_background(trained: Any, runs: list[Run], max_windows: int = 100,
 
     The windows are drawn by their place among all the runs' windows (``model_inputs``
     order), then only their snapshots are read (:func:`_rows_inputs`): on a long run the
-    features of a few dozen windows instead of thousands, the same inputs."""
+    features of a few dozen windows instead of thousands, the same inputs. Background LRP
+    compiles (:mod:`rul_core.explain.warm`) pause meanwhile."""
+    from rul_core.explain.warm import foreground
+
+    with foreground():
+        return _explain_background(trained, runs, max_windows, seed)
+
+
+def _explain_background(trained: Any, runs: list[Run], max_windows: int, seed: int
+                        ) -> list[np.ndarray]:
     every = int(getattr(trained, "snapshot_every", 1) or 1)
     counts = [every_nth_from_last(r.n_snapshots, every).size
               * _windows_per_snapshot(r, trained.pipeline_config) for r in runs]
@@ -444,13 +453,16 @@ def explain_window(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> WindowExplanation:
-    """LRP, LIME and SHAP of one window of ``run`` (see :mod:`rul_core.explain.compare`)."""
+    """LRP, LIME and SHAP of one window of ``run`` (see :mod:`rul_core.explain.compare`);
+    background LRP compiles (:mod:`rul_core.explain.warm`) pause meanwhile."""
     from rul_core.explain.common import input_names
     from rul_core.explain.compare import compare_window
+    from rul_core.explain.warm import foreground
 
     model = trained.models[0]
-    inputs, row = _window_inputs(trained, run, snapshot, window)
-    comp = compare_window(model, inputs, row, background, settings, progress, cancel)
+    with foreground():
+        inputs, row = _window_inputs(trained, run, snapshot, window)
+        comp = compare_window(model, inputs, row, background, settings, progress, cancel)
     names = input_names(model)
     image, maps = None, {}
     if "image" in names:
@@ -459,6 +471,17 @@ def explain_window(
     signal = model_signal_view(comp, model, inputs, row)
     tf_names = [n for n, m in zip(comp.feature_names, comp.modality, strict=True) if m == "tf"]
     return WindowExplanation(comp, image, maps, tf_names, signal)
+
+
+def warm_explain(trained: Any, rules: str | None = None) -> bool:
+    """Trace what explaining ``trained``'s network runs, in a background thread, once per
+    model (:mod:`rul_core.explain.warm`; LRP with ``rules``, by default the model's default
+    set): the Explain page calls it once drawn, so the first click does not pay the traces.
+    Returns at once; True when this call started the warm-up."""
+    from rul_core.explain.compare import default_rules
+    from rul_core.explain.warm import start_warm_up
+
+    return start_warm_up(trained.models[0], rules or default_rules(trained.config.name))
 
 
 def explain_run(
@@ -470,14 +493,17 @@ def explain_run(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Any:
-    """The comparison over ``n_windows`` windows spread evenly over the run (global view)."""
+    """The comparison over ``n_windows`` windows spread evenly over the run (global view);
+    background LRP compiles (:mod:`rul_core.explain.warm`) pause meanwhile."""
     from rul_core.explain.compare import compare_windows
+    from rul_core.explain.warm import foreground
 
-    inputs, _ = model_inputs(trained, run)
-    n = inputs[0].shape[0]
-    idx = np.unique(np.linspace(0, n - 1, min(n_windows, n)).round().astype(int))
-    return compare_windows(trained.models[0], inputs, idx.tolist(), background, settings,
-                           progress, cancel)
+    with foreground():
+        inputs, _ = model_inputs(trained, run)
+        n = inputs[0].shape[0]
+        idx = np.unique(np.linspace(0, n - 1, min(n_windows, n)).round().astype(int))
+        return compare_windows(trained.models[0], inputs, idx.tolist(), background, settings,
+                               progress, cancel)
 
 
 def remaining_time_curves(trained: Any, snapshots: Any) -> Any:

@@ -894,6 +894,25 @@ def test_explain_one_window(demo_assets):
         assert faith["deletion_auc"].isna().all() == (not comp.conditioned), model
 
 
+def test_explain_page_warms_its_model_up_once_drawn(demo_assets):
+    """Once drawn, the Explain page traces what explaining its model runs, in a background
+    thread, once per model (rul_core.explain.warm), so the first click does not pay it."""
+    from rul_core.explain import warm
+
+    at = _app("pages/6_Explain.py")
+    _no_exceptions(at)
+    picker = at.selectbox(key="explain_model")
+    label = picker.value
+    model = at.session_state["models"][label].models[0]
+    assert model in warm._MODELS and warm.wait_warm_up(model, timeout=120)
+    rules = at.selectbox(key="explain_rules_epsilon").value
+    assert not warm.start_warm_up(model, rules)  # done for this model: not again
+    for other in picker.options:  # each model picked gets its own
+        at.selectbox(key="explain_model").set_value(other).run()
+        _no_exceptions(at)
+        assert at.session_state["models"][other].models[0] in warm._MODELS
+
+
 def test_explain_global_importance_over_windows(demo_assets):
     at = _app("pages/6_Explain.py")
     at.number_input(key="explain_global_n").set_value(2).run()

@@ -169,7 +169,9 @@ def test_gradient_shap_single_input_model() -> None:
     assert res.values["tf"].shape == x.shape
 
 
-def test_gradient_explainer_is_reused_per_background_and_freed_with_the_model() -> None:
+def test_gradient_explainer_is_reused_across_backgrounds_and_freed_with_the_model() -> None:
+    """One explainer per model, pointed at each call's background: its gradient function
+    (traced once) is kept, and another background gives what a fresh explainer gives."""
     import gc
     import weakref
 
@@ -185,18 +187,20 @@ def test_gradient_explainer_is_reused_per_background_and_freed_with_the_model() 
     bg_a = [rng.standard_normal((4, 14, 1)).astype(np.float32)]
     bg_b = [rng.standard_normal((4, 14, 1)).astype(np.float32)]
     first = gradient_shap(model, [x], bg_a, nsamples=30, seed=3)
-    explainer = getattr(model, shap_explain._EXPLAINER_ATTR)[1]
+    explainer = getattr(model, shap_explain._EXPLAINER_ATTR)
     again = gradient_shap(model, [x], bg_a, nsamples=30, seed=3)
-    assert getattr(model, shap_explain._EXPLAINER_ATTR)[1] is explainer  # reused
+    assert getattr(model, shap_explain._EXPLAINER_ATTR) is explainer  # reused
     np.testing.assert_array_equal(again.values["tf"], first.values["tf"])
-    # another background (same shape): a new explainer, the values a fresh one gives
+    # another background (same shape): the same explainer, the values a fresh one gives
     other = gradient_shap(model, [x], bg_b, nsamples=30, seed=3)
-    assert getattr(model, shap_explain._EXPLAINER_ATTR)[1] is not explainer
+    assert getattr(model, shap_explain._EXPLAINER_ATTR) is explainer
     fresh = shap.GradientExplainer(model, bg_b[0], batch_size=50).shap_values(
         x, nsamples=30, rseed=3)
     np.testing.assert_allclose(other.values["tf"],
                                shap_explain._squeeze_output_axis(fresh, x.ndim), rtol=1e-6)
     assert not np.allclose(other.values["tf"], first.values["tf"])
+    assert other.expected_value == pytest.approx(float(np.mean(model(bg_b[0]))), rel=1e-6)
+    assert shap_explain.gradient_function(model).experimental_get_tracing_count() == 1
     gone = weakref.ref(model)
     del model, explainer
     gc.collect()

@@ -10,6 +10,8 @@ samples of the sequence (all channels together; by default 25 segments).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +120,21 @@ def masked_signal(signal: np.ndarray, masks: np.ndarray, baseline: np.ndarray | 
     return np.where(keep, x, base[None]).astype(np.float32)
 
 
+def _batched_outputs(model: Any, inputs: Sequence[np.ndarray], batch_size: int
+                     ) -> list[np.ndarray]:
+    """Every output of ``model`` (inference mode) on ``inputs`` (model order), a batch at a
+    time, through its compiled function; one float32 array per output tensor."""
+    from rul_core.models.build import inference_function
+
+    n = int(inputs[0].shape[0])
+    fn = inference_function(model)
+    parts: list[list[np.ndarray]] = []
+    for s in range(0, n, max(1, int(batch_size))):
+        y = fn(*[np.asarray(x[s: s + batch_size], dtype=np.float32) for x in inputs])
+        parts.append([np.asarray(t) for t in (y if isinstance(y, (list, tuple)) else [y])])
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
 def predict(model: Any, inputs: Sequence[np.ndarray], batch_size: int = 256,
             output_index: int = 0) -> np.ndarray:
     """Batched network prediction (n,) of output unit ``output_index`` (inference mode).
@@ -136,6 +153,119 @@ def predict(model: Any, inputs: Sequence[np.ndarray], batch_size: int = 256,
         y = fn(*batch)
         out.append(np.asarray(y).reshape(len(batch[0]), -1)[:, output_index])
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """A model with an ``image`` input cut where its image branch meets the other inputs:
+    ``branch`` maps the image to the tensors that leave the branch (``cut``: their number),
+    ``rest`` maps those tensors and the other inputs (``others``, in model order) to the
+    model's outputs. Both are functional views of the model's own layers (no copied
+    weights, no Lambda layers), so ``rest(branch(image), others)`` is ``model(image,
+    others)``."""
+
+    branch: Any
+    rest: Any
+    cut: int
+    others: tuple[str, ...]
+
+
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SPLITS_LOCK = threading.Lock()
+
+
+def image_split(model: Any) -> ImageSplit | None:
+    """The model's :class:`ImageSplit`, built once per model (kept while the model lives),
+    or None: no ``image`` input beside others, no tensor that depends on the image alone
+    meets the others, or a graph the cut does not separate (nested models, a layer reading
+    the image input after the cut).
+
+    Multimodal-RUL: the branch is the ImR CNN up to ``img_to_seq`` (nearly all of a
+    prediction's cost), the rest the TF branch, the fusion, LSTMs, attention and head. When
+    only the other inputs change (LIME tabular on the TF features, the TF steps of the
+    deletion curves) the branch runs once per distinct image instead of once per row.
+    """
+    with _SPLITS_LOCK:
+        if model in _SPLITS:
+            return _SPLITS[model]
+        split = None
+        try:
+            split = _build_image_split(model)
+        except Exception:  # an unusual graph: predict the whole model as before
+            split = None
+        _SPLITS[model] = split
+        return split
+
+
+def _build_image_split(model: Any) -> ImageSplit | None:
+    import keras
+
+    names = input_names(model)
+    nodes = getattr(model, "_nodes_by_depth", None)
+    if "image" not in names or len(names) < 2 or nodes is None:
+        return None
+    image = frozenset({"image"})
+    needs = {id(kt): frozenset({kt.name}) for kt in model.inputs}  # inputs each tensor reads
+    cut: dict[int, Any] = {}
+    for depth in sorted(nodes, reverse=True):  # producers before consumers
+        for node in nodes[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            ins = list(node.input_tensors)
+            if any(id(t) not in needs for t in ins):
+                return None
+            reads = frozenset().union(*(needs[id(t)] for t in ins))
+            for t in node.outputs:
+                needs[id(t)] = reads
+            if reads != image:
+                cut.update({id(t): t for t in ins if needs[id(t)] == image})
+    if not cut or any(needs.get(id(t)) == image for t in model.outputs):
+        return None
+    cut_tensors = list(cut.values())
+    image_in = model.inputs[names.index("image")]
+    others = tuple(n for n in names if n != "image")
+    branch = keras.Model(image_in, cut_tensors if len(cut_tensors) > 1 else cut_tensors[0],
+                         name=f"{model.name}_image_branch")
+    rest = keras.Model([*cut_tensors, *(model.inputs[names.index(n)] for n in others)],
+                       model.outputs if len(model.outputs) > 1 else model.outputs[0],
+                       name=f"{model.name}_after_image")
+    own = {id(layer) for layer in model.layers}
+    image_layer = image_in._keras_history.operation
+    parts = [*branch.layers, *rest.layers]
+    if any(id(layer) not in own for layer in parts if layer is not image_layer
+           and not isinstance(layer, keras.layers.InputLayer)) \
+            or any(layer is image_layer for layer in rest.layers):
+        return None
+    return ImageSplit(branch, rest, len(cut_tensors), others)
+
+
+def shared_image_predictor(model: Any, images: np.ndarray, batch_size: int = 256,
+                           output_index: int = 0
+                           ) -> Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
+    """g(image_of_row (k,), others {name: (k, ...)}) -> (k,): the predictions of rows whose
+    image is ``images[image_of_row]`` (``images`` (m, H, W, 1)) and whose other inputs are
+    ``others``. With an :func:`image_split` the image branch runs once per image here, and
+    each call runs only the rest of the network (identical outputs to float32 rounding,
+    tested); without one, every row runs the whole model."""
+    images = np.asarray(images, dtype=np.float32)
+    split = image_split(model)
+    if split is None:
+        names = input_names(model)
+
+        def whole(image_of_row: np.ndarray, others: dict[str, np.ndarray]) -> np.ndarray:
+            idx = np.asarray(image_of_row, dtype=np.intp)
+            return predict(model, [images[idx] if n == "image" else others[n] for n in names],
+                           batch_size, output_index)
+
+        return whole
+    features = _batched_outputs(split.branch, [images], batch_size)
+
+    def rest(image_of_row: np.ndarray, others: dict[str, np.ndarray]) -> np.ndarray:
+        idx = np.asarray(image_of_row, dtype=np.intp)
+        return predict(split.rest, [f[idx] for f in features]
+                       + [others[n] for n in split.others], batch_size, output_index)
+
+    return rest
 
 
 @dataclass
@@ -160,18 +290,21 @@ class WindowInputs:
 
 def tf_predictor(model: Any, window: WindowInputs, batch_size: int = 256,
                  output_index: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """f(tf rows (k, F)) -> (k,): TF features perturbed, the image held fixed."""
+    """f(tf rows (k, F)) -> (k,): TF features perturbed, the image held fixed (its branch
+    run once: :func:`shared_image_predictor`)."""
+    names = input_names(model)
+    g = (shared_image_predictor(model, window.arrays["image"], batch_size, output_index)
+         if "image" in names else None)
 
     def f(rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.float32)
         k = rows.shape[0]
-        arrays = []
-        for name in input_names(model):
-            if name == "tf":
-                arrays.append(rows.reshape(k, -1, 1))
-            else:
-                arrays.append(np.repeat(window.arrays[name], k, axis=0))
-        return predict(model, arrays, batch_size, output_index)
+        fixed = {name: (rows.reshape(k, -1, 1) if name == "tf"
+                        else np.repeat(window.arrays[name], k, axis=0))
+                 for name in names if name != "image"}
+        if g is not None:
+            return g(np.zeros(k, dtype=np.intp), fixed)
+        return predict(model, [fixed[name] for name in names], batch_size, output_index)
 
     return f
 

@@ -42,10 +42,12 @@ from rul_core.explain.common import (
     WindowInputs,
     band_segments,
     band_sums,
+    image_split,
     input_names,
     masked_signal,
     modalities,
     predict,
+    shared_image_predictor,
     signal_sums,
     tf_feature_names,
 )
@@ -133,24 +135,40 @@ class FeatureSpace:
     def masked_inputs(self, model: Any, window: WindowInputs, keep: np.ndarray) -> list[np.ndarray]:
         """Model inputs for k keep-masks (k, n_features): dropped features take the baseline."""
         keep = np.asarray(keep, dtype=bool)
+        return [self._masked(name, window.arrays[name], keep) for name in input_names(model)]
+
+    def _masked(self, name: str, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Input ``name`` (one window's ``x``) for k keep-masks."""
         k = keep.shape[0]
-        out = []
-        for name in input_names(model):
-            x = window.arrays[name]
-            if name == "tf":
-                rows = np.repeat(x.reshape(1, -1), k, axis=0)
-                m = keep[:, : self.n_tf]
-                rows = np.where(m, rows, self.tf_baseline[None, :])
-                out.append(rows.reshape(k, *x.shape[1:]).astype(np.float32))
-            elif name == "image":
-                m = keep[:, self.n_tf: self.n_tf + self.n_bands]
-                seg = band_segments(x.shape[2], self.n_bands)
-                cols = m[:, seg]  # (k, W)
-                out.append(np.where(cols[:, None, :, None], x, np.float32(0.0)))
-            else:  # signal
-                out.append(masked_signal(x, keep[:, self.n_tf + self.n_bands:],
-                                         self.signal_baseline))
-        return out
+        if name == "tf":
+            rows = np.repeat(x.reshape(1, -1), k, axis=0)
+            m = keep[:, : self.n_tf]
+            rows = np.where(m, rows, self.tf_baseline[None, :])
+            return rows.reshape(k, *x.shape[1:]).astype(np.float32)
+        if name == "image":
+            m = keep[:, self.n_tf: self.n_tf + self.n_bands]
+            seg = band_segments(x.shape[2], self.n_bands)
+            cols = m[:, seg]  # (k, W)
+            return np.where(cols[:, None, :, None], x, np.float32(0.0))
+        # signal
+        return masked_signal(x, keep[:, self.n_tf + self.n_bands:], self.signal_baseline)
+
+    def predict_masked(self, model: Any, window: WindowInputs, keep: np.ndarray) -> np.ndarray:
+        """The model's predictions (k,) of :meth:`masked_inputs` for k keep-masks. With an
+        image split (:func:`~rul_core.explain.common.image_split`) the image branch runs once
+        per distinct set of kept bands: along a deletion or insertion path a TF-feature step
+        leaves the image as it was, and every path starts or ends at the full and the blank
+        image (the same predictions to float32 rounding, tested)."""
+        keep = np.asarray(keep, dtype=bool)
+        names = input_names(model)
+        if "image" not in names or image_split(model) is None:
+            return predict(model, self.masked_inputs(model, window, keep))
+        bands = keep[:, self.n_tf: self.n_tf + self.n_bands]
+        distinct, image_of_row = np.unique(bands, axis=0, return_inverse=True)
+        lead = np.zeros((len(distinct), self.n_tf), dtype=bool)
+        images = self._masked("image", window.arrays["image"], np.hstack([lead, distinct]))
+        others = {n: self._masked(n, window.arrays[n], keep) for n in names if n != "image"}
+        return shared_image_predictor(model, images)(image_of_row.reshape(-1), others)
 
 
 def normalise(a: np.ndarray) -> np.ndarray:
@@ -182,7 +200,7 @@ def faithfulness_predictions(
     rank = np.empty(n, dtype=int)
     rank[np.asarray(order)] = np.arange(n)
     removed = rank[None, :] < steps[:, None]  # (n+1, n): True where removed after k steps
-    preds = predict(model, space.masked_inputs(model, window, np.vstack([~removed, removed])))
+    preds = space.predict_masked(model, window, np.vstack([~removed, removed]))
     preds = np.asarray(preds, dtype=np.float64).reshape(-1)
     return preds[: n + 1], preds[n + 1:]
 
@@ -412,12 +430,28 @@ def compare_window(
 
     ``background``: training-window inputs (model order) for LIME/SHAP and the TF baseline.
     """
+    from rul_core.explain.warm import foreground, wait_warm_up
+
     settings = settings or CompareSettings()
+    with foreground():  # background LRP compiles pause meanwhile
+        wait_warm_up(model)  # the Explain page's warm-up of this model, if one is under way
+        return _compare_window(model, inputs, index, background, settings, progress, cancel)
+
+
+def _compare_window(
+    model: Any,
+    inputs: Sequence[np.ndarray],
+    index: int,
+    background: list[np.ndarray] | None,
+    settings: CompareSettings,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> WindowComparison:
     window = WindowInputs.from_list(model, list(inputs), index)
     space = FeatureSpace.for_model(model, background, settings.n_bands)
     n = len(space.names)
-    full = predict(model, space.masked_inputs(model, window, np.ones((1, n)))).item()
-    base = predict(model, space.masked_inputs(model, window, np.zeros((1, n)))).item()
+    full, base = (float(v) for v in space.predict_masked(
+        model, window, np.vstack([np.ones((1, n)), np.zeros((1, n))])))
     direction = full - base
     raw, norm, spread, seconds, curves, details = {}, {}, {}, {}, {}, {}
     for i, method in enumerate(settings.methods):

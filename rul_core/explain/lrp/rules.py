@@ -36,10 +36,9 @@ Relevance that reaches a bias or a gate is lost; the engine reports each layer's
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from rul_core.errors import RulError
@@ -219,14 +218,35 @@ def _call_params(layer: Any) -> tuple[str, ...]:
 
 @dataclass
 class BackwardContext:
-    """What a rule may look at: recorded tensor values and the rule set."""
+    """What a rule may look at: recorded tensor values and the rule set. ``checks`` collects
+    the consistency checks of a graph-mode (compiled) pass as (message, passed) pairs: there
+    a rule cannot read a tensor's value, so the caller raises after the run (eagerly the rule
+    raises at once; :meth:`require`)."""
 
     values: dict[int, Tensor]
     rules: RuleSet
+    checks: list[tuple[str, Tensor]] = field(default_factory=list)
+    cancel: Any = None  # a rul_core.progress.CancelToken, checked per time step (step())
+
+    def step(self) -> None:
+        """A recurrent rule's time step: raise if the caller cancelled (the Explain page's
+        warm-up pauses here while a click runs: rul_core.explain.warm)."""
+        from rul_core.progress import check
+
+        check(self.cancel)
 
     def value(self, keras_tensor: Any) -> Tensor:
         """The recorded value of a KerasTensor of the graph."""
         return self.values[id(keras_tensor)]
+
+    def require(self, passed: Tensor, message: str) -> None:
+        """Raise :class:`UnsupportedLayerError` with ``message`` unless ``passed`` (a boolean
+        scalar tensor) holds; in graph mode, record the check for the caller instead."""
+        if tf.executing_eagerly():
+            if not bool(passed):
+                raise UnsupportedLayerError(message)
+        else:
+            self.checks.append((message, passed))
 
 
 class InputRule(Rule):
@@ -652,15 +672,16 @@ class _GatedRecurrence:
                 relevance = tf.reverse(relevance, axis=[1])
                 y = tf.reverse(y, axis=[1])
         if ctx.rules.lstm == "weights":
-            r_x = self._weights_rule(layer, x, relevance, seq, ctx.rules)
+            r_x = self._weights_rule(layer, x, relevance, seq, ctx)
         else:
-            r_x = self._signal_take_all(layer, x, y, relevance, seq, ctx.rules)
+            r_x = self._signal_take_all(layer, x, y, relevance, seq, ctx)
         if layer.go_backwards:
             r_x = tf.reverse(r_x, axis=[1])
         return [r_x]
 
-    def _weights_rule(self, layer, x, relevance, seq, rules):
+    def _weights_rule(self, layer, x, relevance, seq, ctx):
         """eq. 33: R_in[t, f] = Σ_h |w_fh| / Σ_f' |w_f'h| · R_out[t, h] (|W| over the gates)."""
+        rules = ctx.rules
         kernel = tf.convert_to_tensor(layer.cell.kernel)
         w_abs = tf.add_n([tf.abs(k) for k in tf.split(kernel, 4, axis=-1)])
         T = x.shape[1]
@@ -669,6 +690,7 @@ class _GatedRecurrence:
             relevance = tf.pad(relevance[:, None], pad)
         outs = []
         for t in range(T):
+            ctx.step()
             feat, cache = self.features(layer, x[:, t])
             ones = tf.ones_like(feat)
             r_feat = linear_rule(lambda v: self.in_op(layer, v, w_abs), ones, relevance[:, t],
@@ -676,9 +698,10 @@ class _GatedRecurrence:
             outs.append(self.features_backward(layer, x[:, t], cache, r_feat, rules))
         return tf.stack(outs, axis=1)
 
-    def _signal_take_all(self, layer, x, y, relevance, seq, rules):
+    def _signal_take_all(self, layer, x, y, relevance, seq, ctx):
         """Arras et al. 2017: h_t = o·tanh(c_t) gives all to c_t; c_t = f·c_{t−1} + i·g_t
         splits by the z-rule; g_t = tanh(W x_t + U h_{t−1} + b) by the (bias-free) z-rule."""
+        rules = ctx.rules
         cell = layer.cell
         W = tf.split(tf.convert_to_tensor(cell.kernel), 4, axis=-1)
         U = tf.split(tf.convert_to_tensor(cell.recurrent_kernel), 4, axis=-1)
@@ -693,6 +716,7 @@ class _GatedRecurrence:
         c = None
         hs, cs, gates, feats = [], [], [], []
         for t in range(T):
+            ctx.step()
             xt, cache = self.features(layer, x[:, t])
             feats.append((xt, cache))
             zx = [self.in_op(layer, xt, W[k]) for k in range(4)]
@@ -712,16 +736,16 @@ class _GatedRecurrence:
             h = o * tf.tanh(c)
             gates.append((i, f, g, zx[2] + zh[2] + (B[2] if rules.bias_in_z else 0.0), c))
         ref = y if not seq else y[:, -1]
-        if not np.allclose(h.numpy(), ref.numpy(), atol=1e-4, rtol=1e-3):
-            raise UnsupportedLayerError(
-                f"layer '{layer.name}' ({type(layer).__name__}): recomputed LSTM states do not "
-                "match the layer output"
-            )
+        ctx.require(  # np.allclose(h, ref, atol=1e-4, rtol=1e-3)
+            tf.reduce_all(tf.abs(h - ref) <= 1e-4 + 1e-3 * tf.abs(ref)),
+            f"layer '{layer.name}' ({type(layer).__name__}): recomputed LSTM states do not "
+            "match the layer output")
         eps = rules.epsilon
         r_h = tf.zeros_like(h)
         r_c = tf.zeros_like(h)
         r_x = [None] * T
         for t in reversed(range(T)):
+            ctx.step()
             i, f, g, zg, c_t = gates[t]
             h_prev, c_prev = hs[t], cs[t]
             r_ext = relevance[:, t] if seq else (relevance if t == T - 1 else 0.0)
