@@ -18,26 +18,14 @@ The first call of the process (which builds the filters) is timed apart.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import best, machine_line
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
-
-def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """The shortest of ``repeat`` timed calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main() -> int:
@@ -49,10 +37,7 @@ def main() -> int:
     from rul_core.data.synthetic import synth_run
     from rul_core.signal import kurtogram as kgm
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
-    print(f"machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"numpy {np.__version__}; best of {args.repeat}")
+    print(machine_line() + f"; best of {args.repeat}")
     ok = True
     npz_path = REAL / "femto_npz" / f"Learning_set__{args.bearing}.npz"
     if not npz_path.is_file():

@@ -18,26 +18,13 @@ Then the same page case on a synthetic XJTU-SY-sized bearing (123 snapshots of 3
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import best, machine_line
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
-
-def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """The shortest of ``repeat`` timed calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main() -> int:
@@ -58,10 +45,7 @@ def main() -> int:
     rpm = {1: 1800.0, 2: 1650.0, 3: 1500.0}[condition]
     acc = (np.load(npz_path)["acc"] / 1000).astype(np.float32)
     run = Run(args.bearing, acc, 25600.0, ["horizontal", "vertical"], Condition(rpm, 0.0))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
-    print(f"machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"numpy {np.__version__}")
+    print(machine_line())
     print(f"bearing: FEMTO {args.bearing}, {run.n_snapshots} snapshots x {run.n_samples} "
           f"samples, horizontal channel; best of {args.repeat}")
     settings = {
