@@ -2,7 +2,7 @@
 and the whole job's bar and ETA, on real small trainings of the demo data.
 
     python bench/train_eta.py [--data assets/demo/data] [--out bench/results/train_eta.md]
-                              [--sections fit stages jobs]
+                              [--sections fit stages jobs startup]
 
 ``fit``: each case trains a quick-preset model on the demo's first three bearings, validated
 on the fourth, for a fixed number of epochs (early stopping off, so the time left is known in
@@ -22,6 +22,13 @@ in a child process (the Train page), ``python -m rul_core train``, a cross-valid
 fold and two folds at once (API, and the CLI's ``crossval --jobs 2``): whether the fraction
 shown ever went back, and at 25, 50 and 75 % of the job's wall time the fraction and the ETA
 shown then (counted down since its event, as the page does) against the time actually left.
+
+``startup``: a training in a child process (carle and rc_lstm, an ensemble of three) and
+``python -m rul_core train`` (one model, an ensemble): when the first event and the bar's first
+move came, the longest stretches without an event and without the bar moving a point (and
+what the line said meanwhile); when the child's bundle was written, when this process loaded
+it and when the child exited; when the CLI's bar showed the saving, reached 100 %, when the
+bundle was on disk and when the command ended.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,10 +196,10 @@ def stage_section(data: Path) -> list[str]:
                False) for label, preset, e in LARGER_STAGE_CASES]
     rows = ["| training | where | stage | weight (reference s) | planned share | measured s | "
             "measured share |", "|---|---|---|---|---|---|---|"]
-    costs = ["| training | prepare ms/window | build + first batch one-off s | ms per training "
+    costs = ["| training | prepare ms/window | build s | first batch one-off s | ms per training "
              "window | validation ms/window (share of a training window) | forest: trees s "
              "(calibrated estimate) | embedding pass s (estimate) | validation metrics s "
-             "(estimate) |", "|---|---|---|---|---|---|---|---|"]
+             "(estimate) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, runs, config, epochs, child in cases:
         kw = {"val_runs": runs[3:], "epochs": epochs, "patience": 0}
         seen: dict[str, Any] = {}
@@ -230,14 +238,11 @@ def stage_section(data: Path) -> list[str]:
                      f" ms a tree of {plan.n_train} x {plan.features:g})" if plan.trees else "")
         fit = eta.fit
         batch = fit.batch_cost()
-        measured = {"prepare": line.last("prepare"),
-                    "train": line.last("train") - line.last("prepare")}
+        measured = _fit_stages(line, 0.0)
         if plan.trees:
             measured["forest"] = line.last("forest") - line.last("train")
         measured["validate"] = line.end - line.last("forest" if plan.trees else "train")
         rows += _share_rows(name, "this process", plan.stages, measured)
-        first_batch = next(t for t, e in line.events if e.stage == "train"
-                           and "batch" in e.extra) - line.last("prepare")
         pred = fit.prediction_costs()
         val_ms = pred[1] / eta.val_batch_size * 1000 if pred else float("nan")
         train_ms = batch / eta.batch_size * 1000
@@ -247,7 +252,8 @@ def stage_section(data: Path) -> list[str]:
                  f"({estimates['embed']:.2f})" if plan.trees else "—")
         costs.append(
             f"| {name} | {measured['prepare'] / plan.windows * 1000:.2f} | "
-            f"{first_batch - batch:.2f} | {train_ms:.2f} | {val_ms:.2f} "
+            f"{measured['build']:.2f} | {measured['compile'] - batch:.2f} | {train_ms:.2f} | "
+            f"{val_ms:.2f} "
             f"({val_ms / train_ms:.2f}) | {trees} | {embed} | "
             f"{line.end - line.first('validate', 0):.2f} ({estimates['validate']:.2f}) |")
         print(rows[-1], costs[-1], sep="\n", flush=True)
@@ -258,8 +264,7 @@ def stage_section(data: Path) -> list[str]:
             iplan = training_plan(config, runs[:3], runs[3:], epochs=epochs, isolated=True)
             child = [t for t, e in iso.events if e.stage not in ("start", "finish")]
             finish0 = iso.first("finish", 0)
-            im = {"start": child[0], "prepare": iso.last("prepare") - child[0],
-                  "train": iso.last("train") - iso.last("prepare")}
+            im = {"start": child[0], **_fit_stages(iso, child[0])}
             if iplan.trees:
                 im["forest"] = iso.last("forest") - iso.last("train")
             im["validate"] = finish0 - iso.last("forest" if iplan.trees else "train")
@@ -268,6 +273,17 @@ def stage_section(data: Path) -> list[str]:
     tmp.cleanup()
     return ["## Stage weights", "", *rows, "", "Per-unit costs measured in those trainings "
             "(this process; estimates made before the stage ran):", "", *costs]
+
+
+def _fit_stages(line: Timeline, since: float) -> dict[str, float]:
+    """Seconds of a single model's preparation (from ``since``), build, first batch (compile)
+    and the rest of its fit, from a training's events."""
+    compiling = line.first("compile")
+    first_batch = next(t for t, e in line.events if e.stage == "train" and "batch" in e.extra)
+    return {"prepare": line.last("prepare") - since,
+            "build": compiling - line.last("prepare"),
+            "compile": first_batch - compiling,
+            "train": line.last("train") - first_batch}
 
 
 def _share_rows(name: str, where: str, stages: Any, measured: dict[str, float]) -> list[str]:
@@ -291,7 +307,7 @@ def checkpoints(name: str, points: list[tuple[float, float | None, float | None,
     for share in (0.25, 0.5, 0.75):
         at = share * end
         before = [p for p in points if p[0] <= at]
-        t, overall, eta, text = before[-1] if before else (0.0, None, None, "")
+        t, overall, eta, text = before[-1][:4] if before else (0.0, None, None, "")
         actual = end - at
         shown = None if eta is None else max(0.0, eta - (at - t))
         ratio_text = "—" if shown is None else f"{shown:.1f} s = {shown / actual:.2f}×"
@@ -326,9 +342,10 @@ def _eta_seconds(text: str) -> float | None:
     return 0.5 if m.group(7) else float(m.group(6))
 
 
-def cli_points(argv: list[str], env: dict[str, str]) -> tuple[list[Any], float]:
+def cli_points(argv: list[str], env: dict[str, str], all_bars: bool = False
+               ) -> tuple[list[Any], float]:
     """Run ``python -m rul_core ARGV``; its bar's refreshes as (time, fraction, ETA s, ETA
-    text), and its wall time."""
+    text, stage), and its wall time (``all_bars``: also the refreshes that show no ETA)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "rul_core", *argv], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -342,13 +359,16 @@ def cli_points(argv: list[str], env: dict[str, str]) -> tuple[list[Any], float]:
             t = time.perf_counter() - t0
             buffer += chunk
             *parts, buffer = re.split(rb"[\r\n]", buffer)
+            if buffer.replace(b"\x1b[A", b"").rstrip().endswith(b"]"):  # a whole refresh
+                parts, buffer = [*parts, buffer], b""
             for part in parts:
                 text = part.decode("utf-8", "replace").replace("\x1b[A", "").strip()
                 m = _BAR.match(text)
-                if m and ("ETA" in text) and m.group("desc") not in ("load",):
+                if (m and ("ETA" in text or all_bars)
+                        and not m.group("desc").startswith("load")):
                     eta = _ETA.search(text)
                     points.append((t, int(m.group("pct")) / 100, _eta_seconds(text),
-                                   eta.group(0) if eta else ""))
+                                   eta.group(0) if eta else "", m.group("desc").strip()))
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -407,7 +427,7 @@ def job_section(data: Path) -> list[str]:
              ["train", "--model", "carle", "--out", str(Path(tmp) / "b2"), "--data",
               str(larger), *common]),
         ):
-            points, end = cli_points(argv, env)
+            points, end = cli_points(argv, env, all_bars=True)
             after = end - points[-1][0] if points else float("nan")
             new = checkpoints(f"{name} ({end:.1f} s; {after:.1f} s after its bar's last "
                               "refresh)", points, end)
@@ -430,6 +450,171 @@ def job_section(data: Path) -> list[str]:
     return ["## The whole job's bar and ETA", "",
             f"Larger data: {LARGER} (3 training bearings of 400 windows, 1 validation; the "
             "demo's have 48).", "", *rows]
+
+
+# ----------------------------------------------------------------------------- start-up
+def _silences(line: Timeline, until: float) -> tuple[float, str, float, str]:
+    """(longest stretch without an event, the stage shown meanwhile, longest stretch without
+    the fraction shown moving by a point, the stage shown meanwhile) of ``line`` up to
+    ``until``."""
+    gap, gap_stage, still, still_stage = 0.0, "", 0.0, ""
+    t_prev, stage_prev = 0.0, "(nothing yet)"
+    t_move, shown, stage_move = 0.0, -1.0, "(nothing yet)"
+    for t, e in [*line.events, (until, None)]:
+        if t - t_prev > gap:
+            gap, gap_stage = t - t_prev, stage_prev
+        overall = e.extra.get("overall") if e is not None else None
+        if e is None or (overall is not None and overall >= shown + 0.01):
+            if t - t_move > still:
+                still, still_stage = t - t_move, stage_move
+            if e is not None:
+                t_move, shown = t, float(overall)
+        if e is not None:
+            t_prev, stage_prev = t, f"{e.stage}: {e.message}"[:60]
+            if e is not None and overall is not None and t_move == t:
+                stage_move = stage_prev
+    return gap, gap_stage, still, still_stage
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie not reaped yet counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def startup_section(data: Path) -> list[str]:
+    """A training in a child process (the Train page's) and ``python -m rul_core train``: when
+    the first event and the first move of the bar come, the longest silences (no event; the
+    bar not moving by a point) and what the line said meanwhile; when the parent had the
+    model against when the child exited; when the CLI's bar reached 100 % against when the
+    bundle was catalogued and the command ended."""
+    import multiprocessing
+
+    import rul_core.bundle as bundle_mod
+    import rul_core.isolated as isolated_mod
+    from rul_core.data import load_dataset
+    from rul_core.isolated import train_isolated
+
+    runs = list(load_dataset(data).runs)
+    rows = ["| job | first event s | bar first moves s | longest without an event s (line "
+            "meanwhile) | longest without the bar moving a point s (line meanwhile) | end s |",
+            "|---|---|---|---|---|---|"]
+    overlap = ["| job | bundle written s | model loaded from s | loaded by s | child exited s | "
+               "returned s |", "|---|---|---|---|---|---|"]
+    for model, ablation, epochs in (("carle", "full", 10), ("rc_lstm", "full", 10),
+                                    ("carle", "carl", 4)):
+        members = 3 if ablation == "carl" else 1
+        line = Timeline("")
+        marks: dict[str, float] = {}
+        stop = threading.Event()
+
+        folders: dict[str, str] = {}  # the child's temporary folder (this job's, not others')
+
+        class Recorded(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
+            def __init__(self, *args: Any, _folders: dict[str, str] = folders,
+                         **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                _folders["tmp"] = self.name
+
+        def watch(marks: dict[str, float] = marks, line: Timeline = line,
+                  stop: threading.Event = stop, folders: dict[str, str] = folders) -> None:
+            pid = None
+            while not stop.is_set():
+                now = time.perf_counter() - line.t0
+                if pid is None:  # (active_children() reaps: called only until the child is up)
+                    pid = next((p.pid for p in multiprocessing.active_children()
+                                if p.name == "rul-train"), None)
+                elif "exited" not in marks and _exited(pid):
+                    marks["exited"] = now
+                if ("written" not in marks and "tmp" in folders
+                        and (Path(folders["tmp"]) / "bundle" / "card.json").exists()):
+                    marks["written"] = now
+                time.sleep(0.005)
+
+        original = bundle_mod.load_bundle
+
+        def timed_load(*args: Any, _marks: dict[str, float] = marks, _line: Timeline = line,
+                       _original: Any = original, **kwargs: Any) -> Any:
+            _marks["load_from"] = time.perf_counter() - _line.t0
+            out = _original(*args, **kwargs)
+            _marks["load_by"] = time.perf_counter() - _line.t0
+            return out
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        bundle_mod.load_bundle = timed_load
+        isolated_mod.tempfile = types.SimpleNamespace(TemporaryDirectory=Recorded)
+        watcher.start()
+        try:
+            train_isolated(_config(model, ablation, members), runs[:3], val_runs=runs[3:],
+                           epochs=epochs, patience=0, progress=line)
+            line.done()
+        finally:
+            bundle_mod.load_bundle = original
+            isolated_mod.tempfile = tempfile
+            time.sleep(0.05)
+            stop.set()
+            watcher.join()
+        name = (f"child process: {model}/{ablation}, {epochs} epochs"
+                + (f", ensemble of {members}" if members > 1 else ""))
+        moved = next((t for t, e in line.events if (e.extra.get("overall") or 0.0) > 0.0),
+                     float("nan"))
+        gap, gap_at, still, still_at = _silences(line, line.end)
+        rows.append(f"| {name} | {line.events[0][0]:.2f} | {moved:.2f} | {gap:.2f} ({gap_at}) | "
+                    f"{still:.2f} ({still_at}) | {line.end:.2f} |")
+        exited = marks.get("exited", float("nan"))
+        overlap.append(f"| {name} | {marks.get('written', float('nan')):.2f} | "
+                       f"{marks.get('load_from', float('nan')):.2f} | "
+                       f"{marks.get('load_by', float('nan')):.2f} | {exited:.2f} | "
+                       f"{line.end:.2f} |")
+        print(rows[-1], overlap[-1], sep="\n", flush=True)
+    cli = ["| command | first bar s | bar first moves s | longest between refreshes s | "
+           "saving shown from s | bar at 100 % s | bundle written s | ended s |",
+           "|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory(prefix="train-eta-") as tmp:
+        env = {**os.environ, "RUL_WORKSPACE": str(Path(tmp) / "ws"), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": str(ROOT)}
+        for i, extra in enumerate((["--epochs", "10"],
+                                   ["--ablation", "carl", "--epochs", "4", "--interval",
+                                    "ensemble", "--n-members", "3"])):
+            out = Path(tmp) / f"b{i}"
+            seen: dict[str, float] = {}
+            done = threading.Event()
+            t0 = time.perf_counter()
+
+            def poll(out: Path = out, seen: dict[str, float] = seen, t0: float = t0,
+                     done: threading.Event = done) -> None:
+                while not done.is_set():
+                    if "bundle" not in seen and (out / "card.json").exists():
+                        seen["bundle"] = time.perf_counter() - t0
+                    time.sleep(0.005)
+
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
+            points, end = cli_points(["train", "--model", "carle", "--out", str(out),
+                                      "--data", str(data), "--preset", "quick",
+                                      "--patience", "0", *extra], env, all_bars=True)
+            done.set()
+            poller.join()
+            bars = [p for p in points if p[1] is not None]
+            first = bars[0][0] if bars else float("nan")
+            moves = [p[0] for p in bars if p[1] > 0]
+            full = next((p[0] for p in bars if p[1] >= 1.0), float("nan"))
+            times = [p[0] for p in bars]
+            between = max((b - a for a, b in itertools.pairwise(times)), default=float("nan"))
+            saving = next((p[0] for p in bars if p[4] == "save"), float("nan"))
+            cli.append(f"| train --model carle {' '.join(extra)} | {first:.2f} | "
+                       f"{(moves[0] if moves else float('nan')):.2f} | {between:.2f} | "
+                       f"{saving:.2f} | {full:.2f} | {seen.get('bundle', float('nan')):.2f} | "
+                       f"{end:.2f} |")
+            print(cli[-1], flush=True)
+    return ["## Start-up and hand-over", "", "Demo data, quick preset, early stopping off; "
+            "seconds from the job's start (the child-process rows: the call of "
+            "`train_isolated`; the CLI rows: the command's start).", "", *rows, "",
+            "The hand-over: the parent loading the bundle against the child's exit.", "",
+            *overlap, "", "`python -m rul_core train` (the bundle is written when its folder "
+            "appears: it is renamed into place whole; it is catalogued right after).", "", *cli]
 
 
 #: The larger synthetic dataset of the ``jobs`` section.
@@ -458,15 +643,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "assets" / "demo" / "data"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_eta.md"))
-    ap.add_argument("--sections", nargs="+", default=["fit", "stages", "jobs"],
-                    choices=["fit", "stages", "jobs"])
+    ap.add_argument("--sections", nargs="+", default=["fit", "stages", "jobs", "startup"],
+                    choices=["fit", "stages", "jobs", "startup"])
     args = ap.parse_args(argv)
     import_backend_quietly()
     data = Path(args.data)
     text: list[str] = ["# Training progress and ETA (`bench/train_eta.py`)", "",
                        f"Machine: {machine()}; other jobs were sharing its cores. Quick preset, "
                        "demo data (3 training bearings, 1 validation), early stopping off.", ""]
-    sections = {"fit": fit_section, "stages": stage_section, "jobs": job_section}
+    sections = {"fit": fit_section, "stages": stage_section, "jobs": job_section,
+                "startup": startup_section}
     for name in args.sections:
         text += [*sections[name](data), ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

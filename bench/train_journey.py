@@ -229,7 +229,7 @@ def training_batch_seen(j: Journey, t0: float, epoch: int = 2) -> str | None:
     """This run's progress text once it reports a batch of epoch ``epoch`` or later (the
     second: one epoch done)."""
     text = j.run_progress_text(t0)
-    m = re.search(r"train: member \d+/\d+ epoch (\d+)/", text)
+    m = re.search(r"train: (?:member \d+/\d+, )?epoch (\d+)/", text)
     return text if m and int(m.group(1)) >= epoch else None
 
 

@@ -6,9 +6,15 @@ process that trains many models — the app's server, a sweep — grows without 
 :func:`train_isolated` runs :func:`rul_core.training.train` in a spawned child process instead:
 progress events and the cancel request cross over a queue and an event, the child saves the
 result as a bundle (:func:`rul_core.bundle.save_bundle`) in a temporary folder, and this process
-loads it back with the bundle's safety checks (``safe_mode=True``). The child's memory goes
-back to the system when it exits. Cancelling asks the child to stop at its next batch; if it
-does not within ``grace_s`` it is terminated.
+loads it back with the bundle's safety checks (``safe_mode=True``) as soon as the child says it
+is written, while the child exits. The child's memory goes back to the system when it exits.
+Cancelling asks the child to stop at its next batch; if it does not within ``grace_s`` it is
+terminated.
+
+The child's start (spawning it, importing TensorFlow and Keras: seconds) reports little by
+itself: this process sends the ``start`` stage's event again every
+:data:`rul_core.progress.HEARTBEAT_S` seconds with the seconds since the spawn until the child's
+training reports, and the child says when it is up and what it imports.
 
 A spawned child re-runs the parent's ``__main__`` file unless it is guarded; under Streamlit
 ``__main__`` is the page script itself, so the child is started with no main module at all
@@ -18,6 +24,8 @@ A spawned child re-runs the parent's ``__main__`` file unless it is guarded; und
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 import multiprocessing
 import queue as queue_mod
 import signal
@@ -31,9 +39,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rul_core import progress as _progress
 from rul_core.errors import Cancelled, RulError
-from rul_core.job_progress import Estimate
-from rul_core.progress import ETA_KEYS, OVERALL, CancelToken, ProgressEvent, ProgressFn, emit
+from rul_core.progress import CancelToken, ProgressEvent, ProgressFn, emit, ticked
 
 #: Seconds a cancelled child may take to stop at its next check before it is terminated.
 CANCEL_GRACE_S = 30.0
@@ -41,6 +49,12 @@ CANCEL_GRACE_S = 30.0
 #: The stage of the events after training's last cancel point (saving the model in the child,
 #: loading it back here): a cancel from then on is too late, and the model is kept.
 FINISH = "finish"
+
+#: What the events of stage ``start`` say; their ``done`` counts its steps (spawned, TensorFlow
+#: and Keras imported, the forest head's format imported) of 3.
+STARTING = "starting the training process"
+
+_log = logging.getLogger(__name__)
 
 
 _MAIN_LOCK = threading.Lock()
@@ -82,14 +96,28 @@ class _EventToken(CancelToken):
 
 
 def _child(messages: Any, stop: Any, bundle_dir: str, kwargs: dict[str, Any]) -> None:
-    """Child process body: train, save the bundle, report the outcome on ``messages``."""
+    """Child process body: train, save the bundle, report the outcome on ``messages``; then
+    exit without collecting what TensorFlow built (the parent has what it needs by then)."""
     try:
+        _train_and_save(messages, stop, bundle_dir, kwargs)
+    finally:
+        # the interpreter's last garbage collection over everything TensorFlow and Keras
+        # built took about a second of the exit: the memory goes back to the system anyway
+        gc.freeze()
+
+
+def _train_and_save(messages: Any, stop: Any, bundle_dir: str, kwargs: dict[str, Any]) -> None:
+    """Train, save the bundle, report the outcome on ``messages`` (the last message)."""
+    try:
+        messages.put(ProgressEvent("start", 1, 3, f"{STARTING}: importing TensorFlow and Keras"))
         from rul_core.bundle import save_bundle
         from rul_core.device import import_backend_quietly
         from rul_core.training import train
 
         import_backend_quietly()  # each child would print TensorFlow's start-up notices again
         if kwargs["config"].uses_forest:
+            messages.put(ProgressEvent("start", 2, 3, f"{STARTING}: importing skops (the "
+                                                      "forest head's format)"))
             import skops.io  # noqa: F401  saving the forest imports it: now, not at the end
 
         trained = train(progress=messages.put, cancel=_EventToken(stop), **kwargs)
@@ -124,33 +152,63 @@ def describe_exit(code: int | None) -> str:
 class _Report:
     """The parent's ProgressFn: the child's events and its own, with the fraction of the whole
     job done (``overall``: the child's training between this job's start and hand-over,
-    :func:`rul_core.job_progress.training_plan` with ``isolated``). The child's ETA counts
-    the hand-over at its reference cost; the start (no basis yet) reads 'estimating…', the
-    hand-over itself shows none."""
+    :func:`rul_core.job_progress.training_plan` with ``isolated``;
+    :class:`rul_core.job_progress.WrappedTraining`). The child's ETA counts the hand-over at
+    its reference cost; the start (no basis yet) reads 'estimating…', the hand-over itself
+    shows none. :meth:`start_event` sends the start's events with the seconds since the
+    spawn, which move the fraction through the start by the time."""
 
     def __init__(self, progress: ProgressFn, config: Any, train_runs: list[Any],
                  train_kwargs: dict[str, Any]) -> None:
-        from rul_core.job_progress import FINISH_S, OverallTracker, training_plan
+        from rul_core.job_progress import WrappedTraining, training_plan
 
-        self.progress = progress
         plan = training_plan(config, train_runs, isolated=True, **train_kwargs)
-        self.tracker = OverallTracker(plan.stages)
-        self.finish_s = FINISH_S
+        self.wrapped = WrappedTraining(progress, plan.stages)
+        self.spawned = self.sent = time.monotonic()
+        self.starting: ProgressEvent | None = None  # the start's last event, until training's
+
+    def begin(self) -> None:
+        """The child was spawned: the start's first event."""
+        self.spawned = self.sent = time.monotonic()
+        self.starting = ProgressEvent("start", 0, 3, STARTING)
+        self.wrapped(ticked(self.starting, 0.0))
+
+    def beat(self) -> None:
+        """Send the start's last event again when :data:`rul_core.progress.HEARTBEAT_S`
+        seconds have passed since the last (nothing, once the child's training reports)."""
+        if self.starting is not None and time.monotonic() - self.sent >= _progress.HEARTBEAT_S:
+            self.start_event()
+
+    def start_event(self, event: ProgressEvent | None = None) -> None:
+        """Send ``event`` of the start (None: its last one again), with the seconds since the
+        spawn."""
+        event = event or self.starting
+        if event is None:
+            return
+        self.starting, self.sent = event, time.monotonic()
+        self.wrapped(ticked(event, self.sent - self.spawned))
 
     def __call__(self, event: ProgressEvent) -> None:
-        extra = dict(event.extra)
-        if event.stage in ("start", FINISH):
-            extra[OVERALL] = self.tracker.update(event)
-            if event.stage == "start":
-                extra.update(Estimate(None).extra())
-            else:
-                for key in ETA_KEYS:
-                    extra.pop(key, None)
-        elif OVERALL in extra:
-            extra[OVERALL] = self.tracker.nested(float(extra[OVERALL]))
-            if isinstance(extra.get("eta_s"), (int, float)):
-                extra["eta_s"] = float(extra["eta_s"]) + self.finish_s
-        self.progress(ProgressEvent(event.stage, event.done, event.total, event.message, extra))
+        if event.stage == "start":
+            self.start_event(event)
+            return
+        self.starting = None  # the child's training reports by itself now
+        self.wrapped(event)
+
+
+def _reap(child: Any, grace_s: float) -> None:
+    """Wait for a child that handed its model over to exit (all it has left to do), and
+    terminate it after ``grace_s``; an exit other than 0 is logged: the model, written whole
+    before the child said so and checked on loading, is kept."""
+    child.join(grace_s)
+    if child.is_alive():
+        _log.warning("the training process had not exited %.0f s after handing its model over; "
+                     "terminating it", grace_s)
+        child.terminate()
+        child.join()
+    elif child.exitcode != 0:
+        _log.warning("the training process %s after handing its model over; the model is kept",
+                     describe_exit(child.exitcode))
 
 
 def train_isolated(
@@ -172,6 +230,11 @@ def train_isolated(
     :class:`RulError` when training fails or the child dies (its exit code is named). A cancel
     after that point is too late: the events of stage :data:`FINISH` say so, the child is no
     longer stopped after ``grace_s``, and the model is returned.
+
+    The model is loaded as soon as the child reports its bundle written, while the child
+    exits (a thread reaps it: it is terminated if it has not exited ``grace_s`` later, and an
+    exit other than 0 after the hand-over is logged, the model kept), so this may return
+    before the child has exited.
     """
     from rul_core.bundle import load_bundle
 
@@ -190,7 +253,8 @@ def train_isolated(
         cancelled_at: float | None = None
         finishing = False  # the child passed its last cancel point
         try:
-            emit(report, "start", 0, 1, "starting the training process")
+            if report is not None:
+                report.begin()
             while outcome is None:
                 if cancel is not None and cancel.cancelled and cancelled_at is None:
                     stop.set()
@@ -198,6 +262,8 @@ def train_isolated(
                 if (cancelled_at is not None and not finishing
                         and time.monotonic() - cancelled_at > grace_s):
                     raise Cancelled("training cancelled by the user (its process was stopped)")
+                if report is not None:
+                    report.beat()
                 try:
                     message = messages.get(timeout=poll_s)
                 except queue_mod.Empty:
@@ -213,10 +279,15 @@ def train_isolated(
                 else:
                     outcome = message
         finally:
-            child.join(timeout=grace_s if outcome is not None else 0.0)
-            if child.is_alive():
-                child.terminate()
-                child.join()
+            if outcome is not None and outcome[0] == "done":
+                # the bundle is written: load it while the child exits, and reap it then
+                threading.Thread(target=_reap, args=(child, grace_s), name="rul-train-reaper",
+                                 daemon=True).start()
+            else:
+                child.join(timeout=grace_s if outcome is not None else 0.0)
+                if child.is_alive():
+                    child.terminate()
+                    child.join()
             messages.close()
         kind, text, detail = outcome
         if kind == "cancelled":

@@ -8,24 +8,37 @@ finished plus the current stage's weight times its own fraction, over the total,
 less than it was (:class:`OverallTracker`). A training (:func:`training_plan`) is:
 
 * ``start`` (only in a child process, :mod:`rul_core.isolated`): spawning it and importing
-  TensorFlow, Keras and what saving needs: :data:`START_S`; nothing reports meanwhile;
+  TensorFlow, Keras and what saving needs: :data:`START_S` (and :data:`FOREST_IMPORT_S` with
+  the forest head);
 * ``prepare``: the normaliser and every window's model inputs: ImR rasters and TF features
   (CARLE, Multimodal-RUL) or the filtered signal (RC-LSTM), :data:`PREPARE_MS` per window;
-* ``train``: per member, building the model and its first batch's one-offs (the tracing of the
-  training step, :attr:`ModelCosts.trace_s`: counted done with that batch, as nothing
-  reports while it runs), then every batch at
-  :attr:`ModelCosts.window_ms` per training window and every epoch's end (a validation pass at
-  :data:`FORWARD_SHARE` of that per window, and :data:`EPOCH_END_S` of callbacks);
+* per member (an ensemble's members one after the other, each through the three):
+  ``build``, building the model (and, before the first, timing the forest head's trees):
+  :attr:`ModelCosts.build_s`; ``compile``, its first batch's one-offs (tracing the training
+  step): :attr:`ModelCosts.compile_s`; ``train``, every batch at :attr:`ModelCosts.window_ms`
+  per training window and every epoch's end (a validation pass at :data:`FORWARD_SHARE` of
+  that per window, and :data:`EPOCH_END_S` of callbacks), and the fit's later one-offs
+  (:data:`FIT_ONEOFF_S`);
 * ``forest`` (when the model has the forest head): one prediction pass over the training
   windows (:func:`prediction_s`) and the trees (:func:`tree_s`: :data:`TREE_FIXED_S` and
   :data:`TREE_NS` per sample x log2 sample x feature considered, each);
 * ``validate`` (with validation runs): one prediction pass over them per member;
-* ``finish`` (only in a child process): saving the bundle and loading it back, :data:`FINISH_S`.
+* ``finish`` (only in a child process): saving the bundle there and loading it back here
+  while the child exits, :data:`FINISH_S`; ``save`` (``python -m rul_core train``): writing
+  the bundle and cataloguing it, :data:`SAVE_S` (each with :data:`FOREST_IMPORT_S` more with
+  the forest head).
+
+``start``, ``build`` and ``compile`` report nothing while they run (imports, one call into
+Keras): their events are sent again every :data:`rul_core.progress.HEARTBEAT_S` seconds with
+the seconds since the stage began (:class:`rul_core.progress.Heartbeat`), and the fraction
+within such a stage moves with that time against the stage's reference seconds, never past
+:data:`TIMED_CAP` of it (a stage that runs late shows as a step when it ends, never as a
+bar gone back).
 
 The per-unit costs were measured by ``bench/train_eta.py --sections stages``
 (``bench/results/train_eta.md``: each stage's planned and measured share of real trainings);
 the one-offs are seconds, so on small jobs they are much of the time (a quick CARLE on the
-demo data in a child process: its start about 30 %, its hand-over 20 %). Another machine (a
+demo data in a child process: its start about 30 %, its first batch 25 %). Another machine (a
 GPU) or other sizes (``hparams``) shift the shares, never the order: the fraction still only
 moves forward, and the ETA is this job's own.
 
@@ -54,23 +67,25 @@ from rul_core.progress import ProgressEvent
 
 @dataclass(frozen=True)
 class ModelCosts:
-    """What one model and preset cost on the reference machine: ``trace_s`` seconds to build
-    it and run its first batch beyond a steady one (tracing), ``window_ms`` per training
-    window in a steady batch."""
+    """What one model and preset cost on the reference machine: ``build_s`` seconds to build
+    it (until its fit starts), ``compile_s`` for its first batch beyond a steady one (tracing
+    the training step), ``window_ms`` per training window in a steady batch."""
 
-    trace_s: float
+    build_s: float
+    compile_s: float
     window_ms: float
 
 
 #: Measured by ``bench/train_eta.py --sections stages`` (2-core AMD EPYC, shared) on the demo
-#: data and a larger synthetic set; RC-LSTM and Multimodal-RUL paper: a 2-epoch training each.
+#: data and a larger synthetic set; RC-LSTM and Multimodal-RUL paper: a 2-epoch training each
+#: (RC-LSTM paper's build and first batch: 90 s together, split as the quick one's).
 MODEL_COSTS: dict[tuple[str, str], ModelCosts] = {
-    ("carle", "quick"): ModelCosts(4.0, 0.35),
-    ("carle", "paper"): ModelCosts(5.0, 1.0),
-    ("multimodal", "quick"): ModelCosts(6.0, 3.0),
-    ("multimodal", "paper"): ModelCosts(7.5, 12.0),
-    ("rc_lstm", "quick"): ModelCosts(3.0, 1.6),
-    ("rc_lstm", "paper"): ModelCosts(90.0, 820.0),
+    ("carle", "quick"): ModelCosts(0.3, 3.5, 0.35),
+    ("carle", "paper"): ModelCosts(0.5, 4.0, 1.0),
+    ("multimodal", "quick"): ModelCosts(0.3, 5.0, 3.0),
+    ("multimodal", "paper"): ModelCosts(0.4, 7.0, 12.0),
+    ("rc_lstm", "quick"): ModelCosts(0.1, 3.0, 1.6),
+    ("rc_lstm", "paper"): ModelCosts(3.0, 87.0, 820.0),
 }
 #: Preparing one window's inputs, ms: ImR rasters and TF features, or the filtered signal
 #: (measured 0.64-1.61 and 0.27).
@@ -87,14 +102,29 @@ PREDICT_VS_TEST_ONEOFF = 0.6
 PREDICT_TRACE_SHARE = 0.2
 #: The callbacks at an epoch's end, seconds.
 EPOCH_END_S = 0.03
+#: A member's fit's one-offs after its first batch (the first validation pass's tracing, the
+#: second epoch's set-up), seconds (measured 0.3-1.3).
+FIT_ONEOFF_S = 0.5
 #: One tree of the forest head: a fixed cost (s) and ns per sample x log2(samples) x feature
 #: considered (measured on trained embeddings: 0.8 ms a tree of 144 x 8, 3 ms of 1200 x 32).
 TREE_FIXED_S = 0.0005
 TREE_NS = 8.0
-#: A child process's start (spawn, imports: measured 2.9-4.3 s) and its hand-over (saving
-#: the bundle, the child's exit, loading the bundle back: 1.4-3.8 s), seconds.
-START_S = 4.0
-FINISH_S = 2.5
+#: A child process's start (spawn, importing TensorFlow and Keras: measured 2.6-3.5 s) and its
+#: hand-over (saving the bundle there, loading it back here while the child exits: 0.2-0.5 s),
+#: seconds.
+START_S = 3.0
+FINISH_S = 0.4
+#: ``python -m rul_core train``'s saving of the bundle and cataloguing it, seconds.
+SAVE_S = 0.4
+#: A model with the forest head also imports its format's library (skops.io: measured 0.6-1.0
+#: s) in the child's start, and in the process that saves or loads it first.
+FOREST_IMPORT_S = 0.7
+#: The stages of a job around its training, run by whoever runs the training (a child
+#: process's start and hand-over, the command line's saving): :class:`WrappedTraining`.
+OUTER_STAGES = ("start", "finish", "save")
+#: The share of a stage that reports nothing while it runs (``Stage.timed``) that its time
+#: alone can fill: the rest waits for the stage's end.
+TIMED_CAP = 0.9
 
 
 def model_costs(config: Any) -> ModelCosts:
@@ -120,13 +150,30 @@ def tree_s(n_samples: int, n_features: float) -> float:
 @dataclass(frozen=True)
 class Stage:
     """One stage of a job: its ``weight`` (reference seconds), of which ``oneoff`` is paid at
-    the start of each of its ``units`` (a member's first batch, the forest's embedding pass):
-    counted done with the unit's first item, the rest in proportion to the items done."""
+    the start of each of its ``units`` (the forest's embedding pass): counted done with the
+    unit's first item, the rest in proportion to the items done.
+
+    ``repeats`` > 1: the stage is run once by each of that many ensemble members, and the
+    stages next to it with the same ``repeats`` run with it member by member (build, compile
+    and train the first, then the second, ...); its events name their member
+    (``extra["member"]``, from 0). ``timed``: the stage reports nothing while it runs; its
+    events carry the seconds since it began (``extra["elapsed_s"]``), which move it against
+    its reference seconds (:meth:`timed_within`)."""
 
     name: str
     weight: float
     oneoff: float = 0.0
     units: int = 1
+    repeats: int = 1
+    timed: bool = False
+
+    def timed_within(self, elapsed_s: float) -> float:
+        """The fraction of one run of this stage (one member's, with ``repeats``) done after
+        ``elapsed_s`` seconds, by its reference seconds: at most :data:`TIMED_CAP`."""
+        per_run = self.weight / max(1, self.repeats)
+        if per_run <= 0:
+            return 0.0
+        return min(TIMED_CAP, max(0.0, float(elapsed_s)) / per_run)
 
     def within(self, done: int, total: int) -> float:
         """The fraction of this stage done after ``done`` of its ``total`` items."""
@@ -157,25 +204,41 @@ class StagePlan:
         """The stage called ``name`` (None: not in this plan)."""
         return next((s for s in self.stages if s.name == name), None)
 
-    def fraction(self, name: str, within: float) -> float | None:
+    def fraction(self, name: str, within: float, unit: int = 0) -> float | None:
         """The job's fraction done when stage ``name`` is ``within`` done (None: not a stage
-        of this plan)."""
-        before = 0.0
-        for s in self.stages:
-            if s.name == name:
-                total = self.total
+        of this plan); for a stage run by each member (``repeats``), ``within`` is the share
+        of member ``unit``'s run of it."""
+        total = self.total
+        within = min(1.0, max(0.0, float(within)))
+        before, i = 0.0, 0
+        while i < len(self.stages):
+            s = self.stages[i]
+            group = [s]
+            if s.repeats > 1:  # the stages the members run through one after the other
+                while (i + len(group) < len(self.stages)
+                       and self.stages[i + len(group)].repeats == s.repeats):
+                    group.append(self.stages[i + len(group)])
+            if any(g.name == name for g in group):
                 if total <= 0:
                     return 1.0
-                return min(1.0, (before + s.weight * min(1.0, max(0.0, within))) / total)
-            before += s.weight
+                n = s.repeats
+                at = before + min(max(int(unit), 0), n - 1) * sum(g.weight for g in group) / n
+                for g in group:
+                    if g.name == name:
+                        return min(1.0, (at + g.weight / n * within) / total)
+                    at += g.weight / n
+            before += sum(g.weight for g in group)
+            i += len(group)
         return None
 
 
 class OverallTracker:
     """The fraction of a job done, from its events: never less than reported before. An
     event's ``extra["within"]`` (the fraction of its stage done) overrides its stage's own
-    count (:meth:`Stage.within` of ``done``/``total``); events of stages the plan does not
-    know leave it where it is."""
+    count (:meth:`Stage.within` of ``done``/``total``, over every member's items for a stage
+    run by each member), and a timed stage's ``extra["elapsed_s"]`` moves it by the time
+    (:meth:`Stage.timed_within`); events of stages the plan does not know leave it where it
+    is."""
 
     def __init__(self, plan: StagePlan) -> None:
         self.plan = plan
@@ -187,12 +250,16 @@ class OverallTracker:
         return self.value
 
     def nested(self, inner: float) -> float:
-        """The fraction done when a job run in a child process (the plan's stages between
-        its ``start`` and ``finish``) reports its own fraction ``inner``."""
+        """The fraction done when the training a job wraps (the plan's stages but its
+        :data:`OUTER_STAGES`: a child process's start and hand-over, the command line's
+        saving) reports its own fraction ``inner``."""
         total = self.plan.total
-        outer = sum(s.weight for s in self.plan.stages if s.name in ("start", "finish"))
-        start = self.plan.stage("start")
-        before = start.weight if start is not None else 0.0
+        outer = sum(s.weight for s in self.plan.stages if s.name in OUTER_STAGES)
+        before = 0.0
+        for s in self.plan.stages:
+            if s.name not in OUTER_STAGES:
+                break
+            before += s.weight
         if total <= 0:
             return self.value
         return self.advance((before + min(1.0, max(0.0, inner)) * (total - outer)) / total)
@@ -200,13 +267,19 @@ class OverallTracker:
     def update(self, event: ProgressEvent) -> float:
         """Take ``event`` into account; return the fraction done."""
         stage = self.plan.stage(event.stage)
-        if stage is not None:
-            within = event.extra.get("within")
-            if within is None:
-                within = stage.within(event.done, event.total)
-            value = self.plan.fraction(event.stage, float(within))
-            if value is not None:
-                self.value = max(self.value, value)
+        if stage is None:
+            return self.value
+        unit = int(event.extra.get("member") or 0) if stage.repeats > 1 else 0
+        within = event.extra.get("within")
+        if within is None and stage.timed and "elapsed_s" in event.extra:
+            within = stage.timed_within(float(event.extra["elapsed_s"]))
+        if within is None:
+            within = stage.within(event.done, event.total)
+            if stage.repeats > 1:  # done/total count every member's items
+                within = within * stage.repeats - unit
+        value = self.plan.fraction(event.stage, float(within), unit)
+        if value is not None:
+            self.value = max(self.value, value)
         return self.value
 
 
@@ -240,6 +313,8 @@ class TrainingPlan:
     members: int
     trees: int  # 0: no forest head
     features: float  # features each forest split considers
+    # what train() prepares, in order: (run, phase, noise model or None)
+    jobs: tuple[tuple[Any, int, Any], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def windows(self) -> int:
@@ -253,6 +328,7 @@ def training_plan(
     val_runs: Sequence[Any] | None = None,
     *,
     isolated: bool = False,
+    save: bool = False,
     epochs: int | None = None,
     batch_size: int | None = None,
     snapshot_every: int = 1,
@@ -265,7 +341,9 @@ def training_plan(
     """The stages of ``rul_core.training.train(config, train_runs, val_runs=..., ...)`` with
     their weights (module docstring), from the same arguments (those that do not change the
     work, such as the labels, are ignored); ``isolated``: in a child process
-    (:func:`rul_core.isolated.train_isolated`), with its start and hand-over."""
+    (:func:`rul_core.isolated.train_isolated`), with its start and hand-over; ``save``: then
+    saved as a bundle and catalogued (``python -m rul_core train``). Its ``jobs`` are the
+    preparation jobs ``train`` works through (:func:`rul_core.training.preparation_jobs`)."""
     from rul_core.training import default_pipeline_config, preparation_jobs
 
     val_runs = list(val_runs or [])
@@ -274,8 +352,8 @@ def training_plan(
     batch_size = max(1, int(batch_size if batch_size is not None else hp.get("batch_size", 32)))
     every = max(1, int(snapshot_every))
     pipeline_config = pipeline_config or default_pipeline_config(config)
-    jobs = preparation_jobs(list(train_runs), val_runs, max(1, int(snapshot_phases)),
-                            augmentation, int(config.seed if seed is None else seed))
+    jobs = tuple(preparation_jobs(list(train_runs), val_runs, max(1, int(snapshot_phases)),
+                                  augmentation, int(config.seed if seed is None else seed)))
     job_windows = tuple(_windows(run, every, phase, pipeline_config) for run, phase, _ in jobs)
     n_fit, n_val = len(train_runs), len(val_runs)
     phase0 = sum(job_windows[:n_fit])
@@ -292,19 +370,23 @@ def training_plan(
     per_window = costs.window_ms / 1000.0
     epoch_s = (steps * batch_size * per_window + EPOCH_END_S
                + n_val_windows * per_window * FORWARD_SHARE)
-    stages = [Stage("start", START_S)] if isolated else []
+    forest_import = FOREST_IMPORT_S if config.uses_forest else 0.0
+    stages = [Stage("start", START_S + forest_import, timed=True)] if isolated else []
     stages.append(Stage("prepare", sum(job_windows) * PREPARE_MS[kind] / 1000.0))
-    stages.append(Stage("train", members * (costs.trace_s + epochs * epoch_s),
-                        oneoff=members * costs.trace_s, units=members))
+    stages += [Stage("build", members * costs.build_s, repeats=members, timed=True),
+               Stage("compile", members * costs.compile_s, repeats=members, timed=True),
+               Stage("train", members * (epochs * epoch_s + FIT_ONEOFF_S), repeats=members)]
     if trees:
         embed = prediction_s(config, n_train)
         stages.append(Stage("forest", embed + trees * tree_s(n_train, features), oneoff=embed))
     if n_val:
         stages.append(Stage("validate", members * prediction_s(config, n_val_windows)))
     if isolated:
-        stages.append(Stage("finish", FINISH_S))
+        stages.append(Stage("finish", FINISH_S + forest_import))
+    if save:
+        stages.append(Stage("save", SAVE_S + forest_import))
     return TrainingPlan(StagePlan(tuple(stages)), job_windows, n_train, n_val_windows, steps,
-                        epochs, members, trees, features)
+                        epochs, members, trees, features, jobs)
 
 
 def scoring_weight(config: Any, held_runs: Sequence[Any], snapshot_every: int = 1,
@@ -345,6 +427,40 @@ class Estimate:
         """The event ``extra`` keys that carry it (:data:`rul_core.progress.ETA_KEYS`)."""
         return {"eta_s": self.eta_s, "eta_upper_bound": self.upper_bound,
                 "eta_then": list(self.then), "eta_scope": self.scope}
+
+
+class WrappedTraining:
+    """The ProgressFn of a job that runs a training (:func:`rul_core.training.train`, whose
+    events carry its own fraction done and ETA) with stages of its own around it (the plan's
+    :data:`OUTER_STAGES`: a child process's start and hand-over, the command line's saving of
+    the bundle): each event passed on with the whole job's fraction (``overall``) and the
+    training's ETA plus the reference seconds of the stages after it. The start's events
+    say 'estimating…' (no basis yet), the stages after the training show no ETA."""
+
+    def __init__(self, progress: Any, plan: StagePlan) -> None:
+        self.progress = progress
+        self.tracker = OverallTracker(plan)
+        names = plan.names()
+        inner = [i for i, n in enumerate(names) if n not in OUTER_STAGES]
+        after = plan.stages[inner[-1] + 1:] if inner else ()
+        self.after_s = sum(s.weight for s in after)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from rul_core.progress import ETA_KEYS, OVERALL
+
+        extra = dict(event.extra)
+        if event.stage in OUTER_STAGES:
+            extra[OVERALL] = self.tracker.update(event)
+            if event.stage == "start":
+                extra.update(Estimate(None).extra())
+            else:
+                for key in ETA_KEYS:
+                    extra.pop(key, None)
+        elif OVERALL in extra:
+            extra[OVERALL] = self.tracker.nested(float(extra[OVERALL]))
+            if isinstance(extra.get("eta_s"), (int, float)):
+                extra["eta_s"] = float(extra["eta_s"]) + self.after_s
+        self.progress(ProgressEvent(event.stage, event.done, event.total, event.message, extra))
 
 
 @dataclass
@@ -439,7 +555,10 @@ class TrainingEta:
         return None if one is None else self.plan.members * one
 
     def estimate(self, stage: str, t: float) -> Estimate:
-        """The ETA at ``t`` during ``stage`` (one of the plan's)."""
+        """The ETA at ``t`` during ``stage`` (one of the plan's; a member's build and first
+        batch are the fit's: estimating until its batches give a basis, then what the fit
+        timed for the members still to come)."""
+        stage = "train" if stage in ("build", "compile") else stage
         order = [s for s in ("prepare", "train", "forest", "validate")
                  if self.plan.stages.stage(s) is not None]
         if stage not in order:
@@ -629,7 +748,7 @@ class CrossValProgress:
 
     def line(self) -> str:
         """One progress line of the whole run, the same shape whichever fold reported last:
-        '1/4 folds done · fold 2: member 1/1 epoch 3/20 loss 0.41 · 2 waiting' (', 2 at
+        '1/4 folds done · fold 2: epoch 3/20 loss 0.41 · 2 waiting' (', 2 at
         once' after 'done' when folds train side by side)."""
         n = len(self.folds)
         parts = [f"{sum(f.state == 'done' for f in self.folds)}/{n} folds done"

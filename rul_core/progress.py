@@ -75,6 +75,61 @@ def emit(
         progress(ProgressEvent(stage, done, total, message, dict(extra)))
 
 
+#: Seconds between the events :class:`Heartbeat` re-sends while a stage reports nothing.
+HEARTBEAT_S = 0.5
+
+
+def ticked(event: ProgressEvent, elapsed_s: float) -> ProgressEvent:
+    """``event`` of a stage that reports nothing while it runs, sent again ``elapsed_s``
+    seconds after it began: ``extra["elapsed_s"]`` holds the seconds (its ``within``, if any,
+    is dropped: the time says how far the stage is) and the message shows them from the first
+    whole second on ('compiling (first batch) · 3 s')."""
+    extra = {k: v for k, v in event.extra.items() if k != "within"}
+    extra["elapsed_s"] = max(0.0, float(elapsed_s))
+    seconds = int(elapsed_s)
+    message = f"{event.message} · {seconds} s" if seconds >= 1 else event.message
+    return ProgressEvent(event.stage, event.done, event.total, message, extra)
+
+
+class Heartbeat:
+    """Keeps a stage that reports nothing while it runs visibly alive: after :meth:`start`
+    with the stage's event, ``send(event, elapsed_s)`` is called every :data:`HEARTBEAT_S`
+    seconds from a daemon thread, with the seconds since :meth:`start`, until :meth:`stop`
+    (or the next :meth:`start`). :meth:`stop` returns once no call is running, so an event
+    sent after it is never followed by a late one of the stage before."""
+
+    def __init__(self, send: Callable[[ProgressEvent, float], None]) -> None:
+        self._send = send
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, event: ProgressEvent) -> None:
+        """Re-send ``event`` from now on."""
+        self.stop()
+        stop, every, t0 = threading.Event(), float(HEARTBEAT_S), time.perf_counter()
+
+        def beat() -> None:
+            while not stop.wait(every):
+                self._send(event, time.perf_counter() - t0)
+
+        self._stop = stop
+        self._thread = threading.Thread(target=beat, name="progress-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop re-sending (waits for a call in progress)."""
+        if self._thread is not None and self._stop is not None:
+            self._stop.set()
+            if self._thread is not threading.current_thread():
+                self._thread.join()
+        self._thread = self._stop = None
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._thread is not None
+
+
 def check(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if the token was cancelled."""
     if cancel is not None and cancel.cancelled:

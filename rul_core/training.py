@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +40,12 @@ from rul_core.progress import (
     OVERALL,
     CancelToken,
     FitEta,
+    Heartbeat,
     ProgressEvent,
     ProgressFn,
     check,
     emit,
+    ticked,
 )
 from rul_core.signal.noise import NoiseAugmentation
 
@@ -333,10 +336,15 @@ def _progress_callback(
     while it is still estimating) and ``eta_upper_bound`` (early stopping, on with
     ``patience``, may end the fit sooner); :func:`train` adds the whole training's. A member
     stopped early says so in one more event, which moves ``done`` to the member's planned end
-    (the bar does not stall short of it)."""
+    (the bar does not stall short of it). The fit's start is the ``compile`` stage's event
+    (its first batch traces the training step; nothing reports until it ends). Messages
+    name the member of an ensemble: 'member 2/5, epoch 3/20 loss 0.41' (:func:`member_label`).
+    """
     import keras
 
     eta = eta if eta is not None else FitEta(epochs, steps, n_members)
+    who = member_label(member, n_members)
+    prefix = f"{who}, " if who else ""
 
     class ProgressAndCancel(keras.callbacks.Callback):
         """Emit a ProgressEvent after every batch; stop and raise Cancelled when cancelled."""
@@ -350,15 +358,15 @@ def _progress_callback(
             self.done = self.offset
             self.monitored: list[float] = []
 
-        def _emit(self, message: str, **extra: Any) -> None:
-            emit(progress, "train", self.done, self.total, message, member=member,
+        def _emit(self, message: str, stage: str = "train", **extra: Any) -> None:
+            emit(progress, stage, self.done, self.total, message, member=member,
                  n_members=n_members, epochs=epochs, val_loss=self.val_loss,
                  fit_eta_s=eta.eta(), eta_upper_bound=bool(patience), **extra)
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             eta.member_begin(time.perf_counter())
-            self._emit(f"member {member + 1}/{n_members}: starting its fit (the first batch "
-                       "traces the model)", fit_start=True)
+            self._emit(f"{who + ': ' if who else ''}compiling (first batch)", stage="compile",
+                       fit_start=True, within=0.0)
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = epoch
@@ -367,8 +375,8 @@ def _progress_callback(
             eta.batch_end(time.perf_counter())
             self.done = self.offset + self.epoch * steps + batch + 1
             loss = float((logs or {}).get("loss", math.nan))
-            self._emit(f"member {member + 1}/{n_members} epoch {self.epoch + 1}/{epochs} "
-                       f"loss {loss:.4g}", epoch=self.epoch + 1, batch=batch + 1, loss=loss)
+            self._emit(f"{prefix}epoch {self.epoch + 1}/{epochs} loss {loss:.4g}",
+                       epoch=self.epoch + 1, batch=batch + 1, loss=loss)
             if cancel is not None and cancel.cancelled:
                 self.model.stop_training = True
                 raise Cancelled("training cancelled by the user")
@@ -382,7 +390,7 @@ def _progress_callback(
             self.val_loss = float(logs["val_loss"]) if "val_loss" in logs else None
             if monitor in logs:
                 self.monitored.append(float(logs[monitor]))
-            self._emit(f"epoch {epoch + 1}/{epochs} done", epoch=epoch + 1, batch=steps,
+            self._emit(f"{prefix}epoch {epoch + 1}/{epochs} done", epoch=epoch + 1, batch=steps,
                        loss=float(logs.get("loss", math.nan)), epoch_end=True)
 
         def on_train_end(self, logs: dict | None = None) -> None:
@@ -392,12 +400,17 @@ def _progress_callback(
                 return
             best = (1 + int(np.argmin(self.monitored))) if self.monitored else ran
             self.done = self.offset + epochs * steps
-            self._emit(f"member {member + 1}/{n_members} stopped early after epoch {ran}/"
-                       f"{epochs}: {monitor} did not improve for {_epochs(patience)}; epoch "
-                       f"{best}'s weights kept", epoch=ran, batch=steps, stopped_early=True,
+            self._emit(f"{who + ' ' if who else ''}stopped early after epoch {ran}/{epochs}: "
+                       f"{monitor} did not improve for {_epochs(patience)}; epoch {best}'s "
+                       "weights kept", epoch=ran, batch=steps, stopped_early=True,
                        best_epoch=best)
 
     return ProgressAndCancel()
+
+
+def member_label(member: int, n_members: int) -> str:
+    """'member 2/5' for member 1 (from 0) of an ensemble of 5; '' for a single model."""
+    return f"member {int(member) + 1}/{int(n_members)}" if int(n_members) > 1 else ""
 
 
 def _epochs(n: int) -> str:
@@ -441,14 +454,47 @@ class _JobProgress:
     """The training's ProgressFn: each event passed on with the fraction of the whole training
     done (``overall``, :class:`rul_core.job_progress.OverallTracker`) and its ETA
     (:class:`rul_core.job_progress.TrainingEta`: ``eta_s``, ``eta_upper_bound``,
-    ``eta_then``, ``eta_scope``); the forest's events also time its trees."""
+    ``eta_then``, ``eta_scope``); the forest's events also time its trees. The event of a
+    stage that reports nothing while it runs (a member's build and first batch) is sent
+    again every :data:`rul_core.progress.HEARTBEAT_S` seconds until the next event, from a
+    :class:`rul_core.progress.Heartbeat` thread: with the seconds since it began, the
+    fraction moved by them, and its ETA counted down. Calls of ``progress`` never overlap."""
 
     def __init__(self, progress: ProgressFn, plan: Any, eta: TrainingEta) -> None:
         self.progress, self.eta = progress, eta
         self.tracker = OverallTracker(plan.stages)
         self._trees_t: float | None = None
+        self._lock = threading.Lock()
+        self._last: tuple[Estimate, float] = (Estimate(None), time.perf_counter())
+        self._timed = {s.name for s in plan.stages.stages if s.timed}
+        self._heartbeat = Heartbeat(self._beat)
 
     def __call__(self, event: ProgressEvent) -> None:
+        self._heartbeat.stop()  # a stage's own event ends the silence before it
+        with self._lock:
+            self._pass(event)
+        if event.stage in self._timed:  # build, compile: nothing reports while they run
+            self._heartbeat.start(event)
+
+    def quiet(self) -> None:
+        """Stop re-sending a silent stage's event (its call into Keras raised)."""
+        self._heartbeat.stop()
+
+    def _beat(self, event: ProgressEvent, elapsed_s: float) -> None:
+        """``event`` of a stage still running, ``elapsed_s`` after it began: the fraction by
+        the time, the ETA of the stage's own event counted down."""
+        with self._lock:
+            t = time.perf_counter()
+            tick = ticked(event, elapsed_s)
+            overall = self.tracker.update(tick)
+            last, at = self._last
+            eta = last.eta_s if last.eta_s is None else max(0.0, last.eta_s - (t - at))
+            estimate = Estimate(eta, last.upper_bound, last.then, last.scope)
+            extra = {k: v for k, v in tick.extra.items() if k not in ("within", "windows")}
+            self.progress(ProgressEvent(tick.stage, tick.done, tick.total, tick.message,
+                                        {**extra, OVERALL: overall, **estimate.extra()}))
+
+    def _pass(self, event: ProgressEvent) -> None:
         t = time.perf_counter()
         self.eta.stage_started(event.stage, t)
         if event.stage == "prepare" and "windows" in event.extra:
@@ -461,6 +507,7 @@ class _JobProgress:
                 self.eta.trees_done(event.done - 1, t - self._trees_t, t)
         overall = self.tracker.update(event)
         estimate = Estimate(0.0) if overall >= 1.0 else self.eta.estimate(event.stage, t)
+        self._last = (estimate, t)
         extra = {k: v for k, v in event.extra.items() if k not in ("within", "windows")}
         self.progress(ProgressEvent(event.stage, event.done, event.total, event.message,
                                     {**extra, OVERALL: overall, **estimate.extra()}))
@@ -531,8 +578,11 @@ def train(
     :class:`Cancelled` when ``cancel`` fires before the training ends (it is checked after
     every batch, the forest head and the validation metrics: the last check is the last
     statement before the return) and :class:`RulError` on unusable input. ``progress`` gets
-    the events of every stage (``prepare``, ``train`` per batch and epoch, ``forest``,
-    ``validate``), each with the fraction of the whole training done (``overall``) and its
+    the events of every stage (``prepare``; per member ``build``, ``compile`` (its first
+    batch), ``train`` per batch and epoch; ``forest``, ``validate``; build and compile, which
+    report nothing while they run, again every :data:`rul_core.progress.HEARTBEAT_S` seconds
+    with the seconds since they began, from another thread), each with the fraction of the
+    whole training done (``overall``) and its
     ETA (``eta_s``, ``eta_then``, ...: :mod:`rul_core.job_progress`); the fit's own ETA is
     ``fit_eta_s`` (:class:`rul_core.progress.FitEta`).
     """
@@ -581,10 +631,10 @@ def train(
                        f"{type(augmentation).__name__}")
 
     set_determinism(seed)
-    jobs = preparation_jobs(train_runs, val_runs or [], snapshot_phases, augmentation, seed)
     plan = training_plan(config, train_runs, val_runs, epochs=epochs, batch_size=batch_size,
                          snapshot_every=snapshot_every, snapshot_phases=snapshot_phases,
                          augmentation=augmentation, pipeline_config=pipeline_config, seed=seed)
+    jobs = plan.jobs  # what to prepare, as the plan counted it
     # the fit's ETA, then the whole training's; no report without a progress callback
     fit_eta = FitEta(epochs, plan.steps, plan.members, val_steps=0)
     job_eta = TrainingEta(plan, fit_eta, batch_size, batch_size, upper_bound=bool(patience))
@@ -636,49 +686,57 @@ def train(
     forest_kw = {"n_trees": plan.trees, "min_samples_leaf": int(hp.get("forest_min_leaf", 1)),
                  "max_features": float(hp.get("forest_max_features", 1.0))}
     forest_calls = 1
-    if config.uses_forest and report is not None:  # time the trees before the fit: its ETA
-        from rul_core.models.heads import calibrate_forest
-
-        width = int((hp.get("dense_units") or [32])[-1])
-        per_tree, per_call = calibrate_forest(len(y_train), width, y_train, seed=seed,
-                                              **forest_kw)
-        job_eta.forest_calibrated(per_tree, per_call)
-        forest_calls = forest_chunks(per_tree * plan.trees)
     models, histories = [], []
-    for m in range(n_members):
-        member_cfg = config.member(m) if n_members > 1 else config
-        set_determinism(int(member_cfg.seed))
-        model = build_model(member_cfg)
-        callbacks: list[Any] = [] if not patience else [
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="min", patience=patience, restore_best_weights=True
-            ),
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, mode="min", factor=0.5, patience=max(1, patience // 2),
-                min_lr=1e-6,
-            ),
-        ]
-        sched = _schedule_callback(config, epochs)
-        if sched is not None:
-            callbacks.append(sched)
-        callbacks.append(_progress_callback(report, cancel, epochs, steps, m, n_members,
-                                            fit_eta, monitor, int(patience or 0)))
-        data: dict[str, Any] = (
-            {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
-            if not cycled else
-            {"x": cycled_batches(x_train, y_train, batch_size, int(member_cfg.seed)),
-             "steps_per_epoch": steps, "shuffle": False}
-        )
-        hist = model.fit(
-            **data,
-            validation_data=(model_x(validation[0]), validation[1]) if validation else None,
-            epochs=epochs,
-            callbacks=callbacks,
-            verbose=0,
-        )
-        check(cancel)
-        models.append(model)
-        histories.append({k: [float(v) for v in vals] for k, vals in hist.history.items()})
+    try:  # build and compile re-send their events while they run: stop that if they raise
+        for m in range(n_members):
+            who = member_label(m, n_members)
+            emit(report, "build", m, n_members, f"{who + ': ' if who else ''}building the model",
+                 member=m, n_members=n_members, within=0.0)
+            if m == 0 and config.uses_forest and report is not None:
+                # time the trees before the fit: its ETA
+                from rul_core.models.heads import calibrate_forest
+
+                width = int((hp.get("dense_units") or [32])[-1])
+                per_tree, per_call = calibrate_forest(len(y_train), width, y_train, seed=seed,
+                                                      **forest_kw)
+                job_eta.forest_calibrated(per_tree, per_call)
+                forest_calls = forest_chunks(per_tree * plan.trees)
+            member_cfg = config.member(m) if n_members > 1 else config
+            set_determinism(int(member_cfg.seed))
+            model = build_model(member_cfg)
+            callbacks: list[Any] = [] if not patience else [
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, mode="min", patience=patience, restore_best_weights=True
+                ),
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor, mode="min", factor=0.5, patience=max(1, patience // 2),
+                    min_lr=1e-6,
+                ),
+            ]
+            sched = _schedule_callback(config, epochs)
+            if sched is not None:
+                callbacks.append(sched)
+            callbacks.append(_progress_callback(report, cancel, epochs, steps, m, n_members,
+                                                fit_eta, monitor, int(patience or 0)))
+            data: dict[str, Any] = (
+                {"x": model_x(x_train), "y": y_train, "batch_size": batch_size, "shuffle": True}
+                if not cycled else
+                {"x": cycled_batches(x_train, y_train, batch_size, int(member_cfg.seed)),
+                 "steps_per_epoch": steps, "shuffle": False}
+            )
+            hist = model.fit(
+                **data,
+                validation_data=(model_x(validation[0]), validation[1]) if validation else None,
+                epochs=epochs,
+                callbacks=callbacks,
+                verbose=0,
+            )
+            check(cancel)
+            models.append(model)
+            histories.append({k: [float(v) for v in vals] for k, vals in hist.history.items()})
+    finally:
+        if report is not None:
+            report.quiet()
 
     forest = None
     if config.uses_forest:

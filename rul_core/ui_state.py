@@ -485,28 +485,43 @@ def job_kind(job: Any) -> str:
     return "Cross-validation" if job.name.startswith(CROSSVAL_JOB_PREFIX) else "Training"
 
 
-_STAGE_WORDS = {"prepare": "while preparing the windows", "forest": "while fitting the forest head",
+_STAGE_WORDS = {"start": "while starting the training process",
+                "prepare": "while preparing the windows", "build": "while building the model",
+                "compile": "while compiling (the first batch)",
+                "forest": "while fitting the forest head",
                 "validate": "while computing the validation metrics",
                 "scoring": "while scoring a fold"}
 
 
 def cancelled_message(job: Any, what: str = "Training") -> str:
     """What a cancelled job got through, e.g. 'Training cancelled after 3 of 20 epochs (12 s);
-    no model was kept.' (of the planned epochs when one model trained; an ensemble or a
-    cross-validation counts every epoch it finished), and in which stage when not between
-    batches ('..., while fitting the forest head')."""
+    no model was kept.' (of the planned epochs when one model trained; a deep ensemble names
+    its member: 'after member 2/5, epoch 3/20'; a cross-validation counts every epoch it
+    finished), and in which stage when not between batches ('..., while fitting the forest
+    head'; a member's build and first batch name it: 'while compiling member 3/5's first
+    batch')."""
     events = job.snapshot_events()
     ends = [e for e in events if e.extra.get("epoch_end")]
     kept = "no model was kept" if what == "Training" else "no result was kept"
     n = len(ends)
-    planned = ends[-1].extra.get("epochs") if ends else None
-    single = (what == "Training" and ends and int(ends[-1].extra.get("n_members", 1) or 1) == 1
-              and not any(e.extra.get("fold") for e in ends))
-    of = f"of {planned} " if single and isinstance(planned, int) else ""
+    last_end = ends[-1].extra if ends else {}
+    planned = last_end.get("epochs")
+    members = int(last_end.get("n_members", 1) or 1)
+    trained = what == "Training" and ends and not any(e.extra.get("fold") for e in ends)
+    of = f"of {planned} " if trained and members == 1 and isinstance(planned, int) else ""
     plural = "" if n == 1 and not of else "s"
     done = f"after {n} {of}epoch{plural}" if n else "before its first epoch"
+    if trained and members > 1 and isinstance(planned, int):
+        done = (f"after member {int(last_end.get('member', 0)) + 1}/{members}, epoch "
+                f"{last_end.get('epoch', '?')}/{planned}")
     last = events[-1] if events else None
-    where = _STAGE_WORDS.get(last.stage) if last is not None and n else None
+    where = _STAGE_WORDS.get(last.stage) if last is not None else None
+    if where and last is not None and last.stage in ("build", "compile"):
+        n_members = int(last.extra.get("n_members", 1) or 1)
+        if n_members > 1 and not last.extra.get("fold"):
+            who = f"member {int(last.extra.get('member', 0)) + 1}/{n_members}"
+            where = (f"while building {who}" if last.stage == "build"
+                     else f"while compiling {who}'s first batch")
     return f"{what} cancelled {done}{', ' + where if where else ''} ({job.elapsed:.0f} s); {kept}."
 
 
@@ -533,12 +548,15 @@ def cancel_notice(job: Any) -> str:
                 "over; it will be kept.")
     stage = last.stage if last is not None else ""
     return {"train": "Cancelling after the current batch…",
+            "build": "Cancelling after the first batch…",
+            "compile": "Cancelling after the first batch (it is being compiled)…",
+            "start": "Cancelling once the training process has started…",
             "forest": "Cancelling once the forest's trees are fitted…"}.get(
         stage, "Cancelling at the next check…")
 
 
 def progress_line(job: Any, now: float | None = None, compact: bool = False) -> str:
-    """The progress text of a job: 'running · 12 s · train: member 1/1 epoch 3/20 loss 0.41 ·
+    """The progress text of a job: 'running · 12 s · train: member 2/5, epoch 3/20 loss 0.41 ·
     ETA 30 s' (``compact``: without the status and stage, for the sidebar). The stage is the
     last event's (a cross-validation's events name the whole run instead: their ``label``).
     While the job runs, the ETA its last event carries (the whole job's: a training's,

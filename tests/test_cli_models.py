@@ -634,17 +634,19 @@ def test_ctrl_c_after_training_keeps_the_bundle_whole(tmp_path: Path,
     assert [r["path"] for r in Workspace(ws_dir).list_bundles()] == [str(bundle.resolve())]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     job_bar = [p for p in captured.err.split("\r")
-               if re.match(r"(prepare|train|forest|validate): ", p)]
+               if re.match(r"(prepare|build|compile|train|forest|validate|save): ", p)]
     train_bar = [p for p in job_bar if p.startswith("train")]
-    assert "loss" in train_bar[1] and "· ETA estimating…]" in train_bar[1]  # the first batch
+    assert "loss" in train_bar[0] and "· ETA estimating…]" in train_bar[0]  # the first batch
     # the last epoch: the whole training's ETA (patience 10: at most), the forest head and
     # the validation metrics still in it, not 0 s
     assert re.search(r"epoch 3/3 done · ETA (≤ [1-9]\d* s|< 1 s)\]", train_bar[-1])
     assert not any(re.search(r"\d\d:\d\d<", p) for p in job_bar)  # not tqdm's own guess
     # one bar for the whole training: it names the stage and only moves forward, to 100 %
+    # once the bundle is written and catalogued
     percent = [int(re.search(r"(\d+)%\|", p).group(1)) for p in job_bar]
     assert percent == sorted(percent) and percent[-1] == 100
-    assert [p.split(":")[0] for p in job_bar][-1] == "validate" and "ETA 0 s]" in job_bar[-1]
+    assert [p.split(":")[0] for p in job_bar][-1] == "save"
+    assert "bundle written and catalogued]" in job_bar[-1]
 
 
 def test_ctrl_c_during_training_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -664,3 +666,39 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path: Path, capsys: pytest.Ca
         f"train: cancelled before the training finished; no bundle written to {bundle}, nothing "
         "catalogued\n")
     assert not bundle.exists() and not Workspace(tmp_path / "ws").list_bundles()
+
+
+def test_train_bar_ends_once_the_bundle_is_written_and_catalogued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training's bar covers saving the bundle and cataloguing it (the plan's ``save``
+    stage): it reaches 100 % only once both are done, and until then its ETA counts them."""
+    from rul_core.cli import model_cmds
+
+    data = write_dataset(tmp_path / "femto", layout="femto", n_bearings=2, n_snapshots=6)
+    ws_dir, bundle = tmp_path / "ws", tmp_path / "bundles" / "carle"
+    seen: list[tuple[str, float, float | None, bool, bool]] = []
+
+    class Recorder:
+        def __call__(self, event):  # type: ignore[no-untyped-def]
+            if "overall" in event.extra:
+                written = (bundle / "card.json").is_file()
+                listed = written and bool(Workspace(ws_dir).list_bundles())
+                seen.append((event.stage, event.extra["overall"], event.extra.get("eta_s"),
+                             written, listed))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(model_cmds, "_progress", lambda args: Recorder())
+    rc = main(["train", "--model", "carle", "--preset", "quick", "--data", str(data),
+               "--epochs", "1", "--out", str(bundle), *TINY, "--workspace", str(ws_dir)])
+    assert rc == 0
+    overall = [s[1] for s in seen]
+    assert overall == sorted(overall) and overall[-1] == 1.0
+    full = [s for s in seen if s[1] >= 1.0]
+    assert full and all(s[0] == "save" and s[3] and s[4] for s in full)  # written, catalogued
+    assert [s[0] for s in seen if not s[3]][-1] == "save"  # the bar was short of it before
+    from rul_core.job_progress import FOREST_IMPORT_S, SAVE_S
+
+    trained = [s for s in seen if s[0] == "validate"][-1]  # the saving still to come (a forest)
+    assert trained[1] < 1.0 and trained[2] == pytest.approx(SAVE_S + FOREST_IMPORT_S)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -157,3 +158,126 @@ def test_a_killed_child_is_reported_as_killed(runs: list) -> None:
     with pytest.raises(RulError, match=r"was killed \(SIGKILL; usually the kernel's out-of-mem"):
         isolated.train_isolated(_config(), runs[:1], epochs=50, batch_size=32,
                                 progress=kill_the_child)
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie, not reaped yet, counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def _reaped(pid: int, within_s: float) -> bool:
+    """Whether process ``pid`` is gone from the process table (reaped, no zombie) within
+    ``within_s`` seconds; reads /proc only, which reaps nothing itself."""
+    deadline = time.monotonic() + within_s
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _child_with_a_slow_exit(*args: object) -> None:
+    """The training child, then 4 s more before it exits (a slow teardown, as TensorFlow's can
+    be): runs in the child, where ``isolated._child`` is the real one."""
+    isolated._child(*args)
+    time.sleep(4.0)
+
+
+def _child_exiting_with_code_3(*args: object) -> None:
+    """The training child, which then exits with code 3 (a crash in its teardown)."""
+    isolated._child(*args)
+    sys.exit(3)
+
+
+def _child_pids() -> list[int]:
+    return [p.pid for p in multiprocessing.active_children() if p.name == "rul-train"]
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+
+
+def test_the_start_reports_while_the_child_imports_tensorflow(
+        runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawning the child and importing TensorFlow there take seconds in which the child
+    reports nothing of its training. This process sends the start's event again meanwhile,
+    with the seconds since the spawn, moving the bar through the start by the time (forward
+    only, never past its share, 'estimating…'); the child says when it is up and imports."""
+    from rul_core import progress as progress_mod
+    from rul_core.job_progress import training_plan
+
+    monkeypatch.setattr(progress_mod, "HEARTBEAT_S", 0.1, raising=False)
+    events: list[tuple[float, ProgressEvent]] = []
+    t0 = time.monotonic()
+    isolated.train_isolated(_config(), runs[:1], epochs=1, batch_size=32,
+                            progress=lambda e: events.append((time.monotonic() - t0, e)))
+    first_training = next(i for i, (_, e) in enumerate(events) if e.stage == "prepare")
+    start = [e for _, e in events[:first_training]]
+    assert {e.stage for e in start} == {"start"} and len(start) >= 4  # not one, then silence
+    importing = next(i for i, e in enumerate(start) if "importing TensorFlow" in e.message)
+    # the parent's heartbeat went on while the child imported TensorFlow and set up training
+    after = start[importing + 1:]
+    assert len(after) >= 3
+    assert all(e.message.startswith("starting the training process") for e in start)
+    elapsed = [e.extra["elapsed_s"] for e in start]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= 1.0
+    assert any(e.message.endswith(" s") for e in after)  # the seconds, in the line
+    from rul_core.job_progress import TIMED_CAP
+
+    overall = [e.extra["overall"] for e in start]
+    plan = training_plan(_config(), runs[:1], epochs=1, batch_size=32, isolated=True).stages
+    share = plan.stage("start").weight / plan.total
+    assert overall == sorted(overall) and overall[0] == 0.0
+    assert overall[-1] > overall[importing] and overall[-1] <= TIMED_CAP * share + 1e-9
+    assert all(e.extra["eta_s"] is None for e in start)  # estimating: no basis yet
+    assert events[first_training][1].extra["overall"] == pytest.approx(share)
+
+
+@needs_proc
+def test_the_model_is_ready_before_the_child_has_exited(
+        runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the child says its bundle is written, this process loads it while the child
+    tears down (stubbed: 4 s): the Train page's job has its result while the child still
+    runs, and the child is reaped afterwards (no zombie left)."""
+    from rul_core import ui_state
+
+    monkeypatch.setattr(isolated, "_child", _child_with_a_slow_exit)
+    pids: list[int] = []
+
+    def target(progress, cancel):  # type: ignore[no-untyped-def]
+        def relay(event: ProgressEvent) -> None:
+            if event.stage == isolated.FINISH and not pids:
+                pids.extend(_child_pids())
+            progress(event)
+
+        return isolated.train_isolated(_config(), runs[:1], epochs=1, batch_size=32,
+                                       progress=relay, cancel=cancel)
+
+    job = ui_state.start_job("slow-exit", target)
+    deadline = time.monotonic() + 120
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.status == "done" and job.result.history[0]["loss"]
+    assert len(pids) == 1 and not _exited(pids[0])  # the child is still tearing down
+    assert _reaped(pids[0], within_s=30)  # then gone from the process table
+
+
+@needs_proc
+def test_a_child_that_fails_after_handing_over_is_logged_and_the_model_kept(
+        runs: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A child that exits with an error after its bundle was written (and checked on
+    loading) leaves the model usable; its exit code is logged once it has been reaped."""
+    import logging
+
+    monkeypatch.setattr(isolated, "_child", _child_exiting_with_code_3)
+    caplog.set_level(logging.WARNING, logger="rul_core.isolated")
+    model = isolated.train_isolated(_config(), runs[:1], epochs=1, batch_size=32)
+    assert model.history[0]["loss"]
+    deadline = time.monotonic() + 30
+    while not caplog.records and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the training process exited with code 3 after handing its model over; the model is "
+        "kept"]

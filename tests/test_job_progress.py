@@ -212,3 +212,61 @@ def test_cross_validation_eta_with_folds_at_once_fills_the_free_places() -> None
         _finish(cv, i, 30.0, 40.0, 42.0)
     assert cv.estimate(50.0).eta_s == 0.0 and cv.overall() == 1.0
     assert cv.line() == "5/5 folds done, 2 at once"
+
+
+def test_an_ensembles_members_build_compile_and_train_one_after_the_other() -> None:
+    """Two members, each built (1 s), compiled (3 s) and trained (6 s): the bar goes through
+    the first member's three stages, then the second's, forward only."""
+    plan = StagePlan((Stage("prepare", 2.0),
+                      Stage("build", 2.0, repeats=2, timed=True),
+                      Stage("compile", 6.0, repeats=2, timed=True),
+                      Stage("train", 12.0, repeats=2), Stage("validate", 2.0)))
+    assert plan.total == 24.0
+    tracker = OverallTracker(plan)
+    seen = [tracker.update(e) for e in (
+        ev("prepare", 1, 1),
+        ev("build", 0, 2, member=0, within=0.0),
+        ev("compile", 0, 4, member=0, within=0.0),
+        ev("compile", 0, 4, member=0, elapsed_s=1.5),  # half its 3 reference seconds
+        ev("compile", 0, 4, member=0, elapsed_s=30.0),  # late: at most TIMED_CAP of it
+        ev("train", 1, 4, member=0),  # the first batch: compile is over
+        ev("train", 2, 4, member=0),
+        ev("build", 1, 2, member=1, within=0.0),
+        ev("compile", 0, 4, member=1, elapsed_s=0.3),
+        ev("train", 3, 4, member=1),
+        ev("train", 4, 4, member=1),
+        ev("validate", 1, 1))]
+    assert seen == pytest.approx([
+        2 / 24, 2 / 24, 3 / 24, 4.5 / 24, (3 + 0.9 * 3) / 24,
+        (6 + 3) / 24, 12 / 24,
+        12 / 24, (12 + 1 + 0.3) / 24,
+        (16 + 3) / 24, 22 / 24, 1.0])
+    assert seen == sorted(seen)
+    assert Stage("x", 4.0, repeats=2, timed=True).timed_within(1.0) == pytest.approx(0.5)
+    assert Stage("x", 0.0, timed=True).timed_within(5.0) == 0.0
+
+
+def test_a_wrapped_training_counts_the_stages_around_it() -> None:
+    """A training with the command line's saving after it: the training's own fraction and
+    ETA are nested between the job's outer stages; its ETA counts the saving's reference
+    seconds; the saving shows no ETA and ends the bar; a child process's start reads
+    'estimating…'."""
+    from rul_core.job_progress import WrappedTraining
+
+    sent: list[ProgressEvent] = []
+    plan = StagePlan((Stage("prepare", 1.0), Stage("train", 7.0), Stage("save", 2.0)))
+    job = WrappedTraining(sent.append, plan)
+    job(ev("train", 5, 10, "epoch 1/2", overall=0.5, eta_s=3.0))
+    job(ev("validate", 1, 1, "done", overall=1.0, eta_s=0.0))
+    job(ev("save", 0, 2, "saving the bundle"))
+    job(ev("save", 2, 2, "bundle written and catalogued"))
+    assert [e.extra["overall"] for e in sent] == pytest.approx([0.4, 0.8, 0.8, 1.0])
+    assert [e.extra.get("eta_s") for e in sent] == [5.0, 2.0, None, None]
+    assert "eta_s" not in sent[-1].extra
+    started = StagePlan((Stage("start", 4.0, timed=True), Stage("train", 4.0),
+                         Stage("finish", 2.0)))
+    job = WrappedTraining(sent.append, started)
+    job(ev("start", 0, 3, "starting the training process", elapsed_s=2.0))
+    assert sent[-1].extra["overall"] == pytest.approx(0.2) and sent[-1].extra["eta_s"] is None
+    job(ev("train", 1, 2, "epoch 1/1", overall=0.5, eta_s=1.0))
+    assert sent[-1].extra["overall"] == pytest.approx(0.6) and sent[-1].extra["eta_s"] == 3.0

@@ -196,3 +196,33 @@ def test_cli_shows_one_bar_for_a_whole_job() -> None:
     assert "prepare:   2%|" in text and "train:  40%|" in text and "forest:  90%|" in text
     assert "epoch 1/2 · ETA 12 s" in text and "windows of B1 · ETA estimating…" in text
     assert "late" in text and "train:  30%" not in text
+
+
+def test_a_heartbeat_resends_a_silent_stage_until_stopped() -> None:
+    """The heartbeat re-sends the stage's event with the seconds since it began, and none
+    arrives after stop() returns (the next stage's event is never followed by a late one)."""
+    import time
+
+    from rul_core import progress as progress_mod
+    from rul_core.progress import Heartbeat, ticked
+
+    got: list[tuple[ProgressEvent, float]] = []
+    beat = Heartbeat(lambda e, s: got.append((e, s)))
+    original, progress_mod.HEARTBEAT_S = progress_mod.HEARTBEAT_S, 0.01
+    try:
+        beat.start(ProgressEvent("compile", 0, 4, "compiling (first batch)"))
+        time.sleep(0.2)
+        beat.stop()
+    finally:
+        progress_mod.HEARTBEAT_S = original
+    n = len(got)
+    time.sleep(0.05)
+    assert len(got) == n >= 3 and not beat.running
+    seconds = [s for _, s in got]
+    assert seconds == sorted(seconds) and all(e.stage == "compile" for e, _ in got)
+    # what a re-sent event says
+    event = ProgressEvent("start", 1, 3, "starting the training process", {"within": 0.0})
+    assert ticked(event, 0.4).message == "starting the training process"
+    later = ticked(event, 2.7)
+    assert later.message == "starting the training process · 2 s"
+    assert later.extra == {"elapsed_s": 2.7} and (later.done, later.total) == (1, 3)

@@ -154,7 +154,8 @@ def test_training_is_reproducible_and_reports_progress(runs: list) -> None:
     assert all(e.extra["eta_upper_bound"] for e in train_ev)
     assert all((e.extra["epochs"], e.extra["n_members"]) == (2, 1) for e in train_ev)
     # the whole training's: the validation metrics are still to come after the fit's end
-    assert [e.stage for e in events if e.stage not in ("prepare", "train")] == [
+    assert [e.stage for e in events
+            if e.stage not in ("prepare", "build", "compile", "train")] == [
         "validate", "validate"]
     assert ends[-1].extra["eta_s"] > 0 and ends[-1].extra["eta_then"] == []
     assert events[-1].extra["eta_s"] == 0.0
@@ -166,9 +167,9 @@ def test_training_is_reproducible_and_reports_progress(runs: list) -> None:
     making = [e for e in events if e.stage == "prepare" and 0 < e.done < e.total]
     assert len(making) == 1 and all(e.extra["eta_then"] == ["the fit", "the validation metrics"]
                                     and e.extra["eta_s"] >= 0 for e in making)
-    starts = [e for e in train_ev if e.extra.get("fit_start")]
-    assert len(starts) == 1 and starts[0].message == (
-        "member 1/1: starting its fit (the first batch traces the model)")
+    starts = [e for e in events if e.extra.get("fit_start") and "elapsed_s" not in e.extra]
+    assert len(starts) == 1 and starts[0].stage == "compile"
+    assert starts[0].message == "compiling (first batch)"  # a single model: no member named
 
 
 def test_the_training_plan_counts_what_training_does(runs: list, trained: TrainedModel) -> None:
@@ -180,9 +181,12 @@ def test_the_training_plan_counts_what_training_does(runs: list, trained: Traine
     plan = training_plan(tiny_carle(), runs[:2], [runs[2]], epochs=2, batch_size=16)
     assert (plan.windows, plan.n_train, plan.n_val, plan.steps, plan.trees) == (96, 64, 32, 4, 5)
     assert plan.n_train == trained.metrics["train_windows"]
-    assert plan.stages.names() == ["prepare", "train", "forest", "validate"]
+    assert plan.stages.names() == ["prepare", "build", "compile", "train", "forest", "validate"]
     isolated = training_plan(tiny_carle(), runs[:2], epochs=2, batch_size=16, isolated=True)
-    assert isolated.stages.names() == ["start", "prepare", "train", "forest", "finish"]
+    assert isolated.stages.names() == ["start", "prepare", "build", "compile", "train", "forest",
+                                       "finish"]
+    saved = training_plan(tiny_carle(), runs[:2], epochs=2, batch_size=16, save=True)
+    assert saved.stages.names()[-1] == "save"
     # every 2nd snapshot, 2 phases, 2 noisy copies: 32 windows a thinning, 4 batches of 8
     aug = NoiseAugmentation("gaussian", 0.5, copies=2)
     kw = {"epochs": 2, "batch_size": 8, "snapshot_every": 2, "snapshot_phases": 2,
@@ -190,7 +194,125 @@ def test_the_training_plan_counts_what_training_does(runs: list, trained: Traine
     plan = training_plan(tiny_rc_lstm(), runs[:2], **kw)
     model = train(tiny_rc_lstm(), runs[:2], patience=0, **kw)
     assert plan.n_train == model.metrics["train_windows"] == 192
-    assert plan.steps == 4 and plan.stages.names() == ["prepare", "train"]
+    assert plan.steps == 4 and plan.stages.names() == ["prepare", "build", "compile", "train"]
+
+
+def test_train_prepares_the_jobs_its_plan_counted(runs: list,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preparation jobs (runs, phases, noisy copies) come from one place: the plan that
+    counts them is the list train() works through, made once."""
+    import rul_core.training as training
+    from rul_core.job_progress import training_plan
+
+    made: list[int] = []
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        jobs = preparation_jobs(*args, **kwargs)
+        made.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(training, "preparation_jobs", counted)
+    aug = NoiseAugmentation("uniform", 0.5, copies=1)
+    kw = {"epochs": 1, "batch_size": 16, "snapshot_every": 2, "snapshot_phases": 2,
+          "augmentation": aug, "seed": 4}
+    events: list[ProgressEvent] = []
+    train(tiny_rc_lstm(), runs[:2], val_runs=[runs[2]], patience=0, progress=events.append, **kw)
+    # 2 runs x 2 phases, 1 validation run, a noisy copy of each of the 4 thinnings: made once
+    assert made == [9]
+    plan = training_plan(tiny_rc_lstm(), runs[:2], [runs[2]], **kw)
+    assert [(r.name, k, n is not None) for r, k, n in plan.jobs] == [
+        (r.name, k, n is not None)
+        for r, k, n in preparation_jobs(runs[:2], [runs[2]], 2, aug, 4)]
+    prepared = [e for e in events if e.stage == "prepare"]
+    assert prepared[-1].done == prepared[-1].total == len(plan.jobs)
+
+
+def test_build_and_compile_are_stages_that_keep_moving(runs: list,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the model and its first batch (tracing the training step) report nothing
+    while they run, which on a small job is much of it: they are stages of their own, weighed
+    by the model's reference costs, whose events come again while they run with the seconds
+    since they began, moving the bar by the time (never back, never into the next stage) and
+    'estimating…' (the fit has no timings yet)."""
+    from rul_core import progress as progress_mod
+    from rul_core.job_progress import TIMED_CAP, model_costs, training_plan
+
+    monkeypatch.setattr(progress_mod, "HEARTBEAT_S", 0.02)
+    events: list[ProgressEvent] = []
+    cfg = tiny_carle(ablation="carl")
+    train(cfg, runs[:1], val_runs=[runs[1]], epochs=1, batch_size=16, patience=0,
+          progress=events.append)
+    plan = training_plan(cfg, runs[:1], [runs[1]], epochs=1, batch_size=16).stages
+    assert plan.stage("build").weight == model_costs(cfg).build_s
+    assert plan.stage("compile").weight == model_costs(cfg).compile_s
+    stages = [e.stage for e in events]
+    assert [s for i, s in enumerate(stages) if i == 0 or s != stages[i - 1]] == [
+        "prepare", "build", "compile", "train", "validate"]
+    compiling = [e for e in events if e.stage == "compile"]
+    assert compiling[0].message == "compiling (first batch)"
+    ticks = compiling[1:]
+    assert len(ticks) >= 3
+    elapsed = [e.extra["elapsed_s"] for e in ticks]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+    assert all(e.message == "compiling (first batch)" + (f" · {int(e.extra['elapsed_s'])} s"
+                                                         if e.extra["elapsed_s"] >= 1 else "")
+               for e in ticks)
+    overall = [e.extra["overall"] for e in events]
+    assert overall == sorted(overall) and overall[-1] == 1.0
+    begin, end = plan.fraction("compile", 0.0), plan.fraction("compile", 1.0)
+    moved = [e.extra["overall"] for e in compiling]
+    assert moved[0] == pytest.approx(begin) and moved[-1] > moved[0]
+    assert max(moved) <= begin + TIMED_CAP * (end - begin) + 1e-9
+    first_batch = next(e for e in events if e.stage == "train")
+    assert first_batch.extra["overall"] >= end
+    assert all(e.extra["eta_s"] is None for e in events if e.stage in ("build", "compile"))
+
+
+def test_an_ensemble_names_its_member_and_goes_member_by_member(runs: list) -> None:
+    """A deep ensemble's lines say which member and which of its epochs ('member 2/3, epoch
+    1/2'); its members build, compile and train one after the other, the bar through them in
+    order; a later member's build and first batch keep the fit's ETA (timed on the members
+    before), and a cancel says where it stopped."""
+    from rul_core import ui_state
+    from rul_core.job_progress import training_plan
+
+    cfg = ModelConfig("carle", ablation="carl", interval="ensemble", n_members=3,
+                      hparams=dict(TINY_CARLE))
+
+    def target(progress, cancel):  # type: ignore[no-untyped-def]
+        def relay(event: ProgressEvent) -> None:
+            progress(event)
+            if (event.stage == "train" and event.extra.get("member") == 1
+                    and event.extra.get("epoch_end")):
+                cancel.cancel()  # seen after member 2's next batch
+
+        return train(cfg, runs[:1], epochs=2, batch_size=16, patience=0, progress=relay,
+                     cancel=cancel)
+
+    job = ui_state.start_job("ensemble", target)
+    job.join(300)
+    assert job.status == "cancelled"
+    events = job.snapshot_events()
+    lines = [e.message for e in events if e.stage == "train"]
+    assert lines[0].startswith("member 1/3, epoch 1/2 loss ")
+    assert "member 1/3, epoch 2/2 done" in lines
+    assert lines[-1].startswith("member 2/3, epoch 2/2 loss ")
+    assert [e.message for e in events if e.stage == "build" and "elapsed_s" not in e.extra] == [
+        "member 1/3: building the model", "member 2/3: building the model"]
+    assert "member 2/3: compiling (first batch)" in [e.message for e in events]
+    assert ui_state.progress_line(job).startswith(f"cancelled · {job.elapsed:.0f} s · train: "
+                                                  "member 2/3, epoch 2/2 loss ")
+    assert ui_state.cancelled_message(job).startswith(
+        "Training cancelled after member 2/3, epoch 1/2 (")
+    # member by member: member 2's build comes after member 1's whole fit on the bar
+    plan = training_plan(cfg, runs[:1], epochs=2, batch_size=16).stages
+    second = next(e for e in events if e.stage == "build" and e.extra["member"] == 1)
+    assert second.extra["overall"] == pytest.approx(plan.fraction("build", 0.0, unit=1))
+    assert second.extra["overall"] == pytest.approx(plan.fraction("train", 1.0, unit=0))
+    overall = [e.extra["overall"] for e in events]
+    assert overall == sorted(overall)
+    # the fit was timed on member 1: member 2's build carries the ETA of members 2 and 3
+    assert second.extra["eta_s"] is not None and second.extra["eta_s"] > 0
 
 
 def test_the_forest_fit_in_chunks_is_the_same_forest() -> None:
@@ -279,7 +401,7 @@ def test_early_stopping_says_why_the_progress_stops_short(runs: list) -> None:
     assert stops[0].extra["overall"] == max(e.extra["overall"] for e in events
                                             if e.stage == "train")
     best = 1 + int(np.argmin(model.history[0]["val_loss"]))
-    assert stops[0].message == (f"member 1/1 stopped early after epoch {ran}/40: val_loss did "
+    assert stops[0].message == (f"stopped early after epoch {ran}/40: val_loss did "
                                 f"not improve for 1 epoch; epoch {best}'s weights kept")
     assert stopping_note(model) == (f"Stopped early after {ran} of 40 epochs: val_loss did not "
                                     f"improve for 1 epoch; epoch {best}'s weights are kept.")

@@ -212,6 +212,41 @@ def test_cancelled_message_says_of_how_many_epochs_and_where():
         "Cross-validation cancelled after 3 epochs, while fitting the forest head (")
 
 
+def test_an_ensembles_cancel_names_the_member_and_the_stage():
+    """A deep ensemble's cancel says which member and epoch it got to, not a count of every
+    member's epochs, and names a member's build or first batch when it came then; a single
+    model's start, build and first batch are named too."""
+
+    def cancelled_while_compiling_member_3(progress, cancel):
+        for member in (0, 1):
+            for epoch in (1, 2):
+                emit(progress, "train", 4 * member + 2 * epoch, 12, "", epoch_end=True,
+                     loss=1.0, epoch=epoch, epochs=2, member=member, n_members=3)
+        emit(progress, "build", 2, 3, "member 3/3: building the model", member=2, n_members=3)
+        emit(progress, "compile", 8, 12, "member 3/3: compiling (first batch)", member=2,
+             n_members=3)
+        cancel.cancel()
+        check(cancel)
+
+    job = ui_state.start_job("t", cancelled_while_compiling_member_3)
+    job.join(5)
+    assert ui_state.cancelled_message(job).startswith(
+        "Training cancelled after member 2/3, epoch 2/2, while compiling member 3/3's first "
+        "batch (")
+    assert ui_state.cancelled_message(job, "Cross-validation").startswith(
+        "Cross-validation cancelled after 4 epochs, while compiling member 3/3's first batch (")
+
+    def cancelled_while_starting(progress, cancel):
+        emit(progress, "start", 1, 3, "starting the training process: importing TensorFlow")
+        cancel.cancel()
+        check(cancel)
+
+    job = ui_state.start_job("t", cancelled_while_starting)
+    job.join(5)
+    assert ui_state.cancelled_message(job).startswith(
+        "Training cancelled before its first epoch, while starting the training process (")
+
+
 def test_a_job_that_finishes_before_the_cancel_keeps_its_result():
     """Cancel while the job is past its last cancel point (it ignores the token now), and
     cancel after it ended (a click that reached a finished job): both keep the result, and
@@ -263,6 +298,11 @@ def test_cancel_notice_says_when_the_cancel_will_be_seen():
     assert ui_state.cancel_notice(job) == "Cancelling once the forest's trees are fitted…"
     job.last = ProgressEvent("finish", 0, 2, "saving", {"fold": 1})  # other folds still train
     assert ui_state.cancel_notice(job) == "Cancelling at the next check…"
+    job.last = ProgressEvent("start", 1, 3, "starting the training process")
+    assert ui_state.cancel_notice(job) == "Cancelling once the training process has started…"
+    job.last = ProgressEvent("compile", 0, 4, "compiling (first batch)")
+    assert ui_state.cancel_notice(job) == (
+        "Cancelling after the first batch (it is being compiled)…")
 
 
 def test_progress_line_counts_the_eta_down_and_says_when_it_is_estimating():

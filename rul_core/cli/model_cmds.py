@@ -18,6 +18,7 @@ from rul_core.data.loader import LAYOUTS
 from rul_core.errors import RulError
 from rul_core.labels import SCHEMES as LABEL_SCHEMES
 from rul_core.models.presets import parse_key_values
+from rul_core.progress import emit
 
 TRAIN_DESCRIPTION = """\
 Train a model on runs of --data and write its bundle to --out.
@@ -28,8 +29,12 @@ training run is held out as validation (one fold of leave-one-bearing-out) when 
 least two; --no-val trains on every run without validation. The bundle is registered in the
 workspace catalog (--workspace, default $RUL_WORKSPACE or ./workspace).
 
-The training bar's ETA leaves out the first batch's one-off costs (graph tracing): it reads
-"estimating..." until it has a basis, and "<=" while early stopping may end training sooner.
+One bar covers the whole job, named after its stage (prepare, build, compile: the first
+batch, train, forest, validate, save), until the bundle is written and catalogued; building
+the model and compiling its first batch report nothing while they run, so their line counts
+their seconds. The bar's ETA leaves out the first batch's one-off costs (graph tracing): it
+reads "estimating..." until it has a basis, and "<=" while early stopping may end training
+sooner.
 Ctrl-C during training writes nothing (exit 130). Once training has finished, the bundle is
 written and catalogued whole first, and the command says the cancel came too late (exit 0; 130
 when that skipped the --test evaluation).
@@ -212,6 +217,19 @@ def interrupts_deferred() -> Iterator[list[int]]:
 LATE_CANCEL = "finished before the cancel arrived"
 
 
+def _training_job(progress: Any, config: Any, train_runs: list[Any], val_runs: list[Any],
+                  args: argparse.Namespace) -> Any:
+    """The training's ProgressFn: one bar from the training's start until its bundle is
+    written and catalogued (the plan's ``save`` stage, which its ETA counts); None without
+    ``progress``."""
+    if progress is None:
+        return None
+    from rul_core.job_progress import WrappedTraining, training_plan
+
+    plan = training_plan(config, train_runs, val_runs, save=True, **training_kwargs(args))
+    return WrappedTraining(progress, plan.stages)
+
+
 # --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model and write its bundle."""
@@ -241,15 +259,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{[r.name for r in train_runs]}, validation {[r.name for r in val_runs]}",
             file=sys.stderr,
         )
+        job = _training_job(progress, config, train_runs, val_runs, args)
         try:
-            trained = train(config, train_runs, val_runs=val_runs or None, progress=progress,
+            trained = train(config, train_runs, val_runs=val_runs or None, progress=job,
                             **training_kwargs(args))
         except KeyboardInterrupt:
             print(f"\ntrain: cancelled before the training finished; no bundle written to "
                   f"{args.out}, nothing catalogued", file=sys.stderr)
             return 130
         with interrupts_deferred() as held:  # the training is done: keep it whole
+            emit(job, "save", 0, 2, "saving the bundle")
             out = save_bundle(trained, args.out)
+            emit(job, "save", 1, 2, "cataloguing the bundle")
             ws.add_dataset(ds.name, str(Path(args.data).resolve()), layout=ds.layout,
                            runs=ds.run_names)
             ws.add_bundle(
@@ -260,6 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 metrics=trained.metrics,
                 dataset=ds.name,
             )
+            emit(job, "save", 2, 2, "bundle written and catalogued")
         print(f"bundle written to {out}")
         for k, v in sorted(trained.metrics.items()):
             print(f"  {k}: {v:.6g}")
