@@ -55,7 +55,7 @@ import numpy as np
 from scipy.signal import firwin, hilbert, lfilter
 
 from rul_core.errors import InputError
-from rul_core.signal.spectrum import validate_band
+from rul_core.signal.spectrum import check_fs, validate_band
 
 #: Taps of the binary tree's prototype low-pass (Antoni: order 16) and its cut-off (x Nyquist).
 BINARY_TAPS = 17
@@ -262,8 +262,7 @@ def kurtogram(x: np.ndarray, fs: float, max_level: int | None = None,
     :func:`max_level_for` the snapshot's length, at least 1: 256 samples or more).
     ``min_bandwidth_hz``: the best band is chosen among bands at least this wide (the map
     keeps every level): an envelope spectrum only shows lines below its band's width."""
-    if not (math.isfinite(fs) and fs > 0):
-        raise InputError(f"fs: expected a sampling rate > 0 Hz, got {fs!r}")
+    fs = check_fs(fs)
     a = np.asarray(x, dtype=np.float64)
     if a.ndim not in (1, 2):
         raise InputError(f"signal: expected (samples,) or (snapshots, samples), got shape "

@@ -220,7 +220,9 @@ def _as_samples(x: np.ndarray) -> np.ndarray:
     return a
 
 
-def _check_fs(fs: float) -> float:
+def check_fs(fs: float) -> float:
+    """``fs`` as a float when it is a finite sampling rate > 0 Hz; else an :class:`InputError`
+    naming it."""
     if not (math.isfinite(fs) and fs > 0):
         raise InputError(f"fs: expected a sampling rate > 0 Hz, got {fs!r}")
     return float(fs)
@@ -232,7 +234,7 @@ def amplitude_spectrum(x: np.ndarray, fs: float, unit: str = "g") -> Spectrum:
     Scaled by 2 / sum(window) (1 / sum(window) at DC and, for even N, at Nyquist): a sine
     of amplitude A on a bin reads A; the values are peak amplitudes in ``unit``.
     """
-    fs = _check_fs(fs)
+    fs = check_fs(fs)
     a = _as_samples(x)
     n = a.shape[-1]
     w = get_window("hann", n)
@@ -246,7 +248,7 @@ def amplitude_spectrum(x: np.ndarray, fs: float, unit: str = "g") -> Spectrum:
 def validate_band(band: Sequence[float], fs: float) -> tuple[float, float]:
     """``band`` as (low, high) Hz with 0 < low < high < fs/2; otherwise an
     :class:`InputError` naming the edge and the limit."""
-    fs = _check_fs(fs)
+    fs = check_fs(fs)
     try:
         lo, hi = (float(v) for v in band)
     except (TypeError, ValueError):
@@ -267,7 +269,7 @@ def validate_band(band: Sequence[float], fs: float) -> tuple[float, float]:
 def default_band(fs: float) -> tuple[float, float]:
     """:data:`DEFAULT_BAND_HZ` clamped to ``fs``: the upper edge at most 80 % of Nyquist, the
     lower at most a quarter of the upper (2–10 kHz at 25.6 kHz)."""
-    nyquist = _check_fs(fs) / 2.0
+    nyquist = check_fs(fs) / 2.0
     hi = min(DEFAULT_BAND_HZ[1], 0.8 * nyquist)
     return min(DEFAULT_BAND_HZ[0], hi / 4.0), hi
 
@@ -275,7 +277,7 @@ def default_band(fs: float) -> tuple[float, float]:
 def default_max_hz(kind: str, fs: float) -> float:
     """The upper frequency shown by default: Nyquist for an amplitude spectrum,
     :data:`DEFAULT_ENVELOPE_MAX_HZ` (at most Nyquist) for an envelope spectrum."""
-    nyquist = _check_fs(fs) / 2.0
+    nyquist = check_fs(fs) / 2.0
     return min(DEFAULT_ENVELOPE_MAX_HZ, nyquist) if kind == ENVELOPE else nyquist
 
 
