@@ -176,9 +176,9 @@ if kind == spectrum.ENVELOPE:
 
 g1, g2, g3 = st.columns(3)
 presets = [spectrum.SHAFT_ONLY, *spectrum.GEOMETRY_PRESETS, spectrum.CUSTOM]
-default_geometry, geometry_reason = ui_state.default_geometry(
-    run.layout, st.session_state["dataset_source"]["path"])
-app_ui.reset_on_change("spec_geometry", st.session_state["dataset_source"]["path"])
+dataset_path = st.session_state["dataset_source"]["path"]
+default_geometry, geometry_reason = ui_state.default_geometry(run.layout, dataset_path)
+app_ui.reset_on_change("spec_geometry", dataset_path)
 app_ui.keep_valid("spec_geometry", presets)
 choice = g1.selectbox(
     "Bearing geometry", presets, index=presets.index(default_geometry), key="spec_geometry",
